@@ -1,0 +1,201 @@
+"""The ``funnelkit`` command line: a thin layer over the library, with no logic of its own.
+
+Commands: ``validate``, ``sample-data``, ``metrics``, ``report``, ``import``. Bad input ends with a
+clear message on stderr and a non-zero exit, never a traceback (``--debug`` shows one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+EXIT_PROBLEMS = 1   # validate found problems
+EXIT_USAGE = 2      # bad input, bad arguments
+
+
+def _period_args(p: argparse.ArgumentParser, allow_all: bool = False) -> None:
+    g = p.add_argument_group("period (a quarter, or start and end dates)")
+    g.add_argument("--quarter", help="a calendar quarter such as 2026Q3")
+    g.add_argument("--start", help="first day of the period, YYYY-MM-DD")
+    g.add_argument("--end", help="last day of the period (inclusive), YYYY-MM-DD")
+    g.add_argument("--as-of", dest="as_of",
+                   help="see the data as it stood at this instant (default: the day after --end, 00:00)")
+    if allow_all:
+        g.add_argument("--all-quarters", action="store_true",
+                       help="every quarter present in the data, plus an index.html linking them")
+
+
+def _load_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lenient", action="store_true",
+                   help="drop invalid rows (written with reasons to a rejected-rows CSV) instead of failing")
+    p.add_argument("--currency", help="use only the deals in this currency (for data sets with several)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="funnelkit", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"funnelkit {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a data set against the contract")
+    p.add_argument("path", metavar="DATA_DIR")
+    p.add_argument("--lenient", action="store_true",
+                   help="keep going: drop bad rows, write them to a rejected-rows CSV, print the accounting")
+    p.add_argument("--out", default="reports",
+                   help="folder for the rejected-rows CSV in --lenient mode (never the input folder; default: reports)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+
+    p = sub.add_parser("sample-data", help="write a realistic synthetic data set")
+    p.add_argument("out", metavar="OUT_DIR")
+    p.add_argument("--deals", type=int, default=3000, help="number of deals (default 3000)")
+    p.add_argument("--seed", type=int, default=7, help="random seed (same seed, same data)")
+    p.add_argument("--start", default=None, help="first creation date, YYYY-MM-DD (default 2024-10-01)")
+    p.add_argument("--days", type=int, default=None, help="length of the creation window in days (default 730)")
+    p.add_argument("--format", choices=["csv", "parquet", "xlsx"], default="csv", dest="table_format")
+
+    p = sub.add_parser("metrics", help="compute the funnel metrics for a period")
+    p.add_argument("path", metavar="DATA_DIR")
+    _period_args(p)
+    _load_args(p)
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--target", type=float, default=None, help="revenue target for the target planner")
+    p.add_argument("--stuck-quantile", type=float, default=0.9,
+                   help="quantile of past visits beyond which an open deal is stuck (default 0.9)")
+
+    p = sub.add_parser("report", help="render the quarterly report notebook to self-contained HTML")
+    p.add_argument("path", metavar="DATA_DIR")
+    _period_args(p, allow_all=True)
+    _load_args(p)
+    p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.add_argument("--with-code", action="store_true", help="keep the code cells in the HTML")
+    p.add_argument("--target", type=float, default=None, help="revenue target for the target planner")
+    p.add_argument("--stuck-quantile", type=float, default=0.9)
+    p.add_argument("--title", default=None)
+    p.add_argument("--timeout", type=int, default=300,
+                   help="execution timeout per notebook cell, seconds (default 300; never unlimited)")
+
+    p = sub.add_parser("import", help="turn a CRM export into a data set in the contract")
+    p.add_argument("format", metavar="FORMAT", help="hubspot, salesforce or table")
+    p.add_argument("sources", metavar="SRC", nargs="+", help="export file(s)")
+    p.add_argument("--out", required=True, help="data set folder to write")
+    p.add_argument("--map", dest="column_map",
+                   help="YAML column map (table format); a shipped map name such as 'maven_crm' also works")
+    p.add_argument("--stage-map", dest="stage_map",
+                   help="YAML mapping of CRM stage labels to pipeline stages, 'won' or 'lost'")
+    p.add_argument("--rates", help="CSV of currency,rate to convert amounts into --currency")
+    p.add_argument("--currency", help="currency to convert into (with --rates)")
+    p.add_argument("--encoding", help="source encoding (default: detected)")
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty --out folder")
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+def _load(args):
+    from .loading import load
+    ds = load(args.path, errors="report" if getattr(args, "lenient", False) else "raise")
+    if getattr(args, "currency", None):
+        ds = ds.filter(currency=args.currency.upper())
+    return ds
+
+
+def _period(args):
+    from .period import Period
+    return Period.parse(start=args.start, end=args.end, quarter=args.quarter, as_of=args.as_of)
+
+
+def _cmd_validate(args) -> int:
+    from .io import is_inside
+    from .loading import validate
+    report = validate(args.path)
+    if args.format == "json":
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(report.summary())
+    if args.lenient and len(report.rejected):
+        if is_inside(args.out, args.path):
+            raise ValueError(f"--out {args.out} is inside the input folder {args.path}: "
+                             "input folders are never written to; choose another folder")
+        name = Path(args.path).resolve().name or "dataset"
+        written = report.write_rejected(Path(args.out) / f"{name}.rejected.csv")
+        print(f"rejected rows with their reasons: {written}")
+    if report.ok:
+        return 0
+    return 0 if args.lenient and report.accounts else EXIT_PROBLEMS
+
+
+def _cmd_sample(args) -> int:
+    from .sample import write_sample
+    out = write_sample(args.out, deals=args.deals, seed=args.seed, start=args.start, days=args.days,
+                       table_format=args.table_format)
+    print(f"wrote a sample data set of {args.deals} deals (seed {args.seed}) to {out}")
+    return 0
+
+
+def _cmd_metrics(args) -> int:
+    from .metrics.summary import format_summary, metrics_summary
+    ds = _load(args)
+    summary = metrics_summary(ds, _period(args), target=args.target, stuck_quantile=args.stuck_quantile)
+    if args.format == "json":
+        print(json.dumps(summary, indent=2, ensure_ascii=False, allow_nan=False))
+    else:
+        print(format_summary(summary))
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .report import render_all_quarters, render_report
+    params = dict(target=args.target, stuck_quantile=args.stuck_quantile, title=args.title,
+                  lenient=args.lenient, currency=args.currency)
+    if args.all_quarters:
+        index = render_all_quarters(args.path, args.out, with_code=args.with_code,
+                                    timeout=args.timeout, **params)
+        print(f"wrote {index}")
+    else:
+        result = render_report(args.path, _period(args), args.out, with_code=args.with_code,
+                               timeout=args.timeout, **params)
+        print(f"wrote {result}")
+    return 0
+
+
+def _cmd_import(args) -> int:
+    from .importers import import_export
+    result = import_export(args.format, args.sources, args.out, column_map=args.column_map,
+                           stage_map=args.stage_map, rates=args.rates, currency=args.currency,
+                           encoding=args.encoding, force=args.force)
+    print(result.summary())
+    return 0
+
+
+COMMANDS = {"validate": _cmd_validate, "sample-data": _cmd_sample, "metrics": _cmd_metrics,
+            "report": _cmd_report, "import": _cmd_import}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    from .dataset import MixedCurrencyError
+    from .validation import DataError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (DataError, MixedCurrencyError, ValueError, FileNotFoundError, FileExistsError,
+            NotADirectoryError, PermissionError) as exc:
+        if args.debug:
+            raise
+        print(f"funnelkit {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

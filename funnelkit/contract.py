@@ -1,0 +1,117 @@
+"""The data contract: file names, required columns, status values and the pipeline settings.
+
+A data set is a folder with ``deals.csv``, ``stage_history.csv`` and ``pipeline.yml``
+(``docs/data-contract.md`` describes it in full). The loader, the sample generator, the importers
+and the contract doc all take their names from here, and a test keeps the doc in agreement.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+__all__ = [
+    "DEALS_FILE",
+    "HISTORY_FILE",
+    "PIPELINE_FILE",
+    "DEAL_COLUMNS",
+    "HISTORY_COLUMNS",
+    "STATUSES",
+    "Pipeline",
+]
+
+DEALS_FILE = "deals"
+HISTORY_FILE = "stage_history"
+PIPELINE_FILE = "pipeline.yml"
+#: Table file formats the loader reads, in order of preference when more than one is present.
+TABLE_SUFFIXES = (".csv", ".parquet", ".xlsx")
+
+#: Required columns of deals.csv, in the order the sample generator writes them.
+DEAL_COLUMNS = ("deal_id", "created_at", "status", "closed_at", "amount", "source", "product", "owner")
+#: Required columns of stage_history.csv.
+HISTORY_COLUMNS = ("deal_id", "stage", "entered_at")
+#: Deal outcomes; ``won`` and ``lost`` are closed.
+STATUSES = ("open", "won", "lost")
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The settings in ``pipeline.yml``.
+
+    Parameters
+    ----------
+    stages
+        The pipeline stages in order; the first is the entry stage.
+    currency
+        ISO 4217 code of the amounts (default ``USD``).
+    name
+        A display name for the pipeline.
+    date_format
+        A ``strftime`` format for non-ISO dates, or ``None`` for ISO 8601.
+
+    Examples
+    --------
+    >>> Pipeline(stages=("Lead", "Won deal?")).stage_index("Lead")
+    0
+    """
+
+    stages: tuple[str, ...]
+    currency: str = "USD"
+    name: str = "Sales pipeline"
+    date_format: str | None = None
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def stage_index(self, stage: str) -> int:
+        """Position of ``stage`` in the pipeline (0 = entry stage)."""
+        return self.stages.index(stage)
+
+    @property
+    def first_stage(self) -> str:
+        return self.stages[0]
+
+    def to_yaml_dict(self) -> dict:
+        out: dict = {"name": self.name, "currency": self.currency, "stages": list(self.stages)}
+        if self.date_format:
+            out["date_format"] = self.date_format
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: object) -> tuple["Pipeline | None", list[tuple[str, object, str]]]:
+        """Parse the YAML mapping; return the pipeline (or None) and a list of problems.
+
+        Each problem is ``(key, value, reason)``.
+        """
+        problems: list[tuple[str, object, str]] = []
+        if not isinstance(raw, dict):
+            return None, [("", raw, "pipeline.yml must be a mapping with a 'stages:' list")]
+        stages = raw.get("stages")
+        if not isinstance(stages, list) or not stages:
+            problems.append(("stages", stages, "'stages' must be a non-empty list of stage names"))
+            stages = []
+        clean: list[str] = []
+        for s in stages:
+            if not isinstance(s, (str, int, float)) or str(s).strip() == "":
+                problems.append(("stages", s, "a stage name must be non-empty text"))
+            elif str(s).strip() in clean:
+                problems.append(("stages", s, "stage listed twice"))
+            else:
+                clean.append(str(s).strip())
+        for reserved in ("won", "lost", "open"):
+            if reserved in [c.lower() for c in clean]:
+                problems.append(("stages", reserved,
+                                 "won/lost/open are deal outcomes in deals.csv 'status', not stages"))
+        currency = str(raw.get("currency", "USD") or "USD").strip().upper()
+        if not _CURRENCY.match(currency):
+            problems.append(("currency", raw.get("currency"), "currency must be a 3-letter ISO 4217 code"))
+        date_format = raw.get("date_format")
+        if date_format is not None and not isinstance(date_format, str):
+            problems.append(("date_format", date_format, "date_format must be a strftime format string"))
+        name = str(raw.get("name") or "Sales pipeline")
+        known = {"stages", "currency", "name", "date_format"}
+        extra = {k: v for k, v in raw.items() if k not in known}
+        if problems:
+            return None, problems
+        return cls(tuple(clean), currency, name, date_format or None, extra), []

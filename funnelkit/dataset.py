@@ -1,0 +1,137 @@
+"""The loaded data set: deals, normalised stage history, pipeline settings, and the derived visits.
+
+The visit table (one row per stage visit) is derived once per load and cached; every metric that
+needs time in stage takes its as-of view from it (:func:`funnelkit.history.visits_as_of`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .contract import Pipeline
+from .validation import ValidationReport
+
+__all__ = ["Dataset", "MixedCurrencyError"]
+
+
+class MixedCurrencyError(ValueError):
+    """Amounts in more than one currency would have been added together."""
+
+
+@dataclass(eq=False)
+class Dataset:
+    """A validated data set.
+
+    Attributes
+    ----------
+    deals
+        One row per deal: ``deal_id`` (str), ``created_at``/``closed_at`` (naive datetimes, UTC where
+        the input had a zone), ``status`` (categorical open/won/lost), ``amount`` (float, NaN =
+        unknown), ``source``/``product``/``owner`` (categorical; empty shown as ``(not set)``), and
+        any further input columns as text.
+    stage_history
+        One row per stage entry after normalisation: ``deal_id``, ``stage`` (ordered categorical),
+        ``stage_index`` (0 = first stage), ``entered_at``; sorted by deal, time, stage order.
+    pipeline
+        The settings from ``pipeline.yml``.
+    report
+        The validation report (accounting, normalisations, problems in lenient mode).
+    """
+
+    deals: pd.DataFrame
+    stage_history: pd.DataFrame
+    pipeline: Pipeline
+    report: ValidationReport = field(default_factory=lambda: ValidationReport(path=""))
+    name: str = "Sales pipeline"
+    path: Path | None = None
+
+    @property
+    def stages(self) -> list[str]:
+        return list(self.pipeline.stages)
+
+    @property
+    def currency(self) -> str:
+        """The currency of the amounts (the one in the deals' ``currency`` column, if any)."""
+        found = self.currencies
+        return found[0] if len(found) == 1 else self.pipeline.currency
+
+    @property
+    def currencies(self) -> list[str]:
+        """Currencies present among the deals: the optional ``currency`` column, else the pipeline's."""
+        if "currency" not in self.deals.columns or self.deals.empty:
+            return [self.pipeline.currency]
+        return sorted(self.deals["currency"].astype(str).unique().tolist())
+
+    def require_single_currency(self, what: str = "this metric") -> str:
+        """Return the one currency of the amounts, or raise :class:`MixedCurrencyError`.
+
+        Amounts in different currencies are never added together.
+        """
+        found = self.currencies
+        if len(found) <= 1:
+            return found[0] if found else self.pipeline.currency
+        counts = self.deals["currency"].astype(str).value_counts()
+        listed = ", ".join(f"{c}: {n} deals" for c, n in counts.items())
+        raise MixedCurrencyError(
+            f"{what} adds amounts, but the deals are in {len(found)} currencies ({listed}). "
+            "Amounts in different currencies are never added together: slice to one currency with "
+            f"ds.filter(currency={found[0]!r}) (CLI: --currency {found[0]}), or import with a rates "
+            "table (funnelkit import ... --rates RATES.csv) to convert them to one currency.")
+
+    @cached_property
+    def visits(self) -> pd.DataFrame:
+        """One row per stage visit over the whole history (not cut at any as-of date).
+
+        Columns: ``deal_id``, ``stage``, ``stage_index``, ``entered_at``, ``next_entered_at`` and
+        ``next_stage_index`` (the deal's next entry; NaT / -1 for its last visit), ``is_last``,
+        ``deal_row`` (row position in :attr:`deals`), and the deal's ``created_at``, ``closed_at``
+        and ``status``.
+        """
+        h = self.stage_history
+        same_next = h["deal_id"].eq(h["deal_id"].shift(-1)).to_numpy()
+        next_at = h["entered_at"].shift(-1).where(same_next)
+        next_idx = h["stage_index"].shift(-1).where(same_next).fillna(-1).astype("int16")
+        pos = pd.Series(np.arange(len(self.deals)), index=self.deals["deal_id"].to_numpy())
+        deal_row = pos.reindex(h["deal_id"].to_numpy()).to_numpy()
+        v = pd.DataFrame({
+            "deal_id": h["deal_id"].to_numpy(),
+            "stage": h["stage"].to_numpy(),
+            "stage_index": h["stage_index"].to_numpy(),
+            "entered_at": h["entered_at"].to_numpy(),
+            "next_entered_at": next_at.to_numpy(),
+            "next_stage_index": next_idx.to_numpy(),
+            "is_last": ~same_next,
+            "deal_row": deal_row.astype("int64"),
+        })
+        v["stage"] = pd.Categorical(v["stage"], categories=self.stages, ordered=True)
+        for col in ("created_at", "closed_at", "status"):
+            v[col] = self.deals[col].to_numpy()[v["deal_row"].to_numpy()]
+        v["status"] = pd.Categorical(v["status"], categories=["open", "won", "lost"])
+        return v
+
+    def filter(self, **equals) -> "Dataset":
+        """A new Dataset restricted to deals whose columns equal the given values (lists allowed).
+
+        Examples
+        --------
+        >>> small = ds.filter(source="Referrals", owner=["Ann", "Bo"])   # doctest: +SKIP
+        """
+        mask = pd.Series(True, index=self.deals.index)
+        for col, want in equals.items():
+            if want is None:
+                continue
+            values = want if isinstance(want, (list, tuple, set)) else [want]
+            mask &= self.deals[col].isin(list(values))
+        deals = self.deals[mask].reset_index(drop=True)
+        hist = self.stage_history[self.stage_history["deal_id"].isin(deals["deal_id"])].reset_index(drop=True)
+        return Dataset(deals=deals, stage_history=hist, pipeline=self.pipeline, report=self.report,
+                       name=self.name, path=self.path)
+
+    def __repr__(self) -> str:
+        return (f"Dataset({self.name!r}: {len(self.deals)} deals, {len(self.stage_history)} stage "
+                f"entries, stages {self.stages}, currency {self.currency})")

@@ -1,0 +1,89 @@
+"""The data as it stood at an instant: deals and stage visits seen "as of" a moment.
+
+Visibility rule used by every metric: an event at time ``t`` (a deal's creation, a stage entry, a
+close) is seen at ``as_of`` when ``t < as_of``. ``as_of`` is an exclusive instant: the default
+``end + 1 day`` at 00:00 sees everything up to the last moment of ``end`` and nothing dated the
+next day. A deal closed at or after ``as_of`` is open at ``as_of``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .dataset import Dataset
+
+__all__ = ["deals_as_of", "visits_as_of", "stage_at", "OUTCOMES"]
+
+#: What became of a stage visit, in display order.
+OUTCOMES = ("advanced", "skipped ahead", "moved back", "won", "lost", "still there")
+
+DAY = np.timedelta64(86_400, "s")
+
+
+def _ts(value) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+
+
+def deals_as_of(ds: Dataset, as_of) -> pd.DataFrame:
+    """Deals created before ``as_of``, with their state at ``as_of``.
+
+    Adds ``status_as_of`` (open/won/lost as seen at ``as_of``) and ``closed_as_of`` (``closed_at``
+    when before ``as_of``, else NaT). All other deal columns are kept.
+
+    Examples
+    --------
+    >>> d = deals_as_of(ds, "2024-07-01")          # doctest: +SKIP
+    >>> d.status_as_of.value_counts()              # doctest: +SKIP
+    """
+    as_of = _ts(as_of)
+    d = ds.deals[ds.deals["created_at"] < as_of].copy()
+    seen_close = d["closed_at"] < as_of
+    d["closed_as_of"] = d["closed_at"].where(seen_close)
+    status = d["status"].astype(str).where(seen_close, "open")
+    d["status_as_of"] = pd.Categorical(status, categories=["open", "won", "lost"])
+    return d
+
+
+def visits_as_of(ds: Dataset, as_of) -> pd.DataFrame:
+    """Stage visits begun before ``as_of``, ended or still open at ``as_of``.
+
+    A visit runs from a stage entry to the deal's next stage entry; the last visit of a closed deal
+    ends at ``closed_at``. A visit not ended before ``as_of`` is open (censored at ``as_of``).
+
+    Returns
+    -------
+    DataFrame
+        The columns of :attr:`Dataset.visits` plus ``ended_at`` (NaT while open), ``is_open``,
+        ``outcome`` (one of :data:`OUTCOMES`) and ``days`` (fractional days from entry to
+        ``ended_at``, or to ``as_of`` for open visits).
+    """
+    as_of = _ts(as_of)
+    v = ds.visits
+    v = v[v["entered_at"].to_numpy() < as_of.to_datetime64()].copy()
+    next_seen = (v["next_entered_at"] < as_of).to_numpy()
+    close_seen = (v["is_last"] & (v["closed_at"] < as_of)).to_numpy()
+    ended = np.where(next_seen, v["next_entered_at"].to_numpy(),
+                     np.where(close_seen, v["closed_at"].to_numpy(), np.datetime64("NaT")))
+    v["ended_at"] = pd.to_datetime(ended)
+    v["is_open"] = ~(next_seen | close_seen)
+    cur, nxt = v["stage_index"].to_numpy(), v["next_stage_index"].to_numpy()
+    status = v["status"].astype(str).to_numpy()
+    outcome = np.select(
+        [next_seen & (nxt == cur + 1), next_seen & (nxt > cur + 1), next_seen & (nxt < cur),
+         close_seen & (status == "won"), close_seen & (status == "lost")],
+        list(OUTCOMES[:5]), default=OUTCOMES[5])
+    v["outcome"] = pd.Categorical(outcome, categories=list(OUTCOMES))
+    end = np.where(v["is_open"].to_numpy(), as_of.to_datetime64(), v["ended_at"].to_numpy())
+    v["days"] = (end - v["entered_at"].to_numpy()) / DAY
+    return v
+
+
+def stage_at(ds: Dataset, t) -> pd.DataFrame:
+    """Each deal's current visit at instant ``t``: deals created before ``t`` and not closed before it.
+
+    One row per such deal (the columns of :func:`visits_as_of`, seen at ``t``).
+    """
+    v = visits_as_of(ds, t)
+    return v[v["is_open"]]

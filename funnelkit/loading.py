@@ -1,0 +1,328 @@
+"""Load a data set folder into a validated :class:`~funnelkit.dataset.Dataset`.
+
+``load(path)`` is strict: it collects every problem in the three files and raises one
+:class:`~funnelkit.validation.DataError` naming file, line, column, value and reason for each.
+``load(path, errors="report")`` drops the bad rows instead, keeps them (with reasons) in
+``dataset.report.rejected`` and accounts for every row: read = loaded + rejected, per file.
+Input files are only ever read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .contract import (DEAL_COLUMNS, DEALS_FILE, HISTORY_COLUMNS, HISTORY_FILE, PIPELINE_FILE,
+                       STATUSES, TABLE_SUFFIXES, Pipeline)
+from .dataset import Dataset
+from .parsing import parse_amounts, parse_timestamps, read_text_table
+from .validation import DataError, FileAccount, Problem, ValidationReport, row_json
+
+__all__ = ["load", "validate"]
+
+NOT_SET = "(not set)"
+_LABEL_COLUMNS = ("source", "product", "owner")
+
+
+def load(path: str | Path, errors: Literal["raise", "report"] = "raise") -> Dataset:
+    """Load and validate the data set in folder ``path``.
+
+    Parameters
+    ----------
+    path
+        Folder holding ``deals``, ``stage_history`` (each ``.csv``, ``.xlsx`` or ``.parquet``) and
+        ``pipeline.yml``.
+    errors
+        ``"raise"`` (default): any problem raises :class:`DataError` listing all of them.
+        ``"report"``: bad rows are dropped and kept in ``dataset.report.rejected``.
+
+    Returns
+    -------
+    Dataset
+        ``deals`` (one row per deal, typed), ``stage_history`` (normalised: ordered, repeats merged,
+        a first-stage entry added where a deal had none at its creation), ``pipeline`` and ``report``.
+
+    Examples
+    --------
+    >>> ds = load("data/sample")                       # doctest: +SKIP
+    >>> ds.deals.status.value_counts()                 # doctest: +SKIP
+    """
+    if errors not in ("raise", "report"):
+        raise ValueError("errors must be 'raise' or 'report'")
+    path = Path(path)
+    report = ValidationReport(path=str(path))
+    if not path.is_dir():
+        raise DataError([Problem(str(path), None, None, None,
+                                 "data set folder not found (expected a folder with deals.csv, "
+                                 "stage_history.csv and pipeline.yml)")], path)
+
+    pipeline, fatal = _read_pipeline(path)
+    deals_raw, deals_name, f2 = _read_table(path, DEALS_FILE, DEAL_COLUMNS)
+    hist_raw, hist_name, f3 = _read_table(path, HISTORY_FILE, HISTORY_COLUMNS)
+    fatal += f2 + f3
+    if fatal:
+        # A missing file or column makes row checks meaningless: report these alone, in both modes.
+        raise DataError(fatal, path)
+
+    deals, deal_problems, deal_bad = _check_deals(deals_raw, deals_name, pipeline)
+    hist, hist_problems, hist_bad = _check_history(hist_raw, hist_name, deals, deal_bad,
+                                                   deals_name, pipeline)
+    problems = deal_problems + hist_problems
+    report.problems = problems
+    if problems and errors == "raise":
+        raise DataError(problems, path)
+
+    report.accounts[deals_name] = FileAccount(deals_name, len(deals_raw), int((~deal_bad).sum()),
+                                              int(deal_bad.sum()))
+    report.accounts[hist_name] = FileAccount(hist_name, len(hist_raw), int((~hist_bad).sum()),
+                                             int(hist_bad.sum()))
+    report.rejected = _rejected_rows(
+        [(deals_name, deals_raw, deal_bad), (hist_name, hist_raw, hist_bad)], problems)
+
+    deals = deals[~deal_bad.to_numpy()].reset_index(drop=True)
+    hist = hist[~hist_bad.to_numpy()].reset_index(drop=True)
+    for col in _LABEL_COLUMNS:
+        empty = deals[col].eq("")
+        report.not_set[col] = int(empty.sum())
+        deals[col] = deals[col].where(~empty, NOT_SET)
+    deals = _finish_deals(deals)
+    history, added, merged = _normalise_history(hist, deals, pipeline)
+    report.entries_added, report.repeats_merged = added, merged
+    return Dataset(deals=deals, stage_history=history, pipeline=pipeline, report=report,
+                   name=pipeline.name, path=path)
+
+
+def validate(path: str | Path) -> ValidationReport:
+    """Check a data set without raising: the report lists every problem (empty when clean)."""
+    try:
+        return load(path, errors="report").report
+    except DataError as exc:
+        report = ValidationReport(path=str(path))
+        report.problems = exc.problems
+        return report
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+def _read_pipeline(folder: Path) -> tuple[Pipeline, list[Problem]]:
+    file = folder / PIPELINE_FILE
+    name = str(file)
+    if not file.exists():
+        return Pipeline(("?",)), [Problem(name, None, None, None, "file is missing")]
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        return Pipeline(("?",)), [Problem(name, None, None, None,
+                                          f"not UTF-8 text (byte {exc.start}: {exc.reason})")]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        return Pipeline(("?",)), [Problem(name, line, None, None, f"not valid YAML: {exc}")]
+    if raw is None:
+        return Pipeline(("?",)), [Problem(name, None, None, None, "file is empty")]
+    pipeline, issues = Pipeline.from_dict(raw)
+    if pipeline is None:
+        return Pipeline(("?",)), [Problem(name, None, key, value, reason) for key, value, reason in issues]
+    return pipeline, []
+
+
+def _find_table(folder: Path, stem: str) -> Path | None:
+    for suffix in TABLE_SUFFIXES:
+        candidate = folder / f"{stem}{suffix}"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _read_table(folder: Path, stem: str, required: tuple[str, ...]) -> tuple[pd.DataFrame, str, list[Problem]]:
+    file = _find_table(folder, stem)
+    if file is None:
+        return pd.DataFrame(), f"{folder / stem}.csv", [Problem(
+            f"{folder / stem}.csv", None, None, None,
+            f"file is missing (also looked for {stem}.parquet and {stem}.xlsx)")]
+    name = str(file)
+    try:
+        df = read_text_table(file)
+    except UnicodeDecodeError as exc:
+        return pd.DataFrame(), name, [Problem(
+            name, None, None, None,
+            f"not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8, or import it with "
+            "'funnelkit import', which detects the encoding")]
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(), name, [Problem(name, 1, None, None, "file is empty (no header row)")]
+    except pd.errors.ParserError as exc:
+        return pd.DataFrame(), name, [Problem(name, None, None, None, f"not a readable table: {exc}")]
+    except Exception as exc:  # corrupt xlsx / parquet
+        return pd.DataFrame(), name, [Problem(name, None, None, None, f"cannot read the file: {exc}")]
+    problems = [Problem(name, 1, col, None, "required column is missing")
+                for col in required if col not in df.columns]
+    dupes = pd.Index(df.columns)[pd.Index(df.columns).duplicated()].unique()
+    problems += [Problem(name, 1, col, None, "column appears more than once in the header") for col in dupes]
+    if not problems and df.empty:
+        problems.append(Problem(name, 2, None, None, "file has a header but no rows"))
+    # Line in the file: the header is line 1. (Parquet has no lines: its row numbers count the same way.)
+    df["_line"] = np.arange(2, len(df) + 2)
+    return df, name, problems
+
+
+# --------------------------------------------------------------------------------------------
+# Checks: each returns the typed table, its problems and a boolean "row is bad" mask.
+
+class _Collector:
+    def __init__(self, file: str, lines: pd.Series):
+        self.file, self.lines = file, lines
+        self.problems: list[Problem] = []
+        self.bad = pd.Series(False, index=lines.index)
+
+    def sorted(self) -> list[Problem]:
+        return sorted(self.problems, key=lambda p: p.line or 0)
+
+    def add(self, mask: pd.Series, column: str, values: pd.Series, reason) -> None:
+        """Record a problem on every row where ``mask`` holds. ``reason`` may be a Series of texts."""
+        mask = mask.fillna(False).astype(bool)
+        if not mask.any():
+            return
+        self.bad |= mask
+        idx = mask[mask].index
+        reasons = reason[idx] if isinstance(reason, pd.Series) else [reason] * len(idx)
+        for line, value, why in zip(self.lines[idx], values[idx], reasons):
+            self.problems.append(Problem(self.file, int(line), column, value, why))
+
+
+def _check_deals(raw: pd.DataFrame, file: str, pipeline: Pipeline):
+    c = _Collector(file, raw["_line"])
+    deals = raw.copy()
+    deal_id = raw["deal_id"].str.strip()
+    c.add(deal_id.eq(""), "deal_id", raw["deal_id"], "deal_id is empty")
+    dup = deal_id.duplicated(keep="first") & deal_id.ne("")
+    if dup.any():
+        first_line = raw["_line"].groupby(deal_id).transform("first")
+        c.add(dup, "deal_id", raw["deal_id"],
+              "duplicate deal_id (first seen on line " + first_line.astype(str) + ")")
+    status = raw["status"].str.strip().str.lower()
+    c.add(~status.isin(STATUSES), "status", raw["status"],
+          "unknown status (expected open, won or lost, in any case)")
+    created, bad_created = parse_timestamps(raw["created_at"], pipeline.date_format)
+    fmt = _date_hint(pipeline)
+    c.add(raw["created_at"].str.strip().eq(""), "created_at", raw["created_at"], "created_at is required")
+    c.add(bad_created, "created_at", raw["created_at"], f"cannot parse the date ({fmt})")
+    closed, bad_closed = parse_timestamps(raw["closed_at"], pipeline.date_format)
+    c.add(bad_closed, "closed_at", raw["closed_at"], f"cannot parse the date ({fmt})")
+    has_closed = raw["closed_at"].str.strip().ne("")
+    closed_status = status.isin(["won", "lost"])
+    c.add(closed_status & ~has_closed, "closed_at", raw["closed_at"],
+          "a " + status + " deal needs closed_at")
+    c.add(status.eq("open") & has_closed, "closed_at", raw["closed_at"],
+          "an open deal must not have closed_at (won/lost deals have one)")
+    c.add(closed < created, "closed_at", raw["closed_at"],
+          "closed_at is before created_at (" + raw["created_at"].str.strip() + ")")
+    amount, bad_amount = parse_amounts(raw["amount"])
+    c.add(bad_amount, "amount", raw["amount"], "cannot parse the amount as a number")
+    c.add(amount < 0, "amount", raw["amount"], "amount is negative")
+    c.add(closed_status & raw["amount"].str.strip().eq(""), "amount", raw["amount"],
+          "amount is empty on a " + status + " deal (empty is allowed only for open deals)")
+    if "currency" in raw.columns:
+        # Optional column: one ISO code per deal (empty = the pipeline's currency).
+        cur = raw["currency"].str.strip().str.upper()
+        c.add(cur.ne("") & ~cur.str.fullmatch(r"[A-Z]{3}"), "currency", raw["currency"],
+              "currency must be a 3-letter ISO 4217 code such as EUR")
+        deals["currency"] = cur.where(cur.ne(""), pipeline.currency)
+    deals["deal_id"] = deal_id
+    deals["status"] = status
+    deals["created_at"] = created
+    deals["closed_at"] = closed
+    deals["amount"] = amount
+    for col in _LABEL_COLUMNS:
+        deals[col] = raw[col].str.strip()
+    return deals, c.sorted(), c.bad
+
+
+def _check_history(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: pd.Series,
+                   deals_file: str, pipeline: Pipeline):
+    c = _Collector(file, raw["_line"])
+    deal_id = raw["deal_id"].str.strip()
+    stage = raw["stage"].str.strip()
+    stage_pos = {s: i for i, s in enumerate(pipeline.stages)}
+    index = stage.map(stage_pos)
+    known_ids = deals.loc[~deal_bad & deals["deal_id"].ne(""), ["deal_id", "created_at", "closed_at", "_line"]]
+    known_ids = known_ids.drop_duplicates("deal_id")
+    all_ids = set(deals["deal_id"])
+    c.add(deal_id.eq(""), "deal_id", raw["deal_id"], "deal_id is empty")
+    unknown = ~deal_id.isin(all_ids) & deal_id.ne("")
+    c.add(unknown, "deal_id", raw["deal_id"], f"stage entry for a deal not in {Path(deals_file).name}")
+    rejected_deal = deal_id.isin(all_ids) & ~deal_id.isin(known_ids["deal_id"])
+    c.add(rejected_deal, "deal_id", raw["deal_id"],
+          f"the deal's own row in {Path(deals_file).name} is invalid (see the problems there)")
+    c.add(index.isna(), "stage", raw["stage"],
+          "stage not in pipeline.yml (stages: " + ", ".join(pipeline.stages) + ")")
+    entered, bad_entered = parse_timestamps(raw["entered_at"], pipeline.date_format)
+    c.add(raw["entered_at"].str.strip().eq(""), "entered_at", raw["entered_at"], "entered_at is required")
+    c.add(bad_entered, "entered_at", raw["entered_at"], f"cannot parse the date ({_date_hint(pipeline)})")
+    joined = pd.DataFrame({"deal_id": deal_id}).merge(
+        known_ids, on="deal_id", how="left", suffixes=("", "_deal"))
+    joined.index = raw.index
+    c.add(entered < joined["created_at"], "entered_at", raw["entered_at"],
+          "stage entry before the deal's created_at (" + joined["created_at"].astype(str) + ")")
+    c.add(entered > joined["closed_at"], "entered_at", raw["entered_at"],
+          "stage entry after the deal's closed_at (" + joined["closed_at"].astype(str) + ")")
+    hist = pd.DataFrame({"deal_id": deal_id, "stage": stage, "stage_index": index,
+                         "entered_at": entered, "_line": raw["_line"]}, index=raw.index)
+    return hist, c.sorted(), c.bad
+
+
+def _date_hint(pipeline: Pipeline) -> str:
+    if pipeline.date_format:
+        return f"expected the format {pipeline.date_format!r} from pipeline.yml"
+    return "expected ISO 8601 such as 2024-03-31 or 2024-03-31T14:05:00"
+
+
+def _rejected_rows(tables, problems: list[Problem]) -> pd.DataFrame:
+    by_key: dict[tuple[str, int], list[str]] = {}
+    for p in problems:
+        by_key.setdefault((p.file, p.line), []).append(
+            f"{p.column}: {p.reason}" if p.column else p.reason)
+    rows = []
+    for name, raw, bad in tables:
+        for rec in raw[bad.to_numpy()].to_dict("records"):
+            rows.append({"file": name, "line": rec["_line"],
+                         "reasons": "; ".join(by_key.get((name, rec["_line"]), [])),
+                         "row": row_json(rec)})
+    return pd.DataFrame(rows, columns=["file", "line", "reasons", "row"])
+
+
+# --------------------------------------------------------------------------------------------
+# Typing and normalisation of the valid rows
+
+def _finish_deals(deals: pd.DataFrame) -> pd.DataFrame:
+    deals = deals.drop(columns=["_line"])
+    deals["status"] = pd.Categorical(deals["status"], categories=list(STATUSES))
+    for col in _LABEL_COLUMNS + (("currency",) if "currency" in deals.columns else ()):
+        deals[col] = deals[col].astype("category")
+    front = list(DEAL_COLUMNS)
+    return deals[front + [c for c in deals.columns if c not in front]]
+
+
+def _normalise_history(hist: pd.DataFrame, deals: pd.DataFrame, pipeline: Pipeline):
+    """Order each deal's entries, add a first-stage entry at created_at where needed, merge repeats."""
+    hist = hist[["deal_id", "stage_index", "entered_at"]].copy()
+    hist["stage_index"] = hist["stage_index"].astype("int64")
+    first = hist.groupby("deal_id", sort=False)["entered_at"].min()
+    created = deals.set_index("deal_id")["created_at"]
+    first_at = first.reindex(created.index)
+    needs = first_at.isna() | (first_at > created)
+    added = pd.DataFrame({"deal_id": created.index[needs.to_numpy()], "stage_index": 0,
+                          "entered_at": created[needs].to_numpy()})
+    hist = pd.concat([added, hist], ignore_index=True) if len(added) else hist
+    hist = hist.sort_values(["deal_id", "entered_at", "stage_index"], kind="stable").reset_index(drop=True)
+    same_deal = hist["deal_id"].eq(hist["deal_id"].shift())
+    repeat = same_deal & hist["stage_index"].eq(hist["stage_index"].shift())
+    hist = hist[~repeat].reset_index(drop=True)
+    hist["stage"] = pd.Categorical.from_codes(hist["stage_index"].to_numpy(),
+                                              categories=list(pipeline.stages), ordered=True)
+    hist["stage_index"] = hist["stage_index"].astype("int16")
+    return hist[["deal_id", "stage", "stage_index", "entered_at"]], int(len(added)), int(repeat.sum())

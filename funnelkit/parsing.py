@@ -1,0 +1,156 @@
+"""Vectorised parsing of the contract's text values: timestamps and amounts.
+
+Each parser takes a Series of strings (empty string = missing) and returns the parsed values plus
+a boolean mask of the non-empty values it could not parse, so the caller can name them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["parse_timestamps", "parse_amounts", "read_text_table"]
+
+_TZ_SUFFIX = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+#: Dates outside this range are almost always typos or spreadsheet artefacts (Excel's 1900 epoch).
+EARLIEST = pd.Timestamp("1900-01-01")
+LATEST = pd.Timestamp("2200-01-01")
+
+
+def parse_timestamps(raw: pd.Series, date_format: str | None = None) -> tuple[pd.Series, pd.Series]:
+    """Parse ISO 8601 dates or date-times (or ``date_format``) into naive ``datetime64[ns]``.
+
+    Timezone-aware values are converted to UTC and made naive; naive values are kept as they are.
+
+    Returns
+    -------
+    (parsed, bad)
+        ``parsed`` has NaT for empty and bad values; ``bad`` is True where a non-empty value could
+        not be parsed or lies outside 1900..2200.
+
+    Examples
+    --------
+    >>> p, bad = parse_timestamps(pd.Series(["2024-01-02", "2024-01-02T10:00:00+02:00", "", "soon"]))
+    >>> [str(x) for x in p], bad.tolist()
+    (['2024-01-02 00:00:00', '2024-01-02 08:00:00', 'NaT', 'NaT'], [False, False, False, True])
+    """
+    text = raw.astype("string").fillna("").str.strip()
+    empty = text.eq("")
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    if date_format:
+        parsed = pd.to_datetime(text.where(~empty), format=date_format, errors="coerce")
+        if getattr(parsed.dt, "tz", None) is not None:
+            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        out = _to_ns(parsed)
+    else:
+        aware = text.str.contains(_TZ_SUFFIX, regex=True) & ~empty
+        naive = ~aware & ~empty
+        if naive.any():
+            out[naive] = _to_ns(pd.to_datetime(text[naive], format="ISO8601", errors="coerce"))
+        if aware.any():
+            # Mixed offsets parse fine with utc=True; then drop the zone.
+            parsed = pd.to_datetime(text[aware], format="ISO8601", errors="coerce", utc=True)
+            out[aware] = _to_ns(parsed.dt.tz_localize(None))
+    in_range = out.isna() | ((out >= EARLIEST) & (out < LATEST))
+    out = out.where(in_range)
+    bad = ~empty & out.isna()
+    return out, bad
+
+
+def _to_ns(s: pd.Series) -> pd.Series:
+    # Out-of-range values would overflow nanoseconds: blank them first; the caller flags them.
+    if s.dtype != "datetime64[ns]":
+        s = s.where(s.isna() | ((s >= EARLIEST) & (s < LATEST)))
+        s = s.astype("datetime64[ns]")
+    return s
+
+
+_CURRENCY_MARKS = r"^(?:[A-Z]{3}|[$€£¥₹]|R\$|US\$)\s*|\s*(?:[A-Z]{3}|[$€£¥₹])$"
+
+
+def parse_amounts(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse amounts such as ``1200.5``, ``"$1,200.50"``, ``"1 200.50"``, ``"EUR 300"`` or ``"(25)"``.
+
+    Commas and spaces (also non-breaking ones) are thousands separators; the decimal mark is ``.``.
+    A currency symbol or ISO code before or after the number is ignored (the pipeline's currency
+    applies). ``(25)`` is accounting notation for -25.
+
+    Returns
+    -------
+    (parsed, bad)
+        ``parsed`` is float64 with NaN for empty and bad values; ``bad`` marks non-empty values that
+        are not numbers.
+
+    Examples
+    --------
+    >>> v, bad = parse_amounts(pd.Series(["$1,200.50", "1 200.50", "", "12abc"]))
+    >>> v.tolist()[:2], bad.tolist()
+    ([1200.5, 1200.5], [False, False, False, True])
+    """
+    text = raw.astype("string").fillna("").str.strip()
+    empty = text.eq("")
+    fast = pd.to_numeric(text.where(~empty), errors="coerce")
+    slow = fast.isna() & ~empty
+    if slow.any():
+        t = text[slow]
+        paren = t.str.match(r"^\(.*\)$")
+        t = t.str.replace(r"^\((.*)\)$", r"\1", regex=True)
+        t = t.str.replace(_CURRENCY_MARKS, "", regex=True)
+        t = t.str.replace(r"[\s\u00a0\u202f,]", "", regex=True)
+        # Thousands separators must group digits in threes; anything else is not a number we trust.
+        ok_shape = t.str.fullmatch(r"[+-]?\d+(?:\.\d*)?|[+-]?\.\d+")
+        vals = pd.to_numeric(t.where(ok_shape), errors="coerce")
+        vals = vals.where(~paren, -vals)
+        fast = fast.astype("float64")
+        fast[slow] = vals.astype("float64")
+    values = fast.astype("float64")
+    bad = ~empty & (values.isna() | ~np.isfinite(values.fillna(0)))
+    return values.where(~bad), bad
+
+
+def read_text_table(path, sheet: str | int = 0) -> pd.DataFrame:
+    """Read a CSV, XLSX or Parquet table with every cell as text ('' for missing).
+
+    CSV files may be UTF-8 with or without BOM. Raises ``UnicodeDecodeError`` for other encodings
+    (the loader turns it into a named problem).
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
+                         encoding="utf-8-sig", skipinitialspace=False)
+    elif suffix == ".xlsx":
+        df = pd.read_excel(path, sheet_name=sheet, dtype=object)
+        df = _cells_to_text(df)
+    elif suffix == ".parquet":
+        df = _cells_to_text(pd.read_parquet(path))
+    else:
+        raise ValueError(f"{path}: unsupported table format '{suffix}' (use .csv, .xlsx or .parquet)")
+    df.columns = [str(c).strip() for c in df.columns]
+    return df
+
+
+def _cells_to_text(df: pd.DataFrame) -> pd.DataFrame:
+    out = {}
+    for col in df.columns:
+        s = df[col]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            if getattr(s.dt, "tz", None) is not None:
+                s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+            text = s.dt.strftime("%Y-%m-%dT%H:%M:%S").astype(object)
+        else:
+            def cell(v):
+                if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
+                    return ""
+                if isinstance(v, pd.Timestamp):
+                    return v.isoformat()
+                if hasattr(v, "isoformat"):
+                    return v.isoformat()
+                if isinstance(v, float) and v.is_integer():
+                    return str(int(v))
+                return str(v)
+            text = s.map(cell)
+        out[str(col)] = text.fillna("").astype(object)
+    return pd.DataFrame(out, index=df.index)
