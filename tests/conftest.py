@@ -1,0 +1,39 @@
+"""Shared fixtures: paths to the shipped sample data and the real data sets in ../shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+REAL = ROOT.parent / "shared" / "data" / "real"
+
+
+@pytest.fixture(scope="session")
+def sample_path() -> Path:
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def sample_ds():
+    import funnelkit as fk
+    return fk.load(SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def real_path() -> Path:
+    if not REAL.is_dir():
+        pytest.skip(f"real data sets not found at {REAL} (they live in ../shared/data/real beside the repo)")
+    return REAL
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+    plt.close("all")
