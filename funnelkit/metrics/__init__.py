@@ -1,0 +1,1 @@
+"""The funnel metrics, one module per family (definitions: docs/metrics.md)."""
