@@ -34,7 +34,7 @@ browser:
 	else echo "chromium not found and cannot install it here: browser tests will skip"; fi
 
 test: $(STAMP) browser
-	$(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=300 -p no:cacheprovider
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
