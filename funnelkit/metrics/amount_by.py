@@ -1,0 +1,95 @@
+"""Amount by source, by product type, by owner (the per-rep view), or by any deal column.
+
+Definitions are in ``docs/metrics.md`` (sections 5 and 6).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..dataset import Dataset
+from ..history import deals_as_of
+from ..period import Period
+
+__all__ = ["amount_by", "NOT_SET"]
+
+NOT_SET = "(not set)"
+_COLUMNS = ["won_amount", "won_deals", "lost_deals", "win_rate", "mean_size", "share", "open_amount"]
+DAY = np.timedelta64(86_400, "s")
+
+
+def amount_by(ds: Dataset, period: Period, by: str = "source", *,
+              with_days: bool | None = None) -> pd.DataFrame:
+    """Won and open amounts, deal counts and win rate per group of a deal column.
+
+    Parameters
+    ----------
+    ds, period
+        Data set and period; the data as seen at ``period.as_of``.
+    by
+        A deal column: ``"source"``, ``"product"``, ``"owner"`` (the per-rep view) or any other.
+    with_days
+        Add ``median_days_to_close`` (median days from creation to close of the group's deals won
+        in P; NaN when none). Default: only for ``by="owner"``.
+
+    Returns
+    -------
+    DataFrame
+        ``<by>`` (text), ``won_amount`` (sum of known amounts of deals won in P), ``won_deals``,
+        ``lost_deals`` (deals won / lost in P), ``win_rate`` = won / (won + lost) (NaN when none
+        closed), ``mean_size`` = won_amount / won_deals (NaN when 0), ``share`` = won_amount / total
+        won_amount (NaN when the total is 0), ``open_amount`` (sum of known amounts of the deals open
+        at ``as_of``), [``median_days_to_close``]. Every group with a deal closed in P or open at
+        ``as_of`` appears (and no other); sorted by ``won_amount`` descending, ties by group name.
+
+    Examples
+    --------
+    >>> amount_by(ds, Period.quarter("2026Q3"), by="product")   # doctest: +SKIP
+         product  won_amount  won_deals  lost_deals  win_rate  mean_size  share  open_amount
+    0  Platform    410000.0         12          10  0.545455    34166.7   0.61     230000.0
+    """
+    ds.require_single_currency(f"amount by {by}")
+    if by not in ds.deals.columns:
+        raise KeyError(f"no deal column {by!r} (columns: {', '.join(map(str, ds.deals.columns))})")
+    if with_days is None:
+        with_days = by == "owner"
+    d = deals_as_of(ds, period.as_of)
+    status = d["status_as_of"].astype(str).to_numpy()
+    in_p = period.contains(d["closed_as_of"]).to_numpy()
+    won = (status == "won") & in_p
+    lost = (status == "lost") & in_p
+    is_open = status == "open"
+    keep = won | lost | is_open
+    d = d[keep]
+    won, lost, is_open = won[keep], lost[keep], is_open[keep]
+    key = d[by]
+    if isinstance(key.dtype, pd.CategoricalDtype):
+        key = key.cat.remove_unused_categories().astype(str)
+    else:
+        key = key.astype(object).where(key.notna(), NOT_SET).astype(str)
+    amount = d["amount"].to_numpy(dtype=float)
+    frame = pd.DataFrame({
+        "key": key.to_numpy(),
+        "won_amount": np.where(won, amount, np.nan),
+        "won_deals": won.astype("int64"),
+        "lost_deals": lost.astype("int64"),
+        "open_amount": np.where(is_open, amount, np.nan),
+    })
+    if with_days:
+        days = (d["closed_at"].to_numpy() - d["created_at"].to_numpy()) / DAY
+        frame["median_days_to_close"] = np.where(won, days, np.nan)
+    agg = {"won_amount": "sum", "won_deals": "sum", "lost_deals": "sum", "open_amount": "sum"}
+    if with_days:
+        agg["median_days_to_close"] = "median"
+    out = frame.groupby("key", sort=False).agg(agg)
+    out.index.name = by
+    out = out.reset_index()
+    closed = out["won_deals"] + out["lost_deals"]
+    out["win_rate"] = (out["won_deals"] / closed.where(closed > 0)).astype(float)
+    out["mean_size"] = (out["won_amount"] / out["won_deals"].where(out["won_deals"] > 0)).astype(float)
+    total = float(out["won_amount"].sum())
+    out["share"] = out["won_amount"] / total if total > 0 else np.nan
+    out = out.sort_values(["won_amount", by], ascending=[False, True], kind="stable")
+    cols = [by] + _COLUMNS + (["median_days_to_close"] if with_days else [])
+    return out[cols].reset_index(drop=True)

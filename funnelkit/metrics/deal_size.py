@@ -1,0 +1,170 @@
+"""Average deal size, win rate, outlier deals and the target planner.
+
+Definitions are in ``docs/metrics.md`` (section 4). The cohort is the deals won in P, as seen at
+``period.as_of`` (:func:`funnelkit.metrics.days_to_close.closed_in_period`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy.stats import trim_mean
+
+from ..dataset import Dataset
+from ..period import Period
+from .days_to_close import closed_in_period
+
+__all__ = ["win_rate", "deal_size", "deal_size_by_month", "outlier_deals", "target_plan", "TRIM"]
+
+#: Share cut from each end for the trimmed mean (as ``scipy.stats.trim_mean(x, 0.1)``).
+TRIM = 0.1
+
+
+def _won(ds: Dataset, period: Period) -> pd.DataFrame:
+    d = closed_in_period(ds, period)
+    return d[d["status"].astype(str).eq("won").to_numpy()]
+
+
+def _stats(amounts: np.ndarray) -> tuple[float, float, float]:
+    a = amounts[~np.isnan(amounts)]
+    if len(a) == 0:
+        return math.nan, math.nan, math.nan
+    return float(np.mean(a)), float(np.median(a)), float(trim_mean(a, TRIM))
+
+
+def _none(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def win_rate(ds: Dataset, period: Period) -> float | None:
+    """won / (won + lost) over the deals closed in P (as seen at ``as_of``); None when none closed.
+
+    Examples
+    --------
+    >>> win_rate(ds, Period.quarter("2026Q3"))   # doctest: +SKIP
+    0.41
+    """
+    status = closed_in_period(ds, period)["status"].astype(str)
+    n = len(status)
+    return None if n == 0 else float(status.eq("won").sum() / n)
+
+
+def deal_size(ds: Dataset, period: Period) -> dict:
+    """Size of the deals won in P: ``{deals, mean, median, trimmed_mean}``.
+
+    ``deals`` counts every won deal; the statistics use the known amounts (None when there are
+    none). ``trimmed_mean`` is ``scipy.stats.trim_mean(amounts, 0.1)``: it drops
+    ``int(0.1 * n)`` amounts from each end and averages the rest.
+
+    Examples
+    --------
+    >>> deal_size(ds, Period.quarter("2026Q3"))   # doctest: +SKIP
+    {'deals': 41, 'mean': 23150.0, 'median': 18000.0, 'trimmed_mean': 20311.1}
+    """
+    ds.require_single_currency("deal size")
+    won = _won(ds, period)
+    mean, median, trimmed = _stats(won["amount"].to_numpy(dtype=float))
+    return {"deals": int(len(won)), "mean": _none(mean), "median": _none(median),
+            "trimmed_mean": _none(trimmed)}
+
+
+def deal_size_by_month(ds: Dataset, period: Period) -> pd.DataFrame:
+    """Deal size per calendar month of ``closed_at``, for the deals won in P.
+
+    Returns
+    -------
+    DataFrame
+        ``month`` (text ``YYYY-MM``; every month touching P, in order, partial months at the ends
+        of P covering only their days in P), ``deals``, ``mean``, ``median``, ``trimmed_mean``
+        (NaN for a month with no known amounts).
+    """
+    ds.require_single_currency("deal size by month")
+    won = _won(ds, period)
+    months = pd.period_range(period.start, period.end, freq="M").astype(str)
+    month = won["closed_at"].dt.strftime("%Y-%m")
+    rows = []
+    amounts = won["amount"].to_numpy(dtype=float)
+    codes = pd.Categorical(month, categories=list(months)).codes
+    for i, m in enumerate(months):    # one step per month (a handful), not per deal
+        mean, median, trimmed = _stats(amounts[codes == i])
+        rows.append({"month": m, "deals": int((codes == i).sum()), "mean": mean, "median": median,
+                     "trimmed_mean": trimmed})
+    return pd.DataFrame(rows, columns=["month", "deals", "mean", "median", "trimmed_mean"])
+
+
+def outlier_deals(ds: Dataset, period: Period, *, k: float = 1.5,
+                  flagged_only: bool = True) -> pd.DataFrame:
+    """Won deals in P whose amount is unusual on a log scale (Tukey's fences on ``ln(amount)``).
+
+    With q1, q3 the quartiles (linear interpolation) of ``ln(amount)`` over the won deals in P with
+    a positive amount, and IQR = q3 - q1, a deal is an outlier when ``ln(amount) < q1 - k*IQR``
+    (``side="low"``) or ``> q3 + k*IQR`` (``side="high"``). Deals with an unknown or zero amount
+    take no part (a logarithm needs a positive amount).
+
+    Returns
+    -------
+    DataFrame
+        ``deal_id``, ``closed_at``, ``amount``, ``owner``, ``source``, ``product``, ``side``
+        (high/low, or None when not an outlier), ``low_fence``, ``high_fence`` (the fences in amount
+        units: ``exp(q1 - k*IQR)``, ``exp(q3 + k*IQR)``), sorted by amount descending. Only the
+        outliers unless ``flagged_only=False`` (then every won deal with a positive amount).
+    """
+    ds.require_single_currency("outlier deals")
+    won = _won(ds, period)
+    won = won[(won["amount"] > 0).to_numpy()]
+    cols = ["deal_id", "closed_at", "amount", "owner", "source", "product", "side", "low_fence",
+            "high_fence"]
+    if won.empty:
+        return pd.DataFrame(columns=cols)
+    log = np.log(won["amount"].to_numpy(dtype=float))
+    q1, q3 = np.quantile(log, [0.25, 0.75])
+    low, high = q1 - k * (q3 - q1), q3 + k * (q3 - q1)
+    side = np.where(log < low, "low", np.where(log > high, "high", None))
+    out = won[["deal_id", "closed_at", "amount", "owner", "source", "product"]].copy()
+    out["side"] = side
+    out["low_fence"] = float(np.exp(low))
+    out["high_fence"] = float(np.exp(high))
+    if flagged_only:
+        out = out[out["side"].notna().to_numpy()]
+    return out.sort_values(["amount", "deal_id"], ascending=[False, True]).reset_index(drop=True)[cols]
+
+
+def target_plan(ds: Dataset, period: Period, target: float, *,
+                size: Literal["mean", "trimmed_mean", "median"] = "mean") -> dict:
+    """How many deals a revenue target needs, from the deal size and win rate of P.
+
+    ``deals_needed = target / deal size`` (the mean size of deals won in P, or ``size=``
+    "trimmed_mean"/"median") and ``deals_to_work = deals_needed / win_rate``.
+
+    Returns
+    -------
+    dict
+        ``target``, ``currency``, ``size_measure``, ``deal_size``, ``win_rate``, ``deals_needed``,
+        ``deals_to_work`` (fractional), ``deals_needed_whole``, ``deals_to_work_whole`` (rounded
+        up). Values that cannot be computed (no won deals, zero size, zero win rate) are None.
+
+    Examples
+    --------
+    >>> target_plan(ds, Period.quarter("2026Q3"), 1_000_000)   # doctest: +SKIP
+    {'target': 1000000.0, ..., 'deals_needed': 43.2, 'deals_to_work': 105.4, ...}
+    """
+    target = float(target)
+    if not math.isfinite(target) or target < 0:
+        raise ValueError(f"target must be a non-negative number, got {target}")
+    if size not in ("mean", "trimmed_mean", "median"):
+        raise ValueError("size must be 'mean', 'trimmed_mean' or 'median'")
+    currency = ds.require_single_currency("the target planner")
+    ds_size = deal_size(ds, period)[size]
+    rate = win_rate(ds, period)
+    needed = target / ds_size if ds_size else None
+    to_work = needed / rate if needed is not None and rate else None
+
+    def up(x):
+        return None if x is None else int(math.ceil(round(x, 9)))
+
+    return {"target": target, "currency": currency, "size_measure": size, "deal_size": ds_size,
+            "win_rate": rate, "deals_needed": needed, "deals_to_work": to_work,
+            "deals_needed_whole": up(needed), "deals_to_work_whole": up(to_work)}
