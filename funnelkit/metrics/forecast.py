@@ -1,0 +1,563 @@
+"""Win forecast for open deals, and an honest backtest of it.
+
+The model, in words
+-------------------
+For a deal open at ``as_of`` that has sat ``d`` days in stage ``s``, ``p_win`` is the share of
+*similar past visits* whose deal was eventually won: the visits of stage ``s`` that lasted **at
+least** ``d`` days, among the deals closed (won or lost) before ``as_of``. When there are few such
+visits, the estimate is shrunk toward the stage's own win rate (a Beta prior worth
+``prior_strength`` visits), and the stage rate in turn toward the overall win rate of the closed
+deals::
+
+    p0      = won deals / closed deals                       (closed before as_of)
+    p_stage = (won_s + k * p0)      / (visits_s + k)         (all past visits of s)
+    p_win   = (won_s(d) + k * p_stage) / (visits_s(d) + k)   (past visits of s lasting >= d days)
+
+``k = prior_strength``. ``p_stage`` alone is the stage-only baseline the backtest compares with.
+
+Then, by default, two group adjustments (``adjust_for=("source", "owner")``), one after the other:
+for each source, the past visits of its deals are compared with what their stage rates predicted;
+the log-odds gap (observed rate shrunk toward the expected one by ``k`` visits) is added to the
+log-odds of its open deals. The owner adjustment is estimated the same way on top of the source
+one. ``odds_factor`` in the output is the product of the adjustments (1 = none). On the sample data
+each adjustment lowers the backtest's Brier score; ``adjust_for=()`` turns them off.
+
+No leakage
+----------
+Only deals with ``closed_at < as_of`` train the model. All their stage entries and their close
+happened before ``as_of``, so nothing dated at or after ``as_of`` (a later close, a later stage
+entry, a later deal, the final status of a deal open at ``as_of``) can change a forecast. The open
+deals and their time in stage are seen with the visibility rule of :mod:`funnelkit.history`.
+Deal attributes (amount, source, owner) are taken as the export shows them: CRM exports carry no
+history of those fields.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..dataset import Dataset, MixedCurrencyError
+
+__all__ = ["win_forecast", "expected_won_by", "backtest_forecast", "ForecastBacktest",
+           "default_backtest_dates"]
+
+_NS_PER_DAY = 86_400 * 10**9
+_NEVER = np.iinfo(np.int64).max  # a missing time (NaT) that lies after every instant
+#: Deal columns whose groups adjust the stage-and-time estimate by default (see the module doc).
+DEFAULT_ADJUST: tuple[str, ...] = ("source", "owner")
+
+
+def _ts(value) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+
+
+def _ns(values, missing: int = _NEVER) -> np.ndarray:
+    """datetime64 values as int64 nanoseconds, NaT replaced by ``missing``."""
+    arr = np.asarray(values, dtype="datetime64[ns]")
+    out = arr.view("int64").copy()
+    out[np.isnat(arr)] = missing
+    return out
+
+
+class _Visits:
+    """The visit table as flat arrays, prepared once per data set (also across backtest dates).
+
+    Visits of deals that ever closed are kept sorted by (stage, full duration); the full duration of
+    such a visit (to the next entry, or to the close for the last one) never depends on ``as_of``, so
+    each fit needs only a mask (closed before ``as_of``) and two cumulative sums, no sort.
+    """
+
+    def __init__(self, ds: Dataset):
+        v = ds.visits
+        self.n_stages = len(ds.stages)
+        self.stage = v["stage_index"].to_numpy().astype(np.int64)
+        self.entered = _ns(v["entered_at"])
+        self.next_entered = _ns(v["next_entered_at"])
+        self.deal_row = v["deal_row"].to_numpy()
+        closed = _ns(ds.deals["closed_at"])
+        won = ds.deals["status"].astype(str).to_numpy() == "won"
+        self.deal_closed, self.deal_won = closed, won
+        self.closed = closed[self.deal_row]
+        ever_closed = self.closed != _NEVER
+        end = np.where(v["is_last"].to_numpy(), self.closed, self.next_entered)
+        idx = np.flatnonzero(ever_closed)
+        dur = (end[idx] - self.entered[idx]) / _NS_PER_DAY
+        order = np.lexsort((dur, self.stage[idx]))
+        idx = idx[order]
+        self.t_stage = self.stage[idx]
+        self.t_days = dur[order]
+        self.t_closed = self.closed[idx]
+        self.t_won = won[self.deal_row[idx]]
+        self.t_deal_row = self.deal_row[idx]
+        self.bounds = np.searchsorted(self.t_stage, np.arange(self.n_stages + 1), side="left")
+        self._deals = ds.deals
+        self._codes: dict[str, tuple[np.ndarray, list]] = {}
+
+    def codes(self, column: str) -> tuple[np.ndarray, list]:
+        """Integer codes of a deal column (per deal row) and the group labels they stand for."""
+        if column not in self._codes:
+            if column not in self._deals.columns:
+                raise KeyError(f"adjust_for: the deals have no column {column!r}")
+            codes, labels = pd.factorize(self._deals[column].astype(str), sort=True)
+            self._codes[column] = (codes.astype(np.int64), list(labels))
+        return self._codes[column]
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-9, 1 - 1e-9)
+    return np.log(p / (1 - p))
+
+
+def _expit(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@dataclass
+class _Fit:
+    p0: float
+    p_stage: np.ndarray      # per stage index
+    visits: np.ndarray       # per stage index
+    cum_n: np.ndarray        # cumulative training-visit counts over the sorted visits (len N+1)
+    cum_w: np.ndarray        # cumulative won training visits
+    offsets: dict = field(default_factory=dict)  # column -> log-odds offset per group code
+
+
+def _fit(vz: _Visits, as_of_ns: int, k: float, adjust_for: tuple[str, ...] = ()) -> _Fit:
+    closed_before = vz.deal_closed < as_of_ns
+    n_closed = int(closed_before.sum())
+    p0 = float(vz.deal_won[closed_before].sum() / n_closed) if n_closed else float("nan")
+    m = vz.t_closed < as_of_ns
+    cum_n = np.concatenate([[0], np.cumsum(m)])
+    cum_w = np.concatenate([[0], np.cumsum(m & vz.t_won)])
+    lo, hi = vz.bounds[:-1], vz.bounds[1:]
+    n_s = (cum_n[hi] - cum_n[lo]).astype(float)
+    w_s = (cum_w[hi] - cum_w[lo]).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_stage = (w_s + k * p0) / (n_s + k)
+    fit = _Fit(p0, p_stage, n_s, cum_n, cum_w)
+    if adjust_for and n_closed:
+        # Group adjustments, one column after the other: how much better (in log-odds) the past
+        # visits of a group did than their stage rates (plus the adjustments already made) predicted,
+        # with the observed rate shrunk toward the expected one by k visits.
+        sel = np.flatnonzero(m)
+        eta = _logit(p_stage[vz.t_stage[sel]])
+        won = vz.t_won[sel].astype(float)
+        for col in adjust_for:
+            codes, labels = vz.codes(col)
+            c = codes[vz.t_deal_row[sel]]
+            size = len(labels)
+            n_g = np.bincount(c, minlength=size).astype(float)
+            o_g = np.bincount(c, weights=won, minlength=size)
+            e_g = np.bincount(c, weights=_expit(eta), minlength=size)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                e_rate = e_g / n_g
+                r = (o_g + k * e_rate) / (n_g + k)
+                off = np.where(n_g > 0, _logit(r) - _logit(e_rate), 0.0)
+            fit.offsets[col] = off
+            eta = eta + off[c]
+    return fit
+
+
+def _predict(vz: _Visits, fit: _Fit, stage: np.ndarray, days: np.ndarray, k: float,
+             deal_row: np.ndarray | None = None):
+    """p_win, p_stage, evidence (similar visits, of which won) and the adjustments' odds factor."""
+    n = np.zeros(len(stage), dtype=np.int64)
+    w = np.zeros(len(stage), dtype=np.int64)
+    for s in np.unique(stage):  # a loop over the few pipeline stages, vectorised within each
+        sel = np.flatnonzero(stage == s)
+        lo, hi = vz.bounds[s], vz.bounds[s + 1]
+        pos = lo + np.searchsorted(vz.t_days[lo:hi], days[sel], side="left")
+        n[sel] = fit.cum_n[hi] - fit.cum_n[pos]
+        w[sel] = fit.cum_w[hi] - fit.cum_w[pos]
+    p_stage = fit.p_stage[stage]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = (w + k * p_stage) / (n + k)
+    if k == 0:  # no shrinkage: fall back to the stage rate where there is no evidence at all
+        p = np.where(n > 0, p, p_stage)
+    shift = np.zeros(len(stage))
+    for col, off in fit.offsets.items():
+        shift += off[vz.codes(col)[0][deal_row]]
+    if fit.offsets:
+        p = np.where(np.isnan(p), p, _expit(_logit(p) + shift))
+    return p, p_stage, n, w, np.exp(shift)
+
+
+def _open_at(vz: _Visits, as_of_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (in ds.visits) of each deal's current visit at as_of, and days spent in it."""
+    cur = ((vz.entered < as_of_ns) & (vz.next_entered >= as_of_ns) & (vz.closed >= as_of_ns))
+    pos = np.flatnonzero(cur)
+    return pos, (as_of_ns - vz.entered[pos]) / _NS_PER_DAY
+
+
+def _check_adjust(adjust_for) -> tuple[str, ...]:
+    if adjust_for is None:
+        return ()
+    cols = (adjust_for,) if isinstance(adjust_for, str) else tuple(adjust_for)
+    if "stage" in cols:
+        raise ValueError("adjust_for: the stage is always in the model; list other deal columns")
+    return cols
+
+
+def _check_k(prior_strength: float) -> float:
+    k = float(prior_strength)
+    if not np.isfinite(k) or k < 0:
+        raise ValueError(f"prior_strength must be a number >= 0, got {prior_strength!r}")
+    return k
+
+
+def _default_as_of(ds: Dataset) -> pd.Timestamp:
+    d = ds.deals
+    last = max(x for x in (d["created_at"].max(), d["closed_at"].max(),
+                           ds.stage_history["entered_at"].max()) if pd.notna(x))
+    return last.normalize() + pd.Timedelta(days=1)
+
+
+def win_forecast(ds: Dataset, as_of=None, *, prior_strength: float = 10.0,
+                 adjust_for: tuple[str, ...] | list[str] | None = DEFAULT_ADJUST) -> pd.DataFrame:
+    """The probability that each deal open at ``as_of`` is won, from deals closed before ``as_of``.
+
+    Parameters
+    ----------
+    ds
+        The data set.
+    as_of
+        The instant the data is seen at (exclusive). Default: the day after the latest event in
+        the data, at 00:00 (a forecast "now").
+    prior_strength
+        ``k``, the weight (in visits) of the stage rate when few past visits lasted as long as this
+        one. ``0`` means no shrinkage.
+
+    Returns
+    -------
+    DataFrame
+        One row per open deal: ``deal_id``, ``stage`` (ordered categorical), ``days_in_stage``,
+        ``p_win``, ``stage_win_rate`` (the stage-only baseline), ``similar_visits`` and
+        ``similar_won`` (the evidence: past visits of this stage that lasted at least as long, and
+        how many of those deals were won), ``amount`` (NaN = unknown), ``expected_won_amount``
+        (``p_win * amount``; NaN where the amount is unknown), ``source``, ``product``, ``owner``
+        (and ``currency`` when the deals have that column). Sorted by stage, then ``p_win``
+        descending. ``p_win`` is NaN only when no deal closed before ``as_of`` (with a warning).
+
+    Examples
+    --------
+    >>> fc = win_forecast(ds, "2024-07-01")                         # doctest: +SKIP
+    >>> fc[["deal_id", "stage", "days_in_stage", "p_win"]].head()   # doctest: +SKIP
+    """
+    k = _check_k(prior_strength)
+    adjust = _check_adjust(adjust_for)
+    as_of = _default_as_of(ds) if as_of is None else _ts(as_of)
+    vz = _Visits(ds)
+    as_of_ns = int(as_of.value)
+    fit = _fit(vz, as_of_ns, k, adjust)
+    if np.isnan(fit.p0):
+        warnings.warn(f"win_forecast: no deal closed before {as_of}; p_win is unknown (NaN)",
+                      RuntimeWarning, stacklevel=2)
+    pos, days = _open_at(vz, as_of_ns)
+    stage = vz.stage[pos]
+    rows = vz.deal_row[pos]
+    p, p_stage, n, w, factor = _predict(vz, fit, stage, days, k, rows)
+    deals = ds.deals
+    amount = deals["amount"].to_numpy(dtype=float)[rows]
+    out = pd.DataFrame({
+        "deal_id": deals["deal_id"].to_numpy()[rows],
+        "stage": pd.Categorical.from_codes(stage, categories=ds.stages, ordered=True),
+        "days_in_stage": days,
+        "p_win": p,
+        "stage_win_rate": p_stage,
+        "similar_visits": n,
+        "similar_won": w,
+        "odds_factor": factor,
+        "amount": amount,
+        "expected_won_amount": p * amount,
+    })
+    extra = ["source", "product", "owner"] + (["currency"] if "currency" in deals.columns else [])
+    for col in extra:
+        out[col] = deals[col].iloc[rows].to_numpy() if len(rows) else deals[col].iloc[:0].to_numpy()
+        if isinstance(deals[col].dtype, pd.CategoricalDtype):
+            out[col] = pd.Categorical(out[col], categories=deals[col].cat.categories)
+    out = out.sort_values(["stage", "p_win", "deal_id"], ascending=[True, False, True], kind="stable")
+    out = out.reset_index(drop=True)
+    out.attrs.update(as_of=as_of, prior_strength=k, base_rate=fit.p0,
+                     trained_on_deals=int((vz.deal_closed < as_of_ns).sum()))
+    return out
+
+
+def expected_won_by(forecast: pd.DataFrame, by: str | list[str] | None = "stage") -> pd.DataFrame:
+    """Expected won deals and amount among the open deals, per group.
+
+    Parameters
+    ----------
+    forecast
+        The output of :func:`win_forecast`.
+    by
+        A column (``"stage"``, ``"source"``, ``"product"``, ``"owner"``), a list of them, or None
+        for one total row.
+
+    Returns
+    -------
+    DataFrame
+        ``<by>``, ``open_deals``, ``expected_won_deals`` (sum of ``p_win`` over all the group's open
+        deals), ``expected_won_amount`` (sum of ``p_win * amount`` over deals with a known amount),
+        ``amount_unknown_deals`` (open deals left out of that sum because their amount is empty)
+        and ``expected_won_deals_amount_unknown`` (their share of ``expected_won_deals``). By stage,
+        every pipeline stage appears in order (zeros where none); other groupings list the groups
+        with open deals, largest ``expected_won_amount`` first. The amount columns of any grouping
+        add up to the same total.
+
+    Raises
+    ------
+    MixedCurrencyError
+        When the forecast's deals carry more than one currency (amounts are never added across
+        currencies).
+
+    Examples
+    --------
+    >>> expected_won_by(win_forecast(ds, "2024-07-01"), "source")   # doctest: +SKIP
+    """
+    _require_single_currency(forecast)
+    f = forecast
+    unknown = f["amount"].isna()
+    parts = pd.DataFrame({
+        "open_deals": np.ones(len(f), dtype=np.int64),
+        "expected_won_deals": f["p_win"].to_numpy(dtype=float),
+        "expected_won_amount": f["expected_won_amount"].to_numpy(dtype=float),
+        "amount_unknown_deals": unknown.to_numpy().astype(np.int64),
+        "expected_won_deals_amount_unknown": np.where(unknown, f["p_win"], 0.0),
+    }, index=f.index)
+    if by is None:
+        total = parts.sum(min_count=0).to_frame().T
+        return total.astype({"open_deals": "int64", "amount_unknown_deals": "int64"})
+    keys = [by] if isinstance(by, str) else list(by)
+    for key in keys:
+        parts[key] = f[key]
+    g = parts.groupby(keys, observed=True, sort=True).sum(min_count=0)
+    if keys == ["stage"] and isinstance(f["stage"].dtype, pd.CategoricalDtype):
+        g = g.reindex(pd.CategoricalIndex(f["stage"].cat.categories, categories=f["stage"].cat.categories,
+                                          ordered=True, name="stage"), fill_value=0)
+    else:
+        g = g.sort_values("expected_won_amount", ascending=False, kind="stable")
+    g = g.reset_index()
+    return g.astype({"open_deals": "int64", "amount_unknown_deals": "int64"})
+
+
+def _require_single_currency(forecast: pd.DataFrame) -> None:
+    if "currency" not in forecast.columns:
+        return
+    cur = forecast.loc[forecast["amount"].notna(), "currency"].astype(str)
+    found = sorted(cur.unique().tolist())
+    if len(found) > 1:
+        listed = ", ".join(f"{c}: {n} deals" for c, n in cur.value_counts().items())
+        raise MixedCurrencyError(
+            f"expected_won_by adds amounts, but the open deals are in {len(found)} currencies "
+            f"({listed}). Amounts in different currencies are never added together: forecast a "
+            f"one-currency slice, e.g. win_forecast(ds.filter(currency={found[0]!r}), ...).")
+
+
+# --------------------------------------------------------------------------------------------
+# Backtest
+
+@dataclass
+class ForecastBacktest:
+    """The result of :func:`backtest_forecast`.
+
+    Attributes
+    ----------
+    brier
+        Mean squared error of ``p_win`` against the outcome (1 won, 0 lost) over all scored
+        (as_of, deal) pairs. Lower is better; 0.25 is a coin toss at 50/50.
+    baseline_brier
+        The same for the stage-only baseline (``stage_win_rate``: the smoothed win rate of past
+        visits of the deal's current stage, ignoring time in stage).
+    skill
+        ``1 - brier / baseline_brier``: the share of the baseline's error removed (> 0 = better).
+    calibration
+        One row per predicted-probability bin: ``bin`` (label), ``lower``, ``upper``, ``deals``,
+        ``mean_predicted``, ``observed_win_rate``, ``baseline_deals``,
+        ``baseline_mean_predicted``, ``baseline_observed_win_rate``. ``deals`` adds up to
+        ``scored``.
+    by_date
+        One row per as_of date: ``as_of``, ``trained_on`` (deals closed before it), ``open_deals``,
+        ``scored`` (closed later), ``unresolved`` (still open at the end of the data; not scored),
+        ``won``, ``brier``, ``baseline_brier``.
+    scored_deals
+        One row per scored (as_of, deal): ``as_of``, ``deal_id``, ``stage``, ``days_in_stage``,
+        ``p_win``, ``stage_win_rate``, ``won``.
+    """
+
+    brier: float
+    baseline_brier: float
+    calibration: pd.DataFrame
+    by_date: pd.DataFrame
+    scored_deals: pd.DataFrame = field(repr=False)
+    prior_strength: float = 10.0
+
+    @property
+    def scored(self) -> int:
+        return int(len(self.scored_deals))
+
+    @property
+    def skill(self) -> float:
+        return float(1.0 - self.brier / self.baseline_brier) if self.baseline_brier else float("nan")
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per model (``time in stage`` and ``stage only``): brier, scored, dates, skill."""
+        n_dates = int(len(self.by_date))
+        rows = [
+            {"model": "stage + time in stage", "brier": self.brier, "scored": self.scored,
+             "as_of_dates": n_dates, "skill_vs_baseline": self.skill},
+            {"model": "stage only (baseline)", "brier": self.baseline_brier, "scored": self.scored,
+             "as_of_dates": n_dates, "skill_vs_baseline": 0.0},
+        ]
+        return pd.DataFrame(rows).set_index("model")
+
+    def __repr__(self) -> str:
+        return (f"ForecastBacktest(brier={self.brier:.4f}, baseline_brier={self.baseline_brier:.4f}, "
+                f"skill={self.skill:+.1%}, scored={self.scored}, as_of_dates={len(self.by_date)})")
+
+
+def default_backtest_dates(ds: Dataset, *, min_history_days: int = 180, min_outcome_days: int = 90,
+                           max_dates: int = 8) -> list[pd.Timestamp]:
+    """Quarter boundaries (``YYYY-01-01``, ``-04-01``, ...) spread over the data.
+
+    A date qualifies when at least ``min_history_days`` of data lie before it (from the first deal's
+    creation) and at least ``min_outcome_days`` after it (to the latest event). When fewer than three
+    quarter boundaries qualify, month boundaries are used. At most ``max_dates`` are kept, evenly
+    spread, always including the first and the last.
+    """
+    d = ds.deals
+    if d.empty:
+        return []
+    first = d["created_at"].min()
+    last = _default_as_of(ds)
+    lo = first + pd.Timedelta(days=min_history_days)
+    hi = last - pd.Timedelta(days=min_outcome_days)
+    if hi < lo:
+        return []
+    dates: list[pd.Timestamp] = []
+    for freq in ("QS", "MS"):
+        dates = list(pd.date_range(lo.normalize(), hi, freq=freq))
+        dates = [t for t in dates if lo <= t <= hi]
+        if len(dates) >= 3:
+            break
+    if len(dates) > max_dates:
+        take = np.unique(np.round(np.linspace(0, len(dates) - 1, max_dates)).astype(int))
+        dates = [dates[i] for i in take]
+    return dates
+
+
+def _calibration(p: np.ndarray, y: np.ndarray, bins: int, prefix: str = "") -> pd.DataFrame:
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    b = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, bins - 1)
+    deals = np.bincount(b, minlength=bins)
+    sum_p = np.bincount(b, weights=p, minlength=bins)
+    sum_y = np.bincount(b, weights=y.astype(float), minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p = np.where(deals > 0, sum_p / deals, np.nan)
+        obs = np.where(deals > 0, sum_y / deals, np.nan)
+    return pd.DataFrame({f"{prefix}deals": deals, f"{prefix}mean_predicted": mean_p,
+                         f"{prefix}observed_win_rate": obs})
+
+
+def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 10.0,
+                      adjust_for: tuple[str, ...] | list[str] | None = DEFAULT_ADJUST, bins: int = 10, min_history_days: int = 180, min_outcome_days: int = 90,
+                      max_dates: int = 8) -> ForecastBacktest:
+    """Forecast the open deals at several past dates and score the forecasts against what happened.
+
+    Protocol: at each ``as_of`` date the model is fitted on the deals closed before it (exactly as
+    :func:`win_forecast` does) and forecasts every deal open at it. A forecast is scored when its
+    deal closed later in the data: outcome 1 if won, 0 if lost. Deals still open at the end of the
+    data have no outcome and are **excluded from scoring** (counted as ``unresolved`` in
+    :attr:`ForecastBacktest.by_date`). A deal open at several dates is scored at each of them. The
+    stage-only baseline (``stage_win_rate``) is scored on the same pairs.
+
+    Parameters
+    ----------
+    ds
+        The data set.
+    as_of_dates
+        Instants to forecast at; default :func:`default_backtest_dates` (quarter boundaries with at
+        least ``min_history_days`` of history before and ``min_outcome_days`` of outcomes after).
+    prior_strength
+        As in :func:`win_forecast`.
+    bins
+        Number of equal-width predicted-probability bins in the calibration table.
+
+    Returns
+    -------
+    ForecastBacktest
+        ``.brier``, ``.baseline_brier``, ``.skill``, ``.calibration``, ``.by_date``, ``.summary``,
+        ``.scored_deals``.
+
+    Examples
+    --------
+    >>> bt = backtest_forecast(ds)                    # doctest: +SKIP
+    >>> bt.brier < bt.baseline_brier                  # doctest: +SKIP
+    True
+    >>> bt.calibration                                # doctest: +SKIP
+    """
+    k = _check_k(prior_strength)
+    adjust = _check_adjust(adjust_for)
+    if as_of_dates is None:
+        dates = default_backtest_dates(ds, min_history_days=min_history_days,
+                                       min_outcome_days=min_outcome_days, max_dates=max_dates)
+    else:
+        dates = [_ts(t) for t in ([as_of_dates] if isinstance(as_of_dates, (str, pd.Timestamp))
+                                  else as_of_dates)]
+    dates = sorted(set(dates))
+    if not dates:
+        raise ValueError("no as_of dates to backtest at: the data span is too short for the default "
+                         "dates (give as_of_dates, or lower min_history_days / min_outcome_days)")
+    vz = _Visits(ds)
+    status = ds.deals["status"].astype(str).to_numpy()
+    deal_ids = ds.deals["deal_id"].to_numpy()
+    frames, rows = [], []
+    for t in dates:
+        t_ns = int(t.value)
+        fit = _fit(vz, t_ns, k, adjust)
+        pos, days = _open_at(vz, t_ns)
+        stage = vz.stage[pos]
+        deal_row = vz.deal_row[pos]
+        p, p_stage, _, _, _ = _predict(vz, fit, stage, days, k, deal_row)
+        st = status[deal_row]
+        resolved = (st != "open") & ~np.isnan(p)
+        won = st[resolved] == "won"
+        y = won.astype(float)
+        rows.append({
+            "as_of": t, "trained_on": int((vz.deal_closed < t_ns).sum()), "open_deals": int(len(pos)),
+            "scored": int(resolved.sum()), "unresolved": int((st == "open").sum()),
+            "won": int(won.sum()),
+            "brier": float(np.mean((p[resolved] - y) ** 2)) if resolved.any() else float("nan"),
+            "baseline_brier": (float(np.mean((p_stage[resolved] - y) ** 2)) if resolved.any()
+                               else float("nan")),
+        })
+        frames.append(pd.DataFrame({
+            "as_of": np.repeat(t, int(resolved.sum())),
+            "deal_id": deal_ids[deal_row[resolved]],
+            "stage": pd.Categorical.from_codes(stage[resolved], categories=ds.stages, ordered=True),
+            "days_in_stage": days[resolved],
+            "p_win": p[resolved],
+            "stage_win_rate": p_stage[resolved],
+            "won": won,
+        }))
+    scored = pd.concat(frames, ignore_index=True)
+    by_date = pd.DataFrame(rows)
+    p = scored["p_win"].to_numpy(dtype=float)
+    b = scored["stage_win_rate"].to_numpy(dtype=float)
+    y = scored["won"].to_numpy().astype(float)
+    brier = float(np.mean((p - y) ** 2)) if len(y) else float("nan")
+    baseline = float(np.mean((b - y) ** 2)) if len(y) else float("nan")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    calib = pd.concat([
+        pd.DataFrame({"bin": [f"{lo:.2f}-{hi:.2f}" for lo, hi in zip(edges[:-1], edges[1:])],
+                      "lower": edges[:-1], "upper": edges[1:]}),
+        _calibration(p, y, bins),
+        _calibration(b, y, bins, prefix="baseline_"),
+    ], axis=1)
+    return ForecastBacktest(brier=brier, baseline_brier=baseline, calibration=calib, by_date=by_date,
+                            scored_deals=scored, prior_strength=k)
