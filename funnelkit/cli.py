@@ -181,13 +181,14 @@ COMMANDS = {"validate": _cmd_validate, "sample-data": _cmd_sample, "metrics": _c
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
     from .dataset import MixedCurrencyError
+    from .report import ReportError
     from .validation import DataError
 
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except (DataError, MixedCurrencyError, ValueError, FileNotFoundError, FileExistsError,
-            NotADirectoryError, PermissionError) as exc:
+            NotADirectoryError, PermissionError, ReportError) as exc:
         if args.debug:
             raise
         print(f"funnelkit {args.command}: {exc}", file=sys.stderr)

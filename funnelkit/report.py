@@ -1,0 +1,532 @@
+"""Render the quarterly report notebook to shareable, self-contained HTML.
+
+:func:`render_report` executes ``notebooks/quarterly_report.ipynb`` with papermill for one period
+and writes ``<out>/<label>.html`` plus the executed ``<out>/<label>.ipynb``;
+:func:`render_all_quarters` does it for every quarter in the data and writes an ``index.html``.
+
+Guarantees
+----------
+- **Never hangs.** Every execution has a per-cell timeout (and a kernel start-up timeout). A render
+  that times out is retried once, with a warning on the ``funnelkit.report`` logger; a second timeout
+  raises :class:`ReportError`. (Papermill runs of widget notebooks without an execution timeout were
+  seen to hang forever in a few percent of runs; see ``docs`` note in :data:`HANG_NOTES`.)
+- **Atomic.** Both files are written to temporary names in ``out`` and renamed only when the render
+  succeeded. A failed render raises :class:`ReportError` naming the period and the failing cell
+  (index, exception name and message, first source line), leaves no HTML behind, and keeps the
+  executed notebook with its traceback as ``<label>.failed.ipynb`` for debugging.
+- **Offline.** The HTML uses the template in ``funnelkit/templates/funnelkit_offline``: nbconvert's
+  ``lab`` template minus everything it would fetch from a CDN (require.js, MathJax, mermaid, the
+  ipywidgets HTML manager). Its CSS is inlined, plots are inline ``data:image/png;base64`` images, and
+  live-widget outputs (which need a kernel) are dropped from the HTML (they stay in the ``.ipynb``);
+  the notebook's pre-rendered slice views with a ``<select>`` and inline script are what a reader
+  uses instead. After export, :func:`external_loads` checks that nothing is fetched from a network
+  (any stray ``<script src=http...>``/``<link href=http...>`` is stripped with a warning).
+- **Escaped.** Text from the data must never become markup. pandas ``DataFrame.to_html`` escapes by
+  default, but ``IPython.display.Markdown``/``HTML`` and ``Styler`` (without ``escape="html"``) do
+  not: notebook and widget code puts every data value (source, product, owner, deal id, pipeline
+  and stage names, titles) through :func:`escape` before building Markdown or HTML from it.
+
+Examples
+--------
+>>> from funnelkit.period import Period
+>>> render_report("data/sample", Period.quarter("2026Q3"), "reports")     # doctest: +SKIP
+PosixPath('reports/2026Q3.html')
+"""
+
+from __future__ import annotations
+
+import html as _html
+import logging
+import os
+import re
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+from .io import atomic_path, atomic_write_text
+from .period import Period, quarters_between
+
+__all__ = ["render_report", "render_all_quarters", "escape", "export_html", "external_loads",
+           "default_notebook", "ReportError", "RenderFailure", "TEMPLATE_DIR", "TEMPLATE_NAME"]
+
+log = logging.getLogger("funnelkit.report")
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+TEMPLATE_NAME = "funnelkit_offline"
+NOTEBOOK_NAME = "quarterly_report.ipynb"
+#: Environment variable naming another report notebook (e.g. a user's own copy).
+NOTEBOOK_ENV = "FUNNELKIT_REPORT_NOTEBOOK"
+KERNEL = "python3"
+START_TIMEOUT = 120  # seconds to wait for the kernel to start
+
+HANG_NOTES = """\
+Papermill/nbclient wait for a cell's execute_reply with ``shell_channel.get_msg(timeout=None)`` when
+no execution timeout is set, so any lost or never-sent reply blocks forever; with a timeout the same
+wait is a bounded poll. Widget cells are where it shows up: ``interact``/``interactive`` open many
+comms and send a burst of comm_open/comm_msg/display messages on iopub right before the reply
+(nteract/papermill#723 "Papermill stuck on @widgets.interact", jupyter/nbclient#312 "when cell
+contains ipywidget, execute cell will sometimes block", ssciwr/lunch-time-python#102; a similar hang
+after the last cell in papermill's kernel_info wait: nteract/papermill#711, PR #726). We did not
+reproduce the root cause; funnelkit always passes an execution timeout and retries once.
+"""
+
+
+class ReportError(RuntimeError):
+    """A report could not be rendered (the message names the period and, when known, the cell)."""
+
+
+@dataclass
+class RenderFailure:
+    label: str
+    message: str
+
+
+@dataclass
+class _Outcome:
+    rendered: list[tuple[str, Path]] = field(default_factory=list)
+    failed: list[RenderFailure] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# Escaping
+
+# CommonMark's backslash-escapable punctuation that can start markup; ":" too, so that a value such
+# as "http://x" or "www.x" is not auto-linked. "&", "<", ">" and '"' become entities instead.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$:=^])")
+
+
+def escape(value: Any, *, markdown: bool = False) -> str:
+    """Text from the data, safe to put into HTML (or, with ``markdown=True``, into Markdown).
+
+    Use it for every data value (sources, products, owners, deal ids, stage names, titles) that goes
+    into ``IPython.display.HTML``/``Markdown``, an f-string of HTML, or an HTML attribute.
+    ``DataFrame.to_html`` already escapes; ``Styler`` needs ``.format(escape="html")``.
+
+    Parameters
+    ----------
+    value
+        Anything; ``str(value)`` is escaped.
+    markdown
+        Also backslash-escape Markdown punctuation and collapse whitespace (newlines included) to
+        single spaces, so the value is plain inline text inside Markdown: no emphasis, links,
+        auto-links, headings, lists, code blocks, raw HTML or ``$`` math.
+        ``&``, ``<`` and ``>`` become entities either way.
+
+    Examples
+    --------
+    >>> escape('<script>alert("x")</script>')
+    '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;'
+    >>> print(escape("Partner *A* <b>[x](javascript:1)</b>", markdown=True))
+    Partner \\*A\\* &lt;b&gt;\\[x\\]\\(javascript\\:1\\)&lt;/b&gt;
+    """
+    text = "" if value is None else str(value)
+    if not markdown:
+        return _html.escape(text, quote=True)
+    text = " ".join(text.split())  # no line breaks (blocks) and no indented code
+    # Markdown punctuation first (backslash escapes), then the three HTML specials as entities;
+    # "&lt;" etc. contain none of the escaped punctuation, so the two steps do not interfere.
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+# --------------------------------------------------------------------------------------------
+# Offline HTML
+
+_EXTERNAL = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?//", re.I)
+# Tag/attribute pairs that make a browser fetch something (links <a href> do not).
+_LOADING = {"script": ("src",), "link": ("href",), "img": ("src", "srcset"), "iframe": ("src",),
+            "frame": ("src",), "embed": ("src",), "object": ("data",), "source": ("src", "srcset"),
+            "video": ("src", "poster"), "audio": ("src",), "track": ("src",), "input": ("src",),
+            "image": ("href",), "use": ("href",)}
+_CSS_URL = re.compile(r"(?:url\(\s*['\"]?|@import\s+['\"])\s*((?:https?:)?//[^'\")\s]+)", re.I)
+_JS_URL = re.compile(r"""(?:import\s*\(|\.src\s*=|fetch\s*\(|require\s*\(\s*\[?)\s*['"`]((?:https?:)?//[^'"`]+)""",
+                     re.I)
+
+
+class _LoadFinder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[str, str, str]] = []
+        self._in: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if value and name in _LOADING.get(tag, ()) and _EXTERNAL.match(value):
+                self.found.append((tag, name, value))
+            if value and name == "style":
+                self.found += [(tag, "style", u) for u in _CSS_URL.findall(value)]
+        self._in = tag if tag in ("script", "style") else None
+
+    def handle_endtag(self, tag):
+        self._in = None
+
+    def handle_data(self, data):
+        if self._in == "style":
+            self.found += [("style", "url", u) for u in _CSS_URL.findall(data)]
+        elif self._in == "script":
+            self.found += [("script", "code", u) for u in _JS_URL.findall(data)]
+
+
+def external_loads(html: str) -> list[tuple[str, str, str]]:
+    """Every resource the page would fetch from another host: ``(tag, attribute, url)`` triples.
+
+    Covers ``src``/``href``/``srcset`` of loading tags, CSS ``url()``/``@import`` and the usual
+    script-side loaders (``import("//...")``, ``x.src = "//..."``, ``fetch``, ``require``). Plain
+    ``<a href>`` links are not loads.
+
+    Examples
+    --------
+    >>> external_loads('<script src="https://cdn.example/x.js"></script><a href="https://x.org">x</a>')
+    [('script', 'src', 'https://cdn.example/x.js')]
+    """
+    finder = _LoadFinder()
+    finder.feed(html)
+    finder.close()
+    return finder.found
+
+
+_STRIP = [re.compile(r"<script\b[^>]*\bsrc\s*=\s*['\"]?(?:https?:)?//[^>]*>\s*</script>", re.I),
+          re.compile(r"<link\b[^>]*\bhref\s*=\s*['\"]?(?:https?:)?//[^>]*>", re.I)]
+
+
+_STYLE = re.compile(r"(<style[^>]*>)(.*?)(</style>)", re.S | re.I)
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+
+
+def _strip_css_comments(html: str) -> str:
+    # The inlined JupyterLab CSS is ~270 KB, a good part of it comments (some quoting URLs).
+    return _STYLE.sub(lambda m: m.group(1) + _CSS_COMMENT.sub("", m.group(2)) + m.group(3), html)
+
+
+def _make_offline(html: str) -> str:
+    """Strip stray external script/link tags; raise if any other external load remains."""
+    html = _strip_css_comments(html)
+    for pattern in _STRIP:
+        html, n = pattern.subn("", html)
+        if n:
+            log.warning("removed %d external <script>/<link> load(s) from the report HTML", n)
+    left = external_loads(html)
+    if left:
+        raise ReportError("the report HTML would load from the network: " +
+                          ", ".join(f"<{t} {a}={u}>" for t, a, u in left[:5]))
+    return html
+
+
+def _drop_widget_outputs(nb) -> None:
+    """Remove outputs that need a live kernel (ipywidgets views) and the saved widget state."""
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        cell.outputs = [o for o in cell.get("outputs", [])
+                        if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
+    nb.metadata.pop("widgets", None)
+
+
+def _drop_stderr(nb) -> None:
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            cell.outputs = [o for o in cell.get("outputs", [])
+                            if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+
+
+def export_html(nb, *, with_code: bool = False, title: str | None = None) -> str:
+    """Export an executed notebook (``NotebookNode``) to self-contained, offline HTML text.
+
+    Code cells' inputs and prompts are hidden unless ``with_code``; with code hidden, stderr output
+    (warnings) is dropped too. Cells tagged ``remove-cell``, ``remove-input`` or ``remove-output``
+    lose that part in either case.
+    """
+    import copy
+
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+    from traitlets.config import Config
+
+    nb = copy.deepcopy(nb)
+    _drop_widget_outputs(nb)
+    if not with_code:
+        _drop_stderr(nb)
+    if title:
+        nb.metadata["title"] = str(title)
+    c = Config()
+    c.TagRemovePreprocessor.remove_cell_tags = ("remove-cell",)
+    c.TagRemovePreprocessor.remove_input_tags = ("remove-input", "hide-input")
+    c.TagRemovePreprocessor.remove_all_outputs_tags = ("remove-output",)
+    exporter = HTMLExporter(config=c, template_name=TEMPLATE_NAME,
+                            extra_template_basedirs=[str(TEMPLATE_DIR)])
+    exporter.register_preprocessor(TagRemovePreprocessor(config=c), enabled=True)
+    exporter.embed_images = True
+    exporter.exclude_input = not with_code
+    exporter.exclude_input_prompt = not with_code
+    exporter.exclude_output_prompt = not with_code
+    exporter.anchor_link_text = ""
+    quiet = logging.getLogger("funnelkit.report.nbconvert")
+    quiet.setLevel(logging.ERROR)  # e.g. "Alternative text is missing on N image(s)" per chart
+    exporter.log = quiet
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title or "Report"}})
+    return _make_offline(body)
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+def default_notebook() -> Path:
+    """The report notebook: ``$FUNNELKIT_REPORT_NOTEBOOK``, else ``notebooks/quarterly_report.ipynb``
+    of the source tree, else one shipped inside the package."""
+    env = os.environ.get(NOTEBOOK_ENV)
+    candidates = [Path(env)] if env else []
+    here = Path(__file__).resolve().parent
+    candidates += [here.parent / "notebooks" / NOTEBOOK_NAME, here / "notebooks" / NOTEBOOK_NAME]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise FileNotFoundError("report notebook not found; looked at " + ", ".join(map(str, candidates)) +
+                            f" (set {NOTEBOOK_ENV} to use another one)")
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "report"
+
+
+def _parameters(path: Path, period: Period, *, target, stuck_quantile, title, lenient, currency) -> dict:
+    is_quarter = bool(re.fullmatch(r"\d{4}Q[1-4]", period.label or ""))
+    return {
+        "data_path": str(path),
+        "quarter": period.label if is_quarter else "",
+        "start": "" if is_quarter else period.start.date().isoformat(),
+        "end": "" if is_quarter else period.end.date().isoformat(),
+        "as_of": "" if period.as_of == period.stop else period.as_of.isoformat(),
+        "target": None if target is None else float(target),
+        "stuck_quantile": float(stuck_quantile),
+        "currency": (currency or "").upper(),
+        "title": title or "",
+        "lenient": bool(lenient),
+    }
+
+
+def _working_dir(notebook: Path) -> Path:
+    # The project root when the notebook lives in <root>/notebooks, so the notebook's own relative
+    # defaults (data/sample) resolve as in a checkout; the data path itself is passed absolute.
+    folder = notebook.resolve().parent
+    return folder.parent if folder.name == "notebooks" else folder
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError) or (
+        isinstance(exc, RuntimeError) and "didn't respond" in str(exc))  # kernel start-up
+
+
+def _cell_message(nb_path: Path, index: int | None) -> str:
+    if index is None:
+        return ""
+    try:
+        import nbformat
+        cell = nbformat.read(nb_path, as_version=4).cells[index]
+        first = next((ln.strip() for ln in cell.source.splitlines() if ln.strip()), "")
+        return f"cell {index} ({first[:80]!r})"
+    except Exception:  # noqa: BLE001 - best effort only
+        return f"cell {index}"
+
+
+def _timeout_cell(nb_path: Path) -> int | None:
+    """Index of the cell papermill was running when the render was stopped (from its metadata)."""
+    try:
+        import nbformat
+        nb = nbformat.read(nb_path, as_version=4)
+    except Exception:  # noqa: BLE001
+        return None
+    for i, cell in enumerate(nb.cells):
+        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
+            return i
+    return None
+
+
+def _execute(notebook: Path, out_nb: Path, params: dict, timeout: int, label: str):
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    kwargs = dict(parameters=params, kernel_name=KERNEL, progress_bar=False, log_output=False,
+                  start_timeout=START_TIMEOUT, execution_timeout=int(timeout),
+                  cwd=str(_working_dir(notebook)))
+    for attempt in (1, 2):
+        try:
+            started = time.monotonic()
+            with warnings.catch_warnings():
+                # the temporary output name ends in .tmp, which papermill warns about
+                warnings.filterwarnings("ignore", message="The specified file .* does not end in")
+                nb = pm.execute_notebook(str(notebook), str(out_nb), **kwargs)
+            log.info("%s: executed in %.1f s", label, time.monotonic() - started)
+            return nb
+        except PapermillExecutionError as exc:
+            where = _cell_message(out_nb, exc.cell_index)
+            raise ReportError(f"report {label} failed in {where}: {exc.ename}: {exc.evalue}") from exc
+        except Exception as exc:  # noqa: BLE001 - timeouts retried, the rest named and re-raised
+            if not _is_timeout(exc):
+                where = _cell_message(out_nb, _timeout_cell(out_nb))
+                raise ReportError(f"report {label} failed{' in ' + where if where else ''}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+            where = _cell_message(out_nb, _timeout_cell(out_nb)) or "kernel start-up"
+            if attempt == 1:
+                log.warning("report %s: %s timed out after %s s; retrying once", label, where, timeout)
+                continue
+            raise ReportError(f"report {label} timed out twice in {where} (timeout {timeout} s per "
+                              "cell); raise --timeout if the notebook is just slow") from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def render_report(path: str | Path, period: Period, out: str | Path, *, with_code: bool = False,
+                  timeout: int = 300, target: float | None = None, stuck_quantile: float = 0.9,
+                  title: str | None = None, lenient: bool = False, currency: str | None = None,
+                  notebook: str | Path | None = None) -> Path:
+    """Execute the report notebook for ``period`` and export it as self-contained HTML.
+
+    Parameters
+    ----------
+    path
+        The data set folder.
+    period
+        The reporting period (e.g. ``Period.quarter("2026Q3")``).
+    out
+        Output folder; gets ``<label>.html`` and the executed ``<label>.ipynb``.
+    with_code
+        Keep the code cells in the HTML (hidden by default).
+    timeout
+        Execution timeout per cell, in seconds (must be positive: renders never run unbounded).
+        A timed-out render is retried once.
+    target, stuck_quantile, title, lenient, currency
+        Passed to the notebook's parameters cell.
+    notebook
+        Another report notebook with the same parameters (default :func:`default_notebook`).
+
+    Returns
+    -------
+    Path
+        The HTML file.
+
+    Raises
+    ------
+    ReportError
+        The notebook failed (message: period, cell index and first line, exception) or timed out
+        twice. No HTML is written; the executed notebook is kept as ``<label>.failed.ipynb``.
+    """
+    if not timeout or timeout <= 0:
+        raise ValueError("timeout must be a positive number of seconds (renders are never unbounded)")
+    data = Path(path).resolve()
+    if not data.is_dir():
+        raise FileNotFoundError(f"data set folder not found: {path}")
+    nb_path = Path(notebook) if notebook else default_notebook()
+    if not nb_path.is_file():
+        raise FileNotFoundError(f"report notebook not found: {nb_path}")
+    out = Path(out)
+    label = period.label or f"{period.start.date()}_{period.end.date()}"
+    slug = _slug(label)
+    html_path, ipynb_path, failed_path = (out / f"{slug}.html", out / f"{slug}.ipynb",
+                                          out / f"{slug}.failed.ipynb")
+    params = _parameters(data, period, target=target, stuck_quantile=stuck_quantile, title=title,
+                         lenient=lenient, currency=currency)
+    shown_title = title or f"Sales funnel report {label}"
+    with atomic_path(ipynb_path) as tmp_nb:
+        try:
+            nb = _execute(nb_path, tmp_nb, params, timeout, label)
+        except ReportError:
+            if tmp_nb.exists() and tmp_nb.stat().st_size:
+                shutil.copyfile(tmp_nb, failed_path)
+            raise
+        html = export_html(nb, with_code=with_code, title=shown_title)
+        atomic_write_text(html_path, html)
+        _share(tmp_nb)
+    _share(html_path)
+    if failed_path.exists():
+        failed_path.unlink()
+    return html_path
+
+
+def _share(p: Path) -> None:
+    """Give a written report the usual permissions (temporary files are created private, 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(p, 0o666 & ~mask)
+
+
+def _quarters_in(path: Path, lenient: bool, currency: str | None) -> list[str]:
+    from .loading import load
+    ds = load(path, errors="report" if lenient else "raise")
+    if currency:
+        ds = ds.filter(currency=currency.upper())
+    d = ds.deals
+    times = [d["created_at"].min(), d["created_at"].max(), d["closed_at"].min(), d["closed_at"].max()]
+    times = [t for t in times if t is not None and t == t]  # drop NaT
+    if not times:
+        raise ValueError(f"no dated deals in {path}: nothing to render")
+    return quarters_between(min(times), max(times))
+
+
+def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = False,
+                        timeout: int = 300, target: float | None = None, stuck_quantile: float = 0.9,
+                        title: str | None = None, lenient: bool = False, currency: str | None = None,
+                        notebook: str | Path | None = None, quarters: list[str] | None = None,
+                        progress: bool = True) -> Path:
+    """Render every quarter in the data (first ``created_at`` to last ``created_at``/``closed_at``).
+
+    A failed quarter does not stop the others: each is rendered, ``index.html`` links the reports
+    that succeeded and lists the failures, and then :class:`ReportError` is raised naming every
+    failed quarter (so the CLI exits non-zero). ``quarters`` restricts the run to those labels.
+
+    Returns
+    -------
+    Path
+        ``<out>/index.html``.
+    """
+    data = Path(path)
+    if not data.is_dir():
+        raise FileNotFoundError(f"data set folder not found: {path}")
+    labels = quarters or _quarters_in(data, lenient, currency)
+    from tqdm.auto import tqdm
+
+    outcome = _Outcome()
+    bar = tqdm(labels, desc="rendering quarters", unit="quarter", disable=not progress)
+    for label in bar:
+        bar.set_postfix_str(label)
+        try:
+            html = render_report(data, Period.quarter(label), out, with_code=with_code, timeout=timeout,
+                                 target=target, stuck_quantile=stuck_quantile, title=title,
+                                 lenient=lenient, currency=currency, notebook=notebook)
+            outcome.rendered.append((label, html))
+        except ReportError as exc:
+            log.error("%s", exc)
+            outcome.failed.append(RenderFailure(label, str(exc)))
+    bar.close()
+    index = _write_index(Path(out), data, outcome, title)
+    if outcome.failed:
+        raise ReportError(f"{len(outcome.failed)} of {len(labels)} quarters failed: " +
+                          "; ".join(f.message for f in outcome.failed) + f" (index: {index})")
+    return index
+
+
+def _write_index(out: Path, data: Path, outcome: _Outcome, title: str | None) -> Path:
+    from urllib.parse import quote
+    heading = title or f"Sales funnel reports: {data.resolve().name}"
+    items = "\n".join(f'  <li><a href="{escape(quote(p.name))}">{escape(label)}</a></li>'
+                      for label, p in outcome.rendered)
+    failed = "\n".join(f"  <li>{escape(f.label)}: {escape(f.message)}</li>" for f in outcome.failed)
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>{escape(heading)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:2em auto;line-height:1.5}}
+.failed li{{color:#a00}}</style></head>
+<body>
+<h1>{escape(heading)}</h1>
+<ul class="reports">
+{items}
+</ul>
+{"<h2>Failed</h2><ul class='failed'>" + chr(10) + failed + chr(10) + "</ul>" if failed else ""}
+</body>
+</html>
+"""
+    index = atomic_write_text(out / "index.html", page)
+    _share(index)
+    return index
