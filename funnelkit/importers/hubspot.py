@@ -1,0 +1,236 @@
+"""HubSpot deal exports ("All deals" CSV or XLSX), one or several snapshots of the same pipeline.
+
+Columns used (HubSpot's export names): ``Record ID``, ``Deal Stage``, ``Create Date``,
+``Close Date``, ``Amount`` (required); ``Deal owner``, ``Deal Name``, ``Pipeline``,
+``Original Source Type``, ``Deal Type``, ``Closed Lost Reason``, ``Deal currency code`` and the
+``Date entered "<stage> (<pipeline>)"`` columns when present.
+
+Semantics followed:
+
+- won/lost come from the stage label ("Closed won", "Closed: lost", "Closed: abandoned" ...), with
+  an override by ``--stage-map``; every such decision is listed in the import report.
+- HubSpot sets Close Date when a deal is closed; on open deals it is the *expected* close date, so it
+  is not a ``closed_at`` (it is kept as ``expected_close_date``).
+- Several exports taken on different dates are combined: each deal's latest row gives its state; a
+  change of stage between two exports is recorded at the later export's date (an approximation the
+  report states). The export date is read from the file name (``...-2023-05-09.csv``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .common import (OUTCOMES, default_outcome, ImportProblem, ImportResult, StageMap, finish, map_labels, order_stages,
+                     parse_amounts, parse_dates, read_source, require_columns)
+
+REQUIRED = ["Record ID", "Deal Stage", "Create Date", "Close Date", "Amount"]
+#: HubSpot's default sales pipeline, in order.
+DEFAULT_ORDER = ["Appointment Scheduled", "Qualified To Buy", "Presentation Scheduled",
+                 "Decision Maker Bought-In", "Contract Sent"]
+_ENTERED = re.compile(r'^Date entered\s+["“]?(?P<stage>.+?)(?:\s+\((?P<pipe>[^()]*)\))?["”]?\s*$', re.I)
+_DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
+KEEP = {"Deal Name": "deal_name", "Pipeline": "pipeline", "Deal Type": "deal_type",
+        "Closed Lost Reason": "closed_lost_reason", "Closed Won Reason": "closed_won_reason"}
+
+
+def export_date(path: Path, df: pd.DataFrame) -> tuple[pd.Timestamp, str]:
+    m = _DATE_IN_NAME.search(path.name)
+    if m:
+        return pd.Timestamp(m.group(1)), "file name"
+    for col in ("Last Modified Date", "Create Date"):
+        if col in df.columns:
+            ts, _ = parse_dates(df[col])
+            if ts.notna().any():
+                return ts.max().normalize() + pd.Timedelta(days=1), f"the latest '{col}' in the file"
+    raise ImportProblem(f"{path}: cannot tell when this export was taken: put its date in the file name "
+                        "(e.g. deals-2024-05-31.csv)")
+
+
+def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, encoding=None,
+                   force=False, **_) -> ImportResult:
+    sources = [Path(s) for s in sources]
+    result = ImportResult("hubspot", [str(s) for s in sources])
+    smap = StageMap.from_yaml(stage_map) if stage_map else StageMap()
+    frames = []
+    for path in sources:
+        df, enc = read_source(path, encoding)
+        require_columns(df, path, REQUIRED, "a HubSpot deals export")
+        when, how = export_date(path, df)
+        acc = result.account(path, len(df), enc, note=f"export of {when.date()}")
+        df["_file"], df["_export"] = str(path), when
+        frames.append(df)
+        if how != "file name":
+            result.assume(f"{path.name}: export date taken as {when.date()} from {how} (no date in the file name)")
+    dates = [f["_export"].iat[0] if len(f) else None for f in frames]
+    if len(set(dates)) < len(dates):
+        raise ImportProblem("two exports have the same date (" + ", ".join(
+            f"{p.name}: {d.date()}" for p, d in zip(sources, dates)) + "); give exports of different dates")
+    order = np.argsort([d.value for d in dates])
+    frames = [frames[i] for i in order]
+    multi = len(frames) > 1
+
+    rows = pd.concat(frames, ignore_index=True, sort=False).fillna("").copy()
+    rows["_snap"] = rows["_export"].rank(method="dense").astype(int) - 1
+    rows["deal_id"] = rows["Record ID"].str.strip()
+    stage_label = rows["Deal Stage"].str.strip()
+
+    # Row-level problems: rejected with reasons.
+    bad = rows["deal_id"].eq("")
+    rows = _drop(rows, bad, "Record ID is empty", result)
+    dup = rows.duplicated(["_file", "deal_id"], keep="first")
+    rows = _drop(rows, dup, "Record ID appears twice in this export (the first row was used)", result)
+    empty_stage = rows["Deal Stage"].str.strip().eq("")
+    rows = _drop(rows, empty_stage, "Deal Stage is empty (the deal is in no pipeline stage)", result)
+    created, bad_created = parse_dates(rows["Create Date"])
+    rows = rows.assign(created_at=created)
+    rows = _drop(rows, bad_created | created.isna(), "Create Date is empty or not a date", result)
+    close, bad_close = parse_dates(rows["Close Date"])
+    rows = rows.assign(close_date=close)
+    rows = _drop(rows, bad_close, "Close Date is not a date", result)
+    amount, bad_amount = parse_amounts(rows["Amount"])
+    rows = rows.assign(amount=amount)
+    rows = _drop(rows, bad_amount | (amount < 0), "Amount is not a number >= 0", result)
+
+    rows["mapped"] = map_labels(rows["Deal Stage"].str.strip(), smap, file=", ".join(s.name for s in sources),
+                                column="Deal Stage", result=result, strict=smap.given)
+    if "Is Deal Closed?" in rows.columns:
+        for label, grp in rows.groupby(rows["Deal Stage"].str.strip()):
+            flag = set(grp["Is Deal Closed?"].str.lower()) - {""}
+            target = grp["mapped"].iat[0]
+            if target in OUTCOMES and flag == {"false"}:
+                result.assume(f"HubSpot does not treat {label!r} as a closed stage (Is Deal Closed? = false), "
+                              f"but its label names an outcome: imported as {target}")
+            if target not in OUTCOMES and flag == {"true"}:
+                raise ImportProblem(f"{', '.join(s.name for s in sources)}: stage {label!r} is closed in HubSpot "
+                                    "(Is Deal Closed? = true) but maps to an open stage: map it to won or lost "
+                                    "with --stage-map")
+
+    # History from "Date entered <stage>" columns, when the export has them.
+    entered_cols = {c: _ENTERED.match(c).group("stage") for c in rows.columns if _ENTERED.match(c)}
+    hist_parts = []
+    if entered_cols:
+        for col, label in entered_cols.items():
+            target = smap.lookup(label)
+            if target is None and not smap.given:
+                target = default_outcome(label) or label
+            if target is None or target in OUTCOMES:
+                continue  # outcomes are the deal's status, not stages
+            ts, _ = parse_dates(rows[col])
+            ok = ts.notna()
+            hist_parts.append(pd.DataFrame({"deal_id": rows.loc[ok, "deal_id"], "stage": target,
+                                            "entered_at": ts[ok]}))
+        result.assume("stage history read from the 'Date entered <stage>' columns")
+
+    # Each deal's state = its row in the latest export that has it.
+    rows = rows.sort_values(["deal_id", "_snap"], kind="stable")
+    last = rows.drop_duplicates("deal_id", keep="last").set_index("deal_id")
+    status = np.where(last["mapped"].isin(OUTCOMES), last["mapped"], "open")
+    deals = pd.DataFrame({"deal_id": last.index, "created_at": last["created_at"].to_numpy(),
+                          "status": status, "amount": last["amount"].to_numpy()})
+    # closed_at: HubSpot's Close Date on closed deals; else the export date it was first seen closed.
+    is_closed = deals["status"].isin(OUTCOMES).to_numpy()
+    closed_at = last["close_date"].where(is_closed)
+    first_closed = rows[rows["mapped"].isin(OUTCOMES)].groupby("deal_id")["_export"].min()
+    no_close = pd.Series(is_closed, index=last.index) & closed_at.isna()
+    if no_close.any():
+        closed_at[no_close] = first_closed.reindex(last.index)[no_close]
+        result.assume(f"{int(no_close.sum())} closed deals have no Close Date: closed_at set to the date of "
+                      "the first export that shows them closed")
+    deals["closed_at"] = closed_at.to_numpy()
+    open_close = (~is_closed) & last["close_date"].notna().to_numpy()
+    deals["expected_close_date"] = last["close_date"].where(~is_closed).to_numpy()
+    if open_close.any():
+        result.assume(f"Close Date on {int(open_close.sum())} open deals is HubSpot's expected close date, "
+                      "not a close: not used as closed_at (kept as 'expected_close_date')")
+    deals["owner"] = last["Deal owner"].to_numpy() if "Deal owner" in last.columns else ""
+    if "Deal owner" not in last.columns:
+        result.assume("no 'Deal owner' column: owner left empty")
+    deals["source"] = last["Original Source Type"].to_numpy() if "Original Source Type" in last.columns else ""
+    result.assume("source = 'Original Source Type' where the export has it" if "Original Source Type" in last.columns
+                  else "no 'Original Source Type' column: source left empty")
+    deals["product"] = ""
+    result.assume("HubSpot deal exports carry no product type: product left empty ('(not set)')")
+    if "Deal currency code" in last.columns:
+        deals["currency"] = last["Deal currency code"].to_numpy()
+    for col, name in KEEP.items():
+        if col in last.columns:
+            deals[name] = last[col].to_numpy()
+    deals["crm_stage"] = last["Deal Stage"].str.strip().to_numpy()
+    deals["_file"] = last["_file"].to_numpy()
+    deals["_line"] = last["_line"].to_numpy()
+    deals["_row"] = last["_row"].to_numpy()
+    pipes = set(last["Pipeline"]) - {""} if "Pipeline" in last.columns else set()
+    if len(pipes) > 1:
+        result.assume(f"deals of {len(pipes)} HubSpot pipelines combined ({', '.join(sorted(pipes))}); "
+                      "their stage labels form one pipeline")
+
+    if multi:
+        latest = dates[order[-1]]
+        gone = last["_export"] < latest
+        deals["last_export"] = last["_export"].dt.strftime("%Y-%m-%d").to_numpy()
+        if gone.any():
+            result.assume(f"{int(gone.sum())} deals are in an earlier export but not in the latest "
+                          f"({latest.date()}): deleted or merged in HubSpot; kept with their state in the "
+                          "last export that had them (column 'last_export')")
+        ever = rows.groupby("deal_id")["mapped"].apply(lambda s: s.isin(OUTCOMES).any())
+        reopened = ever.reindex(deals["deal_id"]).to_numpy() & (deals["status"] == "open").to_numpy()
+        if reopened.any():
+            result.assume(f"{int(reopened.sum())} deals closed in an earlier export are open again in a later "
+                          "one: imported as open")
+
+    # Stage history from the snapshots (for deals without 'Date entered' history).
+    covered = set(pd.concat(hist_parts)["deal_id"]) if hist_parts else set()
+    snap = rows[~rows["deal_id"].isin(covered) & ~rows["mapped"].isin(OUTCOMES)]
+    snap = snap[["deal_id", "_snap", "_export", "mapped", "created_at"]]
+    first_seen = snap.groupby("deal_id")["_snap"].transform("min")
+    prev = snap.groupby("deal_id")["mapped"].shift()
+    is_first = snap["_snap"].eq(first_seen)
+    changed = ~is_first & snap["mapped"].ne(prev)
+    entries = pd.concat([
+        pd.DataFrame({"deal_id": snap.loc[is_first, "deal_id"], "stage": snap.loc[is_first, "mapped"],
+                      "entered_at": snap.loc[is_first, "created_at"]}),
+        pd.DataFrame({"deal_id": snap.loc[changed, "deal_id"], "stage": snap.loc[changed, "mapped"],
+                      "entered_at": snap.loc[changed, "_export"]}),
+    ] + hist_parts, ignore_index=True)
+    result.assume("each deal's open stage in the first export that has it is taken as entered at its Create "
+                  "Date (earlier moves are not in the export)")
+    if multi:
+        result.assume(f"{int(changed.sum())} stage changes between exports recorded at the later export's "
+                      "date: an approximation (the change happened at some time between the two exports)")
+        moves = rows[~rows["deal_id"].isin(covered)].groupby("deal_id")["mapped"].agg(
+            lambda s: (s != s.shift()).iloc[1:].sum() if len(s) > 1 else 0)
+        n_out = int(moves.sum()) - int(changed.sum())
+        if n_out > 0:
+            result.assume(f"{n_out} changes between exports went to won/lost (or between them): the outcome "
+                          "is the deal's status, dated by its Close Date")
+    never_open = deals.loc[~deals["deal_id"].isin(entries["deal_id"]), "deal_id"]
+    # Deals seen only closed: their path is unknown; the loader's rule puts them in the first stage.
+    open_labels = list(pd.unique(rows.loc[~rows["mapped"].isin(OUTCOMES), "mapped"]))
+    score = None
+    if "Deal probability" in rows.columns:
+        p, _ = parse_amounts(rows["Deal probability"])
+        score = p.groupby(rows["mapped"]).mean().to_dict()
+    stages, how = order_stages(open_labels + list(entries["stage"].unique()), smap, DEFAULT_ORDER, score)
+    result.assume(how)
+    if len(never_open):
+        result.assume(f"{len(never_open)} deals are closed in every export that has them: their stage path is "
+                      f"unknown, so they are recorded as entering the first stage ({stages[0]!r}) at their "
+                      "Create Date")
+        entries = pd.concat([entries, pd.DataFrame({
+            "deal_id": never_open.to_numpy(), "stage": stages[0],
+            "entered_at": deals.set_index("deal_id").loc[never_open, "created_at"].to_numpy()})],
+            ignore_index=True)
+    name = (sorted(pipes)[0] if len(pipes) == 1 else "HubSpot deals")
+    return finish(result, deals, entries, stages, out=out, force=force, sources=sources, name=name,
+                  rates=rates, currency=currency)
+
+
+def _drop(rows: pd.DataFrame, mask: pd.Series, reason: str, result: ImportResult) -> pd.DataFrame:
+    mask = mask.fillna(False).astype(bool)
+    for f, grp in rows[mask].groupby("_file", sort=False):
+        result.reject(f, grp["_line"], reason, grp)
+    return rows[~mask]
