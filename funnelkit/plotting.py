@@ -1,0 +1,704 @@
+"""Plotting helpers shared by the notebooks and users' own notebooks.
+
+Every helper takes a tidy DataFrame (the output of a :mod:`funnelkit.metrics` function) plus the
+names of its columns, draws on ``ax`` (a new figure when ``None``) and returns the Axes (or the
+Figure for multi-panel charts). None calls ``plt.show()``. Each chart gets a title and axis labels
+with units (``days``, ``deals``, the currency). Stage colours come from :func:`stage_palette` and are
+the same in every chart; :func:`set_theme` applies the one theme used throughout.
+
+Examples
+--------
+>>> import pandas as pd
+>>> f = pd.DataFrame({"stage": ["Lead", "Demo"], "reached": [10, 4], "conversion": [0.4, 0.5]})
+>>> ax = funnel_plot(f)
+>>> ax.get_title()
+'Funnel: deals reaching each stage'
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+__all__ = [
+    "set_theme", "stage_palette", "STATUS_COLORS", "OUTCOME_COLORS", "money", "to_png",
+    "png_data_uri", "funnel_plot", "snapshot_plot", "stage_flow_plot", "time_in_stage_plot",
+    "duration_plot", "win_rate_by_time_plot", "days_to_close_plot", "survival_plot",
+    "deal_size_trend_plot", "deal_size_plot", "amount_by_plot", "product_mix_plot",
+    "expected_won_plot", "calibration_plot", "format_table", "DPI",
+]
+
+_MPL = tuple(int(p) for p in matplotlib.__version__.split(".")[:2])
+
+#: Resolution of the PNGs embedded in reports (small files, still sharp on screen).
+DPI = 90
+FIGSIZE = (7.5, 3.6)
+
+# Colour-blind-friendly, ordered so that neighbouring stages are easy to tell apart.
+_STAGE_BASE = ["#4C72B0", "#55A868", "#C44E52", "#8172B3", "#CCB974", "#64B5CD",
+               "#DD8452", "#937860", "#DA8BC3", "#8C8C8C"]
+
+#: Colours of deal outcomes, identical in every chart.
+STATUS_COLORS = {"won": "#2E8B57", "lost": "#C44E52", "open": "#8C8C8C"}
+
+#: Colours of what became of a stage visit (:data:`funnelkit.history.OUTCOMES`).
+OUTCOME_COLORS = {"advanced": "#4C72B0", "skipped ahead": "#64B5CD", "moved back": "#CCB974",
+                  "won": STATUS_COLORS["won"], "lost": STATUS_COLORS["lost"],
+                  "still there": STATUS_COLORS["open"]}
+
+_THEME_RC = {
+    "figure.figsize": FIGSIZE, "figure.dpi": DPI, "savefig.dpi": DPI,
+    "savefig.bbox": "tight", "axes.titlesize": 11, "axes.titleweight": "bold",
+    "axes.labelsize": 9.5, "xtick.labelsize": 8.5, "ytick.labelsize": 8.5,
+    "legend.fontsize": 8.5, "legend.frameon": False, "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+def set_theme() -> None:
+    """Apply funnelkit's one theme (seaborn ``whitegrid``, small figures, ``DPI`` PNGs).
+
+    Call it once at the top of a notebook; the helpers work without it too.
+    """
+    import seaborn as sns
+    sns.set_theme(style="whitegrid", context="notebook", rc=_THEME_RC)
+
+
+def stage_palette(stages: Sequence[str]) -> dict[str, str]:
+    """A colour per stage, fixed by the stage's position in the pipeline.
+
+    The same pipeline always gets the same colours, in every chart and every slice.
+
+    Examples
+    --------
+    >>> stage_palette(["Lead", "Demo"])
+    {'Lead': '#4C72B0', 'Demo': '#55A868'}
+    """
+    stages = [str(s) for s in stages]
+    if len(stages) <= len(_STAGE_BASE):
+        colours = _STAGE_BASE[: len(stages)]
+    else:
+        import seaborn as sns
+        colours = sns.color_palette("husl", len(stages)).as_hex()
+    return dict(zip(stages, colours))
+
+
+def money(value: float | None, currency: str = "") -> str:
+    """Compact money text: ``1.2M EUR``, ``35k EUR``, ``950 EUR``; ``-`` for missing values."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)) or pd.isna(value):
+        return "-"
+    v = float(value)
+    a = abs(v)
+    if a >= 1e9:
+        text = f"{v / 1e9:.1f}B"
+    elif a >= 1e6:
+        text = f"{v / 1e6:.1f}M"
+    elif a >= 1e4:
+        text = f"{v / 1e3:.0f}k"
+    elif a >= 1e3:
+        text = f"{v / 1e3:.1f}k"
+    else:
+        text = f"{v:.0f}"
+    return f"{text} {currency}".strip()
+
+
+def _money_axis(ax: Axes, currency: str, axis: str = "y") -> None:
+    fmt = FuncFormatter(lambda v, _pos: money(v))
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+
+
+def _unit(currency: str | None) -> str:
+    return currency or "amount"
+
+
+def _new_ax(ax: Axes | None, figsize=FIGSIZE) -> Axes:
+    if ax is None:
+        _fig, ax = plt.subplots(figsize=figsize, dpi=DPI)
+    return ax
+
+
+def _empty(ax: Axes, title: str, xlabel: str, ylabel: str, note: str = "no data in this period") -> Axes:
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes, color="#777777")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+def _stage_order(data: pd.DataFrame, stage: str) -> list[str]:
+    col = data[stage]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return [str(c) for c in col.cat.categories]
+    return list(dict.fromkeys(col.astype(str)))
+
+
+def to_png(fig: Figure | Axes, dpi: int = DPI) -> bytes:
+    """The figure (or the figure of an Axes) as PNG bytes; closes it."""
+    fig = fig.figure if isinstance(fig, Axes) else fig
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def png_data_uri(fig: Figure | Axes, dpi: int = DPI) -> str:
+    """A ``data:image/png;base64,...`` URI of the figure, for self-contained HTML."""
+    return "data:image/png;base64," + base64.b64encode(to_png(fig, dpi)).decode("ascii")
+
+
+# --------------------------------------------------------------------------------- deals per stage
+
+def funnel_plot(data: pd.DataFrame, *, stage: str = "stage", value: str = "reached",
+                conversion: str | None = "conversion", palette: Mapping[str, str] | None = None,
+                title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Horizontal funnel: deals that reached each stage, labelled with the conversion to the next.
+
+    ``data`` is :func:`funnelkit.metrics.stages.funnel` output (one row per stage, in order).
+    """
+    ax = _new_ax(ax)
+    title = title or "Funnel: deals reaching each stage"
+    order = _stage_order(data, stage)
+    palette = palette or stage_palette(order)
+    d = data.assign(_s=data[stage].astype(str)).set_index("_s").reindex(order)
+    values = d[value].fillna(0).to_numpy(dtype=float)
+    if not np.nansum(values):
+        return _empty(ax, title, "Deals (count)", "Stage")
+    y = np.arange(len(order))
+    ax.barh(y, values, color=[palette[s] for s in order], height=0.7)
+    ax.set_yticks(y, labels=order)
+    ax.invert_yaxis()
+    top = values.max()
+    for i, v in enumerate(values):
+        label = f"{v:,.0f}"
+        if conversion is not None and conversion in d:
+            c = d[conversion].iloc[i]
+            if pd.notna(c):
+                nxt = "won" if i == len(order) - 1 else "next"
+                label += f"  ({100 * c:.0f}% to {nxt})"
+        ax.text(v + top * 0.01, i, label, va="center", fontsize=8.5)
+    ax.set_xlim(0, top * 1.35)
+    ax.set_title(title)
+    ax.set_xlabel("Deals (count)")
+    ax.set_ylabel("Stage")
+    ax.grid(axis="y", visible=False)
+    return ax
+
+
+def snapshot_plot(data: pd.DataFrame, *, x: str = "at", stage: str = "stage", value: str = "open_deals",
+                  currency: str | None = None, palette: Mapping[str, str] | None = None,
+                  title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Stacked area of open deals per stage at each weekly snapshot.
+
+    ``data`` is :func:`funnelkit.metrics.stages.weekly_snapshots` output (long form). With
+    ``value="open_amount"`` the y axis is the open amount in ``currency``.
+    """
+    ax = _new_ax(ax)
+    is_amount = "amount" in value
+    ylabel = f"Open amount ({_unit(currency)})" if is_amount else "Open deals (count)"
+    title = title or ("Open pipeline amount per stage, weekly" if is_amount else "Open deals per stage, weekly")
+    if data.empty:
+        return _empty(ax, title, "Week ending", ylabel)
+    order = _stage_order(data, stage)
+    palette = palette or stage_palette(order)
+    wide = (data.assign(_s=data[stage].astype(str))
+            .pivot_table(index=x, columns="_s", values=value, aggfunc="sum", observed=False)
+            .reindex(columns=order).fillna(0).sort_index())
+    ax.stackplot(wide.index, *[wide[s].to_numpy(dtype=float) for s in order], labels=order,
+                 colors=[palette[s] for s in order], alpha=0.9)
+    ax.set_title(title)
+    ax.set_xlabel("Week ending")
+    ax.set_ylabel(ylabel)
+    if is_amount:
+        _money_axis(ax, currency or "")
+    if pd.api.types.is_datetime64_any_dtype(wide.index):
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="Stage")
+    ax.set_xlim(wide.index.min(), wide.index.max())
+    return ax
+
+
+def stage_flow_plot(data: pd.DataFrame, *, stage: str = "stage", outcomes: Sequence[str] | None = None,
+                    title: str | None = None, ax: Axes | None = None) -> Axes:
+    """What became of the visits that began in each stage: a 100% stacked bar per stage.
+
+    ``data`` is :func:`funnelkit.metrics.stages.stage_flow` output (``visits`` plus one count
+    column per outcome).
+    """
+    ax = _new_ax(ax)
+    title = title or "What became of each stage visit"
+    outcomes = list(outcomes or [c for c in OUTCOME_COLORS if c in data.columns])
+    order = _stage_order(data, stage)
+    d = data.assign(_s=data[stage].astype(str)).set_index("_s").reindex(order)
+    total = d[outcomes].sum(axis=1).replace(0, np.nan)
+    share = d[outcomes].div(total, axis=0).fillna(0)
+    if not total.notna().any():
+        return _empty(ax, title, "Share of visits (%)", "Stage")
+    left = np.zeros(len(order))
+    y = np.arange(len(order))
+    for o in outcomes:
+        vals = share[o].to_numpy(dtype=float)
+        ax.barh(y, vals, left=left, color=OUTCOME_COLORS.get(o, "#999999"), label=o, height=0.7)
+        left += vals
+    ax.set_yticks(y, labels=[f"{s} ({int(n) if pd.notna(n) else 0})" for s, n in zip(order, total)])
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlim(0, 1)
+    ax.set_title(title)
+    ax.set_xlabel("Share of visits begun in the period (%)")
+    ax.set_ylabel("Stage (visits)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="Outcome")
+    return ax
+
+
+# ---------------------------------------------------------------------------------- time in stage
+
+def time_in_stage_plot(data: pd.DataFrame, *, stage: str = "stage", median: str = "median_days",
+                       p90: str | None = "p90_days", thresholds: pd.DataFrame | None = None,
+                       threshold: str = "threshold_days", palette: Mapping[str, str] | None = None,
+                       title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Median days per stage (bars), the 90th percentile (ticks) and the stuck threshold (diamonds).
+
+    ``data`` is :func:`funnelkit.metrics.time_in_stage.time_in_stage` output; ``thresholds`` is
+    :func:`~funnelkit.metrics.time_in_stage.stage_thresholds` output.
+    """
+    ax = _new_ax(ax)
+    title = title or "Time in stage (visits ended in the period)"
+    order = _stage_order(data, stage)
+    palette = palette or stage_palette(order)
+    d = data.assign(_s=data[stage].astype(str)).set_index("_s").reindex(order)
+    if d[median].isna().all():
+        return _empty(ax, title, "Days in stage", "Stage")
+    y = np.arange(len(order))
+    ax.barh(y, d[median].fillna(0), color=[palette[s] for s in order], height=0.6, label="median")
+    if p90 and p90 in d:
+        ax.scatter(d[p90], y, marker="|", s=250, color="#333333", label="90th percentile", zorder=3)
+    if thresholds is not None and not thresholds.empty:
+        t = thresholds.assign(_s=thresholds[stage].astype(str)).set_index("_s").reindex(order)
+        ax.scatter(t[threshold], y, marker="D", s=30, color="#C44E52", label="stuck threshold", zorder=4)
+    ax.set_yticks(y, labels=order)
+    ax.invert_yaxis()
+    ax.set_title(title)
+    ax.set_xlabel("Days in stage")
+    ax.set_ylabel("Stage")
+    ax.legend(loc="lower right")
+    return ax
+
+
+def duration_plot(data: pd.DataFrame, *, stage: str = "stage", days: str = "days",
+                  stages: Sequence[str] | None = None, thresholds: pd.DataFrame | None = None,
+                  threshold: str = "threshold_days", palette: Mapping[str, str] | None = None,
+                  title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Distribution of days spent per stage visit (box plots on a log scale), with stuck thresholds.
+
+    ``data`` has one row per visit (e.g. :func:`funnelkit.plotting.visit_days`).
+    """
+    ax = _new_ax(ax)
+    title = title or "How long visits last, per stage"
+    order = list(stages) if stages is not None else _stage_order(data, stage)
+    palette = palette or stage_palette(order)
+    groups = [data.loc[data[stage].astype(str) == s, days].dropna().to_numpy(dtype=float) for s in order]
+    if not any(len(g) for g in groups):
+        return _empty(ax, title, "Days in stage (log scale)", "Stage")
+    groups = [np.clip(g, 0.01, None) if len(g) else np.array([np.nan]) for g in groups]
+    orient = ({"orientation": "horizontal"} if _MPL >= (3, 10) else {"vert": False})
+    bp = ax.boxplot(groups, patch_artist=True, showfliers=False, widths=0.6, **orient)
+    for patch, s in zip(bp["boxes"], order):
+        patch.set_facecolor(palette[s])
+        patch.set_alpha(0.85)
+    ax.set_xscale("log")
+    ax.set_yticks(np.arange(1, len(order) + 1), labels=order)
+    ax.invert_yaxis()
+    if thresholds is not None and not thresholds.empty:
+        t = thresholds.assign(_s=thresholds[stage].astype(str)).set_index("_s").reindex(order)
+        ax.scatter(t[threshold], np.arange(1, len(order) + 1), marker="D", s=30, color="#C44E52",
+                   label="stuck threshold", zorder=4)
+        ax.legend(loc="lower right")
+    ax.set_title(title)
+    ax.set_xlabel("Days in stage (log scale)")
+    ax.set_ylabel("Stage")
+    return ax
+
+
+def win_rate_by_time_plot(data: pd.DataFrame, *, stage: str = "stage", bucket: str = "bucket",
+                          win_rate: str = "win_rate", deals: str | None = "deals", min_deals: int = 5,
+                          palette: Mapping[str, str] | None = None,
+                          title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Win rate of closed deals by how long they sat in each stage (one line per stage).
+
+    ``data`` is :func:`funnelkit.metrics.time_in_stage.win_rate_by_time_in_stage` output. Points
+    resting on fewer than ``min_deals`` closed deals are left out (a 1-deal bucket is 0% or 100%).
+    """
+    if deals and deals in data:
+        data = data.assign(**{win_rate: data[win_rate].where(data[deals] >= min_deals)})
+    ax = _new_ax(ax)
+    title = title or "Win rate by time spent in stage"
+    if data.empty or data[win_rate].isna().all():
+        return _empty(ax, title, "Days in stage", "Win rate (%)")
+    order = _stage_order(data, stage)
+    palette = palette or stage_palette(order)
+    buckets = _stage_order(data, bucket)
+    for s in order:
+        d = data[data[stage].astype(str) == s].assign(_b=lambda x: x[bucket].astype(str))
+        d = d.set_index("_b").reindex(buckets)
+        if d[win_rate].notna().any():
+            ax.plot(np.arange(len(buckets)), d[win_rate].to_numpy(dtype=float), marker="o",
+                    color=palette[s], label=s)
+    ax.set_xticks(np.arange(len(buckets)), labels=buckets)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.set_xlabel("Days in stage" + (f" (buckets with at least {min_deals} closed deals)" if deals else ""))
+    ax.set_ylabel("Win rate of closed deals (%)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="Stage")
+    return ax
+
+
+# ----------------------------------------------------------------------------------- days to close
+
+def days_to_close_plot(data: pd.DataFrame, *, status: str = "status", mean: str = "mean_days",
+                       median: str = "median_days", deals: str = "deals", by: str | None = None,
+                       title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Median (bars) and mean (markers) days from creation to close, won vs lost.
+
+    ``data`` is :func:`funnelkit.metrics.days_to_close.days_to_close` output; with ``by`` the bars
+    are grouped by that column.
+    """
+    ax = _new_ax(ax)
+    title = title or "Days to close: won vs lost"
+    d = data[data[status].astype(str).isin(["won", "lost"])]
+    if d.empty or d[median].isna().all():
+        return _empty(ax, title, "Days from created to closed", "")
+    groups = _stage_order(d, by) if by else [""]
+    statuses = ["won", "lost"]
+    height = 0.38
+    for j, st in enumerate(statuses):
+        rows = d[d[status].astype(str) == st]
+        if by:
+            rows = rows.assign(_g=rows[by].astype(str)).set_index("_g").reindex(groups)
+        y = np.arange(len(groups)) + (j - 0.5) * height
+        med = rows[median].to_numpy(dtype=float)
+        n = rows[deals].fillna(0).to_numpy() if deals in rows else [np.nan] * len(groups)
+        ax.barh(y, np.nan_to_num(med), height=height, color=STATUS_COLORS[st],
+                label=f"{st}: median", alpha=0.9)
+        ax.scatter(rows[mean].to_numpy(dtype=float), y, marker="o", color="#222222", s=18, zorder=3,
+                   label="mean" if j == 0 else None)
+        means = rows[mean].to_numpy(dtype=float)
+        for yy, m, mu, k in zip(y, med, means, n):
+            if np.isfinite(m):
+                at = np.nanmax([m, mu]) if np.isfinite(mu) else m
+                ax.text(at, yy, f"  median {m:.0f} d, n={int(k)}", va="center", fontsize=8)
+    ax.set_yticks(np.arange(len(groups)), labels=groups if by else [""])
+    ax.invert_yaxis()
+    right = np.nanmax(d[[median, mean]].to_numpy(dtype=float))
+    ax.set_xlim(0, right * 1.4)
+    ax.set_title(title)
+    ax.set_xlabel("Days from created to closed")
+    ax.set_ylabel(by.capitalize() if by else "")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return ax
+
+
+def survival_plot(survival: pd.DataFrame, *, median_days: float | None = None,
+                  title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Kaplan-Meier curve: share of deals not yet closed against days since creation.
+
+    ``survival`` is ``CloseTimeSurvival.survival_function_`` (index: days; first column: the
+    estimate). Open deals count as censored, so the curve does not pretend they never close.
+    """
+    ax = _new_ax(ax)
+    title = title or "Share of deals still open, by age (Kaplan-Meier)"
+    if survival is None or len(survival) == 0:
+        return _empty(ax, title, "Days since created", "Still open (%)")
+    col = survival.columns[0]
+    ax.step(survival.index.to_numpy(dtype=float), survival[col].to_numpy(dtype=float), where="post",
+            color="#4C72B0")
+    for d, ls in ((30, ":"), (60, "--"), (90, "-.")):
+        ax.axvline(d, color="#999999", lw=0.8, ls=ls)
+    if median_days is not None and np.isfinite(median_days):
+        ax.axhline(0.5, color="#C44E52", lw=0.8)
+        ax.annotate(f"median {median_days:.0f} days", (median_days, 0.5), xytext=(5, 5),
+                    textcoords="offset points", fontsize=8.5, color="#C44E52")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(left=0)
+    ax.set_title(title)
+    ax.set_xlabel("Days since created")
+    ax.set_ylabel("Deals still open (%)")
+    return ax
+
+
+# --------------------------------------------------------------------------------------- deal size
+
+def deal_size_trend_plot(data: pd.DataFrame, *, x: str = "month",
+                         columns: Sequence[str] = ("mean", "median", "trimmed_mean"),
+                         deals: str | None = "deals", currency: str | None = None,
+                         title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Monthly won deal size: mean, median and 10% trimmed mean as lines.
+
+    ``data`` is :func:`funnelkit.metrics.deal_size.deal_size_by_month` output.
+    """
+    ax = _new_ax(ax)
+    title = title or "Won deal size by month"
+    ylabel = f"Won deal size ({_unit(currency)})"
+    if data.empty or data[list(columns)].isna().all().all():
+        return _empty(ax, title, "Month", ylabel)
+    xs = data[x].astype(str).to_numpy()
+    styles = {"mean": ("#C44E52", "o", "mean"), "median": ("#4C72B0", "s", "median"),
+              "trimmed_mean": ("#55A868", "^", "10% trimmed mean")}
+    for c in columns:
+        colour, marker, label = styles.get(c, (None, "o", c))
+        ax.plot(xs, data[c].to_numpy(dtype=float), marker=marker, color=colour, label=label)
+    if deals and deals in data:
+        for xi, (v, n) in enumerate(zip(data[columns[0]], data[deals])):
+            if pd.notna(v):
+                ax.annotate(f"n={int(n)}", (xi, v), xytext=(0, 6), textcoords="offset points",
+                            ha="center", fontsize=7.5, color="#555555")
+    _money_axis(ax, currency or "")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title)
+    ax.set_xlabel("Month closed")
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="lower left")
+    return ax
+
+
+def deal_size_plot(data: pd.DataFrame, *, amount: str = "amount", outlier: str | None = None,
+                   stats: Mapping[str, float | None] | None = None, currency: str | None = None,
+                   title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Histogram of won deal amounts (log scale) with mean, median, trimmed mean and outliers marked.
+
+    ``stats`` is :func:`funnelkit.metrics.deal_size.deal_size` output; ``outlier`` names a boolean
+    column flagging outlier deals (drawn as a red rug).
+    """
+    ax = _new_ax(ax)
+    title = title or "Won deal sizes"
+    xlabel = f"Deal amount ({_unit(currency)}, log scale)"
+    x = data[amount].to_numpy(dtype=float)
+    x = x[np.isfinite(x) & (x > 0)]
+    if not len(x):
+        return _empty(ax, title, xlabel, "Won deals (count)")
+    bins = np.logspace(np.log10(x.min()), np.log10(x.max()) + 1e-9, 30)
+    ax.hist(x, bins=bins, color="#8C8C8C", alpha=0.8)
+    ax.set_xscale("log")
+    for key, colour, ls in (("mean", "#C44E52", "-"), ("median", "#4C72B0", "--"),
+                            ("trimmed_mean", "#55A868", "-.")):
+        v = (stats or {}).get(key)
+        if v is not None and np.isfinite(v) and v > 0:
+            ax.axvline(v, color=colour, ls=ls, lw=1.5, label=f"{key.replace('_', ' ')} {money(v, currency or '')}")
+    if outlier and outlier in data:
+        flag = data[outlier]
+        mask = flag.notna().to_numpy() & np.array([bool(v) for v in flag], dtype=bool)
+        o = data.loc[mask, amount].to_numpy(dtype=float)
+        o = o[np.isfinite(o) & (o > 0)]
+        if len(o):
+            ax.plot(o, np.zeros_like(o), "|", color="#C44E52", ms=14, mew=2, label=f"outliers ({len(o)})")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: money(v)))
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("Won deals (count)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return ax
+
+
+# ------------------------------------------------------------------------ amount by source/product
+
+def amount_by_plot(data: pd.DataFrame, *, by: str = "source", value: str = "won_amount",
+                   win_rate: str | None = "win_rate", currency: str | None = None, top: int = 12,
+                   title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Won amount per group (bars, largest first), labelled with the group's win rate.
+
+    ``data`` is :func:`funnelkit.metrics.amount_by.amount_by` output.
+    """
+    ax = _new_ax(ax)
+    title = title or f"Won amount and win rate by {by}"
+    xlabel = f"Won amount ({_unit(currency)})"
+    d = data.sort_values(value, ascending=False).head(top)
+    if d.empty or not d[value].fillna(0).any():
+        return _empty(ax, title, xlabel, by.capitalize())
+    labels = d[by].astype(str).to_numpy()
+    vals = d[value].fillna(0).to_numpy(dtype=float)
+    y = np.arange(len(d))
+    ax.barh(y, vals, color="#4C72B0", height=0.65)
+    top_v = vals.max() or 1.0
+    for i, v in enumerate(vals):
+        text = money(v, currency or "")
+        if win_rate and win_rate in d and pd.notna(d[win_rate].iloc[i]):
+            text += f"  win rate {100 * d[win_rate].iloc[i]:.0f}%"
+        ax.text(v + top_v * 0.01, i, text, va="center", fontsize=8)
+    ax.set_yticks(y, labels=labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, top_v * 1.45)
+    _money_axis(ax, currency or "", axis="x")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(by.capitalize())
+    ax.grid(axis="y", visible=False)
+    return ax
+
+
+def product_mix_plot(data: pd.DataFrame, *, by: str = "product", amount: str = "won_amount",
+                     count: str = "won_deals", mean: str = "mean_size", currency: str | None = None,
+                     title: str | None = None) -> Figure:
+    """Three panels side by side: won amount, number of won deals and mean size per group.
+
+    Shows when many small contracts bring in more than a few big ones. Returns the Figure.
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), dpi=DPI, sharey=True)
+    title = title or f"Won amount, won deals and mean size by {by}"
+    d = data.sort_values(amount, ascending=False)
+    labels = d[by].astype(str).to_numpy()
+    y = np.arange(len(d))
+    cur = _unit(currency)
+    panels = ((amount, f"Won amount ({cur})", "#4C72B0", True),
+              (count, "Won deals (count)", "#55A868", False),
+              (mean, f"Mean won deal size ({cur})", "#DD8452", True))
+    for ax, (col, xlabel, colour, is_money) in zip(axes, panels):
+        vals = d[col].to_numpy(dtype=float) if len(d) else np.array([])
+        ax.barh(y, np.nan_to_num(vals), color=colour, height=0.65)
+        for i, v in enumerate(vals):
+            if np.isfinite(v):
+                ax.text(v, i, " " + (money(v) if is_money else f"{v:,.0f}"), va="center", fontsize=8)
+        if is_money:
+            _money_axis(ax, currency or "", axis="x")
+        finite = vals[np.isfinite(vals)] if len(vals) else vals
+        ax.set_xlim(0, (finite.max() if len(finite) and finite.max() > 0 else 1) * 1.4)
+        ax.set_xlabel(xlabel)
+        ax.grid(axis="y", visible=False)
+    axes[0].set_yticks(y, labels=labels)
+    axes[0].invert_yaxis()
+    axes[0].set_ylabel(by.capitalize())
+    if not len(d):
+        axes[1].text(0.5, 0.5, "no data in this period", ha="center", va="center",
+                     transform=axes[1].transAxes, color="#777777")
+    fig.suptitle(title, fontweight="bold", fontsize=11)
+    axes[0].set_title("total won")
+    axes[1].set_title("how many")
+    axes[2].set_title("how big")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------- forecast
+
+def expected_won_plot(data: pd.DataFrame, *, by: str = "stage", value: str = "expected_won_amount",
+                      count: str | None = "open_deals", currency: str | None = None,
+                      palette: Mapping[str, str] | None = None, title: str | None = None,
+                      ax: Axes | None = None) -> Axes:
+    """Expected won amount from open deals per group (bars; stage colours when ``by="stage"``).
+
+    ``data`` is :func:`funnelkit.metrics.forecast.expected_won_by` output.
+    """
+    ax = _new_ax(ax)
+    title = title or f"Expected won amount from open deals, by {by}"
+    xlabel = f"Expected won amount ({_unit(currency)})"
+    if data.empty or not data[value].fillna(0).any():
+        return _empty(ax, title, xlabel, by.capitalize())
+    order = _stage_order(data, by)
+    d = data.assign(_g=data[by].astype(str)).groupby("_g", observed=True, sort=False)[
+        [c for c in (value, count) if c and c in data]].sum().reindex(order).fillna(0)
+    if by == "stage":
+        palette = palette or stage_palette(order)
+        colours = [palette[s] for s in order]
+    else:
+        colours = "#4C72B0"
+    y = np.arange(len(order))
+    vals = d[value].to_numpy(dtype=float)
+    ax.barh(y, vals, color=colours, height=0.65)
+    top_v = vals.max() or 1.0
+    for i, v in enumerate(vals):
+        text = money(v, currency or "")
+        if count and count in d:
+            text += f"  ({int(d[count].iloc[i])} open deals)"
+        ax.text(v + top_v * 0.01, i, text, va="center", fontsize=8)
+    ax.set_yticks(y, labels=order)
+    ax.invert_yaxis()
+    ax.set_xlim(0, top_v * 1.5)
+    _money_axis(ax, currency or "", axis="x")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(by.capitalize())
+    ax.grid(axis="y", visible=False)
+    return ax
+
+
+def calibration_plot(data: pd.DataFrame, *, predicted: str = "predicted", observed: str = "observed",
+                     count: str | None = "deals", title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Calibration of the win forecast: mean predicted win probability vs the observed win share.
+
+    ``data`` is ``ForecastBacktest.calibration`` (one row per probability bin). Points on the
+    diagonal mean the forecast says what actually happens; marker size is the number of deals.
+    """
+    ax = _new_ax(ax, figsize=(4.6, 4.0))
+    title = title or "Forecast calibration (backtest)"
+    ax.plot([0, 1], [0, 1], color="#999999", ls="--", lw=1, label="perfect calibration")
+    if data is None or data.empty:
+        return _empty(ax, title, "Predicted win probability (%)", "Observed win share (%)")
+    sizes = 20 + 180 * (data[count] / data[count].max()).to_numpy(dtype=float) if count and count in data else 40
+    ax.scatter(data[predicted], data[observed], s=sizes, color="#4C72B0", zorder=3, label="forecast bins")
+    ax.plot(data[predicted], data[observed], color="#4C72B0", lw=1)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.set_xlabel("Predicted win probability (%)")
+    ax.set_ylabel("Observed win share (%)")
+    ax.legend(loc="upper left")
+    return ax
+
+
+# ------------------------------------------------------------------------------------------ tables
+
+def format_table(data: pd.DataFrame, *, currency: str = "", money_cols: Sequence[str] = (),
+                 pct_cols: Sequence[str] = (), days_cols: Sequence[str] = (),
+                 rename: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """A display copy of a metrics table: money, percentages and days as text, index hidden.
+
+    The result is a plain DataFrame, so its HTML (``_repr_html_``) escapes any text from the data.
+    Money column headers get the currency, e.g. ``won_amount (EUR)``.
+    """
+    out = data.copy()
+    for c in out.columns:
+        if isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = out[c].astype(str)
+    for c in money_cols:
+        if c in out:
+            out[c] = [f"{v:,.0f}" if pd.notna(v) else "-" for v in out[c]]
+    for c in pct_cols:
+        if c in out:
+            out[c] = [f"{100 * v:.1f}%" if pd.notna(v) else "-" for v in out[c]]
+    for c in days_cols:
+        if c in out:
+            out[c] = [f"{v:.1f}" if pd.notna(v) else "-" for v in out[c]]
+    names = {c: f"{c} ({currency})" for c in money_cols if c in out and currency}
+    names.update(rename or {})
+    out = out.rename(columns=names)
+    out.index = pd.RangeIndex(1, len(out) + 1)
+    return out
+
+
+def visit_days(ds, period) -> pd.DataFrame:
+    """One row per stage visit that ended in ``period`` (seen at its ``as_of``): ``stage``, ``days``.
+
+    The visits :func:`funnelkit.metrics.time_in_stage.time_in_stage` summarises, for
+    :func:`duration_plot`.
+    """
+    from .history import visits_as_of
+    v = visits_as_of(ds, period.as_of)
+    ended = v[~v["is_open"] & period.contains(v["ended_at"])]
+    return ended[["deal_id", "stage", "days"]].reset_index(drop=True)
+
+
+__all__.append("visit_days")

@@ -1,0 +1,185 @@
+"""Pre-rendered sliced views: slicing that survives the export to static HTML.
+
+:func:`sliced_views` draws one chart per slice of the data (all deals, then each source, each
+product, ...), embeds every chart as a small PNG, and adds a ``<select>`` with a few lines of inline
+script that shows the chosen one. The exported HTML thus lets a reader switch slices without Python
+or a kernel. Every piece of text from the data is HTML-escaped; the script contains no data text
+(views are addressed by number only).
+
+Examples
+--------
+>>> from funnelkit import plotting as fkp                                  # doctest: +SKIP
+>>> from funnelkit.metrics.stages import funnel                          # doctest: +SKIP
+>>> sliced_views(ds, period, by=["source", "product"],                   # doctest: +SKIP
+...              chart=lambda d, p: fkp.funnel_plot(funnel(d, p)))
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .dataset import Dataset
+from .period import Period
+from .plotting import DPI, png_data_uri
+
+__all__ = ["sliced_views", "SlicedViews", "slice_values"]
+
+log = logging.getLogger(__name__)
+
+_counter = itertools.count(1)
+
+#: The label of the unsliced view.
+ALL = "All deals"
+
+
+@dataclass
+class SlicedViews:
+    """An HTML block of pre-rendered views; displays itself in notebooks (``_repr_html_``).
+
+    Attributes
+    ----------
+    html
+        The complete block (``<div>`` with a ``<select>``, one ``<figure>`` per view, ``<script>``).
+    labels
+        The view labels in order, as plain (unescaped) text: ``["All deals", "source: Web", ...]``.
+    """
+
+    html: str
+    labels: list[str]
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __str__(self) -> str:
+        return self.html
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def slice_values(ds: Dataset, column: str, max_slices: int | None = 8) -> list[str]:
+    """The values of ``column`` to slice by: those with deals, most deals first (at most ``max_slices``)."""
+    counts = ds.deals[column].astype(str).value_counts(sort=True)
+    counts = counts[counts > 0]
+    values = sorted(counts.index, key=lambda v: (-counts[v], v))
+    return values[:max_slices] if max_slices else values
+
+
+def _render(chart: Callable, ds: Dataset, period: Period, dpi: int) -> str | None:
+    before = set(plt.get_fignums())
+    try:
+        out = chart(ds, period)
+    except Exception as exc:  # a slice too small for a metric must not sink the whole report
+        log.warning("sliced view failed: %s", exc)
+        for n in set(plt.get_fignums()) - before:
+            plt.close(n)
+        return None
+    fig = out.figure if isinstance(out, Axes) else out
+    if not isinstance(fig, Figure):
+        raise TypeError("chart must return a matplotlib Axes or Figure")
+    return png_data_uri(fig, dpi)
+
+
+def sliced_views(ds: Dataset, period: Period, *, chart: Callable[[Dataset, Period], Axes | Figure],
+                 by: Sequence[str] = ("source", "product"), title: str = "",
+                 max_slices: int | None = 8, dpi: int = DPI) -> SlicedViews:
+    """Render ``chart`` for all deals and for each slice of each ``by`` column, as one HTML block.
+
+    Parameters
+    ----------
+    ds, period
+        The data set and the reporting period; each slice is ``ds.filter(<column>=<value>)``.
+    chart
+        ``chart(ds_slice, period)`` draws one chart and returns its Axes or Figure.
+    by
+        Columns of ``ds.deals`` to slice by; each value with deals becomes a view.
+    title
+        Caption shown beside the selector (escaped).
+    max_slices
+        At most this many values per column (those with the most deals); ``None`` for all.
+    dpi
+        Resolution of the embedded PNGs.
+
+    Returns
+    -------
+    SlicedViews
+        ``.html`` (the block) and ``.labels``; a notebook displays it directly.
+    """
+    slices: list[tuple[str, Dataset]] = [(ALL, ds)]
+    for col in by:
+        for value in slice_values(ds, col, max_slices):
+            slices.append((f"{col}: {value}", ds.filter(**{col: value})))
+    block_id = f"fk-views-{next(_counter)}-{uuid.uuid4().hex[:8]}"
+    options, figures, labels = [], [], []
+    for label, sub in slices:
+        uri = _render(chart, sub, period, dpi)
+        i = len(labels)
+        labels.append(label)
+        text = html.escape(label, quote=True)
+        options.append(f'<option value="{i}">{text}</option>')
+        style = "" if i == 0 else ' style="display:none"'
+        if uri is None:
+            body = f'<p style="color:#777">No chart for {text}: too little data in this slice.</p>'
+        else:
+            body = f'<img src="{uri}" alt="{text}" style="max-width:100%">'
+        figures.append(f'<figure class="fk-view" data-view="{i}"{style}>{body}'
+                       f'<figcaption style="font-size:0.85em;color:#555">{text}</figcaption></figure>')
+    caption = html.escape(title or "Slice", quote=True)
+    script = (
+        "<script>(function(){var root=document.getElementById('" + block_id + "');"
+        "if(!root){return;}var sel=root.querySelector('select');"
+        "sel.addEventListener('change',function(){var figs=root.querySelectorAll('figure.fk-view');"
+        "for(var k=0;k<figs.length;k++){figs[k].style.display="
+        "(figs[k].getAttribute('data-view')===sel.value)?'':'none';}});})();</script>")
+    block = (
+        f'<div class="fk-views" id="{block_id}">'
+        f'<label style="font-size:0.9em">{caption}: <select aria-label="{caption}">'
+        + "".join(options) + "</select></label>"
+        + "".join(figures) + script + "</div>")
+    return SlicedViews(html=block, labels=labels)
+
+
+# ------------------------------------------------------------------ ready-made charts for slicing
+
+def funnel_chart(ds: Dataset, period: Period) -> Axes:
+    """The funnel of the deals created in ``period`` (for :func:`sliced_views`)."""
+    from .metrics.stages import funnel
+    from .plotting import funnel_plot
+    return funnel_plot(funnel(ds, period), palette=None)
+
+
+def amount_by_chart(by: str = "source") -> Callable[[Dataset, Period], Axes]:
+    """A chart function drawing won amount and win rate by ``by`` (for :func:`sliced_views`)."""
+    def chart(ds: Dataset, period: Period) -> Axes:
+        from .metrics.amount_by import amount_by
+        from .plotting import amount_by_plot
+        return amount_by_plot(amount_by(ds, period, by=by), by=by, currency=ds.currency)
+    return chart
+
+
+def product_mix_chart(ds: Dataset, period: Period) -> Figure:
+    """Won amount, won deals and mean size by product (for :func:`sliced_views`)."""
+    from .metrics.amount_by import amount_by
+    from .plotting import product_mix_plot
+    return product_mix_plot(amount_by(ds, period, by="product"), by="product", currency=ds.currency)
+
+
+def snapshot_chart(value: str = "open_deals") -> Callable[[Dataset, Period], Axes]:
+    """A chart function drawing the weekly open deals (or ``open_amount``) per stage."""
+    def chart(ds: Dataset, period: Period) -> Axes:
+        from .metrics.stages import weekly_snapshots
+        from .plotting import snapshot_plot
+        return snapshot_plot(weekly_snapshots(ds, period), value=value, currency=ds.currency)
+    return chart
+
+
+__all__ += ["funnel_chart", "amount_by_chart", "product_mix_chart", "snapshot_chart"]
