@@ -138,7 +138,7 @@ def _fit(vz: _Visits, as_of_ns: int, k: float, adjust_for: tuple[str, ...] = ())
     n_s = (cum_n[hi] - cum_n[lo]).astype(float)
     w_s = (cum_w[hi] - cum_w[lo]).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        p_stage = (w_s + k * p0) / (n_s + k)
+        p_stage = np.where(n_s > 0, (w_s + k * p0) / (n_s + k), p0)  # no visits: the overall rate
     fit = _Fit(p0, p_stage, n_s, cum_n, cum_w)
     if adjust_for and n_closed:
         # Group adjustments, one column after the other: how much better (in log-odds) the past
@@ -383,7 +383,9 @@ class ForecastBacktest:
     by_date
         One row per as_of date: ``as_of``, ``trained_on`` (deals closed before it), ``open_deals``,
         ``scored`` (closed later), ``unresolved`` (still open at the end of the data; not scored),
-        ``won``, ``brier``, ``baseline_brier``.
+        ``no_forecast`` (closed later, but no deal had closed before ``as_of`` to learn from; not
+        scored), ``won``, ``brier``, ``baseline_brier``. ``scored + unresolved + no_forecast =
+        open_deals``.
     scored_deals
         One row per scored (as_of, deal): ``as_of``, ``deal_id``, ``stage``, ``days_in_stage``,
         ``p_win``, ``stage_win_rate``, ``won``.
@@ -452,8 +454,9 @@ def default_backtest_dates(ds: Dataset, *, min_history_days: int = 180, min_outc
 
 
 def _calibration(p: np.ndarray, y: np.ndarray, bins: int, prefix: str = "") -> pd.DataFrame:
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    b = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, bins - 1)
+    # Bin i holds lower <= p < upper (the last bin also p = 1); rounding first keeps a p that is a
+    # bin edge up to float error (e.g. 1.8 / 3) in the bin that edge opens.
+    b = np.clip(np.floor(np.round(p * bins, 9)).astype(np.int64), 0, bins - 1)
     deals = np.bincount(b, minlength=bins)
     sum_p = np.bincount(b, weights=p, minlength=bins)
     sum_y = np.bincount(b, weights=y.astype(float), minlength=bins)
@@ -465,7 +468,8 @@ def _calibration(p: np.ndarray, y: np.ndarray, bins: int, prefix: str = "") -> p
 
 
 def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 10.0,
-                      adjust_for: tuple[str, ...] | list[str] | None = DEFAULT_ADJUST, bins: int = 10, min_history_days: int = 180, min_outcome_days: int = 90,
+                      adjust_for: tuple[str, ...] | list[str] | None = DEFAULT_ADJUST,
+                      bins: int = 10, min_history_days: int = 180, min_outcome_days: int = 90,
                       max_dates: int = 8) -> ForecastBacktest:
     """Forecast the open deals at several past dates and score the forecasts against what happened.
 
@@ -531,6 +535,7 @@ def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 
         rows.append({
             "as_of": t, "trained_on": int((vz.deal_closed < t_ns).sum()), "open_deals": int(len(pos)),
             "scored": int(resolved.sum()), "unresolved": int((st == "open").sum()),
+            "no_forecast": int(((st != "open") & np.isnan(p)).sum()),
             "won": int(won.sum()),
             "brier": float(np.mean((p[resolved] - y) ** 2)) if resolved.any() else float("nan"),
             "baseline_brier": (float(np.mean((p_stage[resolved] - y) ** 2)) if resolved.any()
@@ -545,7 +550,7 @@ def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 
             "stage_win_rate": p_stage[resolved],
             "won": won,
         }))
-    scored = pd.concat(frames, ignore_index=True)
+    scored = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
     by_date = pd.DataFrame(rows)
     p = scored["p_win"].to_numpy(dtype=float)
     b = scored["stage_win_rate"].to_numpy(dtype=float)
