@@ -69,12 +69,13 @@ def visits_as_of(ds: Dataset, as_of) -> pd.DataFrame:
     v["ended_at"] = pd.to_datetime(ended)
     v["is_open"] = ~(next_seen | close_seen)
     cur, nxt = v["stage_index"].to_numpy(), v["next_stage_index"].to_numpy()
-    status = v["status"].astype(str).to_numpy()
+    # Compare and build categoricals on codes, not strings (5M visits: seconds saved).
+    won, lost = (v["status"] == "won").to_numpy(), (v["status"] == "lost").to_numpy()
     outcome = np.select(
         [next_seen & (nxt == cur + 1), next_seen & (nxt > cur + 1), next_seen & (nxt < cur),
-         close_seen & (status == "won"), close_seen & (status == "lost")],
-        list(OUTCOMES[:5]), default=OUTCOMES[5])
-    v["outcome"] = pd.Categorical(outcome, categories=list(OUTCOMES))
+         close_seen & won, close_seen & lost],
+        [0, 1, 2, 3, 4], default=5).astype("int8")
+    v["outcome"] = pd.Categorical.from_codes(outcome, categories=list(OUTCOMES))
     end = np.where(v["is_open"].to_numpy(), as_of.to_datetime64(), v["ended_at"].to_numpy())
     v["days"] = (end - v["entered_at"].to_numpy()) / DAY
     return v
