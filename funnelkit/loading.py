@@ -267,12 +267,17 @@ def _check_history(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: 
         known_ids, on="deal_id", how="left", suffixes=("", "_deal"))
     joined.index = raw.index
     c.add(entered < joined["created_at"], "entered_at", raw["entered_at"],
-          "stage entry before the deal's created_at (" + joined["created_at"].astype(str) + ")")
+          "stage entry before the deal's created_at (" + _when(joined["created_at"]) + ")")
     c.add(entered > joined["closed_at"], "entered_at", raw["entered_at"],
-          "stage entry after the deal's closed_at (" + joined["closed_at"].astype(str) + ")")
+          "stage entry after the deal's closed_at (" + _when(joined["closed_at"]) + ")")
     hist = pd.DataFrame({"deal_id": deal_id, "stage": stage, "stage_index": index,
                          "entered_at": entered, "_line": raw["_line"]}, index=raw.index)
     return hist, c.sorted(), c.bad
+
+
+def _when(ts: pd.Series) -> pd.Series:
+    """Timestamps as text for messages, the same way on every row: the date, plus the time if any."""
+    return ts.dt.strftime("%Y-%m-%d %H:%M:%S").str.replace(" 00:00:00", "", regex=False)
 
 
 def _date_hint(pipeline: Pipeline) -> str:

@@ -96,9 +96,12 @@ def parse_amounts(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
         paren = t.str.match(r"^\(.*\)$")
         t = t.str.replace(r"^\((.*)\)$", r"\1", regex=True)
         t = t.str.replace(_CURRENCY_MARKS, "", regex=True)
+        t = t.str.strip()
+        # Thousands separators must group digits in threes; anything else is not a number we trust
+        # (so "1.200,50" or "12,5" is rejected, not read as 1.2005 or 125).
+        ok_shape = t.str.fullmatch(
+            r"[+-]?(?:\d{1,3}(?:[,\s\u00a0\u202f]\d{3})+|\d+)(?:\.\d*)?|[+-]?\.\d+").fillna(False)
         t = t.str.replace(r"[\s\u00a0\u202f,]", "", regex=True)
-        # Thousands separators must group digits in threes; anything else is not a number we trust.
-        ok_shape = t.str.fullmatch(r"[+-]?\d+(?:\.\d*)?|[+-]?\.\d+")
         vals = pd.to_numeric(t.where(ok_shape), errors="coerce")
         vals = vals.where(~paren, -vals)
         fast = fast.astype("float64")

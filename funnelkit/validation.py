@@ -36,7 +36,8 @@ class Problem:
             parts.append(f"column '{self.column}'")
         if self.value is not None and self.value != "":
             parts.append(f"value {_short(self.value)!r}")
-        elif self.column:
+        elif self.column and self.value is not None:
+            # An empty cell ("") is a value; None means there is no cell (e.g. a missing column).
             parts.append("value empty")
         return ": ".join([", ".join(parts), self.reason])
 

@@ -1,0 +1,508 @@
+"""The validated loader: every contract problem named by file, line, column, value and reason;
+lenient accounting; normalisation counts; time zones; BOM; xlsx/parquet; inputs left untouched."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import funnelkit as fk
+from funnelkit.contract import DEAL_COLUMNS, HISTORY_COLUMNS
+from funnelkit.parsing import parse_amounts, parse_timestamps
+from funnelkit.validation import DataError
+
+from contract_cases import (DEAL_HEADER, DEALS, HISTORY, HISTORY_HEADER, PIPELINE, ROW_CASES,
+                            case_files, write_dataset)
+
+
+def _hashes(folder: Path) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+# ----------------------------------------------------------------------------------------------
+# The clean hand data set
+
+def test_clean_hand_dataset_loads_with_typed_columns(tmp_path):
+    ds = fk.load(write_dataset(tmp_path / "d"))
+    d = ds.deals
+    assert list(d.columns) == list(DEAL_COLUMNS)
+    assert d["deal_id"].tolist() == ["D1", "D2", "D3", "D4"]
+    assert d["status"].tolist() == ["won", "lost", "open", "open"]
+    assert list(d["status"].cat.categories) == ["open", "won", "lost"]
+    assert d["created_at"].dtype == "datetime64[ns]" and d["closed_at"].dtype == "datetime64[ns]"
+    assert d["created_at"].tolist()[3] == pd.Timestamp("2024-01-05 10:00")
+    assert d["closed_at"].isna().tolist() == [False, False, True, True]
+    assert d["amount"].tolist()[:3] == [1000.0, 500.0, 2000.0] and np.isnan(d["amount"].iloc[3])
+    assert ds.pipeline.stages == ("Lead", "Qualified", "Proposal") and ds.currency == "EUR"
+    h = ds.stage_history
+    assert list(h.columns) == ["deal_id", "stage", "stage_index", "entered_at"]
+    assert h["stage"].cat.ordered and list(h["stage"].cat.categories) == ["Lead", "Qualified", "Proposal"]
+    assert h["stage_index"].tolist() == [0, 1, 2, 0, 0, 1, 0]
+    r = ds.report
+    assert r.ok and r.entries_added == 0 and r.repeats_merged == 0
+    assert [(a.read, a.loaded, a.rejected) for a in r.accounts.values()] == [(4, 4, 0), (7, 7, 0)]
+    assert "no problems found" in r.summary()
+
+
+def test_hand_dataset_outcome_row_by_row(tmp_path):
+    """Twelve deal rows and eleven entries whose fate is known line by line."""
+    deals = [
+        DEAL_HEADER,
+        "A1,2024-01-02,won,2024-01-20,1000,Web,Set,Ann",            # 2 ok
+        "A2,2024-01-03,Lost,2024-01-12,\"$1,200.50\",Web,Set,Bo",    # 3 ok (case, text amount)
+        "A3,2024-01-04,open,,,Web,Set,",                           # 4 ok (no amount, no owner)
+        "A4,2024-01-05,won,,300,Web,Set,Ann",                       # 5 rejected: no closed_at
+        "A5,2024-01-06,maybe,,300,Web,Set,Ann",                     # 6 rejected: status
+        "A1,2024-01-07,open,,10,Web,Set,Ann",                       # 7 rejected: duplicate
+        "A6,2024-01-08,lost,2024-01-07,300,Web,Set,Ann",            # 8 rejected: closed < created
+        "A7,2024-01-09,open,,-3,Web,Set,Ann",                       # 9 rejected: negative
+        "A8,2024-01-10T08:00:00+02:00,open,,7,Ads,Set,Cy",          # 10 ok (created 06:00 UTC)
+        "A9,2024-01-11,lost,2024-01-11,0,Ads,Set,Cy",               # 11 ok (closed = created)
+        "A10,2024-13-01,open,,5,Ads,Set,Cy",                        # 12 rejected: date
+        "A11,2024-01-12,open,2024-01-13,5,Ads,Set,Cy",              # 13 rejected: open + closed_at
+    ]
+    history = [
+        HISTORY_HEADER,
+        "A1,Lead,2024-01-02",               # 2 ok
+        "A1,Proposal,2024-01-08",           # 3 ok (skips Qualified)
+        "A2,Qualified,2024-01-05",          # 4 ok (Lead added at created_at)
+        "A4,Lead,2024-01-05",               # 5 rejected: its deal is invalid
+        "A8,Lead,2024-01-10T06:00:00Z",     # 6 ok (= created_at after UTC conversion)
+        "A8,Lead,2024-01-11",               # 7 ok but a repeat: merged
+        "A8,Won,2024-01-12",                # 8 rejected: not a stage
+        "A9,Lead,2024-01-10",               # 9 rejected: before created_at
+        "A9,Lead,2024-01-12",               # 10 rejected: after closed_at
+        "Z1,Lead,2024-01-12",               # 11 rejected: unknown deal
+        "A3,Qualified,2024-01-04",          # 12 ok (starts past Lead: nothing added)
+    ]
+    folder = write_dataset(tmp_path / "d", deals, history)
+    with pytest.raises(DataError) as err:
+        fk.load(folder)
+    lines = {("deals.csv" if p.file.endswith("deals.csv") else "stage_history.csv", p.line)
+             for p in err.value.problems}
+    want_deals = {5, 6, 7, 8, 9, 12, 13}
+    want_hist = {5, 8, 9, 10, 11}
+    assert lines == {("deals.csv", n) for n in want_deals} | {("stage_history.csv", n) for n in want_hist}
+
+    ds = fk.load(folder, errors="report")
+    assert ds.deals["deal_id"].tolist() == ["A1", "A2", "A3", "A8", "A9"]
+    assert ds.deals["amount"].tolist()[:2] == [1000.0, 1200.5]
+    assert ds.deals["status"].tolist() == ["won", "lost", "open", "open", "lost"]
+    assert ds.deals.loc[3, "created_at"] == pd.Timestamp("2024-01-10 06:00")
+    assert ds.deals.loc[2, "owner"] == "(not set)" and ds.report.not_set == {"source": 0, "product": 0, "owner": 1}
+    rej = ds.report.rejected
+    assert sorted(rej.loc[rej.file.str.endswith("deals.csv"), "line"]) == sorted(want_deals)
+    assert sorted(rej.loc[rej.file.str.endswith("stage_history.csv"), "line"]) == sorted(want_hist)
+    acc = {Path(k).name: (a.read, a.loaded, a.rejected) for k, a in ds.report.accounts.items()}
+    assert acc == {"deals.csv": (12, 5, 7), "stage_history.csv": (11, 6, 5)}
+    # A9 has no valid entry left: Lead added at created_at; A2 gets Lead before Qualified.
+    assert ds.report.entries_added == 2 and ds.report.repeats_merged == 1
+    got = [(r.deal_id, r.stage, str(r.entered_at)) for r in ds.stage_history.itertuples()]
+    assert got == [
+        ("A1", "Lead", "2024-01-02 00:00:00"), ("A1", "Proposal", "2024-01-08 00:00:00"),
+        ("A2", "Lead", "2024-01-03 00:00:00"), ("A2", "Qualified", "2024-01-05 00:00:00"),
+        ("A3", "Qualified", "2024-01-04 00:00:00"),
+        ("A8", "Lead", "2024-01-10 06:00:00"),
+        ("A9", "Lead", "2024-01-11 00:00:00"),
+    ]
+
+
+# ----------------------------------------------------------------------------------------------
+# Every problem of issue 2, strict: the message names file, line, column, value and reason
+
+@pytest.mark.parametrize("case", ROW_CASES, ids=[c[0] for c in ROW_CASES])
+def test_row_problem_named_in_strict_error(tmp_path, case):
+    name, file, line, _, column, value, reason = case
+    folder = write_dataset(tmp_path / "d", **case_files(case))
+    with pytest.raises(DataError) as err:
+        fk.load(folder)
+    matches = [p for p in err.value.problems
+               if p.file == str(folder / file) and p.line == line and p.column == column]
+    assert matches, f"no problem at {file} line {line} column {column}: {err.value.problems}"
+    p = next(m for m in matches if reason in m.reason)
+    assert p.value == value
+    text = str(err.value)
+    expected_value = f"value {value!r}" if value else "value empty"
+    assert f"{folder / file}, line {line}, column '{column}', {expected_value}: {p.reason}" in text
+    # Lenient: that row is rejected with the reason, and the accounting balances.
+    ds = fk.load(folder, errors="report")
+    rej = ds.report.rejected
+    row = rej[(rej.file == str(folder / file)) & (rej.line == line)]
+    assert len(row) == 1 and reason in row["reasons"].iloc[0]
+    assert all(a.balanced for a in ds.report.accounts.values())
+
+
+def test_every_problem_is_collected_not_only_the_first(tmp_path):
+    deals = list(DEALS)
+    deals[1] = "D1,2024-01-02,won,,1000,Web,Set,Ann"
+    deals[3] = "D3,2024-01-04,pending,,2000,Web,Collection,Ann"
+    history = list(HISTORY) + ["D4,Nope,2024-01-06"]
+    folder = write_dataset(tmp_path / "d", deals, history)
+    with pytest.raises(DataError) as err:
+        fk.load(folder)
+    where = [(Path(p.file).name, p.line, p.column) for p in err.value.problems]
+    assert ("deals.csv", 2, "closed_at") in where and ("deals.csv", 4, "status") in where
+    assert ("stage_history.csv", 9, "stage") in where
+    assert str(err.value).startswith(f"{len(where)} problems in data set {folder}:")
+
+
+@pytest.mark.parametrize("missing", ["deals.csv", "stage_history.csv", "pipeline.yml"])
+def test_missing_file(tmp_path, missing):
+    folder = write_dataset(tmp_path / "d")
+    (folder / missing).unlink()
+    for errors in ("raise", "report"):
+        with pytest.raises(DataError) as err:
+            fk.load(folder, errors=errors)
+        (p,) = err.value.problems
+        assert p.file == str(folder / missing) and "file is missing" in p.reason
+        assert f"{folder / missing}: file is missing" in str(err.value)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(DataError, match="data set folder not found"):
+        fk.load(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("file,header,column", [
+    ("deals.csv", "deal_id,created_at,status,closed_at,source,product,owner", "amount"),
+    ("stage_history.csv", "deal_id,stage", "entered_at"),
+])
+def test_missing_column(tmp_path, file, header, column):
+    folder = write_dataset(tmp_path / "d")
+    (folder / file).write_text(header + "\nX,Y\n", encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        fk.load(folder, errors="report")
+    (p,) = err.value.problems
+    assert (p.file, p.line, p.column) == (str(folder / file), 1, column)
+    assert str(p) == f"{folder / file}, line 1, column '{column}': required column is missing"
+
+
+@pytest.mark.parametrize("content,reason", [
+    ("", "file is empty (no header row)"),
+    (DEAL_HEADER + "\n", "file has a header but no rows"),
+])
+def test_empty_file(tmp_path, content, reason):
+    folder = write_dataset(tmp_path / "d")
+    (folder / "deals.csv").write_text(content, encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        fk.load(folder)
+    (p,) = err.value.problems
+    assert p.file == str(folder / "deals.csv") and p.reason == reason
+    assert str(p).startswith(f"{folder / 'deals.csv'}, line ")
+
+
+@pytest.mark.parametrize("text,column,reason", [
+    ("stages: []\n", "stages", "'stages' must be a non-empty list"),
+    ("stages: [Lead, Won]\n", "stages", "won/lost/open are deal outcomes"),
+    ("stages: [Lead, Lead]\n", "stages", "stage listed twice"),
+    ("stages: [Lead]\ncurrency: euros\n", "currency", "currency must be a 3-letter ISO 4217 code"),
+    ("- just\n- a list\n", None, "pipeline.yml must be a mapping"),
+    ("stages: [Lead\n", None, "not valid YAML"),
+    ("", None, "file is empty"),
+])
+def test_bad_pipeline(tmp_path, text, column, reason):
+    folder = write_dataset(tmp_path / "d", pipeline=text)
+    with pytest.raises(DataError) as err:
+        fk.load(folder)
+    p = err.value.problems[0]
+    assert p.file == str(folder / "pipeline.yml") and (p.column or None) == column and reason in p.reason
+
+
+def test_not_utf8_is_a_named_problem(tmp_path):
+    folder = write_dataset(tmp_path / "d")
+    (folder / "deals.csv").write_bytes((DEAL_HEADER + "\nD1,2024-01-02,won,2024-01-03,5,Caf\xe9,S,A\n")
+                                       .encode("latin-1"))
+    with pytest.raises(DataError, match=r"deals\.csv: not UTF-8 text"):
+        fk.load(folder)
+
+
+def test_ragged_row_is_a_named_problem_not_a_crash(tmp_path):
+    deals = DEALS + ["D5,2024-01-05,open,,1,Web,Set,Ann,extra,more"]
+    folder = write_dataset(tmp_path / "d", deals)
+    with pytest.raises(DataError, match="not a readable table"):
+        fk.load(folder)
+    # A short row is padded with empty cells and then checked like any other.
+    folder = write_dataset(tmp_path / "e", DEALS + ["D5,2024-01-05,won"])
+    with pytest.raises(DataError) as err:
+        fk.load(folder)
+    assert {(p.line, p.column) for p in err.value.problems} == {(6, "closed_at"), (6, "amount")}
+
+
+# ----------------------------------------------------------------------------------------------
+# Lenient mode
+
+def test_lenient_accounting_and_rejected_rows(tmp_path):
+    deals = list(DEALS)
+    deals[2] = "D2,2024-01-03,lost,,oops,Referral,Set,Bo"        # two problems, one rejected row
+    folder = write_dataset(tmp_path / "d", deals)
+    ds = fk.load(folder, errors="report")
+    acc = {Path(k).name: (a.read, a.loaded, a.rejected) for k, a in ds.report.accounts.items()}
+    # D2's own entry (line 5) goes with it.
+    assert acc == {"deals.csv": (4, 3, 1), "stage_history.csv": (7, 6, 1)}
+    rej = ds.report.rejected
+    assert rej[["line"]].to_dict("list") == {"line": [3, 5]}
+    assert rej["reasons"].iloc[0] == ("closed_at: a lost deal needs closed_at; "
+                                      "amount: cannot parse the amount as a number")
+    assert '"amount": "oops"' in rej["row"].iloc[0] and "_line" not in rej["row"].iloc[0]
+    assert rej["reasons"].iloc[1].startswith("deal_id: the deal's own row in deals.csv is invalid")
+    assert "D2" not in set(ds.deals.deal_id) and "D2" not in set(ds.stage_history.deal_id)
+    summary = ds.report.summary()
+    assert f"{folder / 'deals.csv'}: 4 rows read = 3 loaded + 1 rejected" in summary
+    out = ds.report.write_rejected(tmp_path / "out" / "rej.csv")
+    back = pd.read_csv(out)
+    assert back["line"].tolist() == [3, 5] and list(back.columns) == ["file", "line", "reasons", "row"]
+
+
+def test_load_never_modifies_inputs_and_writes_nothing_there(tmp_path):
+    deals = list(DEALS)
+    deals[3] = "D3,2024-01-04,pending,,2000,Web,Collection,Ann"
+    folder = write_dataset(tmp_path / "d", deals, HISTORY + ["D1,Lead,2024-01-03"])
+    before = _hashes(folder)
+    with pytest.raises(DataError):
+        fk.load(folder)
+    ds = fk.load(folder, errors="report")
+    fk.validate(folder)
+    assert len(ds.report.rejected) and ds.report.repeats_merged == 1
+    assert _hashes(folder) == before
+
+
+# ----------------------------------------------------------------------------------------------
+# Normalisation, time zones, BOM, options
+
+def test_normalisation_counts(tmp_path):
+    history = [
+        HISTORY_HEADER,
+        "D1,Qualified,2024-01-05",          # no entry at created_at: Lead added at 01-02
+        "D1,Qualified,2024-01-06",          # repeat: merged
+        "D1,Qualified,2024-01-07",          # repeat: merged
+        "D1,Proposal,2024-01-10",
+        "D2,Lead,2024-01-03",
+        "D2,Qualified,2024-01-03",          # tie at created_at: ordered by stage, Lead first
+        "D2,Lead,2024-01-03",               # same instant, same stage as line 6: a repeat
+        # D3: no entry at all -> Lead added at created_at
+        "D4,Qualified,2024-01-05T10:00:00",  # at created_at: starts past Lead, nothing added
+        "D4,Lead,2024-01-06",               # moves back: a new visit, not a repeat
+    ]
+    ds = fk.load(write_dataset(tmp_path / "d", history=history))
+    assert ds.report.entries_added == 2 and ds.report.repeats_merged == 3
+    got = [(r.deal_id, r.stage, str(r.entered_at)) for r in ds.stage_history.itertuples()]
+    assert got == [
+        ("D1", "Lead", "2024-01-02 00:00:00"), ("D1", "Qualified", "2024-01-05 00:00:00"),
+        ("D1", "Proposal", "2024-01-10 00:00:00"),
+        ("D2", "Lead", "2024-01-03 00:00:00"), ("D2", "Qualified", "2024-01-03 00:00:00"),
+        ("D3", "Lead", "2024-01-04 00:00:00"),
+        ("D4", "Qualified", "2024-01-05 10:00:00"), ("D4", "Lead", "2024-01-06 00:00:00"),
+    ]
+    s = ds.report.summary()
+    assert "stage entries added at created_at (first stage): 2" in s
+    assert "repeated stage entries merged: 3" in s
+
+
+def test_timezones_are_converted_to_utc_and_made_naive(tmp_path):
+    deals = [
+        DEAL_HEADER,
+        "D1,2024-03-31T01:30:00+02:00,won,2024-04-01T00:15:00-05:00,1,W,S,A",
+        "D2,2024-03-31T01:30:00Z,open,,1,W,S,A",
+        "D3,2024-03-31T01:30:00+0530,open,,1,W,S,A",
+        "D4,2024-03-31 01:30,open,,1,W,S,A",
+    ]
+    history = [HISTORY_HEADER, "D1,Lead,2024-03-30T23:30:00Z", "D1,Qualified,2024-04-01T07:00:00+02:00"]
+    ds = fk.load(write_dataset(tmp_path / "d", deals, history))
+    d = ds.deals.set_index("deal_id")
+    assert d.loc["D1", "created_at"] == pd.Timestamp("2024-03-30 23:30")
+    assert d.loc["D1", "closed_at"] == pd.Timestamp("2024-04-01 05:15")
+    assert d.loc["D2", "created_at"] == pd.Timestamp("2024-03-31 01:30")
+    assert d.loc["D3", "created_at"] == pd.Timestamp("2024-03-30 20:00")
+    assert d.loc["D4", "created_at"] == pd.Timestamp("2024-03-31 01:30")   # naive: kept
+    assert ds.deals["created_at"].dt.tz is None
+    h = ds.stage_history[ds.stage_history.deal_id.eq("D1")]
+    assert h["entered_at"].tolist() == [pd.Timestamp("2024-03-30 23:30"), pd.Timestamp("2024-04-01 05:00")]
+    # D1's 23:30Z entry is its creation instant: entries are added only for D2, D3 and D4.
+    assert ds.report.entries_added == 3
+
+
+def test_bom_in_every_file(tmp_path):
+    folder = write_dataset(tmp_path / "d")
+    for name in ("deals.csv", "stage_history.csv", "pipeline.yml"):
+        p = folder / name
+        p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
+    ds = fk.load(folder)
+    assert list(ds.deals.columns) == list(DEAL_COLUMNS) and len(ds.deals) == 4
+    assert ds.pipeline.name == "Hand pipeline"
+    assert ds.stage_history.equals(fk.load(write_dataset(tmp_path / "plain")).stage_history)
+
+
+def test_date_format_option(tmp_path):
+    deals = [DEAL_HEADER, "D1,02/01/2024 09:30,won,20/01/2024 00:00,1000,W,S,A",
+             "D2,2024-01-03,open,,5,W,S,A"]
+    history = [HISTORY_HEADER, "D1,Lead,02/01/2024 09:30", "D1,Qualified,05/01/2024 12:00"]
+    folder = write_dataset(tmp_path / "d", deals, history,
+                           pipeline=PIPELINE + 'date_format: "%d/%m/%Y %H:%M"\n')
+    with pytest.raises(DataError) as err:
+        fk.load(folder)
+    (p,) = err.value.problems
+    assert (p.line, p.column, p.value) == (3, "created_at", "2024-01-03")
+    assert "expected the format '%d/%m/%Y %H:%M' from pipeline.yml" in p.reason
+    ds = fk.load(folder, errors="report")
+    assert ds.deals["closed_at"].iloc[0] == pd.Timestamp("2024-01-20")
+    assert ds.stage_history["entered_at"].tolist() == [pd.Timestamp("2024-01-02 09:30"),
+                                                       pd.Timestamp("2024-01-05 12:00")]
+
+
+def test_extra_columns_and_currency_column(tmp_path):
+    deals = [DEAL_HEADER + ",currency,region",
+             "D1,2024-01-02,won,2024-01-20,1000,W,S,A,usd,North",
+             "D2,2024-01-03,open,,5,W,S,A,,South",
+             "D3,2024-01-03,open,,5,W,S,A,dollars,South"]
+    history = [HISTORY_HEADER + ",note", "D1,Lead,2024-01-02,hello"]
+    folder = write_dataset(tmp_path / "d", deals, history)
+    with pytest.raises(DataError) as err:
+        fk.load(folder)
+    (p,) = err.value.problems
+    assert (p.line, p.column, p.value) == (4, "currency", "dollars")
+    ds = fk.load(folder, errors="report")
+    assert list(ds.deals.columns) == list(DEAL_COLUMNS) + ["currency", "region"]
+    assert ds.deals["currency"].tolist() == ["USD", "EUR"]
+    assert ds.deals["region"].tolist() == ["North", "South"]
+    assert ds.currencies == ["EUR", "USD"]
+    assert list(ds.stage_history.columns) == ["deal_id", "stage", "stage_index", "entered_at"]
+
+
+@pytest.mark.parametrize("text,value", [
+    ("$1,200.50", 1200.5), ("1 200.50", 1200.5), ("1\u00a0200", 1200.0), ("EUR 300", 300.0),
+    ("300 EUR", 300.0), ("€45", 45.0), ("1,234,567.8", 1234567.8), (".5", 0.5), ("0", 0.0),
+    ("1e3", 1000.0), ("(25)", -25.0),
+])
+def test_amount_text_forms(text, value):
+    v, bad = parse_amounts(pd.Series([text]))
+    assert not bad.iloc[0] and v.iloc[0] == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["1.200,50", "12,5", "1,2,3", "12abc", "inf", "nan", "--3", "1,20"])
+def test_amounts_we_do_not_guess(text):
+    v, bad = parse_amounts(pd.Series([text]))
+    assert bad.iloc[0] and np.isnan(v.iloc[0])
+
+
+@pytest.mark.parametrize("text", ["1899-12-31", "2200-01-01", "2024-02-30", "31/01/2024", "Jan 5"])
+def test_timestamps_we_reject(text):
+    v, bad = parse_timestamps(pd.Series([text]))
+    assert bad.iloc[0] and pd.isna(v.iloc[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# xlsx and parquet versions of the contract files load the same as CSV
+
+def _same(a: fk.Dataset, b: fk.Dataset) -> None:
+    pd.testing.assert_frame_equal(a.deals, b.deals)
+    pd.testing.assert_frame_equal(a.stage_history, b.stage_history)
+    assert (a.report.entries_added, a.report.repeats_merged) == (b.report.entries_added, b.report.repeats_merged)
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "parquet"])
+@pytest.mark.parametrize("typed", [False, True], ids=["text-cells", "typed-cells"])
+def test_xlsx_and_parquet_load_the_same_as_csv(tmp_path, fmt, typed):
+    deals = DEALS + ["D5,2024-01-06T14:30:00,lost,2024-02-01T09:00:00,1234.5,Ads,Set,Bo"]
+    history = HISTORY + ["D5,Lead,2024-01-06T14:30:00", "D5,Qualified,2024-01-07T08:00:00"]
+    csv_dir = write_dataset(tmp_path / "csv", deals, history)
+    ref = fk.load(csv_dir)
+    other = tmp_path / fmt
+    other.mkdir()
+    (other / "pipeline.yml").write_text(PIPELINE, encoding="utf-8")
+    for stem in ("deals", "stage_history"):
+        df = pd.read_csv(csv_dir / f"{stem}.csv", dtype=str, keep_default_na=False)
+        if typed:
+            for col in ("created_at", "closed_at", "entered_at"):
+                if col in df:
+                    df[col] = pd.to_datetime(df[col].replace("", None), format="ISO8601")
+            if "amount" in df:
+                df["amount"] = pd.to_numeric(df["amount"].replace("", None))
+        if fmt == "xlsx":
+            df.to_excel(other / f"{stem}.xlsx", index=False)
+        else:
+            df.to_parquet(other / f"{stem}.parquet", index=False)
+    got = fk.load(other)
+    _same(ref, got)
+    assert {Path(k).suffix for k in got.report.accounts} == {f".{fmt}"}
+
+
+def test_problem_lines_in_xlsx_are_sheet_rows(tmp_path):
+    folder = write_dataset(tmp_path / "d", deals=[DEALS[0], DEALS[1], "D2,2024-01-03,won,,5,W,S,A"])
+    df = pd.read_csv(folder / "deals.csv", dtype=str, keep_default_na=False)
+    (folder / "deals.csv").unlink()
+    df.to_excel(folder / "deals.xlsx", index=False)
+    with pytest.raises(DataError) as err:
+        fk.load(folder)
+    assert [(Path(p.file).name, p.line, p.column) for p in err.value.problems
+            if p.file.endswith("deals.xlsx")] == [("deals.xlsx", 3, "closed_at")]
+
+
+# ----------------------------------------------------------------------------------------------
+# Property: for random messy inputs, read == loaded + rejected per file, and strict mode raises
+# iff lenient mode rejects something.
+
+_IDS = ["D1", "D2", "D3", "D4", " D5 ", ""]
+_DATES = ["2024-01-02", "2024-01-05T10:00:00", "2024-01-09T23:00:00+02:00", "2024-01-20", "",
+          "2024-02-30", "soon", "2024-01-03 08:15"]
+deal_row = st.tuples(
+    st.sampled_from(_IDS), st.sampled_from(_DATES),
+    st.sampled_from(["open", "won", "lost", "Won", "OPEN", "maybe", ""]),
+    st.sampled_from(_DATES), st.sampled_from(["100", "0", "", "$1,200.50", "-5", "abc", "1.000,5"]),
+    st.sampled_from(["Web", "", "Ads, paid"]), st.sampled_from(["Set", ""]), st.sampled_from(["Ann", ""]))
+hist_row = st.tuples(st.sampled_from(_IDS + ["D9"]),
+                     st.sampled_from(["Lead", "Qualified", "Proposal", "Won", "lead", ""]),
+                     st.sampled_from(_DATES))
+
+
+def _csv(header, rows) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(deals=st.lists(deal_row, min_size=1, max_size=12), hist=st.lists(hist_row, min_size=1, max_size=15))
+def test_property_lenient_accounting_always_balances(deals, hist):
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "d"
+        folder.mkdir()
+        (folder / "deals.csv").write_text(_csv(DEAL_COLUMNS, deals), encoding="utf-8")
+        (folder / "stage_history.csv").write_text(_csv(HISTORY_COLUMNS, hist), encoding="utf-8")
+        (folder / "pipeline.yml").write_text(PIPELINE, encoding="utf-8")
+        before = _hashes(folder)
+        ds = fk.load(folder, errors="report")
+        r = ds.report
+        d_acc, h_acc = r.accounts[str(folder / "deals.csv")], r.accounts[str(folder / "stage_history.csv")]
+        assert (d_acc.read, h_acc.read) == (len(deals), len(hist))
+        assert d_acc.read == d_acc.loaded + d_acc.rejected and d_acc.loaded == len(ds.deals)
+        assert h_acc.read == h_acc.loaded + h_acc.rejected
+        assert len(ds.stage_history) == h_acc.loaded + r.entries_added - r.repeats_merged
+        assert len(r.rejected) == d_acc.rejected + h_acc.rejected
+        # Every rejected row has a reason, and every problem is on a rejected row.
+        assert r.rejected["reasons"].str.len().gt(0).all()
+        assert {(p.file, p.line) for p in r.problems} == set(zip(r.rejected.file, r.rejected.line))
+        # Loaded data keeps the contract: ids unique, every entry's deal loaded, closed deals closed.
+        assert ds.deals["deal_id"].is_unique
+        assert set(ds.stage_history["deal_id"]) == set(ds.deals["deal_id"])
+        closed = ds.deals["status"].isin(["won", "lost"])
+        assert ds.deals.loc[closed, "closed_at"].notna().all()
+        assert ds.deals.loc[~closed, "closed_at"].isna().all()
+        if len(r.rejected):
+            with pytest.raises(DataError) as err:
+                fk.load(folder)
+            assert len(err.value.problems) == len(r.problems)
+        else:
+            strict = fk.load(folder)
+            pd.testing.assert_frame_equal(strict.deals, ds.deals)
+        assert _hashes(folder) == before
