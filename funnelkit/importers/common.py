@@ -592,6 +592,9 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
 
     deals, history = reconcile(deals, history, result, closed_before_created=closed_before_created,
                                what_closed=what_closed, what_created=what_created)
+    if deals.empty:
+        listed = "; ".join(f"{n} x {why}" for why, n in list(result.reasons().items())[:10])
+        raise ImportProblem(f"no deal left to write: every row was rejected ({listed or 'the export has no rows'})")
     closed = deals["status"].isin(OUTCOMES)
     no_amount = closed & deals["amount"].isna()
     if no_amount.any():

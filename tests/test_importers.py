@@ -1,0 +1,314 @@
+"""Importers on small hand-made exports whose outcome is known row by row, and their errors."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import funnelkit as fk
+from funnelkit.cli import main
+from funnelkit.dataset import MixedCurrencyError
+from funnelkit.importers import ImportProblem, import_export, shipped_maps
+from funnelkit.importers.common import detect_encoding
+from funnelkit.loading import load
+
+SF = Path(__file__).parent / "fixtures" / "salesforce"
+OPP, HIST = SF / "Opportunity.csv", SF / "OpportunityHistory.csv"
+
+
+def digest(paths):
+    return {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths}
+
+
+# ------------------------------------------------------------------------------------ Salesforce
+
+def test_salesforce_fixture_is_cp1252_and_detected():
+    raw = OPP.read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")
+    assert detect_encoding(raw) == "cp1252"
+    assert detect_encoding(HIST.read_bytes()) == "utf-8"
+    assert detect_encoding(b"\xef\xbb\xbfa,b\n") == "utf-8-sig"
+
+
+def test_salesforce_import_known_outcome(tmp_path):
+    before = digest(SF.iterdir())
+    r = import_export("salesforce", [OPP, HIST], tmp_path / "sf")
+    assert digest(SF.iterdir()) == before  # sources untouched
+    acc = {Path(k).name: a for k, a in r.accounts.items()}
+    assert (acc["Opportunity.csv"].read, acc["Opportunity.csv"].used, acc["Opportunity.csv"].rejected) == (8, 6, 2)
+    assert acc["Opportunity.csv"].encoding == "cp1252"
+    assert (acc["OpportunityHistory.csv"].read, acc["OpportunityHistory.csv"].rejected) == (19, 2)
+    reasons = set(r.rejected["reason"])
+    assert "IsDeleted is true (the opportunity is in the Recycle Bin)" in reasons
+    assert "OpportunityId not in Opportunity.csv" in reasons
+    assert any(x.startswith("CloseDate 2024-01-20") for x in reasons)
+
+    ds = load(tmp_path / "sf")  # strict
+    d = ds.deals.set_index("deal_id")
+    o = lambda n: f"0065g00000AbCd{n}AAF"  # noqa: E731
+    assert d.loc[o(1), "status"] == "won" and d.loc[o(1), "name"] == "Müller GmbH – Rollout"
+    # "Closed – No Budget" is a custom closed stage: IsClosed/IsWon decide -> lost.
+    assert d.loc[o(2), "status"] == "lost"
+    assert d.loc[[o(3), o(4), o(8)], "status"].tolist() == ["open"] * 3
+    assert d.loc[o(1), "closed_at"] == pd.Timestamp("2024-02-15")
+    # CloseDate (a date) on the creation day, before the CreatedDate time: clamped to created_at.
+    assert d.loc[o(5), "closed_at"] == d.loc[o(5), "created_at"] == pd.Timestamp("2024-03-05 15:00")
+    assert pd.isna(d.loc[o(3), "closed_at"]) and d.loc[o(3), "expected_close_date"] == "2024-06-30"
+    assert ds.stages == ["Prospecting", "Qualification", "Needs Analysis", "Proposal/Price Quote",
+                         "Negotiation/Review"]
+    h = ds.stage_history
+    assert h[h.deal_id == o(3)]["stage"].astype(str).tolist() == [
+        "Prospecting", "Proposal/Price Quote", "Negotiation/Review", "Proposal/Price Quote", "Negotiation/Review"]
+    # The amount-only change of o(1) is no stage entry; its Closed Won row is the outcome.
+    assert h[h.deal_id == o(1)]["stage"].astype(str).tolist() == ["Prospecting", "Qualification",
+                                                                  "Proposal/Price Quote"]
+    assert len(h) == 14
+    # Two currencies, no rates: kept apart, and adding them is refused.
+    assert sorted(ds.currencies) == ["EUR", "USD"]
+    with pytest.raises(MixedCurrencyError):
+        ds.require_single_currency("won amount")
+    assert any("several currencies" in a for a in r.assumptions)
+    for f in ("import_report.md", "import_report.json", "import_rejected.csv"):
+        assert (tmp_path / "sf" / f).exists()
+    assert len(pd.read_csv(tmp_path / "sf" / "import_rejected.csv")) == 4
+
+
+def test_salesforce_rates_users_and_stage_picklist(tmp_path):
+    r = import_export("salesforce", [OPP, HIST, SF / "User.csv", SF / "OpportunityStage.csv"], tmp_path / "sf",
+                      rates=SF / "rates.csv", currency="usd")
+    ds = load(tmp_path / "sf")
+    d = ds.deals.set_index("deal_id")
+    assert ds.currencies == ["USD"] and ds.pipeline.currency == "USD"
+    assert d.loc["0065g00000AbCd1AAF", "amount"] == pytest.approx(13200.0)
+    assert d.loc["0065g00000AbCd1AAF", "currency_original"] == "EUR"
+    assert d.loc["0065g00000AbCd3AAF", "amount"] == pytest.approx(8000.0)
+    assert d.loc["0065g00000AbCd1AAF", "owner"] == "Jürgen Weiß"
+    assert any("converted to USD" in a and "1 EUR = 1.1 USD" in a for a in r.assumptions)
+    assert any("OpportunityStage.csv" in a for a in r.assumptions)
+
+
+def test_salesforce_stage_map_must_cover_every_label(tmp_path):
+    smap = tmp_path / "stages.yml"
+    smap.write_text("stages: [Prospecting, Qualification, Proposal/Price Quote, Negotiation/Review]\n"
+                    "map: {}\n")
+    with pytest.raises(ImportProblem, match="Needs Analysis"):
+        import_export("salesforce", [OPP, HIST], tmp_path / "x", stage_map=smap)
+    assert not (tmp_path / "x").exists()
+
+
+# ------------------------------------------------------------------------------------ HubSpot
+
+HS_HEAD = "Record ID,Deal Name,Deal Stage,Close Date,Deal owner,Amount,Create Date"
+
+
+def write_hs(path: Path, rows: list[str], bom=True) -> Path:
+    text = "\r\n".join([HS_HEAD] + rows) + "\r\n"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    return path
+
+
+@pytest.fixture
+def hs_snapshots(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    a = write_hs(src / "deals-2024-03-01.csv", [
+        "1,Alpha,Discovery,2024-04-30 10:00,Ann,1000,2024-01-10 09:00",
+        "2,Beta,Proposal,2024-03-31 10:00,Bo,\"2,500\",2024-01-15 09:00",
+        "3,Gamma,Closed won,2024-02-20 12:00,Ann,300,2024-01-20 09:00",
+        "4,Delta,Discovery,,Bo,,2024-02-01 09:00",
+    ])
+    b = write_hs(src / "deals-2024-03-15.csv", [
+        "1,Alpha,Proposal,2024-04-30 10:00,Ann,1000,2024-01-10 09:00",
+        "2,Beta,Closed: abandoned,2024-03-10 16:00,Bo,2500,2024-01-15 09:00",
+        "3,Gamma,Closed won,2024-02-20 12:00,Ann,300,2024-01-20 09:00",
+        "5,Eps,Discovery,,Cy,,2024-03-05 11:00",
+        "6,Zeta,,,Cy,,2024-03-06 11:00",
+    ])
+    return src, a, b
+
+
+def test_hubspot_snapshots_combined(hs_snapshots, tmp_path):
+    src, a, b = hs_snapshots
+    r = import_export("hubspot", [b, a], tmp_path / "hs", currency="EUR")  # order of arguments does not matter
+    ds = load(tmp_path / "hs")
+    d = ds.deals.set_index("deal_id")
+    assert sorted(d.index) == ["1", "2", "3", "4", "5"]
+    assert d.loc["2", "status"] == "lost" and d.loc["2", "closed_at"] == pd.Timestamp("2024-03-10 16:00")
+    assert d.loc["3", "status"] == "won"
+    assert d.loc["1", "status"] == "open" and pd.isna(d.loc["1", "closed_at"])
+    assert d.loc["1", "expected_close_date"] == "2024-04-30T10:00:00"
+    assert d.loc["4", "last_export"] == "2024-03-01"       # gone from the later export, kept
+    assert ds.pipeline.currency == "EUR"
+    h = ds.stage_history
+    alpha = h[h.deal_id == "1"]
+    assert alpha["stage"].astype(str).tolist() == ["Discovery", "Proposal"]
+    assert alpha["entered_at"].tolist() == [pd.Timestamp("2024-01-10 09:00"), pd.Timestamp("2024-03-15")]
+    assert any("stage label 'Closed: abandoned' mapped to lost" in x for x in r.assumptions)
+    assert any("1 stage changes between exports recorded at the later export's date: an approximation" in x
+               for x in r.assumptions)
+    assert any("1 deals are in an earlier export but not in the latest" in x for x in r.assumptions)
+    rej = r.rejected
+    assert rej["reason"].tolist() == ["Deal Stage is empty (the deal is in no pipeline stage)"]
+    assert rej["line"].tolist() == [6]
+    acc = {Path(k).name: a for k, a in r.accounts.items()}
+    assert (acc[b.name].read, acc[b.name].used, acc[b.name].rejected) == (5, 4, 1)
+    # Closed won deal 3 with no amount? It has one: 300. Amount "2,500" parsed.
+    assert d.loc["2", "amount"] == 2500
+
+
+def test_hubspot_stage_map_override_and_xlsx(hs_snapshots, tmp_path):
+    src, a, b = hs_snapshots
+    xlsx = src / "deals-2024-03-15.xlsx"
+    pd.read_csv(b, dtype=str, encoding="utf-8-sig", keep_default_na=False).to_excel(xlsx, index=False)
+    smap = tmp_path / "stages.yml"
+    smap.write_text("stages: [Discovery, Proposal]\nmap:\n  'Closed won': won\n  'Closed: abandoned': open\n")
+    with pytest.raises(ImportProblem, match="'open'"):
+        import_export("hubspot", [a, xlsx], tmp_path / "hs", stage_map=smap)
+    smap.write_text("stages: [Discovery, Proposal, Parked]\nmap:\n  'Closed won': won\n  'Closed: abandoned': Parked\n")
+    r = import_export("hubspot", [a, xlsx], tmp_path / "hs2", stage_map=smap)
+    ds = load(tmp_path / "hs2")
+    assert ds.stages == ["Discovery", "Proposal", "Parked"]
+    assert ds.deals.set_index("deal_id").loc["2", "status"] == "open"
+    assert r.accounts[str(xlsx)].encoding.startswith("binary")
+
+
+def test_hubspot_date_entered_columns(tmp_path):
+    p = tmp_path / "export-2024-05-01.csv"
+    p.write_text('Record ID,Deal Stage,Create Date,Close Date,Amount,Deal owner,'
+                 'Date entered "Discovery (Sales Pipeline)",Date entered "Proposal (Sales Pipeline)",'
+                 'Date entered "Closed won (Sales Pipeline)"\n'
+                 '1,Closed won,2024-01-01 10:00,2024-03-01 10:00,500,Ann,2024-01-01 10:00,2024-02-01 10:00,2024-03-01 10:00\n'
+                 '2,Proposal,2024-01-05 10:00,,,Bo,2024-01-05 10:00,2024-04-10 09:00,\n', encoding="utf-8")
+    import_export("hubspot", [p], tmp_path / "hs")
+    h = load(tmp_path / "hs").stage_history
+    assert h[h.deal_id == "2"]["entered_at"].tolist() == [pd.Timestamp("2024-01-05 10:00"),
+                                                         pd.Timestamp("2024-04-10 09:00")]
+    assert h[h.deal_id == "1"]["stage"].astype(str).tolist() == ["Discovery", "Proposal"]
+
+
+# ------------------------------------------------------------------------------------ table
+
+def test_table_with_map_day_first_dates_and_missing_created(tmp_path):
+    src = tmp_path / "crm.csv"
+    src.write_text("id;x\n", encoding="utf-8")
+    src.write_text("ref,opened,phase,done,value,rep,channel\n"
+                   "A1,03/02/2024,Won,10/02/2024,\"1,200\",Ann,Web\n"
+                   "A2,05/02/2024,Pitch,,900,Bo,Fair\n"
+                   "A3,,Lead,,,Bo,Web\n"
+                   "A4,07/02/2024,Dropped,01/02/2024,0,Ann,Web\n", encoding="cp1252")
+    cmap = tmp_path / "map.yml"
+    cmap.write_text("name: Test\ncurrency: GBP\ndate_format: '%d/%m/%Y'\n"
+                    "columns: {deal_id: ref, created_at: opened, stage: phase, closed_at: done, amount: value,"
+                    " owner: rep, source: channel}\n"
+                    "stages: [Lead, Pitch]\nstage_map: {Won: won, Dropped: lost}\nmissing_created_at: latest\n")
+    r = import_export("table", [src], tmp_path / "out", column_map=cmap)
+    ds = load(tmp_path / "out")
+    d = ds.deals.set_index("deal_id")
+    assert d.loc["A1", "amount"] == 1200 and d.loc["A1", "closed_at"] == pd.Timestamp("2024-02-10")
+    assert d.loc["A3", "created_at"] == pd.Timestamp("2024-02-10")      # latest date in the export
+    assert "A4" not in d.index                                         # closed before created: rejected
+    assert r.rejected["line"].tolist() == [5]
+    assert "done 2024-02-01" in r.rejected["reason"].iat[0]
+    assert ds.pipeline.currency == "GBP" and ds.stages == ["Lead", "Pitch"]
+
+
+def test_table_unmapped_label_names_file_column_value(tmp_path):
+    src = tmp_path / "crm.csv"
+    src.write_text("ref,opened,phase\nA1,2024-01-01,Lead\nA2,2024-01-02,Mystery\n")
+    cmap = tmp_path / "map.yml"
+    cmap.write_text("columns: {deal_id: ref, created_at: opened, stage: phase}\nstages: [Lead]\n")
+    with pytest.raises(ImportProblem) as e:
+        import_export("table", [src], tmp_path / "out", column_map=cmap)
+    msg = str(e.value)
+    assert str(src) in msg and "'phase'" in msg and "'Mystery' (1 rows)" in msg
+
+
+def test_table_missing_column_and_shipped_maps(tmp_path):
+    assert {"maven_crm", "olist_funnel"} <= set(shipped_maps())
+    src = tmp_path / "pipeline.csv"
+    src.write_text("opportunity_id,sales_agent,product,deal_stage,engage_date,close_date\nX,Ann,GTX,Won,2017-01-01,2017-02-01\n")
+    with pytest.raises(ImportProblem, match=r"'close_value'.*missing.*maven_crm"):
+        import_export("table", [src], tmp_path / "out", column_map="maven_crm")
+
+
+# ------------------------------------------------------------------------------------ errors, safety, CLI
+
+def test_errors(tmp_path, hs_snapshots):
+    src, a, b = hs_snapshots
+    with pytest.raises(ImportProblem, match="unknown import format 'pipedrive'"):
+        import_export("pipedrive", [a], tmp_path / "o")
+    bad = tmp_path / "bad-2024-01-01.csv"
+    bad.write_text("Record ID,Deal Name,Create Date,Close Date,Amount\n1,x,2024-01-01,,\n")
+    with pytest.raises(ImportProblem, match=r"bad-2024-01-01.csv: required column 'Deal Stage' missing"):
+        import_export("hubspot", [bad], tmp_path / "o")
+    with pytest.raises(ImportProblem, match="needs --rates"):
+        import_export("salesforce", [OPP, HIST], tmp_path / "o", currency="USD")
+    rates = tmp_path / "rates.csv"
+    rates.write_text("currency,rate\nGBP,1.3\n")
+    with pytest.raises(ImportProblem, match=r"no rate for EUR \(2 deals\)"):
+        import_export("salesforce", [OPP, HIST], tmp_path / "o", rates=rates, currency="USD")
+    with pytest.raises(ImportProblem, match="contains the source"):
+        import_export("hubspot", [a], src, force=True)
+    import_export("hubspot", [a], tmp_path / "o")
+    with pytest.raises(FileExistsError):
+        import_export("hubspot", [a], tmp_path / "o")
+    import_export("hubspot", [a, b], tmp_path / "o", force=True)
+    assert len(load(tmp_path / "o").deals) == 5
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".o.")]  # no temporary leftovers
+
+
+def test_cli_import(tmp_path, capsys, hs_snapshots):
+    src, a, b = hs_snapshots
+    assert main(["import", "hubspot", str(a), str(b), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "deals written: 5 (open 3, won 1, lost 1)" in out
+    assert "import_report.md" in out
+    assert main(["import", "nosuch", str(a), "--out", str(tmp_path / "p")]) == 2
+    assert "unknown import format" in capsys.readouterr().err
+
+
+def test_loader_reads_xlsx_and_parquet(tmp_path, hs_snapshots):
+    src, a, b = hs_snapshots
+    import_export("hubspot", [a, b], tmp_path / "csv")
+    ref = load(tmp_path / "csv")
+    for ext in ("xlsx", "parquet"):
+        folder = tmp_path / ext
+        folder.mkdir()
+        shutil.copy(tmp_path / "csv" / "pipeline.yml", folder)
+        for stem in ("deals", "stage_history"):
+            t = pd.read_csv(tmp_path / "csv" / f"{stem}.csv", dtype=str, keep_default_na=False)
+            t.to_excel(folder / f"{stem}.xlsx", index=False) if ext == "xlsx" else t.to_parquet(folder / f"{stem}.parquet")
+        ds = load(folder)
+        pd.testing.assert_frame_equal(ds.deals[["deal_id", "status", "amount"]], ref.deals[["deal_id", "status", "amount"]])
+        assert len(ds.stage_history) == len(ref.stage_history)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["2024-01-05", "2024-02-30", "", "soon"]),
+                          st.sampled_from(["Lead", "Won", "Lost"]),
+                          st.sampled_from(["2024-03-01", "", "2023-12-01"]),
+                          st.sampled_from(["10", "", "-5", "x"])), min_size=1, max_size=12))
+def test_table_accounting_property(tmp_path_factory, rows):
+    """Every row read is either written as a deal or rejected with a reason; the output loads strictly."""
+    tmp = tmp_path_factory.mktemp("p")
+    src = tmp / "t.csv"
+    pd.DataFrame([{"id": f"D{i}", "c": c, "s": s, "cl": cl, "a": am} for i, (c, s, cl, am) in enumerate(rows)]
+                 ).to_csv(src, index=False)
+    cmap = {"columns": {"deal_id": "id", "created_at": "c", "stage": "s", "closed_at": "cl", "amount": "a"},
+            "stages": ["Lead"], "stage_map": {"Won": "won", "Lost": "lost"}}
+    try:
+        r = import_export("table", [src], tmp / "out", column_map=cmap)
+    except ImportProblem as exc:  # every row bad: a clear error, and nothing written
+        assert "every row was rejected" in str(exc) and not (tmp / "out").exists()
+        return
+    acc = r.accounts[str(src)]
+    assert acc.read == len(rows) == r.deals_written + acc.rejected == acc.used + acc.rejected
+    assert all(r.rejected["reason"].str.len() > 0)
+    assert len(load(tmp / "out").deals) == r.deals_written
