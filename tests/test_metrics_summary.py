@@ -1,0 +1,142 @@
+"""`funnelkit metrics` and metrics_summary on the hand-made data set of tests/stages_hand_data.py.
+
+Period P = January 2024, as_of = 2024-02-01. Expected values computed by hand from the table in
+stages_hand_data.py (see the comments at each assertion).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+import funnelkit as fk
+from funnelkit.cli import main
+from funnelkit.metrics.summary import format_summary, jsonable, metrics_summary
+from funnelkit.period import Period
+
+from stages_hand_data import write_dataset
+
+JAN = Period("2024-01-01", "2024-01-31")
+
+
+@pytest.fixture()
+def hand_dir(tmp_path):
+    return write_dataset(tmp_path / "hand")
+
+
+@pytest.fixture()
+def summary(hand_dir):
+    return metrics_summary(fk.load(hand_dir), JAN)
+
+
+def test_required_fields_are_present(summary):
+    for key in ("period", "deals_per_stage", "time_in_stage", "days_to_close", "deal_size", "win_rate",
+                "amount_by_source", "amount_by_product", "forecast"):
+        assert key in summary
+    assert summary["period"] == {"start": "2024-01-01", "end": "2024-01-31",
+                                 "as_of": "2024-02-01T00:00:00", "label": "2024-01-01 to 2024-01-31"}
+    assert set(summary["deals_per_stage"][0]) >= {"stage", "open_deals", "open_amount", "reached", "conversion"}
+    assert set(summary["time_in_stage"][0]) >= {"stage", "visits", "mean_days", "median_days", "p90_days",
+                                                "stuck_deals"}
+    assert set(summary["days_to_close"]) == {"won", "lost"}
+    assert set(summary["deal_size"]) >= {"deals", "mean", "median", "trimmed_mean"}
+    assert set(summary["forecast"]) >= {"open_deals", "expected_won_amount"}
+    for row in summary["amount_by_source"]:
+        assert set(row) >= {"source", "won_amount", "won_deals", "lost_deals", "win_rate", "mean_size",
+                            "share", "open_amount"}
+
+
+def test_deals_per_stage_by_hand(summary):
+    rows = {r["stage"]: r for r in summary["deals_per_stage"]}
+    assert [r["stage"] for r in summary["deals_per_stage"]] == ["Lead", "Qualified", "Proposal", "Negotiation"]
+    # Open at 2024-02-01: D8 in Lead (no amount); D3 (moved back) and D6 in Qualified;
+    # D4 in Negotiation (won only on 02-10, after as_of). D5 is created after as_of.
+    assert [rows[s]["open_deals"] for s in rows] == [1, 2, 0, 1]
+    assert rows["Qualified"]["open_amount"] == 2700
+    assert rows["Negotiation"]["open_amount"] == 800
+    # Cohort created in January: D1, D3, D4, D7, D8. D1 won (passes every stage); D4 skipped Proposal.
+    assert [rows[s]["reached"] for s in rows] == [5, 3, 3, 2]
+    assert rows["Lead"]["conversion"] == pytest.approx(3 / 5)
+    assert rows["Qualified"]["conversion"] == pytest.approx(1.0)
+    assert rows["Proposal"]["conversion"] == pytest.approx(2 / 3)
+    assert rows["Negotiation"]["conversion"] == pytest.approx(1 / 2)   # won / reached(last)
+    assert summary["forecast"]["open_deals"] == 4
+
+
+def test_close_and_size_by_hand(summary):
+    # Closed in January: D1 won (01-02 -> 01-20, 18 d); D2 lost (12-20 -> 01-12, 23 d); D7 lost (3 d).
+    assert summary["days_to_close"]["won"] == {"deals": 1, "mean_days": 18.0, "median_days": 18.0}
+    assert summary["days_to_close"]["lost"] == {"deals": 2, "mean_days": 13.0, "median_days": 13.0}
+    assert summary["deal_size"]["deals"] == 1
+    assert summary["deal_size"]["mean"] == summary["deal_size"]["trimmed_mean"] == 1000
+    assert summary["win_rate"] == pytest.approx(1 / 3)
+
+
+def test_amount_by_source_by_hand(summary):
+    rows = summary["amount_by_source"]
+    # Web: D1 won 1000, D7 lost, D3 open 2000. Event: D4 open 800 and D8 open without amount.
+    # Referral: D2 lost, D6 open 700. Sorted by won amount, ties by name.
+    assert [r["source"] for r in rows] == ["Web", "Event", "Referral"]
+    web, event, referral = rows
+    assert web == {"source": "Web", "won_amount": 1000.0, "won_deals": 1, "lost_deals": 1, "win_rate": 0.5,
+                   "mean_size": 1000.0, "share": 1.0, "open_amount": 2000.0}
+    assert event["win_rate"] is None and event["mean_size"] is None and event["open_amount"] == 800
+    assert referral["win_rate"] == 0.0 and referral["lost_deals"] == 1 and referral["open_amount"] == 700
+
+
+def test_json_has_no_nan(summary):
+    text = json.dumps(summary, allow_nan=False)   # raises on NaN/inf
+    assert "NaN" not in text
+
+
+def test_cli_json_matches_library(hand_dir, summary, capsys):
+    assert main(["metrics", str(hand_dir), "--start", "2024-01-01", "--end", "2024-01-31",
+                 "--format", "json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(json.dumps(summary))
+
+
+def test_cli_table_names_the_numbers(hand_dir, capsys):
+    assert main(["metrics", str(hand_dir), "--start", "2024-01-01", "--end", "2024-01-31"]) == 0
+    out = capsys.readouterr().out
+    assert "Win rate 33.3%" in out
+    assert "Deals per stage" in out and "Negotiation" in out
+
+
+def test_cli_bad_period_is_a_clean_error(hand_dir, capsys):
+    assert main(["metrics", str(hand_dir), "--start", "2024-02-01", "--end", "2024-01-01"]) == 2
+    err = capsys.readouterr().err
+    assert "before its start" in err and "Traceback" not in err
+
+
+def test_mixed_currencies_are_refused(tmp_path, capsys):
+    folder = write_dataset(tmp_path / "mixed")
+    text = (folder / "deals.csv").read_text().splitlines()
+    rows = [text[0] + ",currency"] + [line + (",EUR" if i % 2 else ",USD") for i, line in enumerate(text[1:])]
+    (folder / "deals.csv").write_text("\n".join(rows) + "\n")
+    assert main(["metrics", str(folder), "--quarter", "2024Q1"]) == 2
+    err = capsys.readouterr().err
+    assert "EUR" in err and "USD" in err and "never added" in err
+    # Slicing to one currency works.
+    assert main(["metrics", str(folder), "--quarter", "2024Q1", "--currency", "eur", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["dataset"]["currency"] == "EUR"
+
+
+def test_jsonable_turns_missing_values_into_null():
+    import numpy as np
+    import pandas as pd
+    assert jsonable({"a": np.float64("nan"), "b": pd.NaT, "c": np.int64(3), "d": [math.inf]}) == \
+        {"a": None, "b": None, "c": 3, "d": [None]}
+
+
+def test_sample_summary_is_consistent(sample_ds):
+    q = Period.quarter("2026Q2")
+    s = metrics_summary(sample_ds, q, target=100000)
+    assert sum(r["open_deals"] for r in s["deals_per_stage"]) == s["forecast"]["open_deals"]
+    total_won = sum(r["won_amount"] for r in s["amount_by_source"])
+    assert total_won == pytest.approx(sum(r["won_amount"] for r in s["amount_by_product"]))
+    assert total_won == pytest.approx(s["deal_size"]["mean"] * s["deal_size"]["deals"])
+    assert s["target_plan"]["deals_needed"] == pytest.approx(100000 / s["deal_size"]["mean"])
+    assert "Deals per stage" in format_summary(s)
