@@ -240,9 +240,10 @@ def stage_flow(ds: Dataset, period: Period) -> pd.DataFrame:
     >>> stage_flow(ds, Period("2024-01-01", "2024-01-31"))              # doctest: +SKIP
     """
     v = visits_as_of(ds, period.as_of)
-    v = v[period.contains(v["entered_at"]).to_numpy()]
+    keep = period.contains(v["entered_at"]).to_numpy()
     n_st, n_o = len(ds.stages), len(OUTCOMES)
-    key = v["stage_index"].to_numpy().astype("int64") * n_o + v["outcome"].cat.codes.to_numpy().astype("int64")
+    key = (v["stage_index"].to_numpy().astype("int64")[keep] * n_o
+           + v["outcome"].cat.codes.to_numpy().astype("int64")[keep])
     table = np.bincount(key, minlength=n_st * n_o).reshape(n_st, n_o)
     out = pd.DataFrame({"stage": _stage_col(ds), "visits": table.sum(axis=1).astype("int64")})
     for j, name in enumerate(OUTCOMES):

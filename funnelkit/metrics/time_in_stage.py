@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..dataset import Dataset
-from ..history import _ts, stage_at, visits_as_of
+from ..history import _ts, visits_as_of
 from ..period import Period
 
 __all__ = ["time_in_stage", "stage_thresholds", "stuck_deals", "win_rate_by_time_in_stage",
@@ -32,17 +32,31 @@ def _stage_col(ds: Dataset, codes=None) -> pd.Categorical:
 
 def _per_stage(ds: Dataset, stage_index: np.ndarray, days: np.ndarray, quantiles: dict[str, float],
                mean: bool) -> pd.DataFrame:
-    """Count, optional mean and the given quantiles of ``days`` per stage, every stage present."""
-    s = pd.Series(days, dtype="float64")
-    g = s.groupby(stage_index.astype("int64"))
-    idx = pd.RangeIndex(len(ds.stages))
-    out = pd.DataFrame({"stage": _stage_col(ds),
-                        "visits": g.size().reindex(idx, fill_value=0).to_numpy().astype("int64")})
-    if mean:
-        out["mean_days"] = g.mean().reindex(idx).to_numpy()
-    for name, q in quantiles.items():
-        out[name] = g.quantile(q, interpolation="linear").reindex(idx).to_numpy() if len(s) else np.nan
-    return out
+    """Count, optional mean and the given quantiles of ``days`` per stage, every stage present.
+
+    One numpy pass per stage (a handful), linear-interpolation quantiles; NaN for empty stages.
+    """
+    n = len(ds.stages)
+    stage_index = np.asarray(stage_index).astype("int64")
+    days = np.asarray(days, dtype="float64")
+    count = np.bincount(stage_index, minlength=n).astype("int64")
+    stats = {name: np.full(n, np.nan) for name in (["mean_days"] if mean else []) + list(quantiles)}
+    for i in np.flatnonzero(count):
+        x = days[stage_index == i]
+        if mean:
+            stats["mean_days"][i] = x.mean()
+        for name, q in quantiles.items():
+            stats[name][i] = np.quantile(x, q)
+    return pd.DataFrame({"stage": _stage_col(ds), "visits": count, **stats})
+
+
+def _thresholds(ds: Dataset, v: pd.DataFrame, quantile: float) -> pd.DataFrame:
+    if not 0 <= quantile <= 1:
+        raise ValueError(f"quantile must lie in [0, 1], got {quantile}")
+    ended = ~v["is_open"].to_numpy()
+    out = _per_stage(ds, v["stage_index"].to_numpy()[ended], v["days"].to_numpy()[ended],
+                     {"threshold_days": quantile}, mean=False)
+    return out[["stage", "threshold_days", "visits"]]
 
 
 def time_in_stage(ds: Dataset, period: Period) -> pd.DataFrame:
@@ -63,8 +77,8 @@ def time_in_stage(ds: Dataset, period: Period) -> pd.DataFrame:
     >>> time_in_stage(ds, Period("2024-01-01", "2024-01-31"))           # doctest: +SKIP
     """
     v = visits_as_of(ds, period.as_of)
-    v = v[(~v["is_open"] & period.contains(v["ended_at"])).to_numpy()]
-    return _per_stage(ds, v["stage_index"].to_numpy(), v["days"].to_numpy(),
+    keep = (~v["is_open"] & period.contains(v["ended_at"])).to_numpy()
+    return _per_stage(ds, v["stage_index"].to_numpy()[keep], v["days"].to_numpy()[keep],
                       {"median_days": 0.5, "p90_days": 0.9}, mean=True)
 
 
@@ -81,13 +95,7 @@ def stage_thresholds(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
     --------
     >>> stage_thresholds(ds, "2024-02-01", quantile=0.9)                # doctest: +SKIP
     """
-    if not 0 <= quantile <= 1:
-        raise ValueError(f"quantile must lie in [0, 1], got {quantile}")
-    v = visits_as_of(ds, _ts(as_of))
-    v = v[~v["is_open"].to_numpy()]
-    out = _per_stage(ds, v["stage_index"].to_numpy(), v["days"].to_numpy(),
-                     {"threshold_days": quantile}, mean=False)
-    return out[["stage", "threshold_days", "visits"]]
+    return _thresholds(ds, visits_as_of(ds, _ts(as_of)), quantile)
 
 
 def stuck_deals(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
@@ -108,9 +116,9 @@ def stuck_deals(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
     --------
     >>> stuck_deals(ds, "2024-02-01")                                   # doctest: +SKIP
     """
-    as_of = _ts(as_of)
-    thr = stage_thresholds(ds, as_of, quantile)["threshold_days"].to_numpy()
-    cur = stage_at(ds, as_of)
+    v = visits_as_of(ds, _ts(as_of))
+    thr = _thresholds(ds, v, quantile)["threshold_days"].to_numpy()
+    cur = v[v["is_open"].to_numpy()]          # the current visit of each deal open at as_of
     idx = cur["stage_index"].to_numpy().astype("int64")
     limit = thr[idx]
     days = cur["days"].to_numpy()
@@ -176,11 +184,11 @@ def win_rate_by_time_in_stage(ds: Dataset, period: Period,
 
     v = visits_as_of(ds, period.as_of)
     closed = (v["closed_at"] < period.as_of) & period.contains(v["closed_at"])
-    v = v[closed.to_numpy()]
-    b = np.searchsorted(np.asarray(edges), v["days"].to_numpy(), side="right") - 1
+    keep = closed.to_numpy()
+    b = np.searchsorted(np.asarray(edges), v["days"].to_numpy()[keep], side="right") - 1
     b = np.clip(b, 0, n_b - 1)
-    key = v["stage_index"].to_numpy().astype("int64") * n_b + b
-    won = (v["status"] == "won").to_numpy()
+    key = v["stage_index"].to_numpy().astype("int64")[keep] * n_b + b
+    won = (v["status"] == "won").to_numpy()[keep]
     deals = np.bincount(key, minlength=n_st * n_b).astype("int64")
     wins = np.bincount(key[won], minlength=n_st * n_b).astype("int64")
     with np.errstate(divide="ignore", invalid="ignore"):
