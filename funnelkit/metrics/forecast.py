@@ -80,14 +80,15 @@ class _Visits:
         self.next_entered = _ns(v["next_entered_at"])
         self.deal_row = v["deal_row"].to_numpy()
         closed = _ns(ds.deals["closed_at"])
-        won = ds.deals["status"].astype(str).to_numpy() == "won"
+        won = ds.deals["status"].eq("won").to_numpy(dtype=bool)
         self.deal_closed, self.deal_won = closed, won
         self.closed = closed[self.deal_row]
         ever_closed = self.closed != _NEVER
         end = np.where(v["is_last"].to_numpy(), self.closed, self.next_entered)
         idx = np.flatnonzero(ever_closed)
         dur = (end[idx] - self.entered[idx]) / _NS_PER_DAY
-        order = np.lexsort((dur, self.stage[idx]))
+        by_days = np.argsort(dur, kind="stable")
+        order = by_days[np.argsort(self.stage[idx][by_days], kind="stable")]  # by stage, then days
         idx = idx[order]
         self.t_stage = self.stage[idx]
         self.t_days = dur[order]
@@ -103,8 +104,17 @@ class _Visits:
         if column not in self._codes:
             if column not in self._deals.columns:
                 raise KeyError(f"adjust_for: the deals have no column {column!r}")
-            codes, labels = pd.factorize(self._deals[column].astype(str), sort=True)
-            self._codes[column] = (codes.astype(np.int64), list(labels))
+            col = self._deals[column]
+            if isinstance(col.dtype, pd.CategoricalDtype):
+                codes, labels = col.cat.codes.to_numpy(), list(col.cat.categories)
+            else:
+                codes, uniques = pd.factorize(col, sort=True)
+                labels = list(uniques)
+            codes = codes.astype(np.int64)
+            if (codes < 0).any():  # a missing value is a group of its own
+                codes = np.where(codes < 0, len(labels), codes)
+                labels.append(None)
+            self._codes[column] = (codes, labels)
         return self._codes[column]
 
 
