@@ -50,6 +50,9 @@ class Pipeline:
         A display name for the pipeline.
     date_format
         A ``strftime`` format for non-ISO dates, or ``None`` for ISO 8601.
+    allow_missing_amounts
+        When true, won/lost deals may have an empty ``amount`` (unknown, as real CRM exports often
+        have); by default only open deals may. Sums skip unknown amounts; means use known ones.
 
     Examples
     --------
@@ -61,6 +64,7 @@ class Pipeline:
     currency: str = "USD"
     name: str = "Sales pipeline"
     date_format: str | None = None
+    allow_missing_amounts: bool = False
     extra: dict = field(default_factory=dict, compare=False)
 
     def stage_index(self, stage: str) -> int:
@@ -75,6 +79,8 @@ class Pipeline:
         out: dict = {"name": self.name, "currency": self.currency, "stages": list(self.stages)}
         if self.date_format:
             out["date_format"] = self.date_format
+        if self.allow_missing_amounts:
+            out["allow_missing_amounts"] = True
         out.update(self.extra)
         return out
 
@@ -110,8 +116,11 @@ class Pipeline:
         if date_format is not None and not isinstance(date_format, str):
             problems.append(("date_format", date_format, "date_format must be a strftime format string"))
         name = str(raw.get("name") or "Sales pipeline")
-        known = {"stages", "currency", "name", "date_format"}
+        allow_missing = raw.get("allow_missing_amounts", False)
+        if not isinstance(allow_missing, bool):
+            problems.append(("allow_missing_amounts", allow_missing, "allow_missing_amounts must be true or false"))
+        known = {"stages", "currency", "name", "date_format", "allow_missing_amounts"}
         extra = {k: v for k, v in raw.items() if k not in known}
         if problems:
             return None, problems
-        return cls(tuple(clean), currency, name, date_format or None, extra), []
+        return cls(tuple(clean), currency, name, date_format or None, bool(allow_missing), extra), []

@@ -95,6 +95,8 @@ class ValidationReport:
     entries_added: int = 0
     #: Stage entries merged into the visit before them (same stage again).
     repeats_merged: int = 0
+    #: Won/lost deals with an unknown amount (only with allow_missing_amounts in pipeline.yml).
+    closed_without_amount: int = 0
     #: Deals whose source/product/owner was empty, per column (filled with "(not set)").
     not_set: dict[str, int] = field(default_factory=dict)
 
@@ -109,6 +111,9 @@ class ValidationReport:
             lines.append(f"  {acc.file}: {acc.read} rows read = {acc.loaded} loaded + {acc.rejected} rejected")
         lines.append(f"  stage entries added at created_at (first stage): {self.entries_added}")
         lines.append(f"  repeated stage entries merged: {self.repeats_merged}")
+        if self.closed_without_amount:
+            lines.append(f"  won/lost deals with unknown amount (allowed by pipeline.yml): "
+                         f"{self.closed_without_amount}")
         for col, n in self.not_set.items():
             if n:
                 lines.append(f"  deals with empty {col} (shown as '(not set)'): {n}")
@@ -129,6 +134,7 @@ class ValidationReport:
             "entries_added": self.entries_added,
             "repeats_merged": self.repeats_merged,
             "not_set": dict(self.not_set),
+            "closed_without_amount": self.closed_without_amount,
             "problems": [str(p) for p in self.problems],
         }
 

@@ -38,7 +38,8 @@ def amount_by(ds: Dataset, period: Period, by: str = "source", *,
     DataFrame
         ``<by>`` (text), ``won_amount`` (sum of known amounts of deals won in P), ``won_deals``,
         ``lost_deals`` (deals won / lost in P), ``win_rate`` = won / (won + lost) (NaN when none
-        closed), ``mean_size`` = won_amount / won_deals (NaN when 0), ``share`` = won_amount / total
+        closed), ``mean_size`` = won_amount / won deals
+        of known amount (NaN when none; all won deals have one unless pipeline.yml allows missing amounts), ``share`` = won_amount / total
         won_amount (NaN when the total is 0), ``open_amount`` (sum of known amounts of the deals open
         at ``as_of``), [``median_days_to_close``]. Every group with a deal closed in P or open at
         ``as_of`` appears (and no other); sorted by ``won_amount`` descending, ties by group name.
@@ -73,13 +74,15 @@ def amount_by(ds: Dataset, period: Period, by: str = "source", *,
         "key": key.to_numpy(),
         "won_amount": np.where(won, amount, np.nan),
         "won_deals": won.astype("int64"),
+        "_won_known": (won & ~np.isnan(amount)).astype("int64"),
         "lost_deals": lost.astype("int64"),
         "open_amount": np.where(is_open, amount, np.nan),
     })
     if with_days:
         days = (d["closed_at"].to_numpy() - d["created_at"].to_numpy()) / DAY
         frame["median_days_to_close"] = np.where(won, days, np.nan)
-    agg = {"won_amount": "sum", "won_deals": "sum", "lost_deals": "sum", "open_amount": "sum"}
+    agg = {"won_amount": "sum", "won_deals": "sum", "_won_known": "sum", "lost_deals": "sum",
+           "open_amount": "sum"}
     if with_days:
         agg["median_days_to_close"] = "median"
     out = frame.groupby("key", sort=False).agg(agg)
@@ -87,7 +90,8 @@ def amount_by(ds: Dataset, period: Period, by: str = "source", *,
     out = out.reset_index()
     closed = out["won_deals"] + out["lost_deals"]
     out["win_rate"] = (out["won_deals"] / closed.where(closed > 0)).astype(float)
-    out["mean_size"] = (out["won_amount"] / out["won_deals"].where(out["won_deals"] > 0)).astype(float)
+    # Won deals of unknown amount (possible only with allow_missing_amounts) are left out of the mean.
+    out["mean_size"] = (out["won_amount"] / out["_won_known"].where(out["_won_known"] > 0)).astype(float)
     total = float(out["won_amount"].sum())
     out["share"] = out["won_amount"] / total if total > 0 else np.nan
     out = out.sort_values(["won_amount", by], ascending=[False, True], kind="stable")
