@@ -368,7 +368,7 @@ def amount_by_takeaway(data: pd.DataFrame, by: str = "source", currency: str = "
     closed = data[(data["won_deals"] + data["lost_deals"]) >= 5].dropna(subset=["win_rate"])
     if len(closed):
         best = closed.sort_values("win_rate", ascending=False).iloc[0]
-        if str(best[by]) != str(top[by]):
+        if str(best[by]) != str(top[by]) and (pd.isna(top["win_rate"]) or best["win_rate"] > top["win_rate"]):
             text += f"; {best[by]} converts best ({pct(best['win_rate'])} of {int(best['won_deals'] + best['lost_deals'])} closed)"
     return text + "."
 
