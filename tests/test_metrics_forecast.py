@@ -390,8 +390,13 @@ def test_default_dates(sample_bt):
     assert all(d.month in (1, 4, 7, 10) and d.day == 1 and d == d.normalize() for d in dates)
     assert dates[0] >= first + pd.Timedelta(days=180)
     assert dates[-1] <= last + pd.Timedelta(days=1) - pd.Timedelta(days=90)
-    assert default_backtest_dates(ds, max_dates=3) == [dates[0], dates[len(dates) // 2], dates[-1]] \
-        or len(default_backtest_dates(ds, max_dates=3)) == 3
+    three = default_backtest_dates(ds, max_dates=3)
+    assert len(three) == 3 and three[0] == dates[0] and three[-1] == dates[-1]
+    assert set(three) <= set(dates)
+    # Short data: month starts instead of quarter starts; too short: none.
+    assert default_backtest_dates(ds, min_history_days=650) == []
+    months = default_backtest_dates(ds, min_history_days=560, min_outcome_days=90)
+    assert len(months) >= 3 and any(d.month not in (1, 4, 7, 10) for d in months)
 
 
 def test_backtest_on_hand_data(hand_ds):
