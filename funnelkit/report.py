@@ -339,10 +339,11 @@ def _timeout_cell(nb_path: Path) -> int | None:
         nb = nbformat.read(nb_path, as_version=4)
     except Exception:  # noqa: BLE001
         return None
-    for i, cell in enumerate(nb.cells):
-        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
-            return i
-    return None
+    # Papermill marks a cell's start_time when it starts it, and after a timeout sets the stopped
+    # cell's status to "completed" like the others: the stopped cell is the last one started.
+    started = [i for i, cell in enumerate(nb.cells)
+               if cell.get("metadata", {}).get("papermill", {}).get("start_time")]
+    return started[-1] if started else None
 
 
 def _execute(notebook: Path, out_nb: Path, params: dict, timeout: int, label: str):
