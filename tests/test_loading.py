@@ -20,7 +20,7 @@ from funnelkit.contract import DEAL_COLUMNS, HISTORY_COLUMNS
 from funnelkit.parsing import parse_amounts, parse_timestamps
 from funnelkit.validation import DataError
 
-from contract_cases import (DEAL_HEADER, DEALS, HISTORY, HISTORY_HEADER, PIPELINE, ROW_CASES,
+from contract_cases import (DEAL_HEADER, DEALS, HISTORY, HISTORY_HEADER, PIPELINE, ROW_CASES, replaced,
                             case_files, write_dataset)
 
 
@@ -506,3 +506,17 @@ def test_property_lenient_accounting_always_balances(deals, hist):
             strict = fk.load(folder)
             pd.testing.assert_frame_equal(strict.deals, ds.deals)
         assert _hashes(folder) == before
+
+
+def test_allow_missing_amounts(tmp_path):
+    deals = replaced(DEALS, 2, "D1,2024-01-02,won,2024-01-20,,Web,Set,Ann")
+    folder = write_dataset(tmp_path / "d", deals)
+    with pytest.raises(DataError, match="amount is empty on a won deal"):
+        fk.load(folder)
+    ok = write_dataset(tmp_path / "e", deals, pipeline=PIPELINE + "allow_missing_amounts: true\n")
+    ds = fk.load(ok)
+    assert np.isnan(ds.deals["amount"].iloc[0]) and ds.report.closed_without_amount == 1
+    assert "won/lost deals with unknown amount (allowed by pipeline.yml): 1" in ds.report.summary()
+    bad = write_dataset(tmp_path / "f", deals, pipeline=PIPELINE + "allow_missing_amounts: maybe\n")
+    with pytest.raises(DataError, match="allow_missing_amounts must be true or false"):
+        fk.load(bad)
