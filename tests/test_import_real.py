@@ -144,3 +144,19 @@ def test_hubspot_snapshots_match_raw(hubspot):
     assert len(gone) == 13 and (d.loc[[str(g) for g in gone], "last_export"] == "2023-04-03").all()
     assert ds.pipeline.currency == "GBP"
     assert any("'Closed: abandoned' mapped to lost" in x for x in r.assumptions)
+
+
+def test_hubspot_closed_deals_without_amount_stay_unknown(hubspot):
+    """Closed deals with no Amount are kept as unknown amounts (never as 0), and deal size uses
+    only the known ones."""
+    r, ds, raws = hubspot
+    latest = pd.concat([x.set_index("Record ID")[["Deal Stage", "Amount"]] for x in raws])
+    latest = latest.groupby(level=0).last()
+    closed = latest["Deal Stage"].str.startswith("Closed:")
+    assert ds.pipeline.allow_missing_amounts is True
+    expected = int((closed & latest["Amount"].eq("")).sum())
+    assert expected > 0 and ds.report.closed_without_amount == expected
+    won_known = pd.to_numeric(latest.loc[latest["Deal Stage"].eq("Closed: won"), "Amount"], errors="coerce").dropna()
+    d = ds.deals[ds.deals["status"] == "won"]
+    assert d["amount"].notna().sum() == len(won_known)
+    assert d["amount"].sum() == pytest.approx(won_known.sum())

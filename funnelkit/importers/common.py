@@ -578,7 +578,7 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
            out, force: bool, sources, name: str, currency_default: str | None = None,
            rates: str | None = None, currency: str | None = None,
            closed_before_created: str = "reject", what_closed: str = "close date",
-           what_created: str = "create date", missing_amount: str = "zero") -> ImportResult:
+           what_created: str = "create date", missing_amount: str = "unknown") -> ImportResult:
     """Apply the shared rules, write the data set atomically, check it loads, write the report."""
     out = Path(out)
     for s in sources:
@@ -595,6 +595,7 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
     if deals.empty:
         listed = "; ".join(f"{n} x {why}" for why, n in list(result.reasons().items())[:10])
         raise ImportProblem(f"no deal left to write: every row was rejected ({listed or 'the export has no rows'})")
+    allow_missing_amounts = False
     closed = deals["status"].isin(OUTCOMES)
     no_amount = closed & deals["amount"].isna()
     if no_amount.any():
@@ -603,14 +604,21 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
                 result.reject(f, grp["_line"], "a won/lost deal without an amount", grp)
             deals = deals[~no_amount].reset_index(drop=True)
             history = history[history["deal_id"].isin(deals["deal_id"])]
-        else:
+        elif missing_amount == "zero":
             counts = deals.loc[no_amount, "status"].value_counts()
             deals["amount_missing"] = np.where(no_amount, "yes", "")
             deals.loc[no_amount, "amount"] = 0.0
             result.assume(f"{int(no_amount.sum())} closed deals have no amount ("
                           + ", ".join(f"{k} {v}" for k, v in counts.items()) +
-                          "): written as 0 because the contract needs an amount on won/lost deals, and "
-                          "flagged amount_missing=yes; filter them out for deal-size figures")
+                          "): written as 0 (the column map says amount_missing_on_closed: zero), "
+                          "flagged amount_missing=yes")
+        else:
+            counts = deals.loc[no_amount, "status"].value_counts()
+            allow_missing_amounts = True
+            result.assume(f"{int(no_amount.sum())} closed deals have no amount ("
+                          + ", ".join(f"{k} {v}" for k, v in counts.items()) +
+                          "): kept with an unknown (empty) amount, and pipeline.yml says "
+                          "allow_missing_amounts: true; sums skip them, deal-size means use known amounts")
     if currency_default is None:
         currency_default = (currency or "USD").strip().upper()
         if "currency" not in deals.columns:
@@ -620,7 +628,8 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
 
     for acc in result.accounts.values():
         acc.used = acc.read - acc.rejected
-    pipeline = Pipeline(tuple(stages), currency=cur, name=name)
+    pipeline = Pipeline(tuple(stages), currency=cur, name=name,
+                        allow_missing_amounts=allow_missing_amounts)
 
     out_deals = pd.DataFrame({
         "deal_id": deals["deal_id"].astype(str),

@@ -12,7 +12,7 @@ product, owner, currency: each an export column or null), ``keep`` (more columns
 ``won_when: COLUMN`` non-empty = won; ``lost_after_days: N`` un-won deals count as lost N days after
 creation when that lies within the data, else open), ``join`` (``file`` and ``on``: a second export
 joined to the first, one row per key), ``missing_created_at`` (``reject`` or ``latest``),
-``closed_before_created`` (``reject`` or ``clamp``), ``amount_missing_on_closed`` (``zero`` or
+``closed_before_created`` (``reject`` or ``clamp``), ``amount_missing_on_closed`` (``unknown``, the default, ``zero`` or
 ``reject``), ``notes`` (assumptions the map makes, copied into the import report).
 """
 
@@ -269,4 +269,4 @@ def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, c
                   rates=rates, currency=currency,
                   closed_before_created=cmap.get("closed_before_created", "reject"),
                   what_closed=closed_col or "closed_at", what_created=cols["created_at"],
-                  missing_amount=cmap.get("amount_missing_on_closed", "zero"))
+                  missing_amount=cmap.get("amount_missing_on_closed", "unknown"))
