@@ -58,8 +58,23 @@ def visits_as_of(ds: Dataset, as_of) -> pd.DataFrame:
         The columns of :attr:`Dataset.visits` plus ``ended_at`` (NaT while open), ``is_open``,
         ``outcome`` (one of :data:`OUTCOMES`) and ``days`` (fractional days from entry to
         ``ended_at``, or to ``as_of`` for open visits).
+
+    The view is cached on the data set per ``as_of`` (the metrics of one period ask for the same view
+    several times); a shallow copy is returned, so adding columns to it is safe.
     """
     as_of = _ts(as_of)
+    cache = ds.__dict__.setdefault("_visits_as_of_cache", {})
+    if as_of not in cache:
+        if len(cache) >= _CACHED_VIEWS:
+            cache.pop(next(iter(cache)))
+        cache[as_of] = _visits_as_of(ds, as_of)
+    return cache[as_of].copy(deep=False)
+
+
+_CACHED_VIEWS = 4
+
+
+def _visits_as_of(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
     v = ds.visits
     v = v[v["entered_at"].to_numpy() < as_of.to_datetime64()].copy()
     next_seen = (v["next_entered_at"] < as_of).to_numpy()
