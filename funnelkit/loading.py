@@ -149,7 +149,7 @@ def _read_table(folder: Path, stem: str, required: tuple[str, ...]) -> tuple[pd.
             f"file is missing (also looked for {stem}.parquet and {stem}.xlsx)")]
     name = str(file)
     try:
-        df = read_text_table(file)
+        df = read_text_table(file, arrow_strings=True)
     except UnicodeDecodeError as exc:
         return pd.DataFrame(), name, [Problem(
             name, None, None, None,
@@ -317,8 +317,23 @@ def _rejected_rows(tables, problems: list[Problem]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # Typing and normalisation of the valid rows
 
+def _as_object(s: pd.Series) -> pd.Series:
+    """pyarrow-backed text (the fast CSV path) as plain object strings, the loaded tables' type.
+
+    Each distinct value is converted once (factorize), then spread by its codes: far cheaper than
+    converting millions of cells one by one."""
+    if not isinstance(s.dtype, pd.StringDtype):
+        return s
+    codes, uniques = pd.factorize(s)
+    if (codes < 0).any():
+        return s.astype(object)
+    return pd.Series(np.asarray(uniques, dtype=object)[codes], index=s.index, name=s.name)
+
+
 def _finish_deals(deals: pd.DataFrame) -> pd.DataFrame:
     deals = deals.drop(columns=["_line"])
+    for col in deals.columns:
+        deals[col] = _as_object(deals[col])
     deals["status"] = pd.Categorical(deals["status"], categories=list(STATUSES))
     for col in _LABEL_COLUMNS + (("currency",) if "currency" in deals.columns else ()):
         deals[col] = deals[col].astype("category")
@@ -329,6 +344,7 @@ def _finish_deals(deals: pd.DataFrame) -> pd.DataFrame:
 def _normalise_history(hist: pd.DataFrame, deals: pd.DataFrame, pipeline: Pipeline):
     """Order each deal's entries, add a first-stage entry at created_at where needed, merge repeats."""
     hist = hist[["deal_id", "stage_index", "entered_at"]].copy()
+    hist["deal_id"] = _as_object(hist["deal_id"])
     hist["stage_index"] = hist["stage_index"].astype("int64")
     first = hist.groupby("deal_id", sort=False)["entered_at"].min()
     created = deals.set_index("deal_id")["created_at"]
