@@ -254,15 +254,18 @@ def time_in_stage_takeaway(tis: pd.DataFrame, stuck: pd.DataFrame | None = None,
     return "; ".join(parts) + "."
 
 
-def win_rate_by_time_takeaway(data: pd.DataFrame) -> str:
-    """Win rate of closed deals in the shortest vs the longest duration bucket, over all stages."""
+def win_rate_by_time_takeaway(data: pd.DataFrame, min_closed: int = 5) -> str:
+    """Win rate of closed deals in the shortest vs the longest duration bucket, over all stages.
+
+    Buckets with fewer than ``min_closed`` closed deals (all stages together) are left out.
+    """
     if data.empty or not data["deals"].fillna(0).any():
         return "Too few closed deals to relate time in stage to winning."
     b = data.assign(_b=data["bucket"].astype(str))
     order = [str(c) for c in data["bucket"].cat.categories] if isinstance(
         data["bucket"].dtype, pd.CategoricalDtype) else list(dict.fromkeys(b["_b"]))
     g = b.groupby("_b")[["won", "lost"]].sum().reindex(order).dropna()
-    g = g[(g["won"] + g["lost"]) > 0]
+    g = g[(g["won"] + g["lost"]) >= max(min_closed, 1)]
     if len(g) < 2:
         return "Too few closed deals to relate time in stage to winning."
     rate = g["won"] / (g["won"] + g["lost"])

@@ -110,6 +110,8 @@ def test_win_rate_by_time_takeaway_pools_stages():
     # 0-7: 6 won of 10 = 60%; 7+: 1 won of 6 = 17%
     assert tk.win_rate_by_time_takeaway(d) == ("Closed deals that spent 0-7 in a stage won 60%, those that spent "
                                                "7+ won 17%: the longer deals sit, the less they close.")
+    # with 7 closed deals needed, the 7+ bucket (6 closed) is left out and no comparison is possible
+    assert tk.win_rate_by_time_takeaway(d, min_closed=7).startswith("Too few closed deals")
 
 
 def test_days_to_close_takeaway_with_survival():
