@@ -38,11 +38,23 @@ def deals_as_of(ds: Dataset, as_of) -> pd.DataFrame:
     >>> d.status_as_of.value_counts()              # doctest: +SKIP
     """
     as_of = _ts(as_of)
+    # Cached per data set and as_of like visits_as_of (one period's metrics ask for it ~10 times).
+    cache = ds.__dict__.setdefault("_deals_as_of_cache", {})
+    if as_of not in cache:
+        if len(cache) >= _CACHED_VIEWS:
+            cache.pop(next(iter(cache)))
+        cache[as_of] = _deals_as_of(ds, as_of)
+    return cache[as_of].copy(deep=False)
+
+
+def _deals_as_of(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
     d = ds.deals[ds.deals["created_at"] < as_of].copy()
     seen_close = d["closed_at"] < as_of
     d["closed_as_of"] = d["closed_at"].where(seen_close)
-    status = d["status"].astype(str).where(seen_close, "open")
-    d["status_as_of"] = pd.Categorical(status, categories=["open", "won", "lost"])
+    # On category codes, not strings (1M deals: a tenth of a second per call instead of a second).
+    status = pd.Categorical(d["status"], categories=["open", "won", "lost"])
+    codes = np.where(seen_close.to_numpy(), status.codes, 0).astype(status.codes.dtype)
+    d["status_as_of"] = pd.Categorical.from_codes(codes, categories=["open", "won", "lost"])
     return d
 
 
