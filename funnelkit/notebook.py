@@ -105,3 +105,17 @@ def show_table(df: pd.DataFrame, max_rows: int = 30) -> None:
 
 
 __all__.append("show_table")
+
+
+def period_backtest(ds: Dataset, period: Period):
+    """The forecast backtest as the data stood at the period's ``as_of`` (None if too little history).
+
+    Only outcomes known by ``as_of`` are scored, so a past quarter's report shows the same backtest
+    when it is rendered again next year.
+    """
+    from .metrics.forecast import backtest_forecast
+
+    try:
+        return backtest_forecast(ds, until=period.as_of)
+    except ValueError:
+        return None

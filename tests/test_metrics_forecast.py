@@ -419,3 +419,25 @@ def test_backtest_on_hand_data(hand_ds):
     assert two.brier == pytest.approx(bt.brier) and two.scored == 2
     with pytest.raises(ValueError, match="no as_of dates"):
         backtest_forecast(hand_ds)  # two months of data: too short for the default dates
+
+
+def test_backtest_until_ignores_later_outcomes(sample_ds):
+    """With ``until``, the backtest a report shows for a period never changes as later data arrives."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from funnelkit.metrics.forecast import backtest_forecast
+
+    until = pd.Timestamp("2026-01-01")
+    before = backtest_forecast(sample_ds, until=until)
+    d = sample_ds.deals.copy()
+    later = (d["closed_at"] >= until).to_numpy()
+    flipped = np.where(d["status"].astype(str) == "won", "lost", "won")
+    d["status"] = pd.Categorical(np.where(later, flipped, d["status"].astype(str)),
+                                 categories=["open", "won", "lost"])
+    after = backtest_forecast(replace(sample_ds, deals=d), until=until)
+    assert before.brier == after.brier and before.scored == after.scored
+    assert all(t < until for t in before.by_date["as_of"])
+    full = backtest_forecast(sample_ds)
+    assert full.scored > before.scored     # the full data resolves more deals

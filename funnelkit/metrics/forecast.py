@@ -35,7 +35,7 @@ history of those fields.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import replace, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -480,7 +480,7 @@ def _calibration(p: np.ndarray, y: np.ndarray, bins: int, prefix: str = "") -> p
 def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 10.0,
                       adjust_for: tuple[str, ...] | list[str] | None = DEFAULT_ADJUST,
                       bins: int = 10, min_history_days: int = 180, min_outcome_days: int = 90,
-                      max_dates: int = 8) -> ForecastBacktest:
+                      max_dates: int = 8, until=None) -> ForecastBacktest:
     """Forecast the open deals at several past dates and score the forecasts against what happened.
 
     Protocol: at each ``as_of`` date the model is fitted on the deals closed before it (exactly as
@@ -501,6 +501,11 @@ def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 
         As in :func:`win_forecast`.
     bins
         Number of equal-width predicted-probability bins in the calibration table.
+    until
+        See the data as it stood at this instant: outcomes (closes) at or after ``until`` are
+        unknown, so those deals count as unresolved, and default dates leave ``min_outcome_days``
+        before it. A report for a period passes its ``as_of``, so that the backtest it shows stays
+        the same when later data arrives. Default: all the data.
 
     Returns
     -------
@@ -517,6 +522,13 @@ def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 
     """
     k = _check_k(prior_strength)
     adjust = _check_adjust(adjust_for)
+    if until is not None:
+        until = _ts(until)
+        seen = ds.deals[ds.deals["created_at"] < until]
+        ds = replace(ds, deals=seen.assign(
+            status=seen["status"].where(seen["closed_at"] < until, "open"),
+            closed_at=seen["closed_at"].where(seen["closed_at"] < until)).reset_index(drop=True),
+            stage_history=ds.stage_history[ds.stage_history["entered_at"] < until].reset_index(drop=True))
     if as_of_dates is None:
         dates = default_backtest_dates(ds, min_history_days=min_history_days,
                                        min_outcome_days=min_outcome_days, max_dates=max_dates)
