@@ -9,7 +9,7 @@ Guarantees
 - **Never hangs.** Every execution has a per-cell timeout (and a kernel start-up timeout). A render
   that times out is retried once, with a warning on the ``funnelkit.report`` logger; a second timeout
   raises :class:`ReportError`. (Papermill runs of widget notebooks without an execution timeout were
-  seen to hang forever in a few percent of runs; see ``docs`` note in :data:`HANG_NOTES`.)
+  seen to hang forever in a few percent of runs; what is known is in :data:`HANG_NOTES`.)
 - **Atomic.** Both files are written to temporary names in ``out`` and renamed only when the render
   succeeded. A failed render raises :class:`ReportError` naming the period and the failing cell
   (index, exception name and message, first source line), leaves no HTML behind, and keeps the
@@ -352,7 +352,10 @@ def _execute(notebook: Path, out_nb: Path, params: dict, timeout: int, label: st
 
     kwargs = dict(parameters=params, kernel_name=KERNEL, progress_bar=False, log_output=False,
                   start_timeout=START_TIMEOUT, execution_timeout=int(timeout),
-                  cwd=str(_working_dir(notebook)))
+                  cwd=str(_working_dir(notebook)),
+                  # the kernel's own start-up warnings (e.g. "running over TCP without encryption"
+                  # on loopback) would repeat once per quarter on the terminal; errors still show
+                  extra_arguments=["--IPKernelApp.log_level=ERROR"])
     for attempt in (1, 2):
         try:
             started = time.monotonic()
@@ -419,6 +422,7 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
     data = Path(path).resolve()
     if not data.is_dir():
         raise FileNotFoundError(f"data set folder not found: {path}")
+    _check_out(out, data)
     nb_path = Path(notebook) if notebook else default_notebook()
     if not nb_path.is_file():
         raise FileNotFoundError(f"report notebook not found: {nb_path}")
@@ -444,6 +448,13 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
     if failed_path.exists():
         failed_path.unlink()
     return html_path
+
+
+def _check_out(out: str | Path, data: Path) -> None:
+    from .io import is_inside
+    if is_inside(out, data):
+        raise ValueError(f"--out {out} is inside the data folder {data}: input folders are never "
+                         "written to; choose another folder")
 
 
 def _share(p: Path) -> None:
@@ -485,6 +496,7 @@ def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = 
     data = Path(path)
     if not data.is_dir():
         raise FileNotFoundError(f"data set folder not found: {path}")
+    _check_out(out, data)
     labels = quarters or _quarters_in(data, lenient, currency)
     from tqdm.auto import tqdm
 

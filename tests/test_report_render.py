@@ -34,9 +34,6 @@ TIMEOUT = 240  # per cell; the machine is shared, so generous, but never unbound
 XSS_SOURCES = ("<script>window.__pwned=1</script>", '<img src=x onerror="window.__pwned=2">',
                "Referrals & partners", "Web")
 
-pytestmark = pytest.mark.slow
-
-
 def report_notebook() -> Path:
     return REAL_NOTEBOOK if REAL_NOTEBOOK.is_file() else FIXTURE_NOTEBOOK
 
@@ -154,6 +151,7 @@ def rendered(sample_data, tmp_path_factory):
     return label, out, html_path, html_path.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_writes_html_and_executed_notebook_atomically(rendered):
     label, out, html_path, _ = rendered
     assert html_path == out / f"{label}.html"
@@ -164,6 +162,7 @@ def test_writes_html_and_executed_notebook_atomically(rendered):
     assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code" and c.source.strip())
 
 
+@pytest.mark.slow
 def test_html_has_the_story_and_embedded_images(rendered):
     label, _, _, html = rendered
     headings = [page_text(h) for h in re.findall(r"<h[1-3][^>]*>(.*?)</h[1-3]>", html, re.S)]
@@ -174,6 +173,7 @@ def test_html_has_the_story_and_embedded_images(rendered):
     assert sum(src.startswith("data:image/png;base64,") for src in images) >= 1
 
 
+@pytest.mark.slow
 def test_html_loads_nothing_from_the_network(rendered):
     html = rendered[3]
     assert external_loads(html) == []
@@ -187,6 +187,7 @@ def test_html_loads_nothing_from_the_network(rendered):
     assert "application/vnd.jupyter.widget-state+json" not in html
 
 
+@pytest.mark.slow
 def test_html_is_small_and_code_is_hidden(rendered):
     label, out, html_path, html = rendered
     assert html_path.stat().st_size < 5 * 1024 * 1024
@@ -201,6 +202,7 @@ def _formats(x: float) -> set[str]:
     return {f"{x:,.0f}", f"{x:,.2f}", f"{x:.0f}", f"{x:,.1f}"}
 
 
+@pytest.mark.slow
 def test_headline_numbers_match_funnelkit_metrics(rendered, sample_data):
     summary_mod = pytest.importorskip("funnelkit.metrics.summary")
     import funnelkit as fk
@@ -228,6 +230,7 @@ def xss_render(tmp_path_factory):
     return html_path.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_data_text_is_escaped_end_to_end(xss_render):
     html = xss_render
     assert "<script>window.__pwned" not in html
@@ -241,6 +244,7 @@ def test_data_text_is_escaped_end_to_end(xss_render):
     assert all(not any(k.startswith("on") for k in a) for _, a in tags(html))
 
 
+@pytest.mark.slow
 def test_with_code_keeps_the_code(xss_render):
     assert "jp-InputArea-editor" in xss_render
     assert "funnelkit" in page_text(re.sub(r"<style.*?</style>", "", xss_render, flags=re.S))
@@ -249,6 +253,7 @@ def test_with_code_keeps_the_code(xss_render):
 # --------------------------------------------------------------------------------------------
 # Failures and timeouts.
 
+@pytest.mark.slow
 def test_failed_render_names_quarter_and_cell_and_leaves_no_html(tmp_path):
     data = make_dataset(tmp_path / "data", n=40)
     nb = small_notebook(tmp_path / "fails.ipynb", "x = 1",
@@ -264,6 +269,7 @@ def test_failed_render_names_quarter_and_cell_and_leaves_no_html(tmp_path):
     assert names == ["2026Q1.failed.ipynb"]  # no HTML, no temp files, the traceback kept
 
 
+@pytest.mark.slow
 def test_failure_keeps_a_previous_good_report(tmp_path):
     data = make_dataset(tmp_path / "data", n=40)
     out = tmp_path / "out"
@@ -278,6 +284,7 @@ def test_failure_keeps_a_previous_good_report(tmp_path):
     assert not (out / "2026Q1.failed.ipynb").exists()
 
 
+@pytest.mark.slow
 def test_timeout_is_retried_once_then_reported(tmp_path, caplog):
     data = make_dataset(tmp_path / "data", n=20)
     nb = small_notebook(tmp_path / "slow.ipynb", "import time\ntime.sleep(120)")
@@ -291,6 +298,26 @@ def test_timeout_is_retried_once_then_reported(tmp_path, caplog):
     assert not list(out.glob("*.html")) and not list(out.glob(".*"))
 
 
+def test_out_inside_the_data_folder_is_refused(tmp_path):
+    data = make_dataset(tmp_path / "data", n=10)
+    with pytest.raises(ValueError, match="never written"):
+        render_report(data, Period.quarter("2026Q1"), data / "reports", timeout=60,
+                      notebook=FIXTURE_NOTEBOOK)
+    with pytest.raises(ValueError, match="never written"):
+        render_all_quarters(data, data, timeout=60, notebook=FIXTURE_NOTEBOOK, progress=False)
+    assert sorted(p.name for p in data.iterdir()) == ["deals.csv", "pipeline.yml", "stage_history.csv"]
+
+
+@pytest.mark.slow
+def test_custom_period_passes_start_end_and_as_of(tmp_path):
+    data = make_dataset(tmp_path / "data", n=20)
+    nb = small_notebook(tmp_path / "p.ipynb", "print('params', repr(quarter), start, end, as_of)")
+    period = Period("2026-01-01", "2026-02-15", as_of="2026-03-01 12:00")
+    html = render_report(data, period, tmp_path / "out", timeout=60, notebook=nb)
+    assert html.name == "2026-01-01_to_2026-02-15.html"
+    assert "params '' 2026-01-01 2026-02-15 2026-03-01T12:00:00" in page_text(html.read_text())
+
+
 def test_timeout_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="timeout"):
         render_report(tmp_path, Period.quarter("2026Q1"), tmp_path / "out", timeout=0)
@@ -299,6 +326,7 @@ def test_timeout_must_be_positive(tmp_path):
 # --------------------------------------------------------------------------------------------
 # All quarters, the index page and the CLI.
 
+@pytest.mark.slow
 def test_all_quarters_index_and_failed_quarter(tmp_path, monkeypatch, capsys):
     # created 2026-01-05 .. 2026-03-15, closings spill into Q2: quarters 2026Q1 and 2026Q2
     data = make_dataset(tmp_path / "data", n=40, days=70)
@@ -328,6 +356,7 @@ def test_all_quarters_index_and_failed_quarter(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "cli" / "2026Q1.html").is_file()
 
 
+@pytest.mark.slow
 def test_cli_single_quarter(tmp_path, monkeypatch, capsys):
     data = make_dataset(tmp_path / "data", n=30)
     nb = small_notebook(tmp_path / "ok.ipynb", "print('report for', quarter, data_path)")
