@@ -262,7 +262,8 @@ def _check_history(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: 
     # One hash lookup per entry (not three isin passes and a merge): position among all deal ids,
     # and the deal's created_at / closed_at where its row is valid (NaT elsewhere).
     all_ids = pd.Index(deals["deal_id"].unique())
-    pos = all_ids.get_indexer(deal_id)
+    codes, distinct = pd.factorize(deal_id)  # each distinct id looked up once, not once per entry
+    pos = np.append(all_ids.get_indexer(distinct), -1)[codes]
     known = known_ids.set_index("deal_id")[["created_at", "closed_at"]].reindex(all_ids)
     in_all = pd.Series(pos >= 0, index=raw.index)
     # A sentinel after the last id: position -1 (unknown id) reads False / NaT.
@@ -353,7 +354,15 @@ def _normalise_history(hist: pd.DataFrame, deals: pd.DataFrame, pipeline: Pipeli
     added = pd.DataFrame({"deal_id": created.index[needs.to_numpy()], "stage_index": 0,
                           "entered_at": created[needs].to_numpy()})
     hist = pd.concat([added, hist], ignore_index=True) if len(added) else hist
-    hist = hist.sort_values(["deal_id", "entered_at", "stage_index"], kind="stable").reset_index(drop=True)
+    if hist["entered_at"].notna().all():
+        # The same stable order as sort_values on the three columns, from one factorisation of the
+        # ids (sort_values would factorise every key): seconds saved on millions of entries.
+        ids, _ = pd.factorize(hist["deal_id"], sort=True)
+        order = np.lexsort((hist["stage_index"].to_numpy(),
+                            hist["entered_at"].to_numpy().view("int64"), ids))
+        hist = hist.take(order).reset_index(drop=True)
+    else:
+        hist = hist.sort_values(["deal_id", "entered_at", "stage_index"], kind="stable").reset_index(drop=True)
     same_deal = hist["deal_id"].eq(hist["deal_id"].shift())
     repeat = same_deal & hist["stage_index"].eq(hist["stage_index"].shift())
     hist = hist[~repeat].reset_index(drop=True)

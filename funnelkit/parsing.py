@@ -47,7 +47,10 @@ def parse_timestamps(raw: pd.Series, date_format: str | None = None) -> tuple[pd
         aware = text.str.contains(_TZ_SUFFIX, regex=True) & ~empty
         naive = ~aware & ~empty
         if naive.any():
-            out[naive] = _to_ns(pd.to_datetime(text[naive], format="ISO8601", errors="coerce"))
+            sub = text[naive]
+            fast = _iso_by_arrow(sub) if _arrow_text(sub) else None
+            out[naive] = fast if fast is not None else _to_ns(
+                pd.to_datetime(sub, format="ISO8601", errors="coerce"))
         if aware.any():
             # Mixed offsets parse fine with utc=True; then drop the zone.
             parsed = pd.to_datetime(text[aware], format="ISO8601", errors="coerce", utc=True)
@@ -56,6 +59,28 @@ def parse_timestamps(raw: pd.Series, date_format: str | None = None) -> tuple[pd
     out = out.where(in_range)
     bad = ~empty & out.isna()
     return out, bad
+
+
+#: The two shapes the fast path takes (years 1900-2199, valid clock times); anything else -> pandas.
+_ISO_PLAIN = (r"^(19|20|21)\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+              r"(T([01]\d|2[0-3]):[0-5]\d:[0-5]\d)?$")
+
+
+def _iso_by_arrow(text: pd.Series) -> pd.Series | None:
+    """Parse pyarrow-backed ``YYYY-MM-DD`` / ``YYYY-MM-DDTHH:MM:SS`` values with pyarrow (several
+    times faster than pandas on millions of values). None when any value has another shape or is
+    not a real date (e.g. 2024-02-31): the caller then parses the column with pandas as before."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(text.array)
+    if not pc.all(pc.match_substring_regex(arr, _ISO_PLAIN)).as_py():
+        return None
+    try:
+        parsed = pc.cast(arr, pa.timestamp("ns"))
+    except pa.ArrowException:
+        return None
+    return pd.Series(parsed.to_numpy(zero_copy_only=False), index=text.index, dtype="datetime64[ns]")
 
 
 def _arrow_text(s: pd.Series) -> bool:
