@@ -443,8 +443,6 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
             raise
         html = export_html(nb, with_code=with_code, title=shown_title)
         atomic_write_text(html_path, html)
-        _share(tmp_nb)
-    _share(html_path)
     if failed_path.exists():
         failed_path.unlink()
     return html_path
@@ -455,13 +453,6 @@ def _check_out(out: str | Path, data: Path) -> None:
     if is_inside(out, data):
         raise ValueError(f"--out {out} is inside the data folder {data}: input folders are never "
                          "written to; choose another folder")
-
-
-def _share(p: Path) -> None:
-    """Give a written report the usual permissions (temporary files are created private, 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(p, 0o666 & ~mask)
 
 
 def _quarters_in(path: Path, lenient: bool, currency: str | None) -> list[str]:
@@ -540,6 +531,4 @@ def _write_index(out: Path, data: Path, outcome: _Outcome, title: str | None) ->
 </body>
 </html>
 """
-    index = atomic_write_text(out / "index.html", page)
-    _share(index)
-    return index
+    return atomic_write_text(out / "index.html", page)
