@@ -97,7 +97,10 @@ class Dataset:
         next_at = h["entered_at"].shift(-1).where(same_next)
         next_idx = h["stage_index"].shift(-1).where(same_next).fillna(-1).astype("int16")
         pos = pd.Series(np.arange(len(self.deals)), index=self.deals["deal_id"].to_numpy())
-        deal_row = pos.reindex(h["deal_id"].to_numpy()).to_numpy()
+        # A deal's entries are consecutive: look up the first of each run only, then repeat it.
+        ids = h["deal_id"].to_numpy()
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([], int)
+        deal_row = np.repeat(pos.reindex(ids[starts]).to_numpy(), np.diff(np.r_[starts, len(ids)]))
         v = pd.DataFrame({
             "deal_id": h["deal_id"].to_numpy(),
             "stage": h["stage"].to_numpy(),
@@ -109,9 +112,12 @@ class Dataset:
             "deal_row": deal_row.astype("int64"),
         })
         v["stage"] = pd.Categorical(v["stage"], categories=self.stages, ordered=True)
-        for col in ("created_at", "closed_at", "status"):
+        for col in ("created_at", "closed_at"):
             v[col] = self.deals[col].to_numpy()[v["deal_row"].to_numpy()]
-        v["status"] = pd.Categorical(v["status"], categories=["open", "won", "lost"])
+        # Spread the deals' status codes, not their strings (millions of visits).
+        status = pd.Categorical(self.deals["status"], categories=["open", "won", "lost"])
+        v["status"] = pd.Categorical.from_codes(status.codes[v["deal_row"].to_numpy()],
+                                                categories=["open", "won", "lost"])
         return v
 
     def filter(self, **equals) -> "Dataset":
