@@ -100,7 +100,8 @@ def show_table(df: pd.DataFrame, max_rows: int = 30) -> None:
     """Display a table (its HTML escapes text from the data), at most ``max_rows`` rows."""
     from IPython.display import HTML, display
     more = len(df) - max_rows
-    display(HTML(df.head(max_rows).to_html(escape=True, na_rep="-", border=0)
+    plain_index = isinstance(df.index, pd.RangeIndex)     # row numbers mean nothing to a reader
+    display(HTML(df.head(max_rows).to_html(escape=True, na_rep="-", border=0, index=not plain_index)
                  + (f"<p><i>... and {more} more rows</i></p>" if more > 0 else "")))
 
 

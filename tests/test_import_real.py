@@ -160,3 +160,47 @@ def test_hubspot_closed_deals_without_amount_stay_unknown(hubspot):
     d = ds.deals[ds.deals["status"] == "won"]
     assert d["amount"].notna().sum() == len(won_known)
     assert d["amount"].sum() == pytest.approx(won_known.sum())
+
+
+# --------------------------------------------------------------------------------------------
+# A rendered report for one quarter of each real data set, with a headline number checked against
+# a pandas computation on the raw export.
+
+def _render(ds_path, quarter, tmp_path_factory, name):
+    from funnelkit.report import render_report
+    from test_report_render import page_text
+    out = tmp_path_factory.mktemp(f"{name}_report")
+    html = render_report(ds_path, Period.quarter(quarter), out, timeout=240).read_text(encoding="utf-8")
+    assert "data:image/png;base64," in html
+    return page_text(html)
+
+
+@pytest.mark.slow
+def test_maven_report_renders_with_the_raw_win_rate(maven, tmp_path_factory):
+    r, ds, raw = maven
+    text = _render(ds.path, "2017Q3", tmp_path_factory, "maven")
+    closed = pd.to_datetime(raw["close_date"])
+    in_q = (closed >= "2017-07-01") & (closed < "2017-10-01")
+    won, lost = (in_q & raw.deal_stage.eq("Won")).sum(), (in_q & raw.deal_stage.eq("Lost")).sum()
+    rate = 100 * won / (won + lost)
+    assert f"{rate:.1f}%" in text, f"raw win rate {rate:.1f}% not in the Maven 2017Q3 report"
+    for heading in ("Funnel", "Time in stage", "Days to close", "Deal size", "Win forecast"):
+        assert heading in text
+
+
+@pytest.mark.slow
+def test_olist_report_renders_with_the_raw_won_deals(olist, tmp_path_factory):
+    r, ds, mql, closed = olist
+    text = _render(ds.path, "2018Q2", tmp_path_factory, "olist")
+    won_at = pd.to_datetime(closed["won_date"])
+    in_q = (won_at >= "2018-04-01") & (won_at < "2018-07-01")
+    won_deals = int(in_q.sum())
+    assert won_deals > 0 and f"Won deals {won_deals}" in text, \
+        f"raw won deals {won_deals} not in the Olist 2018Q2 report's headline"
+
+
+@pytest.mark.slow
+def test_hubspot_report_renders(hubspot, tmp_path_factory):
+    r, ds, raws = hubspot
+    text = _render(ds.path, "2023Q2", tmp_path_factory, "hubspot")
+    assert "GBP" in text and "Funnel" in text
