@@ -161,6 +161,7 @@ def read_text_table(path, sheet: str | int = 0, *, arrow_strings: bool = False) 
         if df is None:
             df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
                              encoding="utf-8-sig", skipinitialspace=False)
+        df.columns = _raw_header(path, list(df.columns))
     elif suffix == ".xlsx":
         df = pd.read_excel(path, sheet_name=sheet, dtype=object)
         df = _cells_to_text(df)
@@ -202,6 +203,16 @@ def _read_csv_arrow(path) -> pd.DataFrame | None:
         return None
     dtype = pd.StringDtype("pyarrow")
     return table.to_pandas(types_mapper={pa.string(): dtype, pa.large_string(): dtype}.get)
+
+
+def _raw_header(path, parsed: list) -> list:
+    """The header as written: pandas renames a repeated column ``a`` to ``a.1``, which would hide
+    the duplicate from the loader's check."""
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        header = next(csv.reader(fh), [])
+    return header if len(header) == len(parsed) else parsed
 
 
 def _cells_to_text(df: pd.DataFrame) -> pd.DataFrame:

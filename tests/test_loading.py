@@ -520,3 +520,18 @@ def test_allow_missing_amounts(tmp_path):
     bad = write_dataset(tmp_path / "f", deals, pipeline=PIPELINE + "allow_missing_amounts: maybe\n")
     with pytest.raises(DataError, match="allow_missing_amounts must be true or false"):
         fk.load(bad)
+
+
+def test_a_column_written_twice_in_the_csv_header_is_named(tmp_path):
+    folder = tmp_path / "dup"
+    folder.mkdir()
+    (folder / "pipeline.yml").write_text("stages: [Lead, Won]\n".replace(", Won", ", Qualified"))
+    (folder / "deals.csv").write_text(
+        "deal_id,created_at,status,closed_at,amount,source,product,owner,amount\n"
+        "D1,2024-01-01,open,,5,Web,Set,Ann,6\n")
+    (folder / "stage_history.csv").write_text("deal_id,stage,entered_at\nD1,Lead,2024-01-01\n")
+    with pytest.raises(DataError) as exc:
+        fk.load(folder)
+    [problem] = exc.value.problems
+    assert (Path(problem.file).name, problem.line, problem.column) == ("deals.csv", 1, "amount")
+    assert "more than once" in problem.reason
