@@ -318,13 +318,17 @@ def _rejected_rows(tables, problems: list[Problem]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # Typing and normalisation of the valid rows
 
-def _as_object(s: pd.Series) -> pd.Series:
-    """pyarrow-backed text (the fast CSV path) as plain object strings, the loaded tables' type.
+def _plain_text(s: pd.Series) -> pd.Series:
+    """pyarrow-backed text (the fast CSV path) in the dtype pandas' own CSV reader gives text
+    (object on pandas 2, ``str`` on pandas 3), so the loaded tables do not depend on the path.
 
-    Each distinct value is converted once (factorize), then spread by its codes: far cheaper than
-    converting millions of cells one by one."""
+    To object: each distinct value is converted once (factorize), then spread by its codes, far
+    cheaper than converting millions of cells one by one."""
     if not isinstance(s.dtype, pd.StringDtype):
         return s
+    target = pd.Series([], dtype=str).dtype
+    if target != object:
+        return s.astype(target)
     codes, uniques = pd.factorize(s)
     if (codes < 0).any():
         return s.astype(object)
@@ -334,7 +338,7 @@ def _as_object(s: pd.Series) -> pd.Series:
 def _finish_deals(deals: pd.DataFrame) -> pd.DataFrame:
     deals = deals.drop(columns=["_line"])
     for col in deals.columns:
-        deals[col] = _as_object(deals[col])
+        deals[col] = _plain_text(deals[col])
     deals["status"] = pd.Categorical(deals["status"], categories=list(STATUSES))
     for col in _LABEL_COLUMNS + (("currency",) if "currency" in deals.columns else ()):
         deals[col] = deals[col].astype("category")
@@ -345,7 +349,7 @@ def _finish_deals(deals: pd.DataFrame) -> pd.DataFrame:
 def _normalise_history(hist: pd.DataFrame, deals: pd.DataFrame, pipeline: Pipeline):
     """Order each deal's entries, add a first-stage entry at created_at where needed, merge repeats."""
     hist = hist[["deal_id", "stage_index", "entered_at"]].copy()
-    hist["deal_id"] = _as_object(hist["deal_id"])
+    hist["deal_id"] = _plain_text(hist["deal_id"])
     hist["stage_index"] = hist["stage_index"].astype("int64")
     first = hist.groupby("deal_id", sort=False)["entered_at"].min()
     created = deals.set_index("deal_id")["created_at"]
