@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 __all__ = ["main", "build_parser"]
@@ -31,7 +32,9 @@ def _period_args(p: argparse.ArgumentParser, allow_all: bool = False) -> None:
 
 def _load_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lenient", action="store_true",
-                   help="drop invalid rows (written with reasons to a rejected-rows CSV) instead of failing")
+                   help="drop invalid rows instead of failing; the accounting (rows read = loaded + "
+                        "rejected, and why) is printed to stderr, and `report` also writes the rejected "
+                        "rows with their reasons to a CSV in --out")
     p.add_argument("--currency", help="use only the deals in this currency (for data sets with several)")
 
 
@@ -101,8 +104,10 @@ def _version() -> str:
 def _load(args):
     from .loading import load
     ds = load(args.path, errors="report" if getattr(args, "lenient", False) else "raise")
+    if getattr(args, "lenient", False):
+        print(ds.report.summary(), file=sys.stderr)
     if getattr(args, "currency", None):
-        ds = ds.filter(currency=args.currency.upper())
+        ds = ds.in_currency(args.currency)
     return ds
 
 
@@ -185,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     from .validation import DataError
 
     args = build_parser().parse_args(argv)
+    if not args.debug:
+        warnings.showwarning = lambda message, *rest, **kw: print(
+            f"funnelkit {args.command}: note: {message}", file=sys.stderr)
     try:
         return COMMANDS[args.command](args)
     except (DataError, MixedCurrencyError, ValueError, FileNotFoundError, FileExistsError,

@@ -30,6 +30,8 @@ TABLE_SUFFIXES = (".csv", ".parquet", ".xlsx")
 DEAL_COLUMNS = ("deal_id", "created_at", "status", "closed_at", "amount", "source", "product", "owner")
 #: Required columns of stage_history.csv.
 HISTORY_COLUMNS = ("deal_id", "stage", "entered_at")
+#: The label shown for an empty source, product, owner (or any grouping column).
+NOT_SET = "(not set)"
 #: Deal outcomes; ``won`` and ``lost`` are closed.
 STATUSES = ("open", "won", "lost")
 

@@ -120,6 +120,32 @@ class Dataset:
                                                 categories=["open", "won", "lost"])
         return v
 
+    def in_currency(self, currency: str) -> "Dataset":
+        """The deals in one currency (code in any case); a clear error when there are none.
+
+        Works with or without the optional ``currency`` column (without it, every deal is in the
+        pipeline's currency).
+
+        Examples
+        --------
+        >>> eur = ds.in_currency("eur")                                    # doctest: +SKIP
+        """
+        code = str(currency).strip().upper()
+        present = self.currencies
+        if code not in present:
+            raise ValueError(f"no deals in {code}: the data set's deals are in {', '.join(present)}")
+        if "currency" not in self.deals.columns:
+            return self
+        return self.filter(currency=code)
+
+    def refresh(self) -> "Dataset":
+        """Forget the derived tables (visits, as-of views) after editing ``deals`` or
+        ``stage_history`` in place. Treating a Dataset as read-only (derive new ones with
+        :meth:`filter` or :func:`dataclasses.replace`) never needs this."""
+        for key in ("visits", "_visits_as_of_cache", "_deals_as_of_cache"):
+            self.__dict__.pop(key, None)
+        return self
+
     def filter(self, **equals) -> "Dataset":
         """A new Dataset restricted to deals whose columns equal the given values (lists allowed).
 

@@ -26,6 +26,21 @@ def _ts(value) -> pd.Timestamp:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
+#: How many as-of instants each view keeps per data set (oldest dropped first).
+_CACHED_VIEWS = 4
+
+
+def _cached_view(ds: Dataset, name: str, as_of: pd.Timestamp, compute) -> pd.DataFrame:
+    """``compute(ds, as_of)``, cached on the data set per ``as_of``; a shallow copy is returned, so
+    callers may add columns. After editing a Dataset's tables in place, call ``ds.refresh()``."""
+    cache = ds.__dict__.setdefault(name, {})
+    if as_of not in cache:
+        if len(cache) >= _CACHED_VIEWS:
+            cache.pop(next(iter(cache)))
+        cache[as_of] = compute(ds, as_of)
+    return cache[as_of].copy(deep=False)
+
+
 def deals_as_of(ds: Dataset, as_of) -> pd.DataFrame:
     """Deals created before ``as_of``, with their state at ``as_of``.
 
@@ -37,14 +52,8 @@ def deals_as_of(ds: Dataset, as_of) -> pd.DataFrame:
     >>> d = deals_as_of(ds, "2024-07-01")          # doctest: +SKIP
     >>> d.status_as_of.value_counts()              # doctest: +SKIP
     """
-    as_of = _ts(as_of)
-    # Cached per data set and as_of like visits_as_of (one period's metrics ask for it ~10 times).
-    cache = ds.__dict__.setdefault("_deals_as_of_cache", {})
-    if as_of not in cache:
-        if len(cache) >= _CACHED_VIEWS:
-            cache.pop(next(iter(cache)))
-        cache[as_of] = _deals_as_of(ds, as_of)
-    return cache[as_of].copy(deep=False)
+    # Cached like visits_as_of (one period's metrics ask for it ~10 times).
+    return _cached_view(ds, "_deals_as_of_cache", _ts(as_of), _deals_as_of)
 
 
 def _deals_as_of(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -74,16 +83,7 @@ def visits_as_of(ds: Dataset, as_of) -> pd.DataFrame:
     The view is cached on the data set per ``as_of`` (the metrics of one period ask for the same view
     several times); a shallow copy is returned, so adding columns to it is safe.
     """
-    as_of = _ts(as_of)
-    cache = ds.__dict__.setdefault("_visits_as_of_cache", {})
-    if as_of not in cache:
-        if len(cache) >= _CACHED_VIEWS:
-            cache.pop(next(iter(cache)))
-        cache[as_of] = _visits_as_of(ds, as_of)
-    return cache[as_of].copy(deep=False)
-
-
-_CACHED_VIEWS = 4
+    return _cached_view(ds, "_visits_as_of_cache", _ts(as_of), _visits_as_of)
 
 
 def _visits_as_of(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:

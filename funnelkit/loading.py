@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .contract import (DEAL_COLUMNS, DEALS_FILE, HISTORY_COLUMNS, HISTORY_FILE, PIPELINE_FILE,
+from .contract import (NOT_SET, DEAL_COLUMNS, DEALS_FILE, HISTORY_COLUMNS, HISTORY_FILE, PIPELINE_FILE,
                        STATUSES, TABLE_SUFFIXES, Pipeline)
 from .dataset import Dataset
 from .parsing import parse_amounts, parse_timestamps, read_text_table
@@ -24,7 +24,6 @@ from .validation import DataError, FileAccount, Problem, ValidationReport, row_j
 
 __all__ = ["load", "validate"]
 
-NOT_SET = "(not set)"
 _LABEL_COLUMNS = ("source", "product", "owner")
 
 

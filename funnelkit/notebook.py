@@ -65,13 +65,7 @@ def load_report_data(data_path: str | Path, *, currency: str = "", lenient: bool
     (they are listed in ``ds.report``).
     """
     ds = load(resolve_data_path(data_path), errors="report" if lenient else "raise")
-    if currency:
-        currency = currency.strip().upper()
-        if "currency" in ds.deals.columns:
-            ds = ds.filter(currency=currency)
-        elif currency != ds.currency:
-            raise ValueError(f"the data is in {ds.currency}, not {currency}")
-    return ds
+    return ds.in_currency(currency) if currency else ds
 
 
 def default_target(summary: dict, uplift: float = 0.1) -> float | None:

@@ -102,7 +102,9 @@ class Period:
 
     @classmethod
     def parse(cls, start=None, end=None, quarter: str | None = None, as_of=None) -> "Period":
-        """From either a quarter or start and end dates (strings or dates)."""
+        """From either a quarter or start and end dates (strings or dates), never both."""
+        if quarter and (start is not None or end is not None):
+            raise ValueError("give either a quarter or start and end dates, not both")
         if quarter:
             return cls.quarter(quarter, as_of)
         if start is None or end is None:

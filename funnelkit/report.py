@@ -423,6 +423,8 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
     if not data.is_dir():
         raise FileNotFoundError(f"data set folder not found: {path}")
     _check_out(out, data)
+    if lenient:
+        write_rejected_rows(data, out)
     nb_path = Path(notebook) if notebook else default_notebook()
     if not nb_path.is_file():
         raise FileNotFoundError(f"report notebook not found: {nb_path}")
@@ -455,11 +457,25 @@ def _check_out(out: str | Path, data: Path) -> None:
                          "written to; choose another folder")
 
 
+def write_rejected_rows(path: str | Path, out: str | Path) -> Path | None:
+    """For a lenient render: write the rows a lenient load drops, with their reasons, to
+    ``<out>/<data folder name>.rejected.csv`` and log the accounting. None when nothing is dropped."""
+    from .loading import validate
+    report = validate(path)
+    if not len(report.rejected):
+        return None
+    written = report.write_rejected(Path(out) / f"{Path(path).resolve().name}.rejected.csv")
+    accounts = "; ".join(f"{Path(a.file).name}: {a.read} read = {a.loaded} loaded + {a.rejected} rejected"
+                         for a in report.accounts.values())
+    log.warning("lenient: %s; rejected rows with their reasons in %s", accounts, written)
+    return written
+
+
 def _quarters_in(path: Path, lenient: bool, currency: str | None) -> list[str]:
     from .loading import load
     ds = load(path, errors="report" if lenient else "raise")
     if currency:
-        ds = ds.filter(currency=currency.upper())
+        ds = ds.in_currency(currency)
     d = ds.deals
     times = [d["created_at"].min(), d["created_at"].max(), d["closed_at"].min(), d["closed_at"].max()]
     times = [t for t in times if t is not None and t == t]  # drop NaT

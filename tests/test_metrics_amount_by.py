@@ -94,7 +94,7 @@ def test_empty_period_and_no_wins(ds):
 def test_other_columns_and_unknown_column(ds):
     out = amount_by(ds, APRIL, by="status")
     assert set(out["status"]) == {"won", "lost", "open"}
-    with pytest.raises(KeyError, match="no deal column"):
+    with pytest.raises(ValueError, match="no deal column"):
         amount_by(ds, APRIL, by="region")
 
 
@@ -131,3 +131,18 @@ def test_amount_by_properties(tuples):
         rate = win_rate(ds, APRIL)
         if rate is not None:
             assert rate == pytest.approx(out["won_deals"].sum() / closed)
+
+
+def test_extra_column_with_empty_values_groups_them_as_not_set(tmp_path):
+    from stages_hand_data import write_dataset
+    folder = write_dataset(tmp_path / "region")
+    lines = (folder / "deals.csv").read_text().splitlines()
+    regions = {"D1": "North", "D2": "", "D7": "North"}
+    out = [lines[0] + ",region"] + [f"{line},{regions.get(line.split(',')[0], '')}" for line in lines[1:]]
+    (folder / "deals.csv").write_text("\n".join(out) + "\n")
+    table = amount_by(fk.load(folder), Period("2024-01-01", "2024-01-31"), by="region")
+    # Closed in January: D1 won 1000 (North), D2 lost (empty), D7 lost (North); open: D3, D4, D6, D8 (empty)
+    rows = {r["region"]: r for r in table.to_dict("records")}
+    assert set(rows) == {"North", "(not set)"}
+    assert (rows["North"]["won_deals"], rows["North"]["lost_deals"]) == (1, 1)
+    assert (rows["(not set)"]["lost_deals"], rows["(not set)"]["open_amount"]) == (1, 2000 + 800 + 700)

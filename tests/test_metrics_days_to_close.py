@@ -113,7 +113,7 @@ def test_size_band_unknown_amounts_and_equal_edges():
 
 
 def test_days_to_close_unknown_column(ds):
-    with pytest.raises(KeyError, match="no deal column"):
+    with pytest.raises(ValueError, match="no deal column"):
         days_to_close(ds, APRIL, by="region")
 
 

@@ -140,3 +140,54 @@ def test_sample_summary_is_consistent(sample_ds):
     assert total_won == pytest.approx(s["deal_size"]["mean"] * s["deal_size"]["deals"])
     assert s["target_plan"]["deals_needed"] == pytest.approx(100000 / s["deal_size"]["mean"])
     assert "Deals per stage" in format_summary(s)
+
+
+def test_json_of_a_period_without_won_deals_has_nulls(sample_path, capsys):
+    # The sample's first week: four deals lost, none won, nothing to forecast from yet.
+    assert main(["metrics", str(sample_path), "--start", "2024-10-01", "--end", "2024-10-07",
+                 "--format", "json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["days_to_close"]["won"] == {"deals": 0, "mean_days": None, "median_days": None}
+    assert s["days_to_close"]["lost"]["deals"] == 4
+    assert s["deal_size"]["mean"] is None and s["win_rate"] == 0.0
+
+
+def test_cli_currency_not_in_the_data_is_named(sample_path, capsys):
+    assert main(["metrics", str(sample_path), "--quarter", "2026Q2", "--currency", "GBP"]) == 2
+    err = capsys.readouterr().err
+    assert "no deals in GBP" in err and "USD" in err and "Traceback" not in err
+    assert main(["metrics", str(sample_path), "--quarter", "2026Q2", "--currency", "usd",
+                 "--format", "json"]) == 0
+
+
+def test_cli_refuses_quarter_and_dates_together(sample_path, capsys):
+    assert main(["metrics", str(sample_path), "--quarter", "2025Q1", "--start", "2025-05-01",
+                 "--end", "2025-05-31"]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
+def test_cli_lenient_prints_the_accounting(tmp_path, capsys):
+    folder = write_dataset(tmp_path / "bad")
+    text = (folder / "deals.csv").read_text().replace("D7,2024-01-15,lost,2024-01-18,400",
+                                                      "D7,2024-01-15,lost,2024-01-18,-400")
+    (folder / "deals.csv").write_text(text)
+    assert main(["metrics", str(folder), "--start", "2024-01-01", "--end", "2024-01-31"]) == 2
+    assert main(["metrics", str(folder), "--start", "2024-01-01", "--end", "2024-01-31", "--lenient",
+                 "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert "8 rows read = 7 loaded + 1 rejected" in captured.err
+    assert "amount is negative" in captured.err
+    # D7 (lost) is gone: January has one won and one lost deal left.
+    assert json.loads(captured.out)["win_rate"] == 0.5
+
+
+def test_docs_list_every_json_field(hand_dir):
+    import re
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "metrics.md").read_text(encoding="utf-8")
+    table = doc.split("## The JSON of `funnelkit metrics`", 1)[1]
+    documented = set()
+    for cell in re.findall(r"^\| (`[^|]*`(?:, `[^|]*`)*) \|", table, flags=re.M):
+        documented |= set(re.findall(r"`([a-z_]+)`", cell))
+    s = metrics_summary(fk.load(hand_dir), JAN, target=1000)
+    assert documented == set(s)

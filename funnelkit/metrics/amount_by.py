@@ -11,12 +11,11 @@ import pandas as pd
 from ..dataset import Dataset
 from ..history import deals_as_of
 from ..period import Period
+from ._common import DAY, NOT_SET, group_labels, require_column
 
 __all__ = ["amount_by", "NOT_SET"]
 
-NOT_SET = "(not set)"
 _COLUMNS = ["won_amount", "won_deals", "lost_deals", "win_rate", "mean_size", "share", "open_amount"]
-DAY = np.timedelta64(86_400, "s")
 
 
 def amount_by(ds: Dataset, period: Period, by: str = "source", *,
@@ -51,8 +50,7 @@ def amount_by(ds: Dataset, period: Period, by: str = "source", *,
     0  Platform    410000.0         12          10  0.545455    34166.7   0.61     230000.0
     """
     ds.require_single_currency(f"amount by {by}")
-    if by not in ds.deals.columns:
-        raise KeyError(f"no deal column {by!r} (columns: {', '.join(map(str, ds.deals.columns))})")
+    require_column(ds, by)
     if with_days is None:
         with_days = by == "owner"
     d = deals_as_of(ds, period.as_of)
@@ -64,11 +62,7 @@ def amount_by(ds: Dataset, period: Period, by: str = "source", *,
     keep = won | lost | is_open
     d = d[keep]
     won, lost, is_open = won[keep], lost[keep], is_open[keep]
-    key = d[by]
-    if isinstance(key.dtype, pd.CategoricalDtype):
-        key = key.cat.remove_unused_categories().astype(str)
-    else:
-        key = key.astype(object).where(key.notna(), NOT_SET).astype(str)
+    key = group_labels(d[by])
     amount = d["amount"].to_numpy(dtype=float)
     frame = pd.DataFrame({
         "key": key.to_numpy(),

@@ -17,11 +17,11 @@ from lifelines import KaplanMeierFitter
 from ..dataset import Dataset
 from ..history import deals_as_of
 from ..period import Period
+from ._common import DAY, group_labels, require_column
 
 __all__ = ["closed_in_period", "size_band", "days_to_close", "close_time_survival",
            "CloseTimeSurvival", "SIZE_BAND", "UNKNOWN_BAND"]
 
-DAY = np.timedelta64(86_400, "s")
 #: The ``by=`` value that groups by deal-size band.
 SIZE_BAND = "size_band"
 #: Band of deals whose amount is unknown.
@@ -133,9 +133,8 @@ def days_to_close(ds: Dataset, period: Period, by: str | None = None, *,
             cats.remove(UNKNOWN_BAND)
         group = group.astype(str)
     else:
-        if by not in d.columns:
-            raise KeyError(f"no deal column {by!r} (columns: {', '.join(map(str, ds.deals.columns))})")
-        group = d[by].astype(object).where(d[by].notna(), "(not set)").astype(str)
+        require_column(ds, by)
+        group = group_labels(d[by])
         present = set(group)
         if isinstance(d[by].dtype, pd.CategoricalDtype):
             cats = [str(c) for c in d[by].cat.categories if str(c) in present]

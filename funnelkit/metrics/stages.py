@@ -24,15 +24,11 @@ import pandas as pd
 from ..dataset import Dataset
 from ..history import OUTCOMES, _ts, deals_as_of, visits_as_of
 from ..period import Period
+from ._common import stage_column
 
 __all__ = ["snapshot", "weekly_snapshots", "funnel", "cohort_outcomes", "stage_flow", "bottleneck",
            "week_ends"]
 
-
-def _stage_col(ds: Dataset, codes: np.ndarray | None = None) -> pd.Categorical:
-    """The pipeline stages as an ordered Categorical (all of them, or the given codes)."""
-    codes = np.arange(len(ds.stages)) if codes is None else codes
-    return pd.Categorical.from_codes(np.asarray(codes, dtype="int64"), categories=ds.stages, ordered=True)
 
 
 def week_ends(period: Period) -> list[pd.Timestamp]:
@@ -118,7 +114,7 @@ def snapshot(ds: Dataset, at) -> pd.DataFrame:
     """
     ds.require_single_currency("snapshot (open_amount)")
     counts, total = _open_by_stage(ds, [_ts(at)], amounts=True)
-    return pd.DataFrame({"stage": _stage_col(ds), "open_deals": counts[:, 0],
+    return pd.DataFrame({"stage": stage_column(ds), "open_deals": counts[:, 0],
                          "open_amount": total[:, 0]})
 
 
@@ -145,7 +141,7 @@ def weekly_snapshots(ds: Dataset, period: Period) -> pd.DataFrame:
     n_st, n_t = counts.shape
     return pd.DataFrame({
         "at": pd.DatetimeIndex(times).repeat(n_st).astype("datetime64[ns]"),
-        "stage": _stage_col(ds, np.tile(np.arange(n_st), n_t)),
+        "stage": stage_column(ds, np.tile(np.arange(n_st), n_t)),
         "open_deals": counts.T.ravel(),
         "open_amount": total.T.ravel(),
     })
@@ -217,7 +213,7 @@ def funnel(ds: Dataset, period: Period) -> pd.DataFrame:
     nxt = np.append(reached[1:], won).astype("float64")
     with np.errstate(divide="ignore", invalid="ignore"):
         conversion = np.where(reached > 0, nxt / np.maximum(reached, 1), np.nan)
-    return pd.DataFrame({"stage": _stage_col(ds), "reached": reached, "conversion": conversion})
+    return pd.DataFrame({"stage": stage_column(ds), "reached": reached, "conversion": conversion})
 
 
 def stage_flow(ds: Dataset, period: Period) -> pd.DataFrame:
@@ -245,7 +241,7 @@ def stage_flow(ds: Dataset, period: Period) -> pd.DataFrame:
     key = (v["stage_index"].to_numpy().astype("int64")[keep] * n_o
            + v["outcome"].cat.codes.to_numpy().astype("int64")[keep])
     table = np.bincount(key, minlength=n_st * n_o).reshape(n_st, n_o)
-    out = pd.DataFrame({"stage": _stage_col(ds), "visits": table.sum(axis=1).astype("int64")})
+    out = pd.DataFrame({"stage": stage_column(ds), "visits": table.sum(axis=1).astype("int64")})
     for j, name in enumerate(OUTCOMES):
         out[name] = table[:, j].astype("int64")
     return out

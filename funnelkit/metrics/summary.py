@@ -103,8 +103,8 @@ def metrics_summary(ds: Dataset, period: Period, *, target: float | None = None,
         row = dtc[dtc["status"].astype(str) == status]
         if len(row):
             r = row.iloc[0]
-            dtc_out[status] = {"deals": int(r["deals"]), "mean_days": r["mean_days"],
-                               "median_days": r["median_days"]}
+            dtc_out[status] = {"deals": int(r["deals"]), "mean_days": jsonable(r["mean_days"]),
+                               "median_days": jsonable(r["median_days"])}
         else:
             dtc_out[status] = {"deals": 0, "mean_days": None, "median_days": None}
     survival = _dtc.close_time_survival(ds, period)
@@ -155,7 +155,7 @@ def _fmt(value: Any, kind: str = "num") -> str:
     if kind == "days":
         return f"{value:.1f}"
     if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+        return f"{value:,.0f}" if abs(value) >= 100 or value.is_integer() else f"{value:,.2f}"
     return str(value)
 
 
@@ -184,9 +184,9 @@ def format_summary(s: dict) -> str:
     out.append(f"Cohort created in period: {c.get('deals')} deals, {c.get('won')} won, "
                f"{c.get('lost')} lost, {c.get('open')} open")
     b = s["bottleneck"]
-    out.append(f"Bottleneck: lowest conversion at {b.get('lowest_conversion_stage')}"
-               f" ({_fmt(b.get('lowest_conversion'), 'pct')}); largest drop in open deals at "
-               f"{b.get('largest_drop_stage')}")
+    out.append(f"Bottleneck: lowest conversion at {_fmt(b.get('lowest_conversion_stage'))}"
+               f" ({_fmt(b.get('lowest_conversion'), 'pct')}); largest week-on-week drop in open deals at "
+               f"{_fmt(b.get('largest_drop_stage'))}")
     out += ["", "Deals per stage", _table(s["deals_per_stage"], [
         ("stage", "stage", "s"), ("open_deals", "open deals", "num"),
         ("open_amount", f"open amount ({cur})", "num"), ("reached", "reached", "num"),

@@ -17,6 +17,7 @@ import pandas as pd
 from ..dataset import Dataset
 from ..history import _ts, visits_as_of
 from ..period import Period
+from ._common import stage_column
 
 __all__ = ["time_in_stage", "stage_thresholds", "stuck_deals", "win_rate_by_time_in_stage",
            "DEFAULT_BUCKETS"]
@@ -24,10 +25,6 @@ __all__ = ["time_in_stage", "stage_thresholds", "stuck_deals", "win_rate_by_time
 #: Default bucket edges of :func:`win_rate_by_time_in_stage`, in days: [0, 7), [7, 14), ... [90, inf).
 DEFAULT_BUCKETS: tuple[float, ...] = (0, 7, 14, 30, 60, 90)
 
-
-def _stage_col(ds: Dataset, codes=None) -> pd.Categorical:
-    codes = np.arange(len(ds.stages)) if codes is None else codes
-    return pd.Categorical.from_codes(np.asarray(codes, dtype="int64"), categories=ds.stages, ordered=True)
 
 
 def _per_stage(ds: Dataset, stage_index: np.ndarray, days: np.ndarray, quantiles: dict[str, float],
@@ -47,7 +44,7 @@ def _per_stage(ds: Dataset, stage_index: np.ndarray, days: np.ndarray, quantiles
             stats["mean_days"][i] = x.mean()
         for name, q in quantiles.items():
             stats[name][i] = np.quantile(x, q)
-    return pd.DataFrame({"stage": _stage_col(ds), "visits": count, **stats})
+    return pd.DataFrame({"stage": stage_column(ds), "visits": count, **stats})
 
 
 def _thresholds(ds: Dataset, v: pd.DataFrame, quantile: float) -> pd.DataFrame:
@@ -129,7 +126,7 @@ def stuck_deals(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
     out = pd.DataFrame({
         "deal_id": d["deal_id"].to_numpy()[rows],
         "owner": d["owner"].iloc[rows].reset_index(drop=True),
-        "stage": _stage_col(ds, idx[keep]),
+        "stage": stage_column(ds, idx[keep]),
         "days_in_stage": days[keep],
         "threshold_days": limit[keep],
         "amount": d["amount"].to_numpy(dtype="float64")[rows],
@@ -194,7 +191,7 @@ def win_rate_by_time_in_stage(ds: Dataset, period: Period,
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(deals > 0, wins / np.maximum(deals, 1), np.nan)
     return pd.DataFrame({
-        "stage": _stage_col(ds, np.repeat(np.arange(n_st), n_b)),
+        "stage": stage_column(ds, np.repeat(np.arange(n_st), n_b)),
         "bucket": pd.Categorical.from_codes(np.tile(np.arange(n_b), n_st), categories=labels, ordered=True),
         "deals": deals,
         "won": wins,

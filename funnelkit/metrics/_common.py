@@ -1,0 +1,34 @@
+"""Small pieces the metric modules share: the stage column, group labels, column checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..contract import NOT_SET
+from ..dataset import Dataset
+from ..history import DAY
+
+__all__ = ["DAY", "NOT_SET", "stage_column", "group_labels", "require_column"]
+
+
+def stage_column(ds: Dataset, codes: np.ndarray | None = None) -> pd.Categorical:
+    """The pipeline stages as an ordered Categorical (all of them in order, or the given codes)."""
+    codes = np.arange(len(ds.stages)) if codes is None else codes
+    return pd.Categorical.from_codes(np.asarray(codes, dtype="int64"), categories=ds.stages, ordered=True)
+
+
+def group_labels(values: pd.Series) -> pd.Series:
+    """Text labels for grouping deals by a column: missing or empty values become ``(not set)``."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        text = values.astype(str)
+        return text.where(values.notna(), NOT_SET)
+    text = values.astype(object).where(values.notna(), "").astype(str).str.strip()
+    return text.where(text.ne(""), NOT_SET)
+
+
+def require_column(ds: Dataset, column: str) -> None:
+    """Raise a ValueError naming the available columns when ``column`` is not a deal column."""
+    if column not in ds.deals.columns:
+        raise ValueError(f"no deal column {column!r} to group by (columns: "
+                         f"{', '.join(map(str, ds.deals.columns))})")
