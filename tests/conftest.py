@@ -13,6 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 REAL = ROOT.parent / "shared" / "data" / "real"
 
+# Fixture notebooks are inputs of the render tests, not notebooks for nbval to execute.
+collect_ignore_glob = ["fixtures/*"]
+
 
 @pytest.fixture(scope="session")
 def sample_path() -> Path:
