@@ -54,6 +54,10 @@ def load(path: str | Path, errors: Literal["raise", "report"] = "raise") -> Data
         raise ValueError("errors must be 'raise' or 'report'")
     path = Path(path)
     report = ValidationReport(path=str(path))
+    if path.is_file():
+        raise DataError([Problem(str(path), None, None, None,
+                                 "this is a file: give the data set folder that holds deals.csv, "
+                                 f"stage_history.csv and pipeline.yml (here: {path.parent})")], path)
     if not path.is_dir():
         raise DataError([Problem(str(path), None, None, None,
                                  "data set folder not found (expected a folder with deals.csv, "

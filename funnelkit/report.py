@@ -321,15 +321,26 @@ def _is_timeout(exc: BaseException) -> bool:
 
 
 def _cell_message(nb_path: Path, index: int | None) -> str:
-    if index is None:
-        return ""
+    """Name a cell of the executed notebook by its In [n] number and first line.
+
+    After a failure papermill inserts an error banner cell at the top, so the failed cell is looked
+    up by its error output (an index from papermill would be one off)."""
     try:
         import nbformat
-        cell = nbformat.read(nb_path, as_version=4).cells[index]
-        first = next((ln.strip() for ln in cell.source.splitlines() if ln.strip()), "")
-        return f"cell {index} ({first[:80]!r})"
+        cells = nbformat.read(nb_path, as_version=4).cells
     except Exception:  # noqa: BLE001 - best effort only
-        return f"cell {index}"
+        return "" if index is None else f"cell {index}"
+    failed = [c for c in cells if c.cell_type == "code"
+              and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    if failed:
+        cell = failed[-1]
+    elif index is not None and 0 <= index < len(cells):
+        cell = cells[index]
+    else:
+        return "" if index is None else f"cell {index}"
+    first = next((ln.strip() for ln in cell.source.splitlines() if ln.strip()), "")
+    number = f"In [{cell.execution_count}]" if cell.get("execution_count") else f"cell {cells.index(cell)}"
+    return f"cell {number} ({first[:80]!r})"
 
 
 def _timeout_cell(nb_path: Path) -> int | None:
@@ -471,7 +482,7 @@ def write_rejected_rows(path: str | Path, out: str | Path) -> Path | None:
     return written
 
 
-def _quarters_in(path: Path, lenient: bool, currency: str | None) -> list[str]:
+def _quarters_in(path: Path, lenient: bool, currency: str | None) -> tuple[list[str], str]:
     from .loading import load
     ds = load(path, errors="report" if lenient else "raise")
     if currency:
@@ -481,7 +492,7 @@ def _quarters_in(path: Path, lenient: bool, currency: str | None) -> list[str]:
     times = [t for t in times if t is not None and t == t]  # drop NaT
     if not times:
         raise ValueError(f"no dated deals in {path}: nothing to render")
-    return quarters_between(min(times), max(times))
+    return quarters_between(min(times), max(times)), ds.name
 
 
 def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = False,
@@ -504,11 +515,13 @@ def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = 
     if not data.is_dir():
         raise FileNotFoundError(f"data set folder not found: {path}")
     _check_out(out, data)
-    labels = quarters or _quarters_in(data, lenient, currency)
+    found, name = _quarters_in(data, lenient, currency)
+    labels = quarters or found
     from tqdm.auto import tqdm
 
     outcome = _Outcome()
-    bar = tqdm(labels, desc="rendering quarters", unit="quarter", disable=not progress)
+    # disable=None: a bar on a terminal, none in a log file (CI) where it would print \r frames.
+    bar = tqdm(labels, desc="rendering quarters", unit="quarter", disable=None if progress else True)
     for label in bar:
         bar.set_postfix_str(label)
         try:
@@ -520,24 +533,30 @@ def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = 
             log.error("%s", exc)
             outcome.failed.append(RenderFailure(label, str(exc)))
     bar.close()
-    index = _write_index(Path(out), data, outcome, title)
+    index = _write_index(Path(out), name, outcome, title)
     if outcome.failed:
         raise ReportError(f"{len(outcome.failed)} of {len(labels)} quarters failed: " +
                           "; ".join(f.message for f in outcome.failed) + f" (index: {index})")
     return index
 
 
-def _write_index(out: Path, data: Path, outcome: _Outcome, title: str | None) -> Path:
+def _write_index(out: Path, name: str, outcome: _Outcome, title: str | None) -> Path:
     from urllib.parse import quote
-    heading = title or f"Sales funnel reports: {data.resolve().name}"
-    items = "\n".join(f'  <li><a href="{escape(quote(p.name))}">{escape(label)}</a></li>'
+
+    def dates(label: str) -> str:
+        p = Period.quarter(label)
+        return f"{p.start.date()} to {p.end.date()}"
+
+    heading = title or f"{name}: quarterly sales funnel reports"
+    items = "\n".join(f'  <li><a href="{escape(quote(p.name))}">{escape(label)}</a> '
+                      f'<span class="dates">{dates(label)}</span></li>'
                       for label, p in outcome.rendered)
     failed = "\n".join(f"  <li>{escape(f.label)}: {escape(f.message)}</li>" for f in outcome.failed)
     page = f"""<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><title>{escape(heading)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:2em auto;line-height:1.5}}
-.failed li{{color:#a00}}</style></head>
+.failed li{{color:#a00}}.dates{{color:#666;margin-left:.5em}}</style></head>
 <body>
 <h1>{escape(heading)}</h1>
 <ul class="reports">

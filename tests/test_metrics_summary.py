@@ -191,3 +191,14 @@ def test_docs_list_every_json_field(hand_dir):
         documented |= set(re.findall(r"`([a-z_]+)`", cell))
     s = metrics_summary(fk.load(hand_dir), JAN, target=1000)
     assert documented == set(s)
+
+
+def test_notes_say_when_the_period_lies_outside_the_data(sample_ds):
+    # The sample runs from 2024-10-01 to 2026-09-30.
+    assert metrics_summary(sample_ds, Period.quarter("2026Q2"))["notes"] == []
+    after = metrics_summary(sample_ds, Period.quarter("2030Q1"))["notes"]
+    assert len(after) == 1 and "starts after the last event in the data (2026-09-30)" in after[0]
+    before = metrics_summary(sample_ds, Period.quarter("2020Q1"))["notes"]
+    assert len(before) == 1 and "ends before the data starts (2024-10-01)" in before[0]
+    partly = metrics_summary(sample_ds, Period("2024-09-01", "2024-10-31"))["notes"]
+    assert partly == ["the data starts on 2024-10-01, inside the period: the period is only partly covered"]

@@ -265,7 +265,8 @@ def test_failed_render_names_quarter_and_cell_and_leaves_no_html(tmp_path):
         render_report(data, Period.quarter("2026Q1"), out, timeout=60, notebook=nb)
     msg = str(info.value)
     assert "2026Q1" in msg
-    assert "cell 3" in msg  # parameters, injected parameters, x = 1, then the failing cell
+    # parameters In [1], injected parameters In [2], x = 1 In [3], then the failing cell
+    assert "cell In [4] (\"raise ValueError('deliberate failure in ' + quarter)\")" in msg
     assert "ValueError" in msg and "deliberate failure in 2026Q1" in msg
     names = sorted(p.name for p in out.iterdir())
     assert names == ["2026Q1.failed.ipynb"]  # no HTML, no temp files, the traceback kept
@@ -295,7 +296,7 @@ def test_timeout_is_retried_once_then_reported(tmp_path, caplog):
         with pytest.raises(ReportError) as info:
             render_report(data, Period.quarter("2026Q1"), out, timeout=2, notebook=nb)
     assert "timed out twice" in str(info.value) and "2026Q1" in str(info.value)
-    assert "cell 2" in str(info.value)
+    assert "'import time'" in str(info.value)   # the sleeping cell, by its first line
     assert [r for r in caplog.records if "retrying once" in r.getMessage()]
     assert not list(out.glob("*.html")) and not list(out.glob(".*"))
 

@@ -144,7 +144,29 @@ def metrics_summary(ds: Dataset, period: Period, *, target: float | None = None,
     }
     if target is not None:
         out["target_plan"] = jsonable(_size.target_plan(ds, period, target))
+    out["notes"] = data_span_notes(ds, period)
     return out
+
+
+def data_span_notes(ds: Dataset, period: Period) -> list[str]:
+    """Plain-language warnings when the period lies (partly) outside the data's time span."""
+    d = ds.deals
+    if d.empty:
+        return ["the data set has no deals"]
+    first = d["created_at"].min()
+    last = max(t for t in (d["created_at"].max(), d["closed_at"].max(),
+                           ds.stage_history["entered_at"].max()) if pd.notna(t))
+    notes = []
+    if period.stop <= first:
+        notes.append(f"the period ends before the data starts ({first.date()}): every number is empty")
+    elif period.start < first.normalize():
+        notes.append(f"the data starts on {first.date()}, inside the period: the period is only partly covered")
+    if period.start > last:
+        notes.append(f"the period starts after the last event in the data ({last.date()}): deals open "
+                     "then are shown as still open, and nothing closes in the period")
+    elif period.as_of > last + pd.Timedelta(days=1):
+        notes.append(f"the data ends on {last.date()}, before the end of the period: later events are missing")
+    return notes
 
 
 def _fmt(value: Any, kind: str = "num") -> str:
@@ -212,5 +234,10 @@ def format_summary(s: dict) -> str:
     out += ["", "Amount by product", _table(s["amount_by_product"], [("product", "product", "s"), *cols])]
     if "target_plan" in s:
         t = s["target_plan"]
-        out += ["", "Target planner: " + ", ".join(f"{k} {_fmt(v)}" for k, v in t.items())]
+        out += ["", f"Target planner: to win {_fmt(t.get('target'))} {cur} at a {t.get('size_measure')} deal "
+                f"size of {_fmt(t.get('deal_size'))} {cur}, win {_fmt(t.get('deals_needed_whole'))} deals; "
+                f"at a win rate of {_fmt(t.get('win_rate'), 'pct')}, work {_fmt(t.get('deals_to_work_whole'))} "
+                "deals to closure."]
+    for note in s.get("notes", []):
+        out.append(f"Note: {note}")
     return "\n".join(out)
