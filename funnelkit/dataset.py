@@ -142,7 +142,7 @@ class Dataset:
         """Forget the derived tables (visits, as-of views) after editing ``deals`` or
         ``stage_history`` in place. Treating a Dataset as read-only (derive new ones with
         :meth:`filter` or :func:`dataclasses.replace`) never needs this."""
-        for key in ("visits", "_visits_as_of_cache", "_deals_as_of_cache"):
+        for key in ("visits", "_visits_as_of_cache", "_deals_as_of_cache", "_forecast_visits"):
             self.__dict__.pop(key, None)
         return self
 

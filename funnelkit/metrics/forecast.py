@@ -88,7 +88,8 @@ class _Visits:
         idx = np.flatnonzero(ever_closed)
         dur = (end[idx] - self.entered[idx]) / _NS_PER_DAY
         by_days = np.argsort(dur, kind="stable")
-        order = by_days[np.argsort(self.stage[idx][by_days], kind="stable")]  # by stage, then days
+        # by stage, then days; int16 codes let numpy use its radix sort for the stable sort
+        order = by_days[np.argsort(self.stage[idx][by_days].astype(np.int16), kind="stable")]
         idx = idx[order]
         self.t_stage = self.stage[idx]
         self.t_days = dur[order]
@@ -116,6 +117,13 @@ class _Visits:
                 labels.append(None)
             self._codes[column] = (codes, labels)
         return self._codes[column]
+
+
+def _visits(ds: Dataset) -> _Visits:
+    """The sorted visit arrays of a data set, built once per data set (like its other derived tables)."""
+    if "_forecast_visits" not in ds.__dict__:
+        ds.__dict__["_forecast_visits"] = _Visits(ds)
+    return ds.__dict__["_forecast_visits"]
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -261,7 +269,7 @@ def win_forecast(ds: Dataset, as_of=None, *, prior_strength: float = 10.0,
     k = _check_k(prior_strength)
     adjust = _check_adjust(adjust_for)
     as_of = _default_as_of(ds) if as_of is None else _ts(as_of)
-    vz = _Visits(ds)
+    vz = _visits(ds)
     as_of_ns = int(as_of.value)
     fit = _fit(vz, as_of_ns, k, adjust)
     if np.isnan(fit.p0):
@@ -539,7 +547,7 @@ def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 
     if not dates:
         raise ValueError("no as_of dates to backtest at: the data span is too short for the default "
                          "dates (give as_of_dates, or lower min_history_days / min_outcome_days)")
-    vz = _Visits(ds)
+    vz = _visits(ds)
     status = ds.deals["status"].astype(str).to_numpy()
     deal_ids = ds.deals["deal_id"].to_numpy()
     frames, rows = [], []
