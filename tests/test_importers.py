@@ -312,3 +312,78 @@ def test_table_accounting_property(tmp_path_factory, rows):
     assert acc.read == len(rows) == r.deals_written + acc.rejected == acc.used + acc.rejected
     assert all(r.rejected["reason"].str.len() > 0)
     assert len(load(tmp / "out").deals) == r.deals_written
+
+
+# ------------------------------------------------------------------------------------ review fixes
+
+def test_rejected_rows_name_physical_lines_after_multiline_cells_and_blank_lines(tmp_path):
+    """A quoted cell spanning lines and blank lines shift the file's lines: rejections name the real ones."""
+    p = tmp_path / "deals-2024-03-01.csv"
+    p.write_bytes(("\ufeff" + HS_HEAD + "\r\n"                                          # line 1
+                   '1,"Alpha\r\nsecond line\r\nthird",Discovery,,Ann,10,2024-01-10 09:00\r\n'  # lines 2-4
+                   "\r\n"                                                                  # line 5 (blank)
+                   "2,Beta,,,Bo,20,2024-01-11 09:00\r\n"                                   # line 6: no stage
+                   '3,"Gam\nma",Discovery,,Bo,x,2024-01-12 09:00\r\n'                      # lines 7-8: bad amount
+                   "   \r\n"                                                               # line 9 (spaces)
+                   "4,Delta,Discovery,,Cy,5,\r\n").encode("utf-8"))                        # line 10: no create date
+    r = import_export("hubspot", [p], tmp_path / "o")
+    rej = r.rejected.sort_values("line")
+    assert rej["line"].tolist() == [6, 7, 10]
+    assert rej["reason"].tolist() == ["Deal Stage is empty (the deal is in no pipeline stage)",
+                                      "Amount is not a number >= 0", "Create Date is empty or not a date"]
+    # Each rejected row is shown as it is in the file, without the importer's own columns.
+    import json
+    gamma = json.loads(rej["row"].iat[1])
+    assert gamma["Deal Name"] == "Gam\nma" and gamma["Amount"] == "x" and not any(k.startswith("_") for k in gamma)
+    saved = pd.read_csv(tmp_path / "o" / "import_rejected.csv")
+    assert sorted(saved["line"]) == [6, 7, 10]
+
+
+def test_table_and_salesforce_history_line_numbers(tmp_path):
+    src = tmp_path / "crm.csv"
+    src.write_text('ref,opened,phase,note\nA1,2024-01-01,Lead,"a\nb"\n\nA2,soon,Lead,x\n', encoding="utf-8")
+    cmap = {"columns": {"deal_id": "ref", "created_at": "opened", "stage": "phase"}, "stages": ["Lead"]}
+    r = import_export("table", [src], tmp_path / "t", column_map=cmap)
+    assert r.rejected["line"].tolist() == [5]
+    # OpportunityHistory: a multi-line quoted cell before the unknown OpportunityId row.
+    hist = tmp_path / "OpportunityHistory.csv"
+    text = HIST.read_text(encoding="utf-8").splitlines()
+    text.insert(1, '"0085g0000000000XAAA","0065g00000AbCd1AAF","Prospecting","1","10","2024-03-31",'
+                   '"2024-01-05T09:00:00.000Z","false","multi\nline"')
+    text[0] += ',"Comment"'
+    hist.write_text("\n".join(text) + "\n", encoding="utf-8")
+    orig = pd.read_csv(HIST, dtype=str, keep_default_na=False)
+    r = import_export("salesforce", [OPP, hist], tmp_path / "sf")
+    unknown = r.rejected[r.rejected["reason"] == "OpportunityId not in Opportunity.csv"]
+    # In the original file the row is on line k (header = 1); here two physical lines come before it.
+    k = int(orig.index[~orig["OpportunityId"].isin(pd.read_csv(OPP, dtype=str, encoding="cp1252")["Id"])][0]) + 2
+    assert unknown["line"].tolist() == [k + 2]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["x", "a,b", "l1\nl2", "l1\r\nl2\r\n\r\nl4", 'say ""hi""', ""]),
+                          st.integers(0, 2), st.sampled_from(["\n", "\r\n"])), min_size=1, max_size=8))
+def test_record_lines_match_the_physical_lines(rows):
+    """Each record starts on the line counted by hand; blank lines between records are skipped."""
+    from funnelkit.importers.common import record_lines
+    import io as _io
+
+    text, line, expect = "id,text\n", 2, []
+    for i, (cell, blanks, nl) in enumerate(rows):
+        text += nl * blanks
+        line += blanks
+        expect.append(line)
+        quoted = f'"{cell}"' if any(ch in cell for ch in ',"\r\n') else cell
+        text += f"{i},{quoted}{nl}"
+        line += 1 + cell.count("\n")
+    got = record_lines(text)
+    assert got.tolist() == expect
+    assert len(pd.read_csv(_io.StringIO(text), dtype=str, keep_default_na=False)) == len(expect)
+
+
+def test_missing_column_error_lists_only_the_exports_columns(tmp_path):
+    bad = tmp_path / "bad-2024-01-01.csv"
+    bad.write_text("Record ID,Deal Name,Create Date,Close Date,Amount\n1,x,2024-01-01,,\n")
+    with pytest.raises(ImportProblem) as e:
+        import_export("hubspot", [bad], tmp_path / "o")
+    assert "(columns found: Record ID, Deal Name, Create Date, Close Date, Amount)" in str(e.value)

@@ -8,9 +8,12 @@ rows it cannot use (with a reason, never silently), and records every assumption
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import os
 import re
+import sys
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -28,6 +31,8 @@ REPORT_MD = "import_report.md"
 REPORT_JSON = "import_report.json"
 REJECTED_CSV = "import_rejected.csv"
 OUTCOMES = ("won", "lost")
+#: Columns the importers add to a source table for their own bookkeeping (never shown as the export's).
+INTERNAL = ("_line", "_file", "_export", "_snap", "_key", "_jkey")
 
 
 class ImportProblem(ValueError):
@@ -65,11 +70,20 @@ class ImportResult:
     stages: list[str] = field(default_factory=list)
     currency: str = "USD"
     currencies: dict[str, int] = field(default_factory=dict)
+    #: Each source table as read (text cells and ``_line``), to show a rejected row as it was in the file.
+    raw: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     # -- building
-    def account(self, file: str | Path, read: int, encoding: str = "", note: str = "") -> SourceAccount:
+    def account(self, file: str | Path, read: int, encoding: str = "", note: str = "",
+                raw: pd.DataFrame | None = None) -> SourceAccount:
+        """Count the rows of a source; ``raw`` (its table from :func:`read_source`) lets rejected rows
+        be shown with the values they have in the file."""
         acc = SourceAccount(str(file), read=read, encoding=encoding, note=note)
         self.accounts[str(file)] = acc
+        if raw is not None:
+            self.raw[str(file)] = raw
+            if raw.attrs.get("line_note"):
+                self.assume(f"{Path(file).name}: {raw.attrs['line_note']}")
         return acc
 
     def assume(self, text: str) -> None:
@@ -82,8 +96,19 @@ class ImportResult:
         if not lines:
             return
         reasons = list(reason) if isinstance(reason, (list, pd.Series, np.ndarray)) else [reason] * len(lines)
-        if rows is not None and "_row" in rows.columns:
-            texts = rows["_row"].tolist()
+        raw = self.raw.get(str(file))
+        pos = None
+        if raw is not None and len(raw):
+            at = raw["_line"].to_numpy()
+            want = np.asarray(lines, dtype=np.int64)
+            pos = np.minimum(np.searchsorted(at, want), len(at) - 1)
+            if not (at[pos] == want).all():
+                pos = None
+        if pos is not None:
+            # The row as it is in the file: only rejected rows are turned into JSON.
+            cols = [c for c in raw.columns if c not in INTERNAL]
+            vals = raw[cols].to_numpy()[pos]
+            texts = [json.dumps(dict(zip(cols, v)), ensure_ascii=False, default=str) for v in vals]
         else:
             records = rows.to_dict("records") if rows is not None else [{}] * len(lines)
             texts = [json.dumps({k: v for k, v in rec.items() if not str(k).startswith("_")},
@@ -214,6 +239,7 @@ def read_source(path: str | Path, encoding: str | None = None) -> tuple[pd.DataF
     if path.is_dir():
         raise ImportProblem(f"{path}: is a folder; give the export file(s)")
     suffix = path.suffix.lower()
+    lines = None
     if suffix in (".xlsx", ".parquet"):
         df, enc = read_text_table(path), "binary (" + suffix[1:] + ")"
     elif suffix in (".csv", ".txt", ".tsv"):
@@ -232,21 +258,53 @@ def read_source(path: str | Path, encoding: str | None = None) -> tuple[pd.DataF
             raise ImportProblem(f"{path}: file is empty (no header row)") from None
         except pd.errors.ParserError as exc:
             raise ImportProblem(f"{path}: not a readable CSV table: {exc}") from None
+        lines = record_lines(text, sep)
     else:
         raise ImportProblem(f"{path}: unsupported file type '{suffix}' (use .csv, .xlsx or .parquet)")
     df.columns = [str(c).strip() for c in df.columns]
     df = df.fillna("")
-    df["_line"] = np.arange(2, len(df) + 2)
-    cols = [c for c in df.columns if c != "_line"]
-    df["_row"] = [json.dumps(dict(zip(cols, vals)), ensure_ascii=False)
-                  for vals in df[cols].itertuples(index=False, name=None)]
+    if suffix in (".xlsx", ".parquet") or lines is None or len(lines) != len(df):
+        if suffix not in (".xlsx", ".parquet"):
+            df.attrs["line_note"] = ("line numbers of rejected rows count records (header = 1), not lines "
+                                     "of the file: its line structure could not be followed exactly")
+        lines = np.arange(2, len(df) + 2)
+    df["_line"] = lines
     return df, enc
+
+
+def record_lines(text: str, sep: str = ",") -> np.ndarray | None:
+    """The physical line (1 = first line of the file) on which each data record of ``text`` starts.
+
+    A quoted cell may span lines and blank (or whitespace-only) lines are skipped, as pandas'
+    reader does; line breaks are ``\\n``, ``\\r\\n`` or ``\\r``. Returns None when the text is not
+    a CSV table the :mod:`csv` module can follow.
+    """
+    limit = csv.field_size_limit()
+    try:
+        csv.field_size_limit(max(limit, min(len(text) + 1, sys.maxsize)))
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+        starts: list[int] = []
+        append = starts.append
+        prev, header = 0, False
+        for row in reader:
+            # pandas skips empty lines and lines of only spaces/tabs (a quoted "" is a record).
+            if row and not (len(row) == 1 and row[0] != "" and not row[0].strip()):
+                if header:
+                    append(prev + 1)
+                else:
+                    header = True
+            prev = reader.line_num
+    except csv.Error:
+        return None
+    finally:
+        csv.field_size_limit(limit)
+    return np.asarray(starts, dtype=np.int64)
 
 
 def require_columns(df: pd.DataFrame, file: str | Path, columns, what: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        have = ", ".join(c for c in df.columns if c != "_line")
+        have = ", ".join(c for c in df.columns if c not in INTERNAL)
         raise ImportProblem(f"{file}: required column{'s' if len(missing) > 1 else ''} "
                             f"{', '.join(repr(m) for m in missing)} missing for {what} "
                             f"(columns found: {have})")

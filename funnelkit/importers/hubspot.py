@@ -60,7 +60,7 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
         df, enc = read_source(path, encoding)
         require_columns(df, path, REQUIRED, "a HubSpot deals export")
         when, how = export_date(path, df)
-        acc = result.account(path, len(df), enc, note=f"export of {when.date()}")
+        result.account(path, len(df), enc, note=f"export of {when.date()}", raw=df)
         df["_file"], df["_export"] = str(path), when
         frames.append(df)
         if how != "file name":
@@ -162,7 +162,6 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
     deals["crm_stage"] = last["Deal Stage"].str.strip().to_numpy()
     deals["_file"] = last["_file"].to_numpy()
     deals["_line"] = last["_line"].to_numpy()
-    deals["_row"] = last["_row"].to_numpy()
     pipes = set(last["Pipeline"]) - {""} if "Pipeline" in last.columns else set()
     if len(pipes) > 1:
         result.assume(f"deals of {len(pipes)} HubSpot pipelines combined ({', '.join(sorted(pipes))}); "

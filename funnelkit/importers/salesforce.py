@@ -73,7 +73,7 @@ def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None
         if kind in found:
             raise ImportProblem(f"{path}: a second {kind} file (the first is {found[kind][0]})")
         found[kind] = (path, df)
-        result.account(path, len(df), enc)
+        result.account(path, len(df), enc, raw=df)
     if "opportunity" not in found:
         raise ImportProblem("no Opportunity.csv among the sources (the file with Id, StageName, IsClosed, IsWon)")
     opp_path, opp = found["opportunity"]
@@ -132,7 +132,7 @@ def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None
                   "opportunities")
     deals = pd.DataFrame({"deal_id": opp["deal_id"], "created_at": created, "status": status,
                           "closed_at": close.where(is_closed), "amount": amount,
-                          "_file": file, "_line": opp["_line"], "_row": opp["_row"]})
+                          "_file": file, "_line": opp["_line"]})
     deals["expected_close_date"] = close.where(~is_closed)
     n_open_close = int((~is_closed & close.notna()).sum())
     if n_open_close:

@@ -93,13 +93,13 @@ def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, c
                             + ", ".join(map(str, sources)))
 
     df, enc = read_source(main_path, encoding)
-    result.account(main_path, len(df), enc)
+    result.account(main_path, len(df), enc, raw=df)
     file = str(main_path)
     df["_file"] = file
     if join_path is not None:
         key = join.get("key") or join.get("on") or join.get(True)  # YAML 1.1 reads a bare on: as True
         jdf, jenc = read_source(join_path, encoding)
-        jacc = result.account(join_path, len(jdf), jenc)
+        jacc = result.account(join_path, len(jdf), jenc, raw=jdf)
         require_columns(jdf, join_path, [key], f"the join in {map_name}")
         require_columns(df, main_path, [key], f"the join in {map_name}")
         jdf = jdf.copy()
@@ -112,7 +112,7 @@ def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, c
         jdf = jdf[~orphan]
         jacc.note = f"joined on {key}: {len(jdf)} rows matched"
         clash = [c for c in jdf.columns if c in df.columns and c not in (key,) and not c.startswith("_")]
-        jdf = jdf.drop(columns=["_line", "_row", key] + clash).rename(columns={"_key": "_jkey"})
+        jdf = jdf.drop(columns=["_line", key] + clash).rename(columns={"_key": "_jkey"})
         df = df.assign(_jkey=df[key].str.strip()).merge(jdf, on="_jkey", how="left").drop(columns="_jkey")
         df = df.fillna("")
         result.assume(f"{join_path.name} joined to {main_path.name} on {key} ({len(jdf)} matches)")
@@ -215,7 +215,7 @@ def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, c
     idx = df.index
     deals = pd.DataFrame({"deal_id": df["deal_id"], "created_at": created[idx], "status": df["status"],
                           "closed_at": closed[idx].where(df["status"].isin(OUTCOMES)),
-                          "amount": amount[idx], "_file": df["_file"], "_line": df["_line"], "_row": df["_row"]})
+                          "amount": amount[idx], "_file": df["_file"], "_line": df["_line"]})
     if open_close[idx].any():
         deals["expected_close_date"] = closed[idx].where(~df["status"].isin(OUTCOMES))
     for t in ("source", "product", "owner", "currency"):
