@@ -152,7 +152,7 @@ def _read_table(folder: Path, stem: str, required: tuple[str, ...]) -> tuple[pd.
             f"file is missing (also looked for {stem}.parquet and {stem}.xlsx)")]
     name = str(file)
     try:
-        df = read_text_table(file, arrow_strings=True)
+        df = read_text_table(file, arrow_strings=True, with_lines=True)
     except UnicodeDecodeError as exc:
         return pd.DataFrame(), name, [Problem(
             name, None, None, None,
@@ -170,8 +170,8 @@ def _read_table(folder: Path, stem: str, required: tuple[str, ...]) -> tuple[pd.
     problems += [Problem(name, 1, col, None, "column appears more than once in the header") for col in dupes]
     if not problems and df.empty:
         problems.append(Problem(name, 2, None, None, "file has a header but no rows"))
-    # Line in the file: the header is line 1. (Parquet has no lines: its row numbers count the same way.)
-    df["_line"] = np.arange(2, len(df) + 2)
+    # read_text_table gave each row its line in the file (_line; the header is line 1) and its
+    # number of fields (_fields).
     return df, name, problems
 
 
@@ -183,6 +183,8 @@ class _Collector:
         self.file, self.lines = file, lines
         self.problems: list[Problem] = []
         self.bad = pd.Series(False, index=lines.index)
+        #: Rows whose cells cannot be trusted (wrong field count): named once, not checked further.
+        self.skip = pd.Series(False, index=lines.index)
 
     def sorted(self) -> list[Problem]:
         return sorted(self.problems, key=lambda p: p.line or 0)
@@ -191,7 +193,7 @@ class _Collector:
         """Record a problem on every row where ``mask`` holds. ``reason`` may be a Series of texts,
         or a callable returning one (built only when some row has the problem: saves seconds on
         millions of clean rows)."""
-        mask = mask.fillna(False).astype(bool)
+        mask = mask.fillna(False).astype(bool) & ~self.skip
         if not mask.any():
             return
         self.bad |= mask
@@ -203,8 +205,21 @@ class _Collector:
             self.problems.append(Problem(self.file, int(line), column, value, why))
 
 
+def _check_field_counts(c: "_Collector", raw: pd.DataFrame) -> None:
+    """A CSV row with more or fewer fields than the header: its cells may sit in the wrong columns."""
+    width = sum(1 for col in raw.columns if not str(col).startswith("_"))
+    n = raw["_fields"]
+    nothing = pd.Series("", index=raw.index)
+    c.add(n > width, None, nothing, lambda: "the row has " + n.astype(str) + f" fields but the header has "
+          f"{width} (an unquoted comma inside a cell?)")
+    c.add(n < width, None, nothing, lambda: "the row has " + n.astype(str) + f" fields but the header has "
+          f"{width} (cells missing at the end of the row?)")
+    c.skip = n != width
+
+
 def _check_deals(raw: pd.DataFrame, file: str, pipeline: Pipeline):
     c = _Collector(file, raw["_line"])
+    _check_field_counts(c, raw)
     deals = raw.copy()
     deal_id = raw["deal_id"].str.strip()
     c.add(deal_id.eq(""), "deal_id", raw["deal_id"], "deal_id is empty")
@@ -256,6 +271,7 @@ def _check_deals(raw: pd.DataFrame, file: str, pipeline: Pipeline):
 def _check_history(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: pd.Series,
                    deals_file: str, pipeline: Pipeline):
     c = _Collector(file, raw["_line"])
+    _check_field_counts(c, raw)
     deal_id = raw["deal_id"].str.strip()
     stage = raw["stage"].str.strip()
     stage_pos = {s: i for i, s in enumerate(pipeline.stages)}
@@ -339,7 +355,7 @@ def _plain_text(s: pd.Series) -> pd.Series:
 
 
 def _finish_deals(deals: pd.DataFrame) -> pd.DataFrame:
-    deals = deals.drop(columns=["_line"])
+    deals = deals.drop(columns=["_line", "_fields"])
     for col in deals.columns:
         deals[col] = _plain_text(deals[col])
     deals["status"] = pd.Categorical(deals["status"], categories=list(STATUSES))

@@ -141,7 +141,8 @@ def parse_amounts(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     return values.where(~bad), bad
 
 
-def read_text_table(path, sheet: str | int = 0, *, arrow_strings: bool = False) -> pd.DataFrame:
+def read_text_table(path, sheet: str | int = 0, *, arrow_strings: bool = False,
+                    with_lines: bool = False) -> pd.DataFrame:
     """Read a CSV, XLSX or Parquet table with every cell as text ('' for missing).
 
     CSV files may be UTF-8 with or without BOM. Raises ``UnicodeDecodeError`` for other encodings
@@ -151,6 +152,12 @@ def read_text_table(path, sheet: str | int = 0, *, arrow_strings: bool = False) 
     text columns (much faster string operations on millions of rows); anything that reader would
     treat differently from pandas' (a bad row, odd header, not UTF-8, ...) falls back to pandas'
     reader, so results and error messages are the same.
+
+    With ``with_lines=True`` two columns are added: ``_line``, the line in the file where each record
+    starts (the header is line 1; quoted cells spanning lines and blank lines are counted as in an
+    editor; for XLSX the sheet row, for Parquet the row number + 1), and ``_fields``, the number of
+    fields the record has (a CSV record with more or fewer fields than the header is kept, padded or
+    cut to the header, so the loader can name it).
     """
     from pathlib import Path
 
@@ -159,9 +166,15 @@ def read_text_table(path, sheet: str | int = 0, *, arrow_strings: bool = False) 
     if suffix == ".csv":
         df = _read_csv_arrow(path) if arrow_strings else None
         if df is None:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
-                             encoding="utf-8-sig", skipinitialspace=False)
-        df.columns = _raw_header(path, list(df.columns))
+            df = _read_csv_records(path)      # the csv module: exact lines, any field counts
+        elif with_lines:
+            lines = _simple_lines(path, len(df))
+            if lines is None:                 # quoted line breaks or blank lines: count exactly
+                df = _read_csv_records(path)
+            else:
+                df["_line"], df["_fields"] = lines, len(df.columns)
+        if not with_lines:
+            df = df.drop(columns=["_line", "_fields"], errors="ignore")
     elif suffix == ".xlsx":
         df = pd.read_excel(path, sheet_name=sheet, dtype=object)
         df = _cells_to_text(df)
@@ -170,6 +183,56 @@ def read_text_table(path, sheet: str | int = 0, *, arrow_strings: bool = False) 
     else:
         raise ValueError(f"{path}: unsupported table format '{suffix}' (use .csv, .xlsx or .parquet)")
     df.columns = [str(c).strip() for c in df.columns]
+    if with_lines and "_line" not in df.columns:
+        df["_line"] = np.arange(2, len(df) + 2)
+        df["_fields"] = len(df.columns) - 1
+    return df
+
+
+def _simple_lines(path, records: int) -> np.ndarray | None:
+    """Line numbers 2..n+1 when the file has exactly one line per record (the usual case), else None."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+    return np.arange(2, records + 2) if lines == records + 1 else None
+
+
+def _read_csv_records(path) -> pd.DataFrame:
+    """Read a CSV with the csv module, keeping each record's first line and field count.
+
+    Blank lines are skipped (they hold no data). Records with too many or too few fields are padded
+    or cut to the header's width; ``_fields`` keeps their real count for the loader to report.
+    """
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise pd.errors.EmptyDataError("no header") from None
+        except csv.Error as exc:
+            raise pd.errors.ParserError(f"line {reader.line_num}: {exc}") from None
+        width = len(header)
+        rows, lines, counts = [], [], []
+        start = reader.line_num + 1
+        try:
+            for rec in reader:
+                if rec:
+                    lines.append(start)
+                    counts.append(len(rec))
+                    rows.append(rec[:width] + [""] * (width - len(rec)) if len(rec) != width else rec)
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            raise pd.errors.ParserError(f"line {reader.line_num}: {exc}") from None
+    # Keep repeated header names as written (the loader names them); build by position.
+    df = pd.DataFrame(rows if rows else None, columns=range(width), dtype=object)
+    if not rows:
+        df = pd.DataFrame({i: pd.Series([], dtype=object) for i in range(width)})
+    df.columns = header
+    df = df.fillna("")
+    df["_line"] = np.asarray(lines, dtype="int64")
+    df["_fields"] = np.asarray(counts, dtype="int64")
     return df
 
 
@@ -203,16 +266,6 @@ def _read_csv_arrow(path) -> pd.DataFrame | None:
         return None
     dtype = pd.StringDtype("pyarrow")
     return table.to_pandas(types_mapper={pa.string(): dtype, pa.large_string(): dtype}.get)
-
-
-def _raw_header(path, parsed: list) -> list:
-    """The header as written: pandas renames a repeated column ``a`` to ``a.1``, which would hide
-    the duplicate from the loader's check."""
-    import csv
-
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        header = next(csv.reader(fh), [])
-    return header if len(header) == len(parsed) else parsed
 
 
 def _cells_to_text(df: pd.DataFrame) -> pd.DataFrame:

@@ -225,16 +225,40 @@ def test_not_utf8_is_a_named_problem(tmp_path):
         fk.load(folder)
 
 
-def test_ragged_row_is_a_named_problem_not_a_crash(tmp_path):
+def test_ragged_rows_are_named_with_their_field_counts(tmp_path):
+    # Too many fields: the cells would sit in the wrong columns; named, not read shifted.
     deals = DEALS + ["D5,2024-01-05,open,,1,Web,Set,Ann,extra,more"]
-    folder = write_dataset(tmp_path / "d", deals)
-    with pytest.raises(DataError, match="not a readable table"):
-        fk.load(folder)
-    # A short row is padded with empty cells and then checked like any other.
-    folder = write_dataset(tmp_path / "e", DEALS + ["D5,2024-01-05,won"])
+    with pytest.raises(DataError) as err:
+        fk.load(write_dataset(tmp_path / "d", deals))
+    [p] = err.value.problems
+    assert (Path(p.file).name, p.line, p.column) == ("deals.csv", 6, None)
+    assert p.reason.startswith("the row has 10 fields but the header has 8")
+    # One extra field on the FIRST row used to make pandas read the first column as an index,
+    # shifting every row; now only that row is named and the others load.
+    first_long = [DEALS[0], DEALS[1] + ",x"] + DEALS[2:]
+    ds = fk.load(write_dataset(tmp_path / "f", first_long), errors="report")
+    rejected = ds.report.rejected
+    assert list(rejected.loc[rejected["file"].str.endswith("deals.csv"), "line"]) == [2]
+    assert list(ds.deals["deal_id"]) == ["D2", "D3", "D4"]
+    # Too few fields: never padded silently.
+    with pytest.raises(DataError) as err:
+        fk.load(write_dataset(tmp_path / "e", DEALS + ["D5,2024-01-05,won"]))
+    [p] = err.value.problems
+    assert p.line == 6 and "the row has 3 fields but the header has 8" in p.reason
+
+
+def test_line_numbers_count_quoted_line_breaks_and_blank_lines(tmp_path):
+    folder = write_dataset(tmp_path / "d")
+    text = (folder / "deals.csv").read_text().splitlines()
+    header, rows = text[0] + ",note", [r + ",x" for r in text[1:]]
+    rows[0] = rows[0][:-1] + '"a note\nover two lines"'      # record 1 spans lines 2-3
+    rows.insert(1, "")                                       # a blank line 4
+    rows[2] = rows[2].replace(",won,", ",w0n,").replace(",lost,", ",l0st,").replace(",open,", ",0pen,")
+    (folder / "deals.csv").write_text("\n".join([header] + rows) + "\n")
     with pytest.raises(DataError) as err:
         fk.load(folder)
-    assert {(p.line, p.column) for p in err.value.problems} == {(6, "closed_at"), (6, "amount")}
+    [p] = [p for p in err.value.problems if p.file.endswith("deals.csv")]
+    assert (p.line, p.column) == (5, "status")   # the second record starts on line 5 of the file
 
 
 # ----------------------------------------------------------------------------------------------
