@@ -254,7 +254,7 @@ def test_errors(tmp_path, hs_snapshots):
     rates.write_text("currency,rate\nGBP,1.3\n")
     with pytest.raises(ImportProblem, match=r"no rate for EUR \(2 deals\)"):
         import_export("salesforce", [OPP, HIST], tmp_path / "o", rates=rates, currency="USD")
-    with pytest.raises(ImportProblem, match="contains the source"):
+    with pytest.raises(ImportProblem, match="is the folder of the source"):
         import_export("hubspot", [a], src, force=True)
     import_export("hubspot", [a], tmp_path / "o")
     with pytest.raises(FileExistsError):
@@ -387,3 +387,72 @@ def test_missing_column_error_lists_only_the_exports_columns(tmp_path):
     with pytest.raises(ImportProblem) as e:
         import_export("hubspot", [bad], tmp_path / "o")
     assert "(columns found: Record ID, Deal Name, Create Date, Close Date, Amount)" in str(e.value)
+
+
+def test_out_folder_gets_normal_permissions(tmp_path, hs_snapshots):
+    import os
+    import stat
+
+    src, a, b = hs_snapshots
+    old = os.umask(0o022)
+    try:
+        import_export("hubspot", [a], tmp_path / "o")
+        assert stat.S_IMODE((tmp_path / "o").stat().st_mode) == 0o755
+        assert stat.S_IMODE((tmp_path / "o" / "deals.csv").stat().st_mode) == 0o644
+        os.chmod(tmp_path / "o", 0o750)  # replacing keeps the folder's mode
+        import_export("hubspot", [a, b], tmp_path / "o", force=True)
+        assert stat.S_IMODE((tmp_path / "o").stat().st_mode) == 0o750
+    finally:
+        os.umask(old)
+
+
+def test_load_failure_names_out_files_and_source_rows(tmp_path, monkeypatch):
+    """If the written data set does not load, the error names --out files and the source row, never the
+    temporary folder (which is deleted)."""
+    from funnelkit.importers import common
+
+    src = tmp_path / "crm.csv"
+    src.write_text("ref,opened,phase,done\nA1,2024-01-05,Won,2024-01-10\nA2,2024-02-07,Lost,2024-02-01\n")
+    cmap = {"columns": {"deal_id": "ref", "created_at": "opened", "stage": "phase", "closed_at": "done"},
+            "stages": ["Lead"], "stage_map": {"Won": "won", "Lost": "lost"}}
+    # Simulate an importer defect: skip the date reconciliation, so A2 closes before it was created.
+    monkeypatch.setattr(common, "reconcile", lambda d, h, r, **kw: (d.reset_index(drop=True), h))
+    out = tmp_path / "out"
+    with pytest.raises(ImportProblem) as e:
+        import_export("table", [src], out, column_map=cmap)
+    msg = str(e.value)
+    assert f"nothing was written to {out}" in msg
+    assert f"{out / 'deals.csv'}, line 3" in msg and f"[source: {src}, line 3]" in msg
+    assert ".out." not in msg
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_out_rules(tmp_path, hs_snapshots):
+    """--out may be a new subfolder next to the export; not the export's folder, a folder above it, the
+    export itself, nor a folder holding a map or rates file the import reads."""
+    src, a, b = hs_snapshots
+    with pytest.raises(ImportProblem, match="is the folder of the source"):
+        import_export("hubspot", [a], src, force=True)
+    with pytest.raises(ImportProblem, match="contains the source"):
+        import_export("hubspot", [a], tmp_path, force=True)
+    with pytest.raises(ImportProblem, match="is the source file"):
+        import_export("hubspot", [a], a, force=True)
+    r = import_export("hubspot", [a, b], src / "imported")          # a subfolder next to the export
+    assert len(load(src / "imported").deals) == 5 and r.out == src / "imported"
+    assert a.exists() and b.exists()
+    # A stage map inside --out would be deleted by --force.
+    out = tmp_path / "o"
+    out.mkdir()
+    smap = out / "stages.yml"
+    smap.write_text("map: {'Closed won': won, 'Closed: abandoned': lost}\n")
+    with pytest.raises(ImportProblem, match="is the folder of the input"):
+        import_export("hubspot", [a, b], out, stage_map=smap, force=True)
+    assert smap.exists()
+    # A source inside .<out>.old (the name the old --out gets while it is replaced) would be deleted.
+    hidden = tmp_path / ".o.old"
+    hidden.mkdir()
+    shutil.copy(a, hidden / a.name)
+    import_export("hubspot", [a], out / "x")
+    with pytest.raises(ImportProblem, match=r"\.o\.old"):
+        import_export("hubspot", [hidden / a.name], out, force=True)
+    assert (hidden / a.name).exists()

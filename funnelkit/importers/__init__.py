@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import REJECTED_CSV, REPORT_JSON, REPORT_MD, ImportProblem, ImportResult, StageMap
+from .common import REJECTED_CSV, REPORT_JSON, REPORT_MD, ImportProblem, ImportResult, StageMap, check_out
 
-__all__ = ["import_export", "ImportResult", "ImportProblem", "FORMATS", "shipped_maps"]
+#: Re-exported: the report file names an import writes into ``--out``, and the stage map type.
+__all__ = ["import_export", "ImportResult", "ImportProblem", "FORMATS", "shipped_maps", "StageMap",
+           "REJECTED_CSV", "REPORT_JSON", "REPORT_MD"]
 
 FORMATS = ("hubspot", "salesforce", "table")
 
@@ -74,6 +76,9 @@ def import_export(fmt: str, sources, out, *, column_map=None, stage_map=None, ra
     for s in sources:
         if not s.exists():
             raise FileNotFoundError(f"{s}: source file not found")
+    # Refuse an --out that would overwrite what the import reads before doing any work.
+    check_out(Path(out), sources, [rates, stage_map,
+                                   column_map if isinstance(column_map, (str, Path)) else None])
     if fmt != "table" and column_map:
         raise ImportProblem(f"--map is for the 'table' format; {fmt} exports have fixed column names")
     if fmt == "hubspot":

@@ -636,13 +636,14 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
            out, force: bool, sources, name: str, currency_default: str | None = None,
            rates: str | None = None, currency: str | None = None,
            closed_before_created: str = "reject", what_closed: str = "close date",
-           what_created: str = "create date", missing_amount: str = "unknown") -> ImportResult:
-    """Apply the shared rules, write the data set atomically, check it loads, write the report."""
+           what_created: str = "create date", missing_amount: str = "unknown", inputs=()) -> ImportResult:
+    """Apply the shared rules, write the data set atomically, check it loads, write the report.
+
+    ``inputs``: other files the import read (stage map, column map); like the sources and the rates
+    table they must not lie in ``out`` (see :func:`check_out`).
+    """
     out = Path(out)
-    for s in sources:
-        if is_inside(s, out):
-            raise ImportProblem(f"--out {out} contains the source {s}: sources are never overwritten; "
-                                "choose another folder")
+    check_out(out, sources, [rates, *inputs])
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not force:
@@ -714,15 +715,23 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
     result.status_counts = {s: int((out_deals["status"] == s).sum()) for s in ("open", "won", "lost")}
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    # mkdtemp makes a private (0700) folder: give the data set the mode a new folder gets (umask),
+    # or, when replacing one, the mode it had.
+    mode = (out.stat().st_mode & 0o7777) if out.is_dir() else (0o777 & ~_umask())
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        os.chmod(tmp, mode)
         out_deals.to_csv(tmp / "deals.csv", index=False)
         out_hist.to_csv(tmp / "stage_history.csv", index=False)
         (tmp / PIPELINE_FILE).write_text(yaml.safe_dump(pipeline.to_yaml_dict(), sort_keys=False,
                                                         allow_unicode=True), encoding="utf-8")
         from ..loading import load
 
-        load(tmp)  # strict: an import must always produce a valid data set
+        try:
+            load(tmp)  # strict: an import must always produce a valid data set
+        except Exception as exc:
+            # The temporary folder is about to be deleted: name the --out files and the source rows.
+            raise ImportProblem(_load_failure(exc, tmp, out, deals)) from exc
         result.rejected.to_csv(tmp / REJECTED_CSV, index=False)
         (tmp / REPORT_JSON).write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False),
                                        encoding="utf-8")
@@ -742,6 +751,62 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
     return result
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_out(out: Path, sources, inputs=()) -> None:
+    """Refuse an ``--out`` that would overwrite or delete what the import reads.
+
+    Refused: ``--out`` being a source file, the folder a source (or the rates table, stage map or
+    column map) is in, or any folder above it, since ``--force`` replaces the whole folder; and a
+    source inside ``.<out>.old``, the name the old ``--out`` gets while it is replaced. Allowed: a
+    new subfolder next to the export (``--out ./imported``).
+    """
+    old = out.resolve().with_name(f".{out.resolve().name}.old")
+    named = [("source", s) for s in sources] + [("input", p) for p in inputs if p]
+    for what, s in named:
+        s = Path(s)
+        if not s.exists():
+            continue
+        if s.resolve() == out.resolve():
+            raise ImportProblem(f"--out {out} is the {what} file {s}: sources are never overwritten; "
+                                "choose a new folder, e.g. a subfolder next to the export")
+        if is_inside(s, out):
+            where = ("is the folder of" if s.resolve().parent == out.resolve() else "contains")
+            raise ImportProblem(f"--out {out} {where} the {what} {s}: the data set folder is replaced as a "
+                                "whole, so it must not hold what the import reads; choose a new folder, "
+                                f"e.g. {out / 'imported'}")
+        if is_inside(s, old):
+            raise ImportProblem(f"the {what} {s} is inside {old}, the folder funnelkit uses (and deletes) while "
+                                f"replacing --out {out}: move it or choose another --out")
+
+
+def _load_failure(exc: Exception, tmp: Path, out: Path, deals: pd.DataFrame) -> str:
+    """The text of a load failure of the imported data set, naming --out paths and source rows."""
+    from ..validation import MAX_LISTED, DataError
+
+    def fix(text: str) -> str:
+        return text.replace(str(tmp), str(out)).replace(tmp.name, out.name)
+
+    head = (f"the imported data set does not pass the strict loader, so nothing was written to {out} "
+            "(an export defect the importer did not catch: please report it)")
+    if not isinstance(exc, DataError):
+        return f"{head}: {fix(str(exc))}"
+    lines = [f"{head}; {len(exc.problems)} problem(s) in the files it would have written:"]
+    for p in exc.problems[:MAX_LISTED]:
+        text = fix(str(p))
+        i = (p.line - 2) if (p.line and Path(p.file).name == "deals.csv") else -1
+        if 0 <= i < len(deals) and "_file" in deals.columns:
+            text += f" [source: {deals['_file'].iat[i]}, line {deals['_line'].iat[i]}]"
+        lines.append(f"  - {text}")
+    if len(exc.problems) > MAX_LISTED:
+        lines.append(f"  ... and {len(exc.problems) - MAX_LISTED} more")
+    return "\n".join(lines)
+
+
 def label_columns(df: pd.DataFrame, spec: dict[str, str | None]) -> dict[str, pd.Series]:
     """Pick the text columns named in ``spec`` (target -> source column or None = empty)."""
     return {t: (df[s].astype(str).str.strip() if s else pd.Series("", index=df.index)) for t, s in spec.items()}
@@ -753,4 +818,4 @@ def snake(name: str) -> str:
 
 __all__ = ["ImportResult", "ImportProblem", "StageMap", "read_source", "detect_encoding", "finish",
            "map_labels", "order_stages", "default_outcome", "read_rates", "apply_currency", "reconcile",
-           "require_columns", "parse_dates", "snake", "DEAL_COLUMNS", "HISTORY_COLUMNS", "atomic_write_text"]
+           "require_columns", "parse_dates", "snake", "check_out", "record_lines", "DEAL_COLUMNS", "HISTORY_COLUMNS", "atomic_write_text"]

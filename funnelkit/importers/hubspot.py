@@ -225,7 +225,7 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
             ignore_index=True)
     name = (sorted(pipes)[0] if len(pipes) == 1 else "HubSpot deals")
     return finish(result, deals, entries, stages, out=out, force=force, sources=sources, name=name,
-                  rates=rates, currency=currency)
+                  rates=rates, currency=currency, inputs=[stage_map])
 
 
 def _drop(rows: pd.DataFrame, mask: pd.Series, reason: str, result: ImportResult) -> pd.DataFrame:

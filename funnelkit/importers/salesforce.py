@@ -281,4 +281,4 @@ def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None
     deals = deals.drop(columns=["stage_now"]).reset_index(drop=True)
     return finish(result, deals, hist, stages, out=out, force=force, sources=sources,
                   name="Salesforce opportunities", rates=rates, currency=currency,
-                  what_closed="CloseDate", what_created="CreatedDate")
+                  what_closed="CloseDate", what_created="CreatedDate", inputs=[stage_map])

@@ -269,4 +269,5 @@ def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, c
                   rates=rates, currency=currency,
                   closed_before_created=cmap.get("closed_before_created", "reject"),
                   what_closed=closed_col or "closed_at", what_created=cols["created_at"],
-                  missing_amount=cmap.get("amount_missing_on_closed", "unknown"))
+                  missing_amount=cmap.get("amount_missing_on_closed", "unknown"),
+                  inputs=[stage_map, column_map if isinstance(column_map, (str, Path)) else None])
