@@ -38,6 +38,19 @@ STATUSES = ("open", "won", "lost")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
+def _valid_date_format(fmt: str) -> bool:
+    """True when ``fmt`` has at least one directive and strptime accepts all of them."""
+    from datetime import datetime
+
+    if "%" not in fmt:
+        return False
+    try:
+        datetime.strptime(datetime(2024, 3, 31, 14, 5, 6).strftime(fmt), fmt)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Pipeline:
     """The settings in ``pipeline.yml``.
@@ -101,7 +114,10 @@ class Pipeline:
             stages = []
         clean: list[str] = []
         for s in stages:
-            if not isinstance(s, (str, int, float)) or str(s).strip() == "":
+            if isinstance(s, bool):
+                why = "a stage name must be text: YAML reads yes/no/on/off as true/false, so quote it ('yes')"
+                problems.append(("stages", s, why))
+            elif not isinstance(s, (str, int, float)) or str(s).strip() == "":
                 problems.append(("stages", s, "a stage name must be non-empty text"))
             elif str(s).strip() in clean:
                 problems.append(("stages", s, "stage listed twice"))
@@ -117,6 +133,9 @@ class Pipeline:
         date_format = raw.get("date_format")
         if date_format is not None and not isinstance(date_format, str):
             problems.append(("date_format", date_format, "date_format must be a strftime format string"))
+        elif date_format is not None and not _valid_date_format(date_format):
+            problems.append(("date_format", date_format,
+                             "date_format is not a valid strftime format (e.g. %d/%m/%Y)"))
         name = str(raw.get("name") or "Sales pipeline")
         allow_missing = raw.get("allow_missing_amounts", False)
         if not isinstance(allow_missing, bool):

@@ -119,8 +119,12 @@ def _read_pipeline(folder: Path) -> tuple[Pipeline, list[Problem]]:
     name = str(file)
     if not file.exists():
         return Pipeline(("?",)), [Problem(name, None, None, None, "file is missing")]
+    if not file.is_file():
+        return Pipeline(("?",)), [Problem(name, None, None, None, "not a file (a folder?)")]
     try:
         raw = yaml.safe_load(file.read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        return Pipeline(("?",)), [Problem(name, None, None, None, f"cannot read the file: {exc.strerror}")]
     except UnicodeDecodeError as exc:
         return Pipeline(("?",)), [Problem(name, None, None, None,
                                           f"not UTF-8 text (byte {exc.start}: {exc.reason})")]

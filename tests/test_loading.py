@@ -559,3 +559,36 @@ def test_a_column_written_twice_in_the_csv_header_is_named(tmp_path):
     [problem] = exc.value.problems
     assert (Path(problem.file).name, problem.line, problem.column) == ("deals.csv", 1, "amount")
     assert "more than once" in problem.reason
+
+
+@pytest.mark.parametrize("text, column, value, reason", [
+    ("stages: [Lead, yes]\n", "stages", True, "a stage name must be text: YAML reads yes/no/on/off"),
+    ("stages: [Lead]\ndate_format: '%Q/%m/%Y'\n", "date_format", "%Q/%m/%Y",
+     "date_format is not a valid strftime format"),
+    ("stages: [Lead]\ndate_format: 'dd/mm/yyyy'\n", "date_format", "dd/mm/yyyy",
+     "date_format is not a valid strftime format"),
+])
+def test_pipeline_settings_problems_are_named(tmp_path, text, column, value, reason):
+    folder = write_dataset(tmp_path / "d", pipeline=text)
+    with pytest.raises(DataError) as err:
+        fk.load(folder)
+    [p] = err.value.problems
+    assert (Path(p.file).name, p.column, p.value) == ("pipeline.yml", column, value)
+    assert p.reason.startswith(reason)
+
+
+def test_pipeline_yml_that_is_a_folder_is_named(tmp_path):
+    folder = write_dataset(tmp_path / "d")
+    (folder / "pipeline.yml").unlink()
+    (folder / "pipeline.yml").mkdir()
+    with pytest.raises(DataError, match=r"pipeline\.yml: not a file \(a folder\?\)"):
+        fk.load(folder)
+
+
+def test_date_format_from_pipeline_yml_is_used(tmp_path):
+    deals = [DEALS[0], "D1,31/01/2024,won,20/02/2024,1000,Web,Set,Ann"]
+    history = [HISTORY[0], "D1,Lead,31/01/2024"]
+    pipeline = PIPELINE + "date_format: '%d/%m/%Y'\n"
+    ds = fk.load(write_dataset(tmp_path / "d", deals, history, pipeline))
+    assert ds.deals.loc[0, "created_at"] == pd.Timestamp("2024-01-31")
+    assert ds.deals.loc[0, "closed_at"] == pd.Timestamp("2024-02-20")
