@@ -268,7 +268,21 @@ def _read_csv_arrow(path) -> pd.DataFrame | None:
     return table.to_pandas(types_mapper={pa.string(): dtype, pa.large_string(): dtype}.get)
 
 
+def _cell_text(v) -> str:
+    if v is None or v is pd.NaT or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
 def _cells_to_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Every cell of a typed table (Parquet, XLSX) as the text a CSV would hold ('' for missing).
+
+    Typed columns are converted column-wise; only object columns that mix types go cell by cell.
+    """
     out = {}
     for col in df.columns:
         s = df[col]
@@ -276,17 +290,17 @@ def _cells_to_text(df: pd.DataFrame) -> pd.DataFrame:
             if getattr(s.dt, "tz", None) is not None:
                 s = s.dt.tz_convert("UTC").dt.tz_localize(None)
             text = s.dt.strftime("%Y-%m-%dT%H:%M:%S").astype(object)
+        elif pd.api.types.is_bool_dtype(s) or pd.api.types.is_integer_dtype(s):
+            text = s.astype(object).where(s.notna(), "").astype(str)
+        elif pd.api.types.is_float_dtype(s):
+            v = s.to_numpy(dtype="float64")
+            whole = np.isfinite(v) & (v == np.round(v)) & (np.abs(v) < 2**53)
+            text = pd.Series(np.where(whole, np.round(np.where(whole, v, 0)).astype("int64").astype(str),
+                                      v.astype(str)), index=s.index, dtype=object)
+            text = text.where(s.notna(), "")
+        elif s.map(type).eq(str).all() if len(s) else True:
+            text = s
         else:
-            def cell(v):
-                if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
-                    return ""
-                if isinstance(v, pd.Timestamp):
-                    return v.isoformat()
-                if hasattr(v, "isoformat"):
-                    return v.isoformat()
-                if isinstance(v, float) and v.is_integer():
-                    return str(int(v))
-                return str(v)
-            text = s.map(cell)
+            text = s.map(_cell_text)
         out[str(col)] = text.fillna("").astype(object)
     return pd.DataFrame(out, index=df.index)
