@@ -200,6 +200,17 @@ def test_properties(tmp_path_factory, data, quantile):
         assert last["stage"] == r.stage
         assert r.days_in_stage == pytest.approx((as_of - last["entered_at"]) / pd.Timedelta(days=1))
         assert r.days_in_stage > r.threshold_days == pytest.approx(th[r.stage])
+    # The converse, from the raw tables: every deal open at as_of whose current stage has lasted
+    # longer than that stage's threshold is listed.
+    open_ids = d.index[(d["created_at"] < as_of) & ~(d["closed_at"] < as_of)]
+    expected = set()
+    for deal_id in open_ids:
+        seen = h[(h["deal_id"] == deal_id) & (h["entered_at"] < as_of)]
+        last = seen.iloc[-1]
+        limit = th.get(last["stage"])
+        if pd.notna(limit) and (as_of - last["entered_at"]) / pd.Timedelta(days=1) > limit:
+            expected.add(deal_id)
+    assert set(s["deal_id"]) == expected
 
     t = time_in_stage(ds, period)
     assert (t["visits"] >= 0).all()
