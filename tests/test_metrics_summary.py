@@ -138,7 +138,15 @@ def test_sample_summary_is_consistent(sample_ds):
     total_won = sum(r["won_amount"] for r in s["amount_by_source"])
     assert total_won == pytest.approx(sum(r["won_amount"] for r in s["amount_by_product"]))
     assert total_won == pytest.approx(s["deal_size"]["mean"] * s["deal_size"]["deals"])
-    assert s["target_plan"]["deals_needed"] == pytest.approx(100000 / s["deal_size"]["mean"])
+    # Independently from the deals table: won deals closed in the quarter (all closes lie before as_of).
+    d = sample_ds.deals
+    closed_in_q = (d["closed_at"] >= "2026-04-01") & (d["closed_at"] < "2026-07-01")
+    won = d.loc[closed_in_q & d["status"].eq("won"), "amount"]
+    lost = int((closed_in_q & d["status"].eq("lost")).sum())
+    assert s["deal_size"]["deals"] == len(won) and s["deal_size"]["mean"] == pytest.approx(won.mean())
+    assert s["win_rate"] == pytest.approx(len(won) / (len(won) + lost))
+    assert s["target_plan"]["deals_needed"] == pytest.approx(100000 / won.mean())
+    assert s["target_plan"]["deals_to_work"] == pytest.approx(100000 / won.mean() / (len(won) / (len(won) + lost)))
     assert "Deals per stage" in format_summary(s)
 
 
