@@ -18,11 +18,12 @@ import pandas as pd
 from .dataset import Dataset
 from .loading import load
 from .period import Period
-from .plotting import DPI, to_png
+from .plotting import DPI, format_table, to_png
 from .takeaways import as_html
 
 __all__ = ["resolve_data_path", "repo_root", "report_period", "load_report_data", "show_chart",
-           "heading_html", "default_target"]
+           "heading_html", "default_target", "format_table", "as_of_text", "data_start",
+           "single_value_note", "previous_summary", "target_plan_table", "backtest_table", "warnings_as_notes", "show_note"]
 
 
 def repo_root() -> Path:
@@ -91,12 +92,124 @@ def show_chart(fig, takeaway: str | None = None, dpi: int = DPI) -> None:
 
 
 def show_table(df: pd.DataFrame, max_rows: int = 30) -> None:
-    """Display a table (its HTML escapes text from the data), at most ``max_rows`` rows."""
+    """Display a table (its HTML escapes text from the data), at most ``max_rows`` rows.
+
+    A plain row-number index is not shown (row numbers mean nothing to a reader); pass tables
+    through :func:`format_table` first for readable headers and formatted numbers.
+    """
     from IPython.display import HTML, display
     more = len(df) - max_rows
-    plain_index = isinstance(df.index, pd.RangeIndex)     # row numbers mean nothing to a reader
+    plain_index = isinstance(df.index, pd.RangeIndex)
     display(HTML(df.head(max_rows).to_html(escape=True, na_rep="-", border=0, index=not plain_index)
-                 + (f"<p><i>... and {more} more rows</i></p>" if more > 0 else "")))
+                 + (f"<p><i>... and {more:,} more rows</i></p>" if more > 0 else "")))
+
+
+def as_of_text(period: Period) -> str:
+    """When the data is seen, in words: ``'2026-06-30 24:00 (end of period)'`` or ``'2026-07-01 12:00'``.
+
+    ``as_of`` is an exclusive instant; the default (the midnight after the period's last day) reads
+    as 24:00 of that day.
+    """
+    t = pd.Timestamp(period.as_of)
+    if t == pd.Timestamp(period.stop):
+        return f"{period.end.date()} 24:00 (end of period)"
+    return t.strftime("%Y-%m-%d %H:%M")
+
+
+def data_start(ds: Dataset):
+    """The first ``created_at`` in the data (``None`` when there are no deals)."""
+    return ds.deals["created_at"].min() if len(ds.deals) else None
+
+
+def previous_summary(ds: Dataset, previous: Period, **options) -> dict:
+    """:func:`~funnelkit.metrics.summary.metrics_summary` of the previous period, or only its ``period``
+    part when it ends before the data starts (then there is nothing to compare with, and
+    :func:`funnelkit.takeaways.headline_table` says "no data before <first date>").
+    """
+    from .metrics.summary import metrics_summary
+    start = data_start(ds)
+    if start is not None and pd.Timestamp(start) >= pd.Timestamp(previous.stop):
+        return {"period": {"start": previous.start.date().isoformat(), "end": previous.end.date().isoformat(),
+                           "label": previous.label}}
+    return metrics_summary(ds, previous, **options)
+
+
+def single_value_note(ds: Dataset, column: str) -> str | None:
+    """A sentence when ``column`` cannot split the deals (one value only), else ``None``.
+
+    E.g. every deal's source is ``(not set)``: ``"The data has no source information ..."``, so the
+    report says so instead of drawing a one-bar chart at 100%.
+    """
+    if column not in ds.deals:
+        return f"The data has no {column} information (no {column} column)."
+    values = ds.deals[column].astype(str).value_counts()
+    values = values[values > 0]
+    if len(values) > 1:
+        return None
+    if not len(values) or values.index[0] == "(not set)":
+        return f"The data has no {column} information (every deal's {column} is \"(not set)\")."
+    return f"Every deal has the same {column}, {values.index[0]}: there is nothing to compare by {column}."
+
+
+def target_plan_table(plan: dict | None, currency: str = "") -> pd.DataFrame:
+    """The target planner as a short two-column table (whole deals, rounded up).
+
+    ``plan`` is :func:`funnelkit.metrics.deal_size.target_plan` output. Deal counts are shown once,
+    rounded up to whole deals (you cannot close 91.3 deals).
+    """
+    import math
+    from .plotting import _cell
+    if not plan:
+        return pd.DataFrame(columns=["Plan", "Value"])
+    cur = f" ({currency})" if currency else ""
+    size = plan.get("size_measure") or "mean"
+
+    def whole(key):
+        v = plan.get(f"{key}_whole")
+        if v is None and plan.get(key) is not None and pd.notna(plan.get(key)):
+            v = math.ceil(float(plan[key]))
+        return _cell(v, "count")
+    rows = [(f"Target{cur}", _cell(plan.get("target"), "money")),
+            (f"{size.capitalize()} won deal size this period{cur}", _cell(plan.get("deal_size"), "money")),
+            ("Win rate this period", _cell(plan.get("win_rate"), "pct")),
+            ("Deals to win (target / deal size, rounded up)", whole("deals_needed")),
+            ("Deals to work to a close (deals to win / win rate, rounded up)", whole("deals_to_work"))]
+    return pd.DataFrame(rows, columns=["Plan", "Value"])
+
+
+def backtest_table(backtest) -> pd.DataFrame:
+    """The forecast backtest's summary, formatted (Brier score with 3 decimals, skill in %)."""
+    summary = backtest.summary
+    return format_table(summary.reset_index() if summary.index.name else summary)
+
+
+def show_note(text: str) -> None:
+    """Display a short escaped ``Note:`` line."""
+    from IPython.display import HTML, display
+    display(HTML(as_html(text, "Note")))
+
+
+def warnings_as_notes() -> None:
+    """Show funnelkit's warnings in the notebook as escaped ``Note:`` lines instead of hiding them.
+
+    A funnelkit function warns when a result rests on too little data (e.g. no deal closed before
+    the period, so the forecast has nothing to learn from); the exported report drops stderr, so
+    each such warning becomes a visible note (once per message). Other libraries' warnings keep
+    Python's default handling.
+    """
+    import warnings
+    seen: set[str] = set()
+    default = warnings.showwarning
+    package = str(Path(__file__).resolve().parent)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not str(Path(filename).resolve()).startswith(package):
+            return default(message, category, filename, lineno, file, line)
+        text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+        if text not in seen:
+            seen.add(text)
+            show_note(text)
+    warnings.showwarning = show
 
 
 __all__.append("show_table")

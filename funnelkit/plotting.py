@@ -35,7 +35,7 @@ __all__ = [
     "png_data_uri", "funnel_plot", "snapshot_plot", "stage_flow_plot", "time_in_stage_plot",
     "duration_plot", "win_rate_by_time_plot", "days_to_close_plot", "survival_plot",
     "deal_size_trend_plot", "deal_size_plot", "amount_by_plot", "product_mix_plot",
-    "expected_won_plot", "calibration_plot", "format_table", "DPI",
+    "expected_won_plot", "calibration_plot", "format_table", "DISPLAY_NAMES", "DPI",
 ]
 
 _MPL = tuple(int(p) for p in matplotlib.__version__.split(".")[:2])
@@ -215,10 +215,14 @@ def snapshot_plot(data: pd.DataFrame, *, x: str = "at", stage: str = "stage", va
     wide = (data.assign(_s=data[stage].astype(str))
             .pivot_table(index=x, columns="_s", values=value, aggfunc="sum", observed=False)
             .reindex(columns=order).fillna(0).sort_index())
+    if pd.api.types.is_datetime64_any_dtype(wide.index):
+        # a snapshot at Monday 00:00 (Sunday 24:00) is the end of that Sunday: plot it on the Sunday
+        idx = pd.DatetimeIndex(wide.index)
+        wide.index = idx.where(idx != idx.normalize(), idx - pd.Timedelta(days=1))
     ax.stackplot(wide.index, *[wide[s].to_numpy(dtype=float) for s in order], labels=order,
                  colors=[palette[s] for s in order], alpha=0.9)
     ax.set_title(title)
-    ax.set_xlabel("Week ending")
+    ax.set_xlabel("Week ending (Sunday; the last point is the end of the period)")
     ax.set_ylabel(ylabel)
     if is_amount:
         _money_axis(ax, currency or "")
@@ -292,8 +296,25 @@ def time_in_stage_plot(data: pd.DataFrame, *, stage: str = "stage", median: str 
     ax.set_title(title)
     ax.set_xlabel("Days in stage")
     ax.set_ylabel("Stage")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
+
+
+#: Plain day ticks for log-scaled day axes (1 day, 3 days, a week, two weeks, a month, ...).
+DAY_TICKS = (0.1, 0.25, 0.5, 1, 3, 7, 14, 30, 90, 180, 365, 730)
+
+
+def _day_ticks(ax: Axes, axis: str = "x") -> None:
+    """Label a log day axis with plain numbers of days (1, 3, 7, 14, 30, 90) instead of 10^k."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
+    lo, hi = min(lo, hi), max(lo, hi)
+    ticks = [t for t in DAY_TICKS if lo <= t <= hi] or [t for t in DAY_TICKS if t <= hi][-1:]
+    a.set_major_locator(FixedLocator(ticks))
+    a.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
+    a.set_minor_locator(NullLocator())
+    a.set_minor_formatter(NullFormatter())
 
 
 def duration_plot(data: pd.DataFrame, *, stage: str = "stage", days: str = "days",
@@ -324,7 +345,9 @@ def duration_plot(data: pd.DataFrame, *, stage: str = "stage", days: str = "days
         t = thresholds.assign(_s=thresholds[stage].astype(str)).set_index("_s").reindex(order)
         ax.scatter(t[threshold], np.arange(1, len(order) + 1), marker="D", s=30, color="#C44E52",
                    label="stuck threshold", zorder=4)
-        ax.legend(loc="lower right")
+        # outside the axes (below the x label), so it never covers a box
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
+    _day_ticks(ax)
     ax.set_title(title)
     ax.set_xlabel("Days in stage (log scale)")
     ax.set_ylabel("Stage")
@@ -383,6 +406,7 @@ def days_to_close_plot(data: pd.DataFrame, *, status: str = "status", mean: str 
     groups = _stage_order(d, by) if by else [""]
     statuses = ["won", "lost"]
     height = 0.38
+    labels: list[tuple] = []
     for j, st in enumerate(statuses):
         rows = d[d[status].astype(str) == st]
         if by:
@@ -391,18 +415,22 @@ def days_to_close_plot(data: pd.DataFrame, *, status: str = "status", mean: str 
         med = rows[median].to_numpy(dtype=float)
         n = rows[deals].fillna(0).to_numpy() if deals in rows else [np.nan] * len(groups)
         ax.barh(y, np.nan_to_num(med), height=height, color=STATUS_COLORS[st],
-                label=f"{st}: median", alpha=0.9)
+                label=f"{st}: median (bar)", alpha=0.9)
         ax.scatter(rows[mean].to_numpy(dtype=float), y, marker="o", color="#222222", s=18, zorder=3,
-                   label="mean" if j == 0 else None)
+                   label="mean (dot)" if j == 0 else None)
         means = rows[mean].to_numpy(dtype=float)
-        for yy, m, mu, k in zip(y, med, means, n):
-            if np.isfinite(m):
-                at = np.nanmax([m, mu]) if np.isfinite(mu) else m
-                ax.text(at, yy, f"  median {m:.0f} d, n={int(k)}", va="center", fontsize=8)
+        labels.extend((yy, m, mu, k) for yy, m, mu, k in zip(y, med, means, n) if np.isfinite(m))
     ax.set_yticks(np.arange(len(groups)), labels=groups if by else [""])
     ax.invert_yaxis()
     right = np.nanmax(d[[median, mean]].to_numpy(dtype=float))
-    ax.set_xlim(0, right * 1.4)
+    # The numbers sit in a column right of every bar and dot, each one named: the bar is the
+    # median, the dot the mean (a label beside the dot would pass the mean off as the median).
+    col = right * 1.04
+    for yy, m, mu, k in labels:
+        text = f"median {m:.0f} d" + (f" · mean {mu:.0f} d" if np.isfinite(mu) else "") + f" · n={int(k)}"
+        ax.text(col, yy, text, va="center", fontsize=7.5, color="#333333")
+    ax.set_xlim(0, right * 1.75)
+    ax.set_xticks([t for t in ax.get_xticks() if 0 <= t <= right * 1.02])
     ax.set_title(title)
     ax.set_xlabel("Days from created to closed")
     ax.set_ylabel(by.capitalize() if by else "")
@@ -424,8 +452,15 @@ def survival_plot(survival: pd.DataFrame, *, median_days: float | None = None,
     col = survival.columns[0]
     ax.step(survival.index.to_numpy(dtype=float), survival[col].to_numpy(dtype=float), where="post",
             color="#4C72B0")
+    xs = survival.index.to_numpy(dtype=float)
+    ys = survival[col].to_numpy(dtype=float)
     for d, ls in ((30, ":"), (60, "--"), (90, "-.")):
+        if len(xs) and d > xs.max():
+            continue
         ax.axvline(d, color="#999999", lw=0.8, ls=ls)
+        i = np.searchsorted(xs, d, side="right") - 1   # the step value at d (as p_close_within)
+        closed = f"\n{100 * (1 - ys[i]):.0f}% closed" if i >= 0 and np.isfinite(ys[i]) else ""
+        ax.text(d, 1.0, f" {d} days{closed}", fontsize=7.5, color="#555555", va="top", ha="left")
     if median_days is not None and np.isfinite(median_days):
         ax.axhline(0.5, color="#C44E52", lw=0.8)
         ax.annotate(f"median {median_days:.0f} days", (median_days, 0.5), xytext=(5, 5),
@@ -661,31 +696,94 @@ def calibration_plot(data: pd.DataFrame, *, predicted: str = "predicted", observ
 
 # ------------------------------------------------------------------------------------------ tables
 
-def format_table(data: pd.DataFrame, *, currency: str = "", money_cols: Sequence[str] = (),
-                 pct_cols: Sequence[str] = (), days_cols: Sequence[str] = (),
-                 rename: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """A display copy of a metrics table: money, percentages and days as text, index hidden.
+#: How metric-table columns are shown: ``column -> (header, kind)``. ``{cur}`` in a header becomes
+#: `` (EUR)`` (the currency). Kinds: ``money`` (thousands separators, no decimals), ``pct`` (1 decimal
+#: and %), ``days`` (1 decimal), ``count`` (thousands separators), ``dec1`` (1 decimal), ``dec3``,
+#: ``date`` (the day), ``text``.
+DISPLAY_NAMES: dict[str, tuple[str, str]] = {
+    "stage": ("Stage", "text"), "source": ("Source", "text"), "product": ("Product", "text"),
+    "owner": ("Owner", "text"), "deal_id": ("Deal", "text"), "status": ("Status", "text"),
+    "bucket": ("Days in stage", "text"), "month": ("Month", "text"),
+    "visits": ("Visits", "count"), "deals": ("Deals", "count"), "won": ("Won", "count"),
+    "lost": ("Lost", "count"), "reached": ("Reached", "count"),
+    "mean_days": ("Mean (days)", "days"), "median_days": ("Median (days)", "days"),
+    "p90_days": ("90th percentile (days)", "days"), "days_in_stage": ("Days in stage", "days"),
+    "threshold_days": ("Stuck threshold (days)", "days"),
+    "median_days_to_close": ("Median days to close, won (days)", "days"),
+    "amount": ("Amount{cur}", "money"), "won_amount": ("Won amount{cur}", "money"),
+    "won_deals": ("Won deals", "count"), "lost_deals": ("Lost deals", "count"),
+    "win_rate": ("Win rate", "pct"), "conversion": ("Conversion", "pct"),
+    "mean_size": ("Mean won deal size{cur}", "money"), "share": ("Share of won amount", "pct"),
+    "open_amount": ("Open amount{cur}", "money"), "open_deals": ("Open deals", "count"),
+    "expected_won_deals": ("Expected won deals", "dec1"),
+    "expected_won_amount": ("Expected won amount{cur}", "money"),
+    "p_win": ("Win probability", "pct"), "mean": ("Mean{cur}", "money"), "median": ("Median{cur}", "money"),
+    "trimmed_mean": ("10% trimmed mean{cur}", "money"),
+    "created_at": ("Created", "date"), "closed_at": ("Closed", "date"),
+    "low_fence": ("Low fence{cur}", "money"), "high_fence": ("High fence{cur}", "money"),
+    "side": ("Outlier side", "text"),
+    "model": ("Model", "text"), "brier": ("Brier score (lower is better)", "dec3"),
+    "scored": ("Forecasts scored", "count"), "as_of_dates": ("Backtest dates", "count"),
+    "skill_vs_baseline": ("Improvement on the baseline", "pct"),
+}
 
-    The result is a plain DataFrame, so its HTML (``_repr_html_``) escapes any text from the data.
-    Money column headers get the currency, e.g. ``won_amount (EUR)``.
+
+def _cell(v, kind: str) -> str:
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return "-"
+    if kind == "text":
+        return str(v)
+    if kind == "date":
+        return str(pd.Timestamp(v).date())
+    f = float(v)
+    if kind == "money" or kind == "count":
+        text = f"{f:,.0f}"
+    elif kind == "pct":
+        text = f"{100 * f:.1f}%"
+    elif kind == "dec3":
+        text = f"{f:.3f}"
+    else:  # days, dec1
+        text = f"{f:,.1f}"
+    return text.lstrip("-") if not text.strip("-0.,%") else text   # "-0.0%" reads "0.0%"
+
+
+def format_table(data: pd.DataFrame, *, currency: str = "", money_cols: Sequence[str] = (),
+                 pct_cols: Sequence[str] = (), days_cols: Sequence[str] = (), count_cols: Sequence[str] = (),
+                 rename: Mapping[str, str] | None = None, names: bool = True) -> pd.DataFrame:
+    """A display copy of a metrics table: readable headers with units, every number formatted.
+
+    Columns listed in :data:`DISPLAY_NAMES` get their header (``won_amount`` -> ``Won amount (EUR)``,
+    ``mean_days`` -> ``Mean (days)``) and format (money with thousands separators, percentages with
+    one decimal, days with one decimal, counts as whole numbers) without being named here;
+    ``money_cols``/``pct_cols``/``days_cols``/``count_cols`` set the format of other columns, and
+    ``rename`` overrides headers. ``names=False`` keeps the column names. The result is plain text
+    with a hidden (plain) index, so its HTML escapes any text from the data and shows no row numbers.
     """
     out = data.copy()
+    cur = f" ({currency})" if currency else ""
+    kinds = {c: DISPLAY_NAMES[c][1] for c in out.columns if c in DISPLAY_NAMES}
+    kinds.update({c: "money" for c in money_cols})
+    kinds.update({c: "pct" for c in pct_cols})
+    kinds.update({c: "days" for c in days_cols})
+    kinds.update({c: "count" for c in count_cols})
     for c in out.columns:
-        if isinstance(out[c].dtype, pd.CategoricalDtype):
-            out[c] = out[c].astype(str)
-    for c in money_cols:
-        if c in out:
-            out[c] = [f"{v:,.0f}" if pd.notna(v) else "-" for v in out[c]]
-    for c in pct_cols:
-        if c in out:
-            out[c] = [f"{100 * v:.1f}%" if pd.notna(v) else "-" for v in out[c]]
-    for c in days_cols:
-        if c in out:
-            out[c] = [f"{v:.1f}" if pd.notna(v) else "-" for v in out[c]]
-    names = {c: f"{c} ({currency})" for c in money_cols if c in out and currency}
-    names.update(rename or {})
-    out = out.rename(columns=names)
-    out.index = pd.RangeIndex(1, len(out) + 1)
+        kind = kinds.get(c)
+        if kind is None:
+            kind = ("count" if pd.api.types.is_integer_dtype(out[c]) else
+                    "dec1" if pd.api.types.is_float_dtype(out[c]) else
+                    "date" if pd.api.types.is_datetime64_any_dtype(out[c]) else "text")
+        out[c] = [_cell(v, kind) for v in out[c]]
+    headers = {}
+    for c in out.columns:
+        if c in DISPLAY_NAMES and names:
+            headers[c] = DISPLAY_NAMES[c][0].replace("{cur}", cur)
+        elif kinds.get(c) == "money" and currency:
+            headers[c] = f"{c if not names else c.replace('_', ' ').capitalize()}{cur}"
+        elif names:
+            headers[c] = str(c).replace("_", " ").capitalize()
+    headers.update(rename or {})
+    out = out.rename(columns=headers)
+    out.index = pd.RangeIndex(len(out))
     return out
 
 

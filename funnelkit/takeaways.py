@@ -21,6 +21,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .plotting import money
@@ -30,7 +31,8 @@ __all__ = [
     "snapshot_takeaway", "stage_flow_takeaway", "time_in_stage_takeaway", "win_rate_by_time_takeaway",
     "days_to_close_takeaway", "deal_size_takeaway", "deal_size_trend_takeaway", "outliers_takeaway",
     "target_takeaway", "amount_by_takeaway", "product_mix_takeaway", "rep_takeaway",
-    "forecast_takeaway", "calibration_takeaway",
+    "forecast_takeaway", "calibration_takeaway", "survival_takeaway", "week_label", "won_amount",
+    "previous_precedes_data",
 ]
 
 
@@ -120,50 +122,91 @@ def _change(cur: Any, prev: Any, kind: str) -> str:
     if a is None or b is None:
         return "-"
     if kind == "pct":
-        return f"{100 * (a - b):+.1f} pts"
+        d = round(100 * (a - b), 1)
+        return "0.0 pts" if d == 0 else f"{d:+.1f} pts"
     if b == 0:
         return "new" if a else "0%"
-    return f"{100 * (a - b) / abs(b):+.0f}%"
+    d = round(100 * (a - b) / abs(b))
+    return "0%" if d == 0 else f"{d:+.0f}%"
 
 
-def headline_table(current: Mapping, previous: Mapping | None = None, currency: str = "") -> pd.DataFrame:
+def won_amount(summary: Mapping) -> float | None:
+    """The won amount of a :func:`~funnelkit.metrics.summary.metrics_summary` dict (sum over sources)."""
+    return _won_amount(summary)
+
+
+def previous_precedes_data(previous: Mapping | None, data_start: Any) -> bool:
+    """True when the previous period ends before the data starts (no deal created before its end).
+
+    ``previous`` is a :func:`~funnelkit.metrics.summary.metrics_summary` dict (its ``period.end`` is
+    the last day); ``data_start`` the first ``created_at`` in the data.
+    """
+    if not previous or data_start is None or pd.isna(data_start):
+        return False
+    end = (previous.get("period") or {}).get("end")
+    if not end:
+        return False
+    return pd.Timestamp(data_start) >= pd.Timestamp(end) + pd.Timedelta(days=1)
+
+
+def _no_data_text(data_start: Any) -> str:
+    return f"no data before {pd.Timestamp(data_start).date()}"
+
+
+def headline_table(current: Mapping, previous: Mapping | None = None, currency: str = "",
+                   data_start: Any = None) -> pd.DataFrame:
     """The headline numbers of a period and the change against the previous one.
 
     Both arguments are :func:`~funnelkit.metrics.summary.metrics_summary` dicts. Percent changes are
-    relative; the win rate's change is in percentage points.
+    relative; the win rate's change is in percentage points. With ``data_start`` (the first
+    ``created_at`` in the data), a previous period that ends before the data starts is shown as
+    ``no data before <date>`` with no change, instead of zeros and "new".
 
     Returns
     -------
     DataFrame
-        ``metric``, ``this period``, ``previous period``, ``change`` (all text, for display).
+        ``Metric``, ``<period label>``, ``<previous label>``, ``Change`` (all text, for display).
     """
+    before = previous_precedes_data(previous, data_start)
     rows = []
     for name, kind, get in _HEADLINES:
         cur = get(current)
-        prev = get(previous) if previous else None
-        rows.append({"metric": name, "this period": _fmt(cur, kind, currency),
-                     "previous period": _fmt(prev, kind, currency) if previous else "-",
-                     "change": _change(cur, prev, kind) if previous else "-"})
+        prev = get(previous) if previous and not before else None
+        rows.append({"Metric": name, "this period": _fmt(cur, kind, currency),
+                     "previous period": (_no_data_text(data_start) if before else
+                                         _fmt(prev, kind, currency) if previous else "-"),
+                     "Change": _change(cur, prev, kind) if previous and not before else "-"})
     out = pd.DataFrame(rows)
     labels = [(current.get("period") or {}).get("label"), ((previous or {}).get("period") or {}).get("label")]
     if labels[0]:
         out = out.rename(columns={"this period": str(labels[0])})
     if labels[1]:
         out = out.rename(columns={"previous period": str(labels[1])})
-    out.index = pd.RangeIndex(1, len(out) + 1)
+    out.index = pd.RangeIndex(len(out))
     return out
 
 
-def headline_takeaway(current: Mapping, previous: Mapping | None = None, currency: str = "") -> str:
-    """E.g. ``Won 1.2M EUR from 85 deals, up 12% on 2026Q1; win rate 31% (-2.1 pts).``"""
+def headline_takeaway(current: Mapping, previous: Mapping | None = None, currency: str = "",
+                      data_start: Any = None) -> str:
+    """E.g. ``Won 1.2M EUR from 85 deals, up 12% on 2026Q1; win rate 31% (-2.1 pts).``
+
+    With ``data_start``, a previous period before the data is not compared with (see
+    :func:`headline_table`).
+    """
     won, n = _won_amount(current), _won_deals(current)
     text = f"Won {money(won, currency)} from {n} deal{'s' if n != 1 else ''}"
+    if previous_precedes_data(previous, data_start):
+        label = (previous.get("period") or {}).get("label") or "the previous period"
+        wr = _num(current.get("win_rate"))
+        return (text + (f"; win rate {pct(wr)}" if wr is not None else "")
+                + f" (no comparison with {label}: {_no_data_text(data_start)}).")
     if previous:
         pw = _won_amount(previous)
         label = (previous.get("period") or {}).get("label") or "the previous period"
         if pw:
-            ch = (won - pw) / pw
-            text += f", {'up' if ch >= 0 else 'down'} {abs(100 * ch):.0f}% on {label}"
+            ch = round(100 * (won - pw) / pw)
+            text += (f", unchanged on {label}" if ch == 0 else
+                     f", {'up' if ch > 0 else 'down'} {abs(ch):.0f}% on {label}")
         elif won:
             text += f" (nothing was won in {label})"
     wr = _num(current.get("win_rate"))
@@ -171,7 +214,7 @@ def headline_takeaway(current: Mapping, previous: Mapping | None = None, currenc
         text += f"; win rate {pct(wr)}"
         pwr = _num((previous or {}).get("win_rate"))
         if pwr is not None:
-            text += f" ({100 * (wr - pwr):+.1f} pts)"
+            text += f" ({_change(wr, pwr, 'pct')})"
     return text + "."
 
 
@@ -190,14 +233,26 @@ def funnel_takeaway(funnel: pd.DataFrame, bottleneck: Mapping | None = None,
                      f"({pct(won / cohort['deals'] if cohort['deals'] else None)}) are won so far")
     else:
         parts.append(f"{first} deals entered the funnel")
-    conv = funnel.dropna(subset=["conversion"])
-    if bottleneck and bottleneck.get("lowest_conversion_stage") is not None:
+    conv = funnel[funnel["reached"].fillna(0) > 0].dropna(subset=["conversion"])  # no empty stages
+    entered = set(conv["stage"].astype(str))
+    if (bottleneck and bottleneck.get("lowest_conversion_stage") is not None
+            and str(bottleneck["lowest_conversion_stage"]) in entered):
         parts.append(f"the bottleneck is {bottleneck['lowest_conversion_stage']}, where only "
                      f"{pct(bottleneck.get('lowest_conversion'))} move on")
     elif len(conv):
         worst = conv.loc[conv["conversion"].idxmin()]
         parts.append(f"the bottleneck is {worst['stage']}, where only {pct(worst['conversion'])} move on")
     return "; ".join(parts) + "."
+
+
+def week_label(at: Any) -> str:
+    """The day a snapshot instant closes: ``2026-06-15 00:00`` (Sunday 24:00) -> ``'2026-06-14'``.
+
+    Snapshots are exclusive instants (they see events before them), so the week they end is the day
+    before a midnight instant; an instant during a day ends that day.
+    """
+    t = pd.Timestamp(at)
+    return str((t - pd.Timedelta(1, "ns")).date())
 
 
 def snapshot_takeaway(weekly: pd.DataFrame, bottleneck: Mapping | None = None,
@@ -211,24 +266,42 @@ def snapshot_takeaway(weekly: pd.DataFrame, bottleneck: Mapping | None = None,
             f"({'+' if last >= first else ''}{last - first:,.0f}) between the first and last snapshot")
     if bottleneck and bottleneck.get("largest_drop_stage") is not None:
         week = bottleneck.get("largest_drop_week")
-        wk = f" (week ending {pd.Timestamp(week).date()})" if week is not None and pd.notna(week) else ""
+        wk = f" (week ending {week_label(week)})" if week is not None and pd.notna(week) else ""
         drop = _num(bottleneck.get("largest_drop"))
         text += (f"; the largest weekly drop was in {bottleneck['largest_drop_stage']}"
                  + (f", {abs(drop):,.0f} deals" if drop is not None else "") + wk)
     return text + "."
 
 
-def stage_flow_takeaway(flow: pd.DataFrame) -> str:
-    """The stage whose visits most often end lost, and how many visits are still open."""
+def stage_flow_takeaway(flow: pd.DataFrame, min_visits: int = 10) -> str:
+    """The stage whose visits end lost most often (with the right wording), and how many are still open.
+
+    Stages with no visits are left out; stages with fewer than ``min_visits`` visits too, unless no
+    stage has that many. When losing is not the most common outcome of that stage, the sentence
+    says what is.
+    """
     if flow.empty or not flow["visits"].fillna(0).any():
         return "No stage visits began in this period."
     f = flow[flow["visits"] > 0].copy()
+    if (f["visits"] >= min_visits).any():
+        f = f[f["visits"] >= min_visits]
+    outcomes = [c for c in ("advanced", "skipped ahead", "moved back", "won", "lost", "still there") if c in f]
     f["lost_share"] = f["lost"] / f["visits"]
     worst = f.loc[f["lost_share"].idxmax()]
-    still = int(f["still there"].sum()) if "still there" in f else 0
-    return (f"Visits to {worst['stage']} end lost most often ({pct(worst['lost_share'])} of "
-            f"{int(worst['visits'])}); {still:,} of {int(f['visits'].sum()):,} visits begun in the "
-            "period are still open.")
+    n = int(worst["visits"])
+    still = int(flow["still there"].sum()) if "still there" in flow else 0
+    tail = (f"; {still:,} of {int(flow['visits'].sum()):,} visits begun in the period are still open.")
+    if not worst["lost"]:
+        return "No stage visit begun in the period has ended lost so far" + tail
+    largest = max(outcomes, key=lambda o: (worst[o], o == "lost")) if outcomes else "lost"
+    if largest == "lost":
+        text = (f"Visits to {worst['stage']} end lost more often than anything else: "
+                f"{pct(worst['lost_share'])} of {n:,}, the highest lost share of any stage")
+    else:
+        text = (f"{worst['stage']} loses the largest share of its visits ({pct(worst['lost_share'])} of {n:,} "
+                f"ended lost), though its most common outcome is \"{largest}\" "
+                f"({pct(worst[largest] / worst['visits'])})")
+    return text + tail
 
 
 # --------------------------------------------------------------------------------- time in stage
@@ -254,50 +327,115 @@ def time_in_stage_takeaway(tis: pd.DataFrame, stuck: pd.DataFrame | None = None,
     return "; ".join(parts) + "."
 
 
-def win_rate_by_time_takeaway(data: pd.DataFrame, min_closed: int = 5) -> str:
-    """Win rate of closed deals in the shortest vs the longest duration bucket, over all stages.
+def _trend_z(won: np.ndarray, closed: np.ndarray, pos: np.ndarray) -> float:
+    """Cochran-Armitage trend statistic of win shares over ordered buckets (negative: falling)."""
+    n = closed.sum()
+    if n <= 0:
+        return 0.0
+    p = won.sum() / n
+    t = (pos * (won - closed * p)).sum()
+    var = p * (1 - p) * ((closed * pos ** 2).sum() - (closed * pos).sum() ** 2 / n)
+    return float(t / math.sqrt(var)) if var > 0 else 0.0
 
-    Buckets with fewer than ``min_closed`` closed deals (all stages together) are left out.
+
+def _each(found: list[tuple[str, str]]) -> str:
+    if len(found) == 1:
+        return "from " + found[0][1]
+    return ", ".join(f"{s} from {t}" for s, t in found)
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def win_rate_by_time_takeaway(data: pd.DataFrame, min_closed: int = 5, min_gap: float = 0.10,
+                              z: float = 1.96) -> str:
+    """Whether win rates fall (or rise) with time in stage, stage by stage, as the chart shows them.
+
+    Per stage, only buckets with at least ``min_closed`` closed deals count (the points
+    :func:`~funnelkit.plotting.win_rate_by_time_plot` draws). A stage shows a trend only when the
+    win rate changes by at least ``min_gap`` (10 points) from its first to its last such bucket
+    *and* a Cochran-Armitage trend test over all its buckets is beyond ``z`` (5% two-sided): a
+    steady, sizable change that chance alone would rarely give. Otherwise the text says there is no
+    clear trend. The percentages quoted are points of the chart.
     """
     if data.empty or not data["deals"].fillna(0).any():
         return "Too few closed deals to relate time in stage to winning."
-    b = data.assign(_b=data["bucket"].astype(str))
     order = [str(c) for c in data["bucket"].cat.categories] if isinstance(
-        data["bucket"].dtype, pd.CategoricalDtype) else list(dict.fromkeys(b["_b"]))
-    g = b.groupby("_b")[["won", "lost"]].sum().reindex(order).dropna()
-    g = g[(g["won"] + g["lost"]) >= max(min_closed, 1)]
-    if len(g) < 2:
+        data["bucket"].dtype, pd.CategoricalDtype) else list(dict.fromkeys(data["bucket"].astype(str)))
+    stages = ([str(c) for c in data["stage"].cat.categories] if isinstance(data["stage"].dtype, pd.CategoricalDtype)
+              else list(dict.fromkeys(data["stage"].astype(str))))
+    falls, rises, flat = [], [], []
+    for s in stages:
+        d = data[data["stage"].astype(str) == s].assign(_b=lambda x: x["bucket"].astype(str))
+        d = d.groupby("_b")[["won", "lost"]].sum().reindex(order).dropna()
+        closed = d["won"] + d["lost"]
+        if "deals" in data:  # the chart filters on the deals column: use the same points
+            n = data[data["stage"].astype(str) == s].assign(_b=lambda x: x["bucket"].astype(str)) \
+                .groupby("_b")["deals"].sum().reindex(d.index)
+            keep = n >= max(min_closed, 1)
+        else:
+            keep = closed >= max(min_closed, 1)
+        d, closed = d[keep & (closed > 0)], closed[keep & (closed > 0)]
+        if len(d) < 2:
+            continue
+        rate = d["won"] / closed
+        pos = np.array([order.index(b) for b in d.index], dtype=float)
+        stat = _trend_z(d["won"].to_numpy(float), closed.to_numpy(float), pos)
+        first, last = rate.iloc[0], rate.iloc[-1]
+        desc = (s, f"{pct(first)} ({d.index[0]}) to {pct(last)} ({d.index[-1]})")
+        if first - last >= min_gap and stat <= -z:
+            falls.append(desc)
+        elif last - first >= min_gap and stat >= z:
+            rises.append(desc)
+        else:
+            flat.append(s)
+    if not (falls or rises or flat):
         return "Too few closed deals to relate time in stage to winning."
-    rate = g["won"] / (g["won"] + g["lost"])
-    lo, hi = rate.iloc[0], rate.iloc[-1]
-    trend = "the longer deals sit, the less they close" if hi < lo else "time in stage does not lower the win rate here"
-    return (f"Closed deals that spent {g.index[0]} in a stage won {pct(lo)}, those that spent "
-            f"{g.index[-1]} won {pct(hi)}: {trend}.")
+    parts = []
+    if falls:
+        parts.append(f"In {_join([s for s, _ in falls])}, the longer deals sat, the less often they were won: "
+                     + _each(falls))
+    if rises:
+        parts.append(f"in {_join([s for s, _ in rises])}, deals that sat longer were won more often: "
+                     + _each(rises))
+    if not parts:
+        return ("Win rates show no clear trend with time in stage (no stage has a steady change of "
+                f"{100 * min_gap:.0f}+ points beyond chance).")
+    if flat:
+        parts.append(f"no clear trend in {_join(flat)}")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
 
 
 # --------------------------------------------------------------------------------- days to close
 
 def days_to_close_takeaway(dtc: pd.DataFrame, survival: Any = None) -> str:
-    """Median days to close for won and lost deals, plus the censoring-aware estimate."""
+    """Median days to close for won and lost deals (plus, with ``survival``, :func:`survival_takeaway`)."""
     def med(status):
         r = dtc[dtc["status"].astype(str) == status]
         return (_num(r["median_days"].iloc[0]), int(r["deals"].iloc[0])) if len(r) else (None, 0)
     (w, nw), (lo, nl) = med("won"), med("lost")
-    parts = []
     if w is not None or lo is not None:
-        parts.append(f"Won deals closed in a median {_days(w)} (n={nw}), lost deals in {_days(lo)} (n={nl})")
+        text = f"Won deals closed in a median {_days(w)} (n={nw}), lost deals in {_days(lo)} (n={nl})"
     else:
-        parts.append("No deals closed in this period")
+        text = "No deals closed in this period"
     if survival is not None:
-        m = _num(getattr(survival, "median_days", None))
-        p30 = _num(survival.p_close_within(30)) if hasattr(survival, "p_close_within") else None
-        p90 = _num(survival.p_close_within(90)) if hasattr(survival, "p_close_within") else None
-        s = "counting open deals too, "
-        s += f"half close within {_days(m)}" if m is not None else "fewer than half have closed so far"
-        if p30 is not None and p90 is not None:
-            s += f", {pct(p30)} within 30 days and {pct(p90)} within 90"
-        parts.append(s)
-    return "; ".join(parts) + "."
+        s = survival_takeaway(survival)
+        text += "; " + s[0].lower() + s[1:-1]
+    return text + "."
+
+
+def survival_takeaway(survival: Any) -> str:
+    """The censoring-aware close times of the cohort (Kaplan-Meier): median and share closed by 30/90 days."""
+    m = _num(getattr(survival, "median_days", None))
+    p30 = _num(survival.p_close_within(30)) if hasattr(survival, "p_close_within") else None
+    p90 = _num(survival.p_close_within(90)) if hasattr(survival, "p_close_within") else None
+    s = "Counting open deals too, "
+    s += f"half close within {_days(m)}" if m is not None else "fewer than half have closed so far"
+    if p30 is not None and p90 is not None:
+        s += f", {pct(p30)} within 30 days and {pct(p90)} within 90"
+    return s + "."
 
 
 # ------------------------------------------------------------------------------------- deal size
@@ -321,16 +459,37 @@ def deal_size_takeaway(size: Mapping, currency: str = "") -> str:
 
 
 def deal_size_trend_takeaway(monthly: pd.DataFrame, currency: str = "") -> str:
-    """Change of the monthly median won deal size from the first to the last month with deals."""
+    """The monthly median won deal size over every month of the period, not just the first and last.
+
+    With up to four months each month is named; with more, the range and the direction. A direction
+    ("rose"/"fell") is claimed only when every month moved the same way; otherwise the text gives the
+    range and says there is no steady trend.
+    """
     m = monthly.dropna(subset=["median"])
     if len(m) < 2:
         return "Too few months with won deals to show a trend."
-    a, b = m.iloc[0], m.iloc[-1]
-    ch = (b["median"] - a["median"]) / a["median"] if a["median"] else None
-    direction = "rose" if b["median"] > a["median"] else "fell" if b["median"] < a["median"] else "held"
-    return (f"The median won deal {direction} from {money(a['median'], currency)} in {a['month']} to "
-            f"{money(b['median'], currency)} in {b['month']}"
-            + (f" ({100 * ch:+.0f}%)" if ch is not None else "") + ".")
+    v = m["median"].to_numpy(dtype=float)
+    months = m["month"].astype(str).tolist()
+    steps = np.diff(v)
+    lo, hi = int(np.argmin(v)), int(np.argmax(v))
+    if (steps > 0).all():
+        how = "rose every month"
+    elif (steps < 0).all():
+        how = "fell every month"
+    elif v.min() == v.max():
+        how = "held steady"
+    else:
+        how = "had no steady trend"
+    if len(m) <= 4:
+        each = ", ".join(f"{money(x, currency)} in {mo}" for x, mo in zip(v, months))
+        text = f"The monthly median won deal {how}: {each}"
+    else:
+        text = (f"The monthly median won deal {how} over {len(m)} months, from {money(v[0], currency)} in "
+                f"{months[0]} to {money(v[-1], currency)} in {months[-1]}")
+    if how == "had no steady trend":
+        text += (f" (lowest {money(v[lo], currency)} in {months[lo]}, highest {money(v[hi], currency)} "
+                 f"in {months[hi]})") if len(m) > 4 else ""
+    return text + "."
 
 
 def outliers_takeaway(outliers: pd.DataFrame, total_won: float | None = None, currency: str = "") -> str:

@@ -74,7 +74,19 @@ def slice_values(ds: Dataset, column: str, max_slices: int | None = 8) -> list[s
     return values[:max_slices] if max_slices else values
 
 
-def _render(chart: Callable, ds: Dataset, period: Period, dpi: int) -> str | None:
+def _name_slice(fig: Figure, label: str) -> None:
+    """Add the slice to the chart's title: ``Funnel ... — source: Referrals``."""
+    sup = getattr(fig, "_suptitle", None)
+    if sup is not None and sup.get_text():
+        sup.set_text(f"{sup.get_text()} — {label}")
+        return
+    for ax in fig.axes:
+        if ax.get_title():
+            ax.set_title(f"{ax.get_title()} — {label}")
+            return
+
+
+def _render(chart: Callable, ds: Dataset, period: Period, dpi: int, label: str = "") -> str | None:
     before = set(plt.get_fignums())
     try:
         out = chart(ds, period)
@@ -86,6 +98,8 @@ def _render(chart: Callable, ds: Dataset, period: Period, dpi: int) -> str | Non
     fig = out.figure if isinstance(out, Axes) else out
     if not isinstance(fig, Figure):
         raise TypeError("chart must return a matplotlib Axes or Figure")
+    if label:
+        _name_slice(fig, label)
     return png_data_uri(fig, dpi)
 
 
@@ -101,7 +115,8 @@ def sliced_views(ds: Dataset, period: Period, *, chart: Callable[[Dataset, Perio
     chart
         ``chart(ds_slice, period)`` draws one chart and returns its Axes or Figure.
     by
-        Columns of ``ds.deals`` to slice by; each value with deals becomes a view.
+        Columns of ``ds.deals`` to slice by; each value with deals becomes a view (a column with a
+        single value adds no views). Each chart's title names its slice (``... — source: Web``).
     title
         Caption shown beside the selector (escaped).
     max_slices
@@ -116,12 +131,14 @@ def sliced_views(ds: Dataset, period: Period, *, chart: Callable[[Dataset, Perio
     """
     slices: list[tuple[str, Dataset]] = [(ALL, ds)]
     for col in by:
+        if len(slice_values(ds, col, None)) < 2:   # one value only: its slice is just "All deals"
+            continue
         for value in slice_values(ds, col, max_slices):
             slices.append((f"{col}: {value}", ds.filter(**{col: value})))
     block_id = f"fk-views-{next(_counter)}-{uuid.uuid4().hex[:8]}"
     options, figures, labels = [], [], []
     for label, sub in slices:
-        uri = _render(chart, sub, period, dpi)
+        uri = _render(chart, sub, period, dpi, label)
         i = len(labels)
         labels.append(label)
         text = html.escape(label, quote=True)

@@ -140,7 +140,8 @@ class Explorer:
         out.outputs = ()
         for item in items:
             if isinstance(item, pd.DataFrame):
-                obj = HTML(item.to_html(escape=True, na_rep="-", border=0, max_rows=25))
+                obj = HTML(item.to_html(escape=True, na_rep="-", border=0, max_rows=25,
+                                        index=not isinstance(item.index, pd.RangeIndex)))
             elif isinstance(item, str):
                 obj = HTML(item)
             else:
@@ -184,19 +185,17 @@ class Explorer:
                                      title=f"Days per visit in {stage}"),
                    fkp.win_rate_by_time_plot(wrt, palette=palette, title=f"Win rate by days in {stage}"),
                    f"<h4>Stuck deals in {html.escape(stage)}</h4>",
-                   fkp.format_table(stuck, currency=cur, money_cols=["amount"],
-                                    days_cols=["days_in_stage", "threshold_days"]))
+                   fkp.format_table(stuck, currency=cur))
 
         by_source = ab.amount_by(ds, period, by="source")
         by_product = ab.amount_by(ds, period, by="product")
-        fmt = dict(currency=cur, money_cols=["won_amount", "mean_size", "open_amount"], pct_cols=["win_rate", "share"])
         self._fill(self.outputs["tables"],
                    fkp.amount_by_plot(by_source, by="source", currency=cur),
                    tk.as_html(tk.amount_by_takeaway(by_source, "source", cur)),
-                   fkp.format_table(by_source, **fmt),
+                   fkp.format_table(by_source, currency=cur),
                    fkp.product_mix_plot(by_product, by="product", currency=cur),
                    tk.as_html(tk.product_mix_takeaway(by_product, "product", cur)),
-                   fkp.format_table(by_product, **fmt))
+                   fkp.format_table(by_product, currency=cur))
         self.last = {"funnel": fun, "weekly": weekly, "visits": visits, "stuck": stuck,
                      "win_rate_by_time": wrt, "by_source": by_source, "by_product": by_product}
 

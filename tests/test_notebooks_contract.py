@@ -72,3 +72,97 @@ def test_report_period_from_parameters():
     assert str(p.as_of) == "2026-02-15 00:00:00" and str(p.end.date()) == "2026-01-31"
     with pytest.raises(ValueError):
         fkn.report_period("")
+
+
+def _code(path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
+
+def test_report_hides_no_warnings_and_computes_nothing_itself():
+    code = _code(REPORT)
+    assert "filterwarnings" not in code and "simplefilter" not in code   # warnings become notes
+    assert "fkn.warnings_as_notes()" in code
+    assert ".sum(" not in code and ".mean(" not in code                  # no metric logic in the notebook
+    assert "days_cols=" not in code and "money_cols=" not in code         # one table helper formats everything
+
+
+def test_every_report_table_goes_through_a_display_helper():
+    import re
+    code = _code(REPORT)
+    calls = re.findall(r"fkn\.show_table\(([\w.]+)\(", code)
+    assert calls and set(calls) <= {"fkn.format_table", "tk.headline_table", "fkn.target_plan_table",
+                                    "fkn.backtest_table"}, calls
+
+
+def test_each_chart_appears_once():
+    code = _code(REPORT)
+    # amount by source / product: only the sliced view (its default is All deals), no static copy
+    assert "fkp.amount_by_plot(" not in code and "fkp.product_mix_plot(" not in code
+    assert code.count("tk.days_to_close_takeaway(") == 1 and code.count("tk.survival_takeaway(") == 1
+
+
+def test_as_of_reads_as_end_of_period():
+    assert fkn.as_of_text(fkn.report_period("2026Q2")) == "2026-06-30 24:00 (end of period)"
+    assert fkn.as_of_text(fkn.report_period("2026Q2", as_of="2026-07-01 12:00")) == "2026-07-01 12:00"
+
+
+def test_target_plan_table_shows_each_count_once_rounded_up():
+    plan = {"target": 622431.0, "currency": "USD", "size_measure": "mean", "deal_size": 6817.43,
+            "win_rate": 0.18993, "deals_needed": 91.3, "deals_to_work": 480.7,
+            "deals_needed_whole": 92, "deals_to_work_whole": 481}
+    t = fkn.target_plan_table(plan, "USD")
+    assert t["Value"].tolist() == ["622,431", "6,817", "19.0%", "92", "481"]
+    assert t["Plan"].iloc[3].startswith("Deals to win") and "rounded up" in t["Plan"].iloc[3]
+    assert not t["Value"].str.contains(r"\.\d", regex=True).iloc[[0, 1, 3, 4]].any()  # no 91.3 next to 92
+    # without the *_whole keys the counts are rounded up here
+    t = fkn.target_plan_table({k: v for k, v in plan.items() if not k.endswith("_whole")}, "USD")
+    assert t["Value"].tolist()[3:] == ["92", "481"]
+
+
+def _tiny_data(root, sources):
+    from test_views import write_tiny
+    root = write_tiny(root)
+    lines = (root / "deals.csv").read_text().splitlines()
+    rows = [line.split(",") for line in lines[1:]]
+    (root / "deals.csv").write_text(lines[0] + "\n" + "\n".join(
+        ",".join(r[:5] + [sources[i % len(sources)]] + r[6:]) for i, r in enumerate(rows)) + "\n")
+    return fk_load(root)
+
+
+def fk_load(root):
+    import funnelkit as fk
+    return fk.load(root)
+
+
+def test_single_value_note(tmp_path):
+    ds = _tiny_data(tmp_path / "a", [""])
+    assert fkn.single_value_note(ds, "source") == (
+        "The data has no source information (every deal's source is \"(not set)\").")
+    ds = _tiny_data(tmp_path / "b", ["Web"])
+    assert fkn.single_value_note(ds, "source").startswith("Every deal has the same source, Web")
+    ds = _tiny_data(tmp_path / "c", ["Web", "Ads"])
+    assert fkn.single_value_note(ds, "source") is None
+
+
+def test_previous_summary_before_the_data(tmp_path):
+    ds = _tiny_data(tmp_path / "d", ["Web"])       # first deal 2026-04-01 09:00
+    prev = fkn.previous_summary(ds, fkn.report_period("2026Q1"))
+    assert prev == {"period": {"start": "2026-01-01", "end": "2026-03-31", "label": "2026Q1"}}
+    from funnelkit import takeaways as tk
+    assert tk.previous_precedes_data(prev, fkn.data_start(ds))
+    assert "amount_by_source" in fkn.previous_summary(ds, fkn.report_period("2026Q2"))
+
+
+def test_funnelkit_warnings_become_notes(monkeypatch):
+    import warnings
+    shown = []
+    monkeypatch.setattr(fkn, "show_note", shown.append)
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
+    fkn.warnings_as_notes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn_explicit("no deal closed before 2024-10-01", RuntimeWarning,
+                               fkn.__file__, 1)
+        warnings.warn_explicit("no deal closed before 2024-10-01", RuntimeWarning, fkn.__file__, 2)
+    assert shown == ["no deal closed before 2024-10-01"]   # once, as a note

@@ -177,7 +177,70 @@ def test_money(value, expected):
 def test_format_table_escapes_and_formats():
     df = pd.DataFrame({"source": ["<script>alert(1)</script>"], "won_amount": [1234.5], "win_rate": [0.3333],
                        "days": [np.nan]})
-    out = fkp.format_table(df, currency="EUR", money_cols=["won_amount"], pct_cols=["win_rate"], days_cols=["days"])
-    assert list(out.columns) == ["source", "won_amount (EUR)", "win_rate", "days"]
+    out = fkp.format_table(df, currency="EUR", days_cols=["days"])
+    assert list(out.columns) == ["Source", "Won amount (EUR)", "Win rate", "Days"]
     assert out.iloc[0].tolist() == ["<script>alert(1)</script>", "1,234", "33.3%", "-"]
     assert "<script>" not in out._repr_html_() and "&lt;script&gt;" in out._repr_html_()
+    assert isinstance(out.index, pd.RangeIndex) and out.index[0] == 0  # a plain index: not shown
+
+
+def test_format_table_headers_have_units_and_numbers_are_formatted():
+    tis = pd.DataFrame({"stage": cat(STAGES), "visits": [1200, 3, 0], "mean_days": [7.06, 15.44, np.nan],
+                        "median_days": [4.9, 10.0, np.nan], "p90_days": [14.66, 26.6, np.nan]})
+    out = fkp.format_table(tis)
+    assert list(out.columns) == ["Stage", "Visits", "Mean (days)", "Median (days)", "90th percentile (days)"]
+    assert out.iloc[0].tolist() == ["Lead", "1,200", "7.1", "4.9", "14.7"]
+    assert out.iloc[2].tolist() == ["Proposal", "0", "-", "-", "-"]
+    fc = pd.DataFrame({"owner": ["Ann"], "open_deals": [3], "expected_won_deals": [1.234],
+                       "expected_won_amount": [12345.6], "median_days_to_close": [47.08], "share": [-0.0001]})
+    out = fkp.format_table(fc, currency="USD")
+    assert list(out.columns) == ["Owner", "Open deals", "Expected won deals", "Expected won amount (USD)",
+                                 "Median days to close, won (days)", "Share of won amount"]
+    assert out.iloc[0].tolist() == ["Ann", "3", "1.2", "12,346", "47.1", "0.0%"]   # never "-0.0%"
+    bt = pd.DataFrame({"brier": [0.203142], "scored": [671], "skill_vs_baseline": [0.04275]},
+                      index=pd.Index(["stage + time in stage"], name="model")).reset_index()
+    out = fkp.format_table(bt)
+    assert out.iloc[0].tolist() == ["stage + time in stage", "0.203", "671", "4.3%"]
+    assert "Brier score (lower is better)" in out.columns
+    assert not any("_" in c for c in out.columns)
+
+
+def test_days_to_close_labels_name_each_marker():
+    dtc = pd.DataFrame({"status": ["won", "lost"], "deals": [34, 128], "mean_days": [80.0, 27.0],
+                        "median_days": [57.0, 16.0]})
+    ax = fkp.days_to_close_plot(dtc)
+    texts = {t.get_text(): t.get_position()[0] for t in ax.texts}
+    assert set(texts) == {"median 57 d · mean 80 d · n=34", "median 16 d · mean 27 d · n=128"}
+    # the labels stand in one column right of every bar and dot, not at the mean dot
+    assert len(set(texts.values())) == 1 and min(texts.values()) > 80
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "mean (dot)" in legend and "won: median (bar)" in legend
+
+
+def test_duration_plot_has_plain_day_ticks_and_legend_outside():
+    visits = pd.DataFrame({"stage": cat(["Lead", "Lead", "Demo"]), "days": [0.5, 3.0, 60.0]})
+    thr = pd.DataFrame({"stage": cat(STAGES), "threshold_days": [2.5, 9.0, np.nan]})
+    ax = fkp.duration_plot(visits, stages=STAGES, thresholds=thr)
+    ax.figure.canvas.draw()
+    ticks = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert ticks and set(ticks) <= {"0.5", "1", "3", "7", "14", "30", "90"} and "3" in ticks
+    assert not any("10^" in t or "$" in t for t in ticks)
+    box = ax.get_legend().get_window_extent()
+    assert box.y1 < ax.get_window_extent().y0          # the legend sits below the axes
+
+
+def test_survival_day_lines_are_labelled():
+    sf = pd.DataFrame({"KM_estimate": [1.0, 0.6, 0.3, 0.1]}, index=[0.0, 10.0, 40.0, 95.0])
+    ax = fkp.survival_plot(sf)
+    texts = [t.get_text() for t in ax.texts]
+    assert " 30 days\n40% closed" in texts and " 60 days\n70% closed" in texts and " 90 days\n70% closed" in texts
+
+
+def test_snapshot_weeks_are_plotted_on_their_sunday(weekly):
+    ax = fkp.snapshot_plot(weekly)
+    xs = ax.get_xlim()
+    import matplotlib.dates as mdates
+    first = mdates.num2date(xs[0]).replace(tzinfo=None)
+    assert pd.Timestamp(first).date() == pd.Timestamp("2026-04-05").date()   # snapshot at Monday 04-06 00:00
+
+

@@ -27,23 +27,51 @@ def summary(label, won, won_deals, win_rate, mean=None):
 
 def test_headline_table_changes():
     t = tk.headline_table(summary("2026Q2", 1200.0, 6, 0.30, 200.0), summary("2026Q1", 1000.0, 4, 0.25, 250.0), "EUR")
-    assert list(t.columns) == ["metric", "2026Q2", "2026Q1", "change"]
-    row = t.set_index("metric")
+    assert list(t.columns) == ["Metric", "2026Q2", "2026Q1", "Change"]
+    row = t.set_index("Metric")
     assert row.loc["Won amount"].tolist() == ["1,200 EUR", "1,000 EUR", "+20%"]
-    assert row.loc["Won deals", "change"] == "+50%"
+    assert row.loc["Won deals", "Change"] == "+50%"
     assert row.loc["Win rate"].tolist() == ["30.0%", "25.0%", "+5.0 pts"]
-    assert row.loc["Mean won deal size", "change"] == "-20%"
-    assert row.loc["Median won deal size", "change"] == "-"
+    assert row.loc["Mean won deal size", "Change"] == "-20%"
+    assert row.loc["Median won deal size", "Change"] == "-"
     assert row.loc["Open pipeline amount", "2026Q2"] == "50 EUR"
     assert row.loc["Median days to close (won)", "2026Q2"] == "12.2"
 
 
 def test_headline_without_previous_and_from_zero():
     t = tk.headline_table(summary("P", 10.0, 1, 0.5), None)
-    assert (t["change"] == "-").all()
+    assert (t["Change"] == "-").all()
     cur, prev = summary("2026Q2", 500.0, 2, 0.5), summary("2026Q1", 0.0, 0, None)
-    assert tk.headline_table(cur, prev).set_index("metric").loc["Won amount", "change"] == "new"
+    assert tk.headline_table(cur, prev).set_index("Metric").loc["Won amount", "Change"] == "new"
     assert tk.headline_takeaway(cur, prev, "EUR") == "Won 500 EUR from 2 deals (nothing was won in 2026Q1); win rate 50%."
+
+
+def test_changes_that_round_to_zero_have_no_sign():
+    # -0.2% and -0.04 pts round to zero: "0%" and "0.0 pts", never "-0%"
+    t = tk.headline_table(summary("B", 998.0, 4, 0.2500), summary("A", 1000.0, 4, 0.2504), "EUR")
+    row = t.set_index("Metric")
+    assert row.loc["Won amount", "Change"] == "0%"
+    assert row.loc["Won deals", "Change"] == "0%"
+    assert row.loc["Win rate", "Change"] == "0.0 pts"
+    assert tk.headline_takeaway(summary("B", 998.0, 4, 0.25), summary("A", 1000.0, 4, 0.25)) == (
+        "Won 998 from 4 deals, unchanged on A; win rate 25% (0.0 pts).")
+
+
+def test_previous_period_before_the_data_is_not_compared():
+    cur = summary("2024Q4", 500.0, 2, 0.5)
+    prev = {"period": {"label": "2024Q3", "start": "2024-07-01", "end": "2024-09-30"}}
+    start = pd.Timestamp("2024-10-01 07:00")
+    assert tk.previous_precedes_data(prev, start)
+    assert not tk.previous_precedes_data(prev, pd.Timestamp("2024-09-30 23:00"))  # a deal on its last day
+    t = tk.headline_table(cur, prev, "EUR", data_start=start).set_index("Metric")
+    assert (t["2024Q3"] == "no data before 2024-10-01").all()
+    assert (t["Change"] == "-").all()
+    assert tk.headline_takeaway(cur, prev, "EUR", data_start=start) == (
+        "Won 500 EUR from 2 deals; win rate 50% (no comparison with 2024Q3: no data before 2024-10-01).")
+    # a previous period with data is compared as usual
+    real_prev = summary("2024Q3", 250.0, 1, 0.5) | {"period": {"label": "2024Q3", "end": "2024-09-30"}}
+    assert tk.headline_table(cur, real_prev, "EUR", data_start=pd.Timestamp("2024-08-01")) \
+        .set_index("Metric").loc["Won amount", "Change"] == "+100%"
 
 
 def test_headline_takeaway():
@@ -86,12 +114,41 @@ def test_funnel_takeaway_uses_cohort_and_bottleneck():
 def test_snapshot_and_flow_takeaways():
     w = pd.DataFrame({"at": pd.to_datetime(["2026-04-06", "2026-04-06", "2026-04-13", "2026-04-13"]),
                       "stage": ["A", "B", "A", "B"], "open_deals": [5, 5, 3, 4]})
+    # the drop seen at the Monday 2026-04-13 00:00 snapshot is the week ending Sunday 2026-04-12
     b = {"largest_drop_stage": "A", "largest_drop": 2, "largest_drop_week": pd.Timestamp("2026-04-13")}
     assert tk.snapshot_takeaway(w, b) == ("Open deals went from 10 to 7 (-3) between the first and last snapshot; "
-                                          "the largest weekly drop was in A, 2 deals (week ending 2026-04-13).")
-    flow = pd.DataFrame({"stage": ["A", "B"], "visits": [10, 4], "lost": [2, 3], "still there": [1, 1]})
-    assert tk.stage_flow_takeaway(flow) == ("Visits to B end lost most often (75% of 4); 2 of 14 visits begun "
-                                            "in the period are still open.")
+                                          "the largest weekly drop was in A, 2 deals (week ending 2026-04-12).")
+    assert tk.week_label(pd.Timestamp("2026-06-15")) == "2026-06-14"      # Monday 00:00 = Sunday 24:00
+    assert tk.week_label(pd.Timestamp("2026-06-30 12:00")) == "2026-06-30"
+
+
+def flow_table(stage, visits, advanced, won, lost, still):
+    return pd.DataFrame({"stage": stage, "visits": visits, "advanced": advanced, "skipped ahead": 0,
+                         "moved back": 0, "won": won, "lost": lost, "still there": still})
+
+
+def test_stage_flow_takeaway_names_the_largest_outcome():
+    # B: lost 3 of 4 is its largest outcome
+    flow = flow_table(["A", "B"], [10, 4], [7, 0], [0, 0], [2, 3], [1, 1])
+    assert tk.stage_flow_takeaway(flow, min_visits=1) == (
+        "Visits to B end lost more often than anything else: 75% of 4, the highest lost share of any stage; "
+        "2 of 14 visits begun in the period are still open.")
+    # Engaging: 16% lost is the highest lost share, but most visits are still open: say so
+    maven = flow_table(["Prospecting", "Engaging"], [0, 100], [0, 0], [0, 23], [0, 16], [0, 61])
+    assert tk.stage_flow_takeaway(maven) == (
+        "Engaging loses the largest share of its visits (16% of 100 ended lost), though its most common "
+        "outcome is \"still there\" (61%); 61 of 100 visits begun in the period are still open.")
+    # stages with fewer than min_visits visits are not compared (B, 4 visits)
+    assert tk.stage_flow_takeaway(flow).startswith("A loses the largest share of its visits (20% of 10")
+
+
+def test_empty_stages_draw_no_conclusion():
+    # "Prospecting" was never entered: no bottleneck there, even if the metric named it
+    f = pd.DataFrame({"stage": ["Prospecting", "Engaging"], "reached": [0, 50], "conversion": [None, 0.4]})
+    assert tk.funnel_takeaway(f, {"lowest_conversion_stage": "Prospecting", "lowest_conversion": 0.0}) == (
+        "0 deals entered the funnel; the bottleneck is Engaging, where only 40% move on.")
+    tis = pd.DataFrame({"stage": ["Prospecting", "Engaging"], "median_days": [None, 9.0], "p90_days": [None, 30.0]})
+    assert tk.time_in_stage_takeaway(tis).startswith("Deals sit longest in Engaging")
 
 
 def test_time_in_stage_takeaway():
@@ -103,15 +160,40 @@ def test_time_in_stage_takeaway():
     assert tk.time_in_stage_takeaway(tis, stuck.iloc[:0]).endswith("no open deal is stuck past its stage's threshold.")
 
 
-def test_win_rate_by_time_takeaway_pools_stages():
-    d = pd.DataFrame({"stage": ["A", "A", "B", "B"],
-                      "bucket": pd.Categorical(["0-7", "7+", "0-7", "7+"], categories=["0-7", "7+"]),
-                      "deals": [4, 4, 6, 2], "won": [2, 1, 4, 0], "lost": [2, 3, 2, 2]})
-    # 0-7: 6 won of 10 = 60%; 7+: 1 won of 6 = 17%
-    assert tk.win_rate_by_time_takeaway(d) == ("Closed deals that spent 0-7 in a stage won 60%, those that spent "
-                                               "7+ won 17%: the longer deals sit, the less they close.")
-    # with 7 closed deals needed, the 7+ bucket (6 closed) is left out and no comparison is possible
-    assert tk.win_rate_by_time_takeaway(d, min_closed=7).startswith("Too few closed deals")
+def wrt(rows):
+    """rows: (stage, bucket, won, lost)"""
+    d = pd.DataFrame(rows, columns=["stage", "bucket", "won", "lost"])
+    d["bucket"] = pd.Categorical(d["bucket"], categories=["0-7", "7-30", "30+"])
+    d["stage"] = pd.Categorical(d["stage"], categories=["Empty", "A", "B"])
+    return d.assign(deals=d["won"] + d["lost"], win_rate=d["won"] / (d["won"] + d["lost"]))
+
+
+def test_win_rate_by_time_claims_a_decline_only_on_evidence():
+    # A: 30/40 = 75%, 20/40 = 50%, 8/40 = 20%: steady, 55 points, trend z about -4.9 -> a decline.
+    # B: 5/10 = 50%, 4/10 = 40%: 10 points but z about -0.45 (noise) -> no clear trend.
+    d = wrt([("A", "0-7", 30, 10), ("A", "7-30", 20, 20), ("A", "30+", 8, 32),
+             ("B", "0-7", 5, 5), ("B", "7-30", 4, 6), ("B", "30+", 0, 1)])
+    assert tk.win_rate_by_time_takeaway(d) == (
+        "In A, the longer deals sat, the less often they were won: from 75% (0-7) to 20% (30+); "
+        "no clear trend in B.")
+    # B's 30+ bucket (1 closed deal) is below the chart's 5-deal minimum: its 0% is not quoted
+
+
+def test_win_rate_by_time_is_neutral_on_noise_and_small_gaps():
+    # first 60% (6/10) vs last 17% (1/6) pooled was called a decline before; per stage it is noise
+    d = wrt([("A", "0-7", 2, 3), ("A", "7-30", 1, 4), ("B", "0-7", 4, 2), ("B", "7-30", 3, 3)])
+    assert tk.win_rate_by_time_takeaway(d) == (
+        "Win rates show no clear trend with time in stage (no stage has a steady change of 10+ points "
+        "beyond chance).")
+    # significant but small (5 points over 4000 deals) -> no claim either
+    big = wrt([("A", "0-7", 1100, 900), ("A", "30+", 1000, 1000)])
+    assert tk.win_rate_by_time_takeaway(big).startswith("Win rates show no clear trend")
+    assert tk.win_rate_by_time_takeaway(big, min_gap=0.04).startswith("In A, the longer deals sat")
+    # a rise is reported as a rise
+    up = wrt([("B", "0-7", 10, 30), ("B", "7-30", 20, 20), ("B", "30+", 30, 10)])
+    assert tk.win_rate_by_time_takeaway(up) == (
+        "In B, deals that sat longer were won more often: from 25% (0-7) to 75% (30+).")
+    assert tk.win_rate_by_time_takeaway(wrt([("A", "0-7", 2, 1)])).startswith("Too few closed deals")
 
 
 def test_days_to_close_takeaway_with_survival():
@@ -122,6 +204,9 @@ def test_days_to_close_takeaway_with_survival():
         "Won deals closed in a median 35 days (n=3), lost deals in 8 days (n=5); counting open deals too, "
         "half close within 22 days, 60% within 30 days and 90% within 90.")
     assert tk.days_to_close_takeaway(dtc.iloc[:0]) == "No deals closed in this period."
+    # the chart under the survival curve gets only the survival part (no repeat of the medians)
+    assert tk.survival_takeaway(surv) == "Counting open deals too, half close within 22 days, 60% within 30 days and 90% within 90."
+    assert tk.days_to_close_takeaway(dtc) == "Won deals closed in a median 35 days (n=3), lost deals in 8 days (n=5)."
 
 
 def test_deal_size_takeaways():
@@ -132,7 +217,17 @@ def test_deal_size_takeaways():
         "mean and median agree, so a few big deals do not distort the average.")
     assert tk.deal_size_takeaway({"deals": 0, "mean": None}) == "No won deals with a known amount in this period."
     m = pd.DataFrame({"month": ["2026-04", "2026-05", "2026-06"], "median": [200.0, None, 250.0]})
-    assert tk.deal_size_trend_takeaway(m, "EUR") == "The median won deal rose from 200 EUR in 2026-04 to 250 EUR in 2026-06 (+25%)."
+    assert tk.deal_size_trend_takeaway(m, "EUR") == (
+        "The monthly median won deal rose every month: 200 EUR in 2026-04, 250 EUR in 2026-06.")
+    # the middle month counts: 2.1k, 5.7k, 2.5k is no rise
+    m = pd.DataFrame({"month": ["2026-04", "2026-05", "2026-06"], "median": [2100.0, 5700.0, 2500.0]})
+    assert tk.deal_size_trend_takeaway(m, "USD") == (
+        "The monthly median won deal had no steady trend: 2.1k USD in 2026-04, 5.7k USD in 2026-05, "
+        "2.5k USD in 2026-06.")
+    m = pd.DataFrame({"month": [f"2026-0{i}" for i in range(1, 7)], "median": [300.0, 250, 900, 200, 260, 280]})
+    assert tk.deal_size_trend_takeaway(m) == (
+        "The monthly median won deal had no steady trend over 6 months, from 300 in 2026-01 to 280 in 2026-06 "
+        "(lowest 200 in 2026-04, highest 900 in 2026-03).")
     out = pd.DataFrame({"amount": [900.0, 100.0]})
     assert tk.outliers_takeaway(out, 4000.0, "EUR") == (
         "2 outlier deals (beyond 1.5 IQR of log amount) total 1.0k EUR (25% of the won amount).")

@@ -108,3 +108,30 @@ def test_block_ids_are_unique(tiny):
     idb = re.search(r'id="(fk-views-[^"]+)"', b.html).group(1)
     assert ida != idb
     assert f"getElementById('{ida}')" in a.html
+
+
+def test_each_view_title_names_its_slice(tiny, monkeypatch):
+    titles = []
+    real = views._name_slice
+
+    def spy(fig, label):
+        real(fig, label)
+        titles.append(fig.axes[0].get_title() if not fig._suptitle else fig._suptitle.get_text())
+    monkeypatch.setattr(views, "_name_slice", spy)
+    views.sliced_views(tiny, Q2, chart=views.funnel_chart, by=["source"])
+    assert titles == ["Funnel: deals reaching each stage — All deals", "Funnel: deals reaching each stage — source: Web",
+                      f"Funnel: deals reaching each stage — source: {HOSTILE}"]
+    titles.clear()
+    views.sliced_views(tiny, Q2, chart=views.product_mix_chart, by=["product"], max_slices=1)
+    assert titles[1].endswith(" — product: A") and titles[1].startswith("Won amount, won deals")
+
+
+def test_a_column_with_one_value_adds_no_views(tmp_path):
+    root = write_tiny(tmp_path / "one")
+    deals = (root / "deals.csv").read_text().splitlines()
+    # every deal's product is A: a "product: A" view would repeat "All deals"
+    (root / "deals.csv").write_text("\n".join([deals[0]] + [",".join(r.split(",")[:6] + ["A"] + r.split(",")[7:])
+                                                            for r in deals[1:]]) + "\n")
+    ds = fk.load(root)
+    v = views.sliced_views(ds, Q2, chart=views.funnel_chart, by=["product", "source"])
+    assert v.labels == ["All deals", "source: Web", f"source: {HOSTILE}"]

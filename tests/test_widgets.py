@@ -89,3 +89,11 @@ def test_missing_ipywidgets_gives_a_helpful_error(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake)
     with pytest.raises(ImportError, match="pip install ipywidgets"):
         widgets.require_ipywidgets()
+
+
+def test_explorer_tables_have_readable_headers_and_no_row_numbers(tiny):
+    ex = widgets.Explorer(tiny)
+    html_out = " ".join(o["data"]["text/html"] for o in ex.outputs["tables"].outputs if "text/html" in o["data"])
+    assert "Won amount (EUR)" in html_out and "Win rate" in html_out
+    assert "won_amount" not in html_out and "mean_size" not in html_out
+    assert "<th></th>" not in html_out.replace(" ", "")   # no index column
