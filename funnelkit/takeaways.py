@@ -194,7 +194,7 @@ def headline_takeaway(current: Mapping, previous: Mapping | None = None, currenc
     :func:`headline_table`).
     """
     won, n = _won_amount(current), _won_deals(current)
-    text = f"Won {money(won, currency)} from {n} deal{'s' if n != 1 else ''}"
+    text = f"Won {money(won, currency)} from {n:,} deal{'s' if n != 1 else ''}"
     if previous_precedes_data(previous, data_start):
         label = (previous.get("period") or {}).get("label") or "the previous period"
         wr = _num(current.get("win_rate"))
@@ -229,7 +229,7 @@ def funnel_takeaway(funnel: pd.DataFrame, bottleneck: Mapping | None = None,
     parts = []
     if cohort and cohort.get("deals") is not None:
         won = int(cohort.get("won") or 0)
-        parts.append(f"Of {int(cohort['deals'])} deals created in the period, {won} "
+        parts.append(f"Of {int(cohort['deals']):,} deals created in the period, {won:,} "
                      f"({pct(won / cohort['deals'] if cohort['deals'] else None)}) are won so far")
     else:
         parts.append(f"{first} deals entered the funnel")
@@ -320,7 +320,7 @@ def time_in_stage_takeaway(tis: pd.DataFrame, stuck: pd.DataFrame | None = None,
         if len(stuck):
             amount = stuck["amount"].sum(min_count=1) if "amount" in stuck else None
             top = stuck["stage"].astype(str).value_counts()
-            parts.append(f"{len(stuck)} open deals{' worth ' + money(amount, currency) if _num(amount) else ''} "
+            parts.append(f"{len(stuck):,} open deals{' worth ' + money(amount, currency) if _num(amount) else ''} "
                          f"are stuck past their stage's threshold, most in {top.index[0]} ({int(top.iloc[0])})")
         else:
             parts.append("no open deal is stuck past its stage's threshold")
@@ -417,7 +417,7 @@ def days_to_close_takeaway(dtc: pd.DataFrame, survival: Any = None) -> str:
         return (_num(r["median_days"].iloc[0]), int(r["deals"].iloc[0])) if len(r) else (None, 0)
     (w, nw), (lo, nl) = med("won"), med("lost")
     if w is not None or lo is not None:
-        text = f"Won deals closed in a median {_days(w)} (n={nw}), lost deals in {_days(lo)} (n={nl})"
+        text = f"Won deals closed in a median {_days(w)} (n={nw:,}), lost deals in {_days(lo)} (n={nl:,})"
     else:
         text = "No deals closed in this period"
     if survival is not None:
@@ -446,7 +446,7 @@ def deal_size_takeaway(size: Mapping, currency: str = "") -> str:
     mean, median, trimmed = (_num(size.get(k)) for k in ("mean", "median", "trimmed_mean"))
     if not n or mean is None or median is None:
         return "No won deals with a known amount in this period."
-    text = (f"{n} won deals: median {money(median, currency)}, mean {money(mean, currency)}, "
+    text = (f"{n:,} won deals: median {money(median, currency)}, mean {money(mean, currency)}, "
             f"10% trimmed mean {money(trimmed, currency)}")
     if median > 0 and mean > 1.2 * median:
         text += (f"; the mean is {100 * (mean / median - 1):.0f}% above the median, pulled up by a few "
@@ -511,9 +511,9 @@ def target_takeaway(plan: Mapping | None, currency: str = "") -> str:
     work = _num(plan.get("deals_to_work"))
     if needed is None:
         return f"Cannot plan for {money(target, currency)}: no won deals with a known amount in this period."
-    text = f"To win {money(target, currency)} at this period's mean deal size, close about {math.ceil(needed)} deals"
+    text = f"To win {money(target, currency)} at this period's mean deal size, close about {math.ceil(needed):,} deals"
     if work is not None:
-        text += f"; at this period's win rate that means working about {math.ceil(work)} deals to a close"
+        text += f"; at this period's win rate that means working about {math.ceil(work):,} deals to a close"
     return text + "."
 
 
@@ -554,7 +554,10 @@ def product_mix_takeaway(data: pd.DataFrame, by: str = "product", currency: str 
         return f"Many small contracts beat a few big ones: {desc(top)} out-earned {desc(big)}."
     if str(top[by]) == str(big[by]) and str(top[by]) != str(many[by]):
         return f"A few big contracts beat many small ones: {desc(top)} out-earned {desc(many)}."
-    return f"{desc(top)} leads on total won amount, number of deals and deal size alike."
+    if str(top[by]) == str(many[by]) == str(big[by]):
+        return f"{desc(top)} leads on total won amount, number of deals and deal size alike."
+    return (f"{desc(top)} brought the most won amount; {many[by]} had the most won deals "
+            f"({int(many['won_deals']):,}) and {big[by]} the largest mean size ({money(big['mean_size'], currency)}).")
 
 
 def rep_takeaway(data: pd.DataFrame, currency: str = "", min_closed: int = 5) -> str:
@@ -581,7 +584,7 @@ def forecast_takeaway(forecast: pd.DataFrame, currency: str = "") -> str:
         return "No open deals to forecast."
     exp = forecast["expected_won_amount"].sum(min_count=1)
     amt = forecast["amount"].sum(min_count=1)
-    text = f"The {len(forecast)} open deals are expected to bring {money(exp, currency)}"
+    text = f"The {len(forecast):,} open deals are expected to bring {money(exp, currency)}"
     if _num(amt):
         text += f" ({pct(exp / amt)} of their {money(amt, currency)} open amount)"
     by = forecast.groupby(forecast["stage"].astype(str))["expected_won_amount"].sum()

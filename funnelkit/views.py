@@ -157,11 +157,12 @@ def sliced_views(ds: Dataset, period: Period, *, chart: Callable[[Dataset, Perio
         "sel.addEventListener('change',function(){var figs=root.querySelectorAll('figure.fk-view');"
         "for(var k=0;k<figs.length;k++){figs[k].style.display="
         "(figs[k].getAttribute('data-view')===sel.value)?'':'none';}});})();</script>")
-    block = (
-        f'<div class="fk-views" id="{block_id}">'
-        f'<label style="font-size:0.9em">{caption}: <select aria-label="{caption}">'
-        + "".join(options) + "</select></label>"
-        + "".join(figures) + script + "</div>")
+    if len(labels) > 1:
+        chooser = (f'<label style="font-size:0.9em">{caption}: <select aria-label="{caption}">'
+                   + "".join(options) + "</select></label>")
+    else:  # nothing to choose from (e.g. every deal has the same source): no one-entry menu
+        chooser, script = "", ""
+    block = f'<div class="fk-views" id="{block_id}">' + chooser + "".join(figures) + script + "</div>"
     return SlicedViews(html=block, labels=labels)
 
 

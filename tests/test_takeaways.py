@@ -97,6 +97,13 @@ def test_product_mix_many_small_vs_few_big():
     big = small.assign(won_amount=[5000.0, 8000.0], mean_size=[100.0, 4000.0])
     assert tk.product_mix_takeaway(big, currency="EUR").startswith(
         "A few big contracts beat many small ones: Suites (8.0k EUR from 2 deals")
+    # the top earner is neither the most frequent nor the biggest: say who is which
+    mixed = pd.DataFrame({"product": ["Pro", "Basic", "Giant"], "won_amount": [1100.0, 140.0, 105.0],
+                          "won_deals": [226, 256, 4], "lost_deals": [1, 1, 1], "win_rate": [0.6, 0.6, 0.6],
+                          "mean_size": [4.9, 0.55, 26.0]})
+    assert tk.product_mix_takeaway(mixed) == (
+        "Pro (1.1k from 226 deals averaging 5) brought the most won amount; Basic had the most won deals (256) "
+        "and Giant the largest mean size (26).")
     both = small.assign(won_deals=[50, 60], won_amount=[5000.0, 9000.0], mean_size=[100.0, 150.0])
     assert tk.product_mix_takeaway(both).endswith("leads on total won amount, number of deals and deal size alike.")
 

@@ -101,9 +101,15 @@ def test_max_slices_keeps_the_biggest(tiny):
     assert v.labels == ["All deals", "source: Web"]
 
 
+def test_a_single_view_has_no_menu(tiny):
+    v = views.sliced_views(tiny, Q2, chart=views.funnel_chart, by=[])
+    assert v.labels == ["All deals"] and "<select" not in v.html and "<script" not in v.html
+    assert v.html.count("<img ") == 1
+
+
 def test_block_ids_are_unique(tiny):
-    a = views.sliced_views(tiny, Q2, chart=views.funnel_chart, by=[])
-    b = views.sliced_views(tiny, Q2, chart=views.funnel_chart, by=[])
+    a = views.sliced_views(tiny, Q2, chart=views.funnel_chart, by=["source"])
+    b = views.sliced_views(tiny, Q2, chart=views.funnel_chart, by=["source"])
     ida = re.search(r'id="(fk-views-[^"]+)"', a.html).group(1)
     idb = re.search(r'id="(fk-views-[^"]+)"', b.html).group(1)
     assert ida != idb
