@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import funnelkit as fk
 from funnelkit.cli import main
 from funnelkit.dataset import MixedCurrencyError
 from funnelkit.importers import ImportProblem, import_export, shipped_maps

@@ -76,14 +76,14 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
     rows = pd.concat(frames, ignore_index=True, sort=False).fillna("").copy()
     rows["_snap"] = rows["_export"].rank(method="dense").astype(int) - 1
     rows["deal_id"] = rows["Record ID"].str.strip()
-    stage_label = rows["Deal Stage"].str.strip()
+    rows["Deal Stage"] = rows["Deal Stage"].str.strip()  # (rejected rows are shown from the file as read)
 
     # Row-level problems: rejected with reasons.
     bad = rows["deal_id"].eq("")
     rows = _drop(rows, bad, "Record ID is empty", result)
     dup = rows.duplicated(["_file", "deal_id"], keep="first")
     rows = _drop(rows, dup, "Record ID appears twice in this export (the first row was used)", result)
-    empty_stage = rows["Deal Stage"].str.strip().eq("")
+    empty_stage = rows["Deal Stage"].eq("")
     rows = _drop(rows, empty_stage, "Deal Stage is empty (the deal is in no pipeline stage)", result)
     created, bad_created = parse_dates(rows["Create Date"])
     rows = rows.assign(created_at=created)
@@ -95,10 +95,10 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
     rows = rows.assign(amount=amount)
     rows = _drop(rows, bad_amount | (amount < 0), "Amount is not a number >= 0", result)
 
-    rows["mapped"] = map_labels(rows["Deal Stage"].str.strip(), smap, file=", ".join(s.name for s in sources),
+    rows["mapped"] = map_labels(rows["Deal Stage"], smap, file=", ".join(s.name for s in sources),
                                 column="Deal Stage", result=result, strict=smap.given)
     if "Is Deal Closed?" in rows.columns:
-        for label, grp in rows.groupby(rows["Deal Stage"].str.strip()):
+        for label, grp in rows.groupby("Deal Stage"):
             flag = set(grp["Is Deal Closed?"].str.lower()) - {""}
             target = grp["mapped"].iat[0]
             if target in OUTCOMES and flag == {"false"}:
@@ -159,7 +159,7 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
     for col, name in KEEP.items():
         if col in last.columns:
             deals[name] = last[col].to_numpy()
-    deals["crm_stage"] = last["Deal Stage"].str.strip().to_numpy()
+    deals["crm_stage"] = last["Deal Stage"].to_numpy()
     deals["_file"] = last["_file"].to_numpy()
     deals["_line"] = last["_line"].to_numpy()
     pipes = set(last["Pipeline"]) - {""} if "Pipeline" in last.columns else set()
@@ -175,7 +175,7 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
             result.assume(f"{int(gone.sum())} deals are in an earlier export but not in the latest "
                           f"({latest.date()}): deleted or merged in HubSpot; kept with their state in the "
                           "last export that had them (column 'last_export')")
-        ever = rows.groupby("deal_id")["mapped"].apply(lambda s: s.isin(OUTCOMES).any())
+        ever = rows["mapped"].isin(OUTCOMES).groupby(rows["deal_id"]).any()
         reopened = ever.reindex(deals["deal_id"]).to_numpy() & (deals["status"] == "open").to_numpy()
         if reopened.any():
             result.assume(f"{int(reopened.sum())} deals closed in an earlier export are open again in a later "
@@ -200,9 +200,11 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
     if multi:
         result.assume(f"{int(changed.sum())} stage changes between exports recorded at the later export's "
                       "date: an approximation (the change happened at some time between the two exports)")
-        moves = rows[~rows["deal_id"].isin(covered)].groupby("deal_id")["mapped"].agg(
-            lambda s: (s != s.shift()).iloc[1:].sum() if len(s) > 1 else 0)
-        n_out = int(moves.sum()) - int(changed.sum())
+        # Changes of label between consecutive exports of a deal (rows are sorted by deal, export).
+        seen = rows[~rows["deal_id"].isin(covered)]
+        prev_label = seen.groupby("deal_id")["mapped"].shift()
+        moves = int((prev_label.notna() & seen["mapped"].ne(prev_label)).sum())
+        n_out = moves - int(changed.sum())
         if n_out > 0:
             result.assume(f"{n_out} changes between exports went to won/lost (or between them): the outcome "
                           "is the deal's status, dated by its Close Date")

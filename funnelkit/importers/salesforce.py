@@ -95,38 +95,33 @@ def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None
             result.reject(file, grp["_line"], reason, grp)
         opp = opp[~mask]
 
+    # Each column is parsed once (values are parsed one by one, so parsing all rows and taking
+    # the rows still kept gives the same values as parsing the kept rows again).
     opp["deal_id"] = opp["Id"].str.strip()
+    stage_all = opp["StageName"].str.strip()
+    closed_all, bad_c = _bool(opp["IsClosed"])
+    won_all, bad_w = _bool(opp["IsWon"])
+    created_all, bad_created = parse_dates(opp["CreatedDate"])
+    close_all, bad_close = parse_dates(opp["CloseDate"])
     drop(opp["deal_id"].eq(""), "Id is empty")
     drop(opp["deal_id"].duplicated(), "Id appears twice (the first row was used)")
     if "IsDeleted" in opp.columns:
         deleted, _ = _bool(opp["IsDeleted"])
         drop(deleted, "IsDeleted is true (the opportunity is in the Recycle Bin)")
-    is_closed, bad_c = _bool(opp["IsClosed"])
-    is_won, bad_w = _bool(opp["IsWon"])
     drop(bad_c, "IsClosed is not true/false")
     drop(bad_w & ~bad_c, "IsWon is not true/false")
-    is_closed, _ = _bool(opp["IsClosed"])
-    is_won, _ = _bool(opp["IsWon"])
-    drop(is_won & ~is_closed, "IsWon is true but IsClosed is false (inconsistent)")
-    is_closed, _ = _bool(opp["IsClosed"])
-    is_won, _ = _bool(opp["IsWon"])
-    created, bad = parse_dates(opp["CreatedDate"])
-    drop(bad | created.isna(), "CreatedDate is empty or not a date-time")
-    close, bad = parse_dates(opp["CloseDate"])
-    drop(bad, "CloseDate is not a date")
-    closed_mask = _bool(opp["IsClosed"])[0]
-    close, _ = parse_dates(opp["CloseDate"])
-    drop(closed_mask & close.isna(), "CloseDate is empty on a closed opportunity")
-    amount, bad = parse_amounts(opp["Amount"])
-    drop(bad | (amount < 0), "Amount is not a number >= 0")
-    drop(opp["StageName"].str.strip().eq(""), "StageName is empty")
+    drop(won_all & ~closed_all, "IsWon is true but IsClosed is false (inconsistent)")
+    drop(bad_created | created_all.isna(), "CreatedDate is empty or not a date-time")
+    drop(bad_close, "CloseDate is not a date")
+    drop(closed_all & close_all.isna(), "CloseDate is empty on a closed opportunity")
+    amount_all, bad = parse_amounts(opp["Amount"])
+    drop(bad | (amount_all < 0), "Amount is not a number >= 0")
+    drop(stage_all.eq(""), "StageName is empty")
 
-    is_closed, _ = _bool(opp["IsClosed"])
-    is_won, _ = _bool(opp["IsWon"])
+    kept = opp.index
+    is_closed, is_won = closed_all[kept], won_all[kept]
     status = np.where(is_closed, np.where(is_won, "won", "lost"), "open")
-    created, _ = parse_dates(opp["CreatedDate"])
-    close, _ = parse_dates(opp["CloseDate"])
-    amount, _ = parse_amounts(opp["Amount"])
+    created, close, amount = created_all[kept], close_all[kept], amount_all[kept]
     result.assume("status from IsClosed/IsWon (Salesforce's own flags), not from the stage label")
     result.assume("CreatedDate is UTC; CloseDate is a date without a time, used as closed_at on closed "
                   "opportunities")
@@ -157,7 +152,7 @@ def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None
     for col, name in (("Name", "name"), ("AccountId", "account_id"), ("ForecastCategoryName", "forecast_category")):
         if col in opp.columns:
             deals[name] = opp[col].str.strip()
-    deals["crm_stage"] = opp["StageName"].str.strip()
+    deals["crm_stage"] = stage_all[kept]
 
     # Stage labels: closed ones (from the picklist, the opportunities and the defaults) are outcomes.
     stage_tab = found.get("stage")
@@ -175,9 +170,10 @@ def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None
             else:
                 picklist_order.append(lab)
         result.assume(f"stage order and closed stages from {spath.name} (SortOrder, IsClosed, IsWon)")
-    for lab, c, w in zip(deals["crm_stage"], is_closed, is_won):
-        if c:
-            closed_labels.setdefault(lab, "won" if w else "lost")
+    # Labels of closed opportunities: the first opportunity with each label says won or lost.
+    first = pd.DataFrame({"lab": deals["crm_stage"], "won": is_won})[is_closed].drop_duplicates("lab")
+    for lab, w in zip(first["lab"], first["won"]):
+        closed_labels.setdefault(lab, "won" if w else "lost")
 
     open_smap = smap
     if smap.given:
@@ -189,8 +185,13 @@ def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None
                                 + ", ".join(repr(x) for x in labels_open[bad_map].unique())
                                 + " are on open opportunities (IsClosed = false) but the stage map maps them "
                                   "to won/lost")
-    stage_of = lambda lab: (smap.lookup(lab) or lab) if smap.given else lab  # noqa: E731
-    deals["stage_now"] = np.where(deals["status"].eq("open"), deals["crm_stage"].map(stage_of), "")
+    def stage_of(labels: pd.Series) -> pd.Series:
+        """Pipeline stage of each label (looked up once per distinct label)."""
+        if not smap.given:
+            return labels
+        return labels.map({lab: smap.lookup(lab) or lab for lab in labels.unique()})
+
+    deals["stage_now"] = np.where(deals["status"].eq("open"), stage_of(deals["crm_stage"]), "")
 
     hist = pd.DataFrame(columns=["deal_id", "stage", "entered_at"])
     if "history" in found:
@@ -213,13 +214,15 @@ def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None
         hdrop(~h["deal_id"].isin(set(deals["deal_id"])),
               "its opportunity's row in Opportunity.csv was rejected (see there)")
         ts, bad = parse_dates(h["CreatedDate"])
+        label = h["StageName"].str.strip()
         hdrop(bad | ts.isna(), "CreatedDate is empty or not a date-time")
-        hdrop(h["StageName"].str.strip().eq(""), "StageName is empty")
-        h = h.assign(entered_at=parse_dates(h["CreatedDate"])[0], label=h["StageName"].str.strip())
+        hdrop(label.reindex(h.index).eq(""), "StageName is empty")
+        h = h.assign(entered_at=ts[h.index], label=label[h.index])
         h = h.sort_values(["deal_id", "entered_at"], kind="stable")
         same = h["deal_id"].eq(h["deal_id"].shift()) & h["label"].eq(h["label"].shift())
-        outcome = h["label"].map(lambda l: closed_labels.get(l) or (smap.lookup(l) if smap.given else None)
-                                 or default_outcome(l)).isin(OUTCOMES)
+        kinds = {lab: closed_labels.get(lab) or (smap.lookup(lab) if smap.given else None) or default_outcome(lab)
+                 for lab in h["label"].unique()}
+        outcome = h["label"].map(kinds).isin(OUTCOMES)
         n_same, n_out = int(same.sum()), int((outcome & ~same).sum())
         if n_same:
             result.assume(f"{n_same} OpportunityHistory rows change Amount, CloseDate or Probability but not the "
@@ -230,7 +233,7 @@ def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None
         entries = h[~same & ~outcome]
         if smap.given:
             map_labels(entries["label"], smap, file=hfile, column="StageName", result=result, strict=True)
-        hist = pd.DataFrame({"deal_id": entries["deal_id"], "stage": entries["label"].map(stage_of),
+        hist = pd.DataFrame({"deal_id": entries["deal_id"], "stage": stage_of(entries["label"]),
                              "entered_at": entries["entered_at"]})
         result.accounts[hfile].note = f"{len(hist)} stage entries"
 
@@ -261,7 +264,7 @@ def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None
         prob_parts.append(pd.DataFrame({"stage": deals["stage_now"], "p": parse_amounts(opp["Probability"])[0]}))
     if "history" in found and "Probability" in found["history"][1].columns:
         hh = found["history"][1]
-        prob_parts.append(pd.DataFrame({"stage": hh["StageName"].str.strip().map(stage_of),
+        prob_parts.append(pd.DataFrame({"stage": stage_of(hh["StageName"].str.strip()),
                                         "p": parse_amounts(hh["Probability"])[0]}))
     if prob_parts:
         score = pd.concat(prob_parts).groupby("stage")["p"].mean().to_dict()

@@ -241,10 +241,10 @@ def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, c
     hist = (pd.concat(parts, ignore_index=True) if parts else
             pd.DataFrame({"deal_id": pd.Series(dtype=str), "stage": pd.Series(dtype=str),
                           "entered_at": pd.Series(dtype="datetime64[ns]")}))
-    have = set(zip(hist["deal_id"], hist["stage"]))
     now = df[df["stage_now"].ne("")]
-    need_now = [(d, s) not in have for d, s in zip(now["deal_id"], now["stage_now"])]
-    now = now[need_now]
+    have = pd.MultiIndex.from_arrays([hist["deal_id"].astype(object), hist["stage"].astype(object)])
+    dated = pd.MultiIndex.from_arrays([now["deal_id"].astype(object), now["stage_now"].astype(object)]).isin(have)
+    now = now[~dated]
     if len(now):
         hist = pd.concat([hist, pd.DataFrame({"deal_id": now["deal_id"], "stage": now["stage_now"],
                                               "entered_at": created[now.index]})], ignore_index=True)
