@@ -203,4 +203,9 @@ def test_olist_report_renders_with_the_raw_won_deals(olist, tmp_path_factory):
 def test_hubspot_report_renders(hubspot, tmp_path_factory):
     r, ds, raws = hubspot
     text = _render(ds.path, "2023Q2", tmp_path_factory, "hubspot")
+    latest = pd.concat([x.set_index("Record ID")[["Deal Stage", "Close Date"]] for x in raws])
+    latest = latest.groupby(level=0).last()
+    closed = pd.to_datetime(latest["Close Date"], errors="coerce")
+    won = int((latest["Deal Stage"].eq("Closed: won") & (closed >= "2023-04-01") & (closed < "2023-07-01")).sum())
+    assert won > 0 and f"Won deals {won} " in text, f"raw won deals {won} not in the HubSpot 2023Q2 headline"
     assert "GBP" in text and "Funnel" in text
