@@ -562,23 +562,27 @@ def amount_by_plot(data: pd.DataFrame, *, by: str = "source", value: str = "won_
     d = data.sort_values(value, ascending=False).head(top)
     if d.empty or not d[value].fillna(0).any():
         return _empty(ax, title, xlabel, by.capitalize())
-    labels = d[by].astype(str).to_numpy()
-    vals = d[value].fillna(0).to_numpy(dtype=float)
-    y = np.arange(len(d))
-    ax.barh(y, vals, color="#4C72B0", height=0.65)
-    top_v = vals.max() or 1.0
-    for i, v in enumerate(vals):
-        text = money(v, currency or "")
-        if win_rate and win_rate in d and pd.notna(d[win_rate].iloc[i]):
-            text += f"  win rate {100 * d[win_rate].iloc[i]:.0f}%"
-        ax.text(v + top_v * 0.01, i, text, va="center", fontsize=8)
+    notes = [f"  win rate {100 * r:.0f}%" if win_rate and win_rate in d and pd.notna(r) else ""
+             for r in (d[win_rate] if win_rate and win_rate in d else [None] * len(d))]
+    return _money_bars(ax, d[by].astype(str).tolist(), d[value].fillna(0).to_numpy(dtype=float), notes,
+                       "#4C72B0", currency, title, xlabel, by.capitalize(), room=1.45)
+
+
+def _money_bars(ax: Axes, labels: list, vals: np.ndarray, notes: list[str], colours, currency,
+                title: str, xlabel: str, ylabel: str, room: float) -> Axes:
+    """Horizontal bars of amounts, each labelled with its amount plus a note, top to bottom."""
+    y = np.arange(len(labels))
+    ax.barh(y, vals, color=colours, height=0.65)
+    top_v = vals.max() if len(vals) and vals.max() else 1.0
+    for i, (v, note) in enumerate(zip(vals, notes)):
+        ax.text(v + top_v * 0.01, i, money(v, currency or "") + note, va="center", fontsize=8)
     ax.set_yticks(y, labels=labels)
     ax.invert_yaxis()
-    ax.set_xlim(0, top_v * 1.45)
+    ax.set_xlim(0, top_v * room)
     _money_axis(ax, currency or "", axis="x")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(by.capitalize())
+    ax.set_ylabel(ylabel)
     ax.grid(axis="y", visible=False)
     return ax
 
@@ -648,24 +652,9 @@ def expected_won_plot(data: pd.DataFrame, *, by: str = "stage", value: str = "ex
         colours = [palette[s] for s in order]
     else:
         colours = "#4C72B0"
-    y = np.arange(len(order))
-    vals = d[value].to_numpy(dtype=float)
-    ax.barh(y, vals, color=colours, height=0.65)
-    top_v = vals.max() or 1.0
-    for i, v in enumerate(vals):
-        text = money(v, currency or "")
-        if count and count in d:
-            text += f"  ({int(d[count].iloc[i])} open deals)"
-        ax.text(v + top_v * 0.01, i, text, va="center", fontsize=8)
-    ax.set_yticks(y, labels=order)
-    ax.invert_yaxis()
-    ax.set_xlim(0, top_v * 1.5)
-    _money_axis(ax, currency or "", axis="x")
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(by.capitalize())
-    ax.grid(axis="y", visible=False)
-    return ax
+    notes = [f"  ({int(n)} open deals)" for n in d[count]] if count and count in d else [""] * len(d)
+    return _money_bars(ax, list(order), d[value].to_numpy(dtype=float), notes, colours, currency,
+                       title, xlabel, by.capitalize(), room=1.5)
 
 
 def calibration_plot(data: pd.DataFrame, *, predicted: str = "predicted", observed: str = "observed",
