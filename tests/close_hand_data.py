@@ -26,18 +26,16 @@ won in August 500, 600, 700, 800, 2000, 50000; one lost in August (1000); one wo
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
+from hand_io import DEAL_HEADER, write_folder
 
 from funnelkit.contract import Pipeline
 from funnelkit.dataset import Dataset
 
 STAGES = ["Lead", "Qualified", "Proposal"]
-DEAL_HEADER = ["deal_id", "created_at", "status", "closed_at", "amount", "source", "product", "owner"]
 
 DEALS = [
     ("D1", "2024-03-01", "won", "2024-04-10", "1000", "Web", "Basic", "Ann"),
@@ -58,18 +56,7 @@ HISTORY = [("D1", "Qualified", "2024-03-05"), ("D2", "Proposal", "2024-04-05"),
 
 
 def _write(folder: Path, deals, history, header=DEAL_HEADER) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "deals.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(deals)
-    with open(folder / "stage_history.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["deal_id", "stage", "entered_at"])
-        w.writerows(history)
-    (folder / "pipeline.yml").write_text(
-        yaml.safe_dump({"name": "Hand", "currency": "USD", "stages": STAGES}), encoding="utf-8")
-    return folder
+    return write_folder(folder, deals, history, STAGES, header=header)
 
 
 def write_dataset(folder: Path) -> Path:

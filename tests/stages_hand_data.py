@@ -20,10 +20,9 @@ D8    2024-01-20 12:00 open         (none)    Lead 01-20 12:00
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-import yaml
+from hand_io import DEAL_HEADER, write_folder  # noqa: F401 (DEAL_HEADER re-exported)
 
 STAGES = ["Lead", "Qualified", "Proposal", "Negotiation"]
 
@@ -52,21 +51,8 @@ HISTORY = [
     ("D8", "Lead", "2024-01-20T12:00:00"),
 ]
 
-DEAL_HEADER = ["deal_id", "created_at", "status", "closed_at", "amount", "source", "product", "owner"]
 
 
 def write_dataset(folder: Path, deals=DEALS, history=HISTORY, stages=STAGES, currency="USD") -> Path:
     """Write deals.csv, stage_history.csv and pipeline.yml into ``folder`` (created)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "deals.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(DEAL_HEADER)
-        w.writerows(deals)
-    with open(folder / "stage_history.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["deal_id", "stage", "entered_at"])
-        w.writerows(history)
-    (folder / "pipeline.yml").write_text(
-        yaml.safe_dump({"name": "Hand", "currency": currency, "stages": list(stages)}), encoding="utf-8")
-    return folder
+    return write_folder(folder, deals, history, stages, currency=currency)

@@ -18,21 +18,17 @@ from funnelkit.metrics.forecast import (ForecastBacktest, backtest_forecast, def
 from funnelkit.sample import generate, write_sample
 from funnelkit.history import stage_at
 
+from hand_io import DEAL_HEADER, write_folder
+
 AS_OF = "2024-03-01"
 
 
 def _write(folder: Path, deals: list[tuple], history: list[tuple], stages=("A", "B", "C"),
            currency_col: list[str] | None = None) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    d = pd.DataFrame(deals, columns=["deal_id", "created_at", "status", "closed_at", "amount",
-                                     "source", "product", "owner"])
-    if currency_col is not None:
-        d["currency"] = currency_col
-    d.to_csv(folder / "deals.csv", index=False)
-    pd.DataFrame(history, columns=["deal_id", "stage", "entered_at"]).to_csv(
-        folder / "stage_history.csv", index=False)
-    (folder / "pipeline.yml").write_text("stages: [" + ", ".join(stages) + "]\ncurrency: USD\n")
-    return folder
+    if currency_col is None:
+        return write_folder(folder, deals, history, stages)
+    return write_folder(folder, [d + (c,) for d, c in zip(deals, currency_col)], history, stages,
+                        header=DEAL_HEADER + ["currency"])
 
 
 # Hand-made data, seen at 2024-03-01 (k = 2 in the hand computations):
