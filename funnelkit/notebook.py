@@ -221,9 +221,9 @@ def period_backtest(ds: Dataset, period: Period):
     Only outcomes known by ``as_of`` are scored, so a past quarter's report shows the same backtest
     when it is rendered again next year.
     """
-    from .metrics.forecast import backtest_forecast
+    from .metrics.forecast import NotEnoughHistory, backtest_forecast
 
     try:
         return backtest_forecast(ds, until=period.as_of)
-    except ValueError:
+    except NotEnoughHistory:
         return None

@@ -42,7 +42,7 @@ import pandas as pd
 
 from ..dataset import Dataset, MixedCurrencyError
 
-__all__ = ["win_forecast", "expected_won_by", "backtest_forecast", "ForecastBacktest",
+__all__ = ["win_forecast", "NotEnoughHistory", "expected_won_by", "backtest_forecast", "ForecastBacktest",
            "default_backtest_dates"]
 
 _NS_PER_DAY = 86_400 * 10**9
@@ -117,6 +117,10 @@ class _Visits:
                 labels.append(None)
             self._codes[column] = (codes, labels)
         return self._codes[column]
+
+
+class NotEnoughHistory(ValueError):
+    """The data is too short to backtest the forecast (no as_of date has history and outcomes)."""
 
 
 def _visits(ds: Dataset) -> _Visits:
@@ -545,7 +549,7 @@ def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 
                                   else as_of_dates)]
     dates = sorted(set(dates))
     if not dates:
-        raise ValueError("no as_of dates to backtest at: the data span is too short for the default "
+        raise NotEnoughHistory("no as_of dates to backtest at: the data span is too short for the default "
                          "dates (give as_of_dates, or lower min_history_days / min_outcome_days)")
     vz = _visits(ds)
     status = ds.deals["status"].astype(str).to_numpy()
