@@ -107,7 +107,6 @@ def _rows(con, sql: str, params=None) -> list[dict]:
 
 def metrics(con: duckdb.DuckDBPyConnection, start, stop, as_of, *, stuck_quantile: float = 0.9) -> dict:
     """All compared metrics for the period ``start <= t < stop`` seen at ``as_of`` (datetimes)."""
-    p = {"start": start, "stop": stop, "as_of": as_of}
     con.execute("SET VARIABLE p_start = ?::TIMESTAMP", [start])
     con.execute("SET VARIABLE p_stop = ?::TIMESTAMP", [stop])
     con.execute("SET VARIABLE as_of = ?::TIMESTAMP", [as_of])

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hand_io import DEAL_HEADER, write_folder  # noqa: F401 (DEAL_HEADER re-exported)
+from hand_io import write_folder
 
 STAGES = ["Lead", "Qualified", "Proposal", "Negotiation"]
 

@@ -110,7 +110,6 @@ def days_to_close(ds: Dataset, period: Period, by: str | None = None, *,
     """
     d = closed_in_period(ds, period)
     status = pd.Categorical(d["status"].astype(str), categories=_STATUSES)
-    keys: list = [status]
     if by is None:
         frame = pd.DataFrame({"status": status, "days": d["days_to_close"].to_numpy()})
         g = frame.groupby("status", observed=False)["days"]
