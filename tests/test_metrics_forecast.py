@@ -437,3 +437,35 @@ def test_backtest_until_ignores_later_outcomes(sample_ds):
     assert all(t < until for t in before.by_date["as_of"])
     full = backtest_forecast(sample_ds)
     assert full.scored > before.scored     # the full data resolves more deals
+
+
+def test_forecast_range_of_two_coin_flips():
+    from funnelkit.metrics.forecast import forecast_range
+    # Two deals, each won with p = 0.5: the won amount is 0, 100, 200 or 300, each with chance 1/4.
+    fc = pd.DataFrame({"amount": [100.0, 200.0, None], "p_win": [0.5, 0.5, 0.9]})
+    r = forecast_range(fc, 0.8)
+    assert (r["deals"], r["expected"], r["method"]) == (2, 150.0, "simulation")
+    assert (r["low"], r["high"]) == (0.0, 300.0)       # the 10% and 90% quantiles
+    assert forecast_range(fc, 0.8) == r                 # seeded: the same every time
+    half = forecast_range(fc, 0.4)                     # 30% and 70% quantiles: 100 and 200
+    assert (half["low"], half["high"]) == (100.0, 200.0)
+
+
+def test_forecast_range_normal_approximation_for_many_deals():
+    import numpy as np
+    from scipy.stats import norm
+
+    from funnelkit.metrics.forecast import SIMULATE_UP_TO, forecast_range
+    n = SIMULATE_UP_TO + 1
+    fc = pd.DataFrame({"amount": np.full(n, 1000.0), "p_win": np.full(n, 0.2)})
+    r = forecast_range(fc, 0.9)
+    sd = 1000.0 * np.sqrt(n * 0.2 * 0.8)
+    assert r["method"] == "normal" and r["expected"] == pytest.approx(n * 200.0)
+    assert r["high"] - r["expected"] == pytest.approx(norm.ppf(0.95) * sd)
+    assert r["expected"] - r["low"] == pytest.approx(norm.ppf(0.95) * sd)
+
+
+def test_forecast_range_refuses_bad_levels():
+    from funnelkit.metrics.forecast import forecast_range
+    with pytest.raises(ValueError, match="level"):
+        forecast_range(pd.DataFrame({"amount": [1.0], "p_win": [0.5]}), 1.5)

@@ -210,3 +210,18 @@ def test_notes_say_when_the_period_lies_outside_the_data(sample_ds):
     assert len(before) == 1 and "ends before the data starts (2024-10-01)" in before[0]
     partly = metrics_summary(sample_ds, Period("2024-09-01", "2024-10-31"))["notes"]
     assert partly == ["the data starts on 2024-10-01, inside the period: the period is only partly covered"]
+
+
+def test_sales_velocity_by_hand(summary):
+    # January: 5 deals created (D1, D3, D4, D7, D8); closed: D1 won (1000, 18 days), D2 and D7 lost.
+    v = summary["sales_velocity"]
+    assert v["opportunities"] == 5
+    assert v["win_rate"] == pytest.approx(1 / 3) and v["mean_won_size"] == 1000.0
+    assert v["mean_days_to_win"] == 18.0
+    assert v["amount_per_day"] == pytest.approx(5 * (1 / 3) * 1000 / 18)
+
+
+def test_forecast_range_brackets_the_expected_amount(sample_ds):
+    f = metrics_summary(sample_ds, Period.quarter("2026Q2"))["forecast"]
+    assert f["expected_won_amount_low"] < f["expected_won_amount"] < f["expected_won_amount_high"]
+    assert f["range_level"] == 0.8

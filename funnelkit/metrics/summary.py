@@ -131,7 +131,8 @@ def metrics_summary(ds: Dataset, period: Period, *, target: float | None = None,
         "amount_by_product": _records(by_product, ["product", *AMOUNT_FIELDS]),
         "forecast": {"open_deals": int(len(forecast)),
                      "expected_won_amount": jsonable(forecast["expected_won_amount"].sum(min_count=1))
-                     if len(forecast) else 0.0},
+                     if len(forecast) else 0.0,
+                     **_range_fields(forecast)},
         # Additions beyond the fields issue #3 requires.
         "cohort": jsonable(_stages.cohort_outcomes(ds, period)),
         "bottleneck": jsonable(_stages.bottleneck(ds, period)),
@@ -141,11 +142,19 @@ def metrics_summary(ds: Dataset, period: Period, *, target: float | None = None,
                                    for d in (30, 60, 90)}},
         "amount_by_owner": _records(by_owner, list(by_owner.columns)),
         "stuck_deals_total": int(len(stuck)),
+        "sales_velocity": jsonable(_size.sales_velocity(ds, period)),
     }
     if target is not None:
         out["target_plan"] = jsonable(_size.target_plan(ds, period, target))
     out["notes"] = data_span_notes(ds, period)
     return out
+
+
+def _range_fields(forecast: pd.DataFrame, level: float = 0.8) -> dict:
+    r = _forecast.forecast_range(forecast, level) if len(forecast) else None
+    if r is None or r["method"] == "none":
+        return {"expected_won_amount_low": None, "expected_won_amount_high": None, "range_level": level}
+    return {"expected_won_amount_low": r["low"], "expected_won_amount_high": r["high"], "range_level": level}
 
 
 def data_span_notes(ds: Dataset, period: Period) -> list[str]:
@@ -201,7 +210,13 @@ def format_summary(s: dict) -> str:
     out.append(f"Win rate {_fmt(s['win_rate'], 'pct')} | won deals {ds_['deals']} | mean size "
                f"{_fmt(ds_['mean'])} {cur} | median {_fmt(ds_['median'])} | trimmed mean "
                f"{_fmt(ds_['trimmed_mean'])} | open deals {s['forecast']['open_deals']} | "
-               f"expected won from open {_fmt(s['forecast']['expected_won_amount'])} {cur}")
+               f"expected won from open {_fmt(s['forecast']['expected_won_amount'])} {cur} "
+               f"({100 * s['forecast']['range_level']:.0f}% range {_fmt(s['forecast']['expected_won_amount_low'])}"
+               f"-{_fmt(s['forecast']['expected_won_amount_high'])})")
+    v = s["sales_velocity"]
+    out.append(f"Sales velocity {_fmt(v['amount_per_day'])} {cur} per day = {v['opportunities']} new deals x "
+               f"{_fmt(v['win_rate'], 'pct')} win rate x {_fmt(v['mean_won_size'])} {cur} mean won size / "
+               f"{_fmt(v['mean_days_to_win'], 'days')} days to win")
     c = s["cohort"]
     out.append(f"Cohort created in period: {c.get('deals')} deals, {c.get('won')} won, "
                f"{c.get('lost')} lost, {c.get('open')} open")
