@@ -100,6 +100,9 @@ _HEADLINES: list[tuple[str, str, Any]] = [
     ("Open deals at period end", "count", lambda s: (s.get("forecast") or {}).get("open_deals")),
     ("Open pipeline amount", "money", _open_amount),
     ("Expected won from open deals", "money", lambda s: (s.get("forecast") or {}).get("expected_won_amount")),
+    ("  80% range: at least", "money", lambda s: (s.get("forecast") or {}).get("expected_won_amount_low")),
+    ("  80% range: at most", "money", lambda s: (s.get("forecast") or {}).get("expected_won_amount_high")),
+    ("Sales velocity (per day)", "money", lambda s: (s.get("sales_velocity") or {}).get("amount_per_day")),
     ("Stuck deals", "count", lambda s: s.get("stuck_deals_total")),
 ]
 
@@ -587,6 +590,11 @@ def forecast_takeaway(forecast: pd.DataFrame, currency: str = "") -> str:
     text = f"The {len(forecast):,} open deals are expected to bring {money(exp, currency)}"
     if _num(amt):
         text += f" ({pct(exp / amt)} of their {money(amt, currency)} open amount)"
+    from .metrics.forecast import forecast_range
+    r = forecast_range(forecast, 0.8)
+    if r["deals"] and r["high"] > r["low"]:
+        text += (f"; 8 times in 10 the won amount lands between {money(r['low'], currency)} and "
+                 f"{money(r['high'], currency)}")
     by = forecast.groupby(forecast["stage"].astype(str))["expected_won_amount"].sum()
     if len(by) and by.max() > 0:
         text += f"; most from {by.idxmax()} ({money(by.max(), currency)})"

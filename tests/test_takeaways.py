@@ -255,10 +255,12 @@ def test_rep_forecast_and_calibration_takeaways():
     assert tk.rep_takeaway(reps, "EUR", min_closed=4) == (
         "Ann won the most (3.0k EUR, 3 deals); win rates range from 17% (Bo) to 75% (Ann) among reps with at "
         "least 4 closed deals.")
-    fc = pd.DataFrame({"stage": ["A", "B", "B"], "amount": [100.0, 200.0, 100.0],
+    fc = pd.DataFrame({"stage": ["A", "B", "B"], "amount": [100.0, 200.0, 100.0], "p_win": [0.1, 0.5, 0.5],
                        "expected_won_amount": [10.0, 100.0, 50.0]})
+    # Won amount: 0 with chance .225, 100 .25, 200 .25, 300 .25, 400 .025: 10% quantile 0, 90% 300.
     assert tk.forecast_takeaway(fc, "EUR") == ("The 3 open deals are expected to bring 160 EUR (40% of their "
-                                               "400 EUR open amount); most from B (150 EUR).")
+                                               "400 EUR open amount); 8 times in 10 the won amount lands "
+                                               "between 0 EUR and 300 EUR; most from B (150 EUR).")
     bt = SimpleNamespace(brier=0.15, baseline_brier=0.2)
     assert tk.calibration_takeaway(bt) == ("In the backtest the forecast's Brier score is 0.150, better than the "
                                            "stage-only baseline's 0.200 (25% lower) (0 is perfect; lower is better).")
