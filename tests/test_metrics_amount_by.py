@@ -144,3 +144,23 @@ def test_extra_column_with_empty_values_groups_them_as_not_set(tmp_path):
     assert set(rows) == {"North", "(not set)"}
     assert (rows["North"]["won_deals"], rows["North"]["lost_deals"]) == (1, 1)
     assert (rows["(not set)"]["lost_deals"], rows["(not set)"]["open_amount"]) == (1, 2000 + 800 + 700)
+
+
+def test_breakdown_by_two_columns_keeps_ratios_per_combination(tmp_path):
+    from stages_hand_data import write_dataset
+    ds = fk.load(write_dataset(tmp_path / "hand"))
+    jan = Period("2024-01-01", "2024-01-31")
+    out = amount_by(ds, jan, by=["source", "owner"])
+    rows = {(r["source"], r["owner"]): r for r in out.to_dict("records")}
+    # Closed in January: D1 Web/Ann won 1000, D7 Web/Ann lost, D2 Referral/Bo lost.
+    # Open at as_of: D3 Web/Ann 2000, D4 Event/Bo 800, D6 Referral/Cy 700, D8 Event/Cy (no amount).
+    assert set(rows) == {("Web", "Ann"), ("Referral", "Bo"), ("Referral", "Cy"), ("Event", "Bo"), ("Event", "Cy")}
+    web_ann = rows[("Web", "Ann")]
+    assert (web_ann["won_deals"], web_ann["lost_deals"], web_ann["win_rate"]) == (1, 1, 0.5)
+    assert (web_ann["won_amount"], web_ann["share"], web_ann["open_amount"]) == (1000, 1.0, 2000)
+    assert rows[("Referral", "Bo")]["win_rate"] == 0.0 and rows[("Referral", "Cy")]["open_amount"] == 700
+    assert list(out.columns[:2]) == ["source", "owner"] and out.iloc[0]["source"] == "Web"
+    # Summed over owners, the breakdown gives the by-source table exactly.
+    one = amount_by(ds, jan, by="source").set_index("source")
+    two = out.groupby("source")[["won_amount", "won_deals", "lost_deals", "open_amount"]].sum()
+    assert (two.loc[one.index] == one[["won_amount", "won_deals", "lost_deals", "open_amount"]]).all().all()

@@ -18,7 +18,7 @@ __all__ = ["amount_by", "NOT_SET"]
 _COLUMNS = ["won_amount", "won_deals", "lost_deals", "win_rate", "mean_size", "share", "open_amount"]
 
 
-def amount_by(ds: Dataset, period: Period, by: str = "source", *,
+def amount_by(ds: Dataset, period: Period, by: str | list[str] = "source", *,
               with_days: bool | None = None) -> pd.DataFrame:
     """Won and open amounts, deal counts and win rate per group of a deal column.
 
@@ -27,7 +27,10 @@ def amount_by(ds: Dataset, period: Period, by: str = "source", *,
     ds, period
         Data set and period; the data as seen at ``period.as_of``.
     by
-        A deal column: ``"source"``, ``"product"``, ``"owner"`` (the per-rep view) or any other.
+        A deal column: ``"source"``, ``"product"``, ``"owner"`` (the per-rep view) or any other; or
+        a list of columns for a breakdown (e.g. ``["source", "product"]``): one row per combination
+        present, every ratio computed from that combination's own counts and sums (never averaged
+        from other rows), and ``share`` of the grand total.
     with_days
         Add ``median_days_to_close`` (median days from creation to close of the group's deals won
         in P; NaN when none). Default: only for ``by="owner"``.
@@ -49,10 +52,14 @@ def amount_by(ds: Dataset, period: Period, by: str = "source", *,
          product  won_amount  won_deals  lost_deals  win_rate  mean_size  share  open_amount
     0  Platform    410000.0         12          10  0.545455    34166.7   0.61     230000.0
     """
-    ds.require_single_currency(f"amount by {by}")
-    require_column(ds, by)
+    keys = [by] if isinstance(by, str) else list(by)
+    if not keys:
+        raise ValueError("by needs at least one column")
+    ds.require_single_currency(f"amount by {', '.join(keys)}")
+    for col in keys:
+        require_column(ds, col)
     if with_days is None:
-        with_days = by == "owner"
+        with_days = keys == ["owner"]
     d = deals_as_of(ds, period.as_of)
     status = d["status_as_of"].astype(str).to_numpy()
     in_p = period.contains(d["closed_as_of"]).to_numpy()
@@ -62,10 +69,9 @@ def amount_by(ds: Dataset, period: Period, by: str = "source", *,
     keep = won | lost | is_open
     d = d[keep]
     won, lost, is_open = won[keep], lost[keep], is_open[keep]
-    key = group_labels(d[by])
     amount = d["amount"].to_numpy(dtype=float)
     frame = pd.DataFrame({
-        "key": key.to_numpy(),
+        **{col: group_labels(d[col]).to_numpy() for col in keys},
         "won_amount": np.where(won, amount, np.nan),
         "won_deals": won.astype("int64"),
         "_won_known": (won & ~np.isnan(amount)).astype("int64"),
@@ -79,15 +85,13 @@ def amount_by(ds: Dataset, period: Period, by: str = "source", *,
            "open_amount": "sum"}
     if with_days:
         agg["median_days_to_close"] = "median"
-    out = frame.groupby("key", sort=False).agg(agg)
-    out.index.name = by
-    out = out.reset_index()
+    out = frame.groupby(keys, sort=False).agg(agg).reset_index()
     closed = out["won_deals"] + out["lost_deals"]
     out["win_rate"] = (out["won_deals"] / closed.where(closed > 0)).astype(float)
     # Won deals of unknown amount (possible only with allow_missing_amounts) are left out of the mean.
     out["mean_size"] = (out["won_amount"] / out["_won_known"].where(out["_won_known"] > 0)).astype(float)
     total = float(out["won_amount"].sum())
     out["share"] = out["won_amount"] / total if total > 0 else np.nan
-    out = out.sort_values(["won_amount", by], ascending=[False, True], kind="stable")
-    cols = [by] + _COLUMNS + (["median_days_to_close"] if with_days else [])
+    out = out.sort_values(["won_amount", *keys], ascending=[False] + [True] * len(keys), kind="stable")
+    cols = keys + _COLUMNS + (["median_days_to_close"] if with_days else [])
     return out[cols].reset_index(drop=True)
