@@ -105,8 +105,64 @@ def _rows(con, sql: str, params=None) -> list[dict]:
     return [dict(zip(names, r)) for r in cur.fetchall()]
 
 
-def metrics(con: duckdb.DuckDBPyConnection, start, stop, as_of, *, stuck_quantile: float = 0.9) -> dict:
-    """All compared metrics for the period ``start <= t < stop`` seen at ``as_of`` (datetimes)."""
+def week_end_instants(start, stop, as_of) -> list:
+    """Monday 00:00 instants whose Sunday lies in ``start <= t < stop``, not after ``as_of``, plus
+    ``as_of`` (once), sorted: the instants of the weekly snapshot series (docs/metrics.md, 1)."""
+    import datetime as _dt
+    day = _dt.timedelta(days=1)
+    first = start + _dt.timedelta(days=(6 - start.weekday()) % 7)  # the first Sunday in P
+    out = []
+    sunday = first
+    while sunday < stop:
+        monday = sunday + day
+        if monday <= as_of:
+            out.append(monday)
+        sunday += 7 * day
+    return sorted(set(out) | {as_of})
+
+
+def bottleneck(con: duckdb.DuckDBPyConnection, start, stop, as_of, funnel: list[dict]) -> dict:
+    """The bottleneck of docs/metrics.md section 1 from the weekly snapshot counts (SQL) and the funnel.
+
+    Needs the ``visits`` table of :func:`load`; ``funnel`` is ``metrics(...)["funnel"]``.
+    """
+    lowest = [(r["conversion"], i, r["stage"]) for i, r in enumerate(funnel) if r["conversion"] is not None]
+    low = min(lowest) if lowest else None
+    instants = week_end_instants(start, stop, as_of)
+    con.execute("CREATE OR REPLACE TEMP TABLE instants AS SELECT unnest(?::TIMESTAMP[]) AS t_at", [instants])
+    # Open deals per stage at each instant T: created before T, not closed before T, and whose latest
+    # entry before T is the stage (the visit began before T and its next entry, if any, is not before T).
+    drops = con.execute("""
+        WITH counts AS (
+            SELECT i.t_at, s.stage_index, s.stage,
+                   (SELECT count(*) FROM visits x
+                    WHERE x.stage_index = s.stage_index AND x.entered_at < i.t_at AND x.created_at < i.t_at
+                      AND (x.next_entered_at IS NULL OR x.next_entered_at >= i.t_at)
+                      AND (x.closed_at IS NULL OR x.closed_at >= i.t_at)) AS n
+            FROM instants i CROSS JOIN stages s
+        ),
+        d AS (
+            SELECT t_at, stage_index, stage,
+                   lag(n) OVER (PARTITION BY stage_index ORDER BY t_at) - n AS drop
+            FROM counts
+        )
+        SELECT stage, drop, t_at FROM d WHERE drop > 0
+        ORDER BY drop DESC, t_at, stage_index LIMIT 1
+    """).fetchall()
+    top = drops[0] if drops else (None, None, None)
+    return {"lowest_conversion_stage": low[2] if low else None,
+            "lowest_conversion": low[0] if low else None,
+            "largest_drop_stage": top[0], "largest_drop": top[1],
+            "largest_drop_week": top[2].isoformat() if top[2] is not None else None}
+
+
+def metrics(con: duckdb.DuckDBPyConnection, start, stop, as_of, *, stuck_quantile: float = 0.9,
+            with_bottleneck: bool = False) -> dict:
+    """All compared metrics for the period ``start <= t < stop`` seen at ``as_of`` (datetimes).
+
+    ``with_bottleneck=True`` adds the bottleneck (weekly snapshot counts; off in the timed benchmark,
+    whose figures in docs/performance.md were measured without it).
+    """
     con.execute("SET VARIABLE p_start = ?::TIMESTAMP", [start])
     con.execute("SET VARIABLE p_stop = ?::TIMESTAMP", [stop])
     con.execute("SET VARIABLE as_of = ?::TIMESTAMP", [as_of])
@@ -253,17 +309,21 @@ def metrics(con: duckdb.DuckDBPyConnection, start, stop, as_of, *, stuck_quantil
                        coalesce(sum(amount) FILTER (closed_in_p AND status = 'won'), 0) AS won_amount,
                        count(*) FILTER (closed_in_p AND status = 'won') AS won_deals,
                        count(*) FILTER (closed_in_p AND status = 'lost') AS lost_deals,
+                       count(amount) FILTER (closed_in_p AND status = 'won') AS won_known,
                        coalesce(sum(amount) FILTER (open_at_as_of), 0) AS open_amount
                        {extra}
                 FROM d WHERE closed_in_p OR open_at_as_of GROUP BY {by}
             )
-            SELECT *,
+            SELECT * EXCLUDE (won_known),
                    CASE WHEN won_deals + lost_deals > 0 THEN won_deals / (won_deals + lost_deals) END
                      AS win_rate,
-                   CASE WHEN won_deals > 0 THEN won_amount / won_deals END AS mean_size,
+                   -- won deals of unknown amount are left out of both sum and count
+                   CASE WHEN won_known > 0 THEN won_amount / won_known END AS mean_size,
                    CASE WHEN sum(won_amount) OVER () > 0 THEN won_amount / sum(won_amount) OVER () END
                      AS share
             FROM g ORDER BY won_amount DESC, key
         """)
         out[f"amount_by_{by}"] = rows
+    if with_bottleneck:
+        out["bottleneck"] = bottleneck(con, start, stop, as_of, out["funnel"])
     return out

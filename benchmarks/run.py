@@ -133,7 +133,7 @@ def fk_results(s: dict) -> dict:
         "deal_size": {k: s["deal_size"].get(k) for k in ("deals", "mean", "median", "trimmed_mean")},
         "win_rate": s["win_rate"],
     }
-    for key in ("cohort", "stage_flow"):
+    for key in ("cohort", "stage_flow", "bottleneck"):
         if key in s:
             out[key] = s[key]
     for by in ("source", "product", "owner"):
