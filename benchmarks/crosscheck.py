@@ -67,7 +67,8 @@ def check_folder(folder: Path, quarters: list[str] | None, fractions: list[float
             s = metrics_summary(ds, period)
             got = fk_results(s)
             want = dm.metrics(con, period.start.to_pydatetime(), period.stop.to_pydatetime(),
-                              period.as_of.to_pydatetime(), with_bottleneck=True)
+                              period.as_of.to_pydatetime(), with_bottleneck=True,
+                              with_survival=True)
             diffs = compare(got, want)
             tag = f"{folder.name} {q} as_of {period.as_of}"
             print(f"{tag}: {'same' if not diffs else f'{len(diffs)} MISMATCH'}"

@@ -156,12 +156,63 @@ def bottleneck(con: duckdb.DuckDBPyConnection, start, stop, as_of, funnel: list[
             "largest_drop_week": top[2].isoformat() if top[2] is not None else None}
 
 
+def close_time_survival(con: duckdb.DuckDBPyConnection, start, stop, as_of,
+                        horizons=(30, 60, 90)) -> dict:
+    """Kaplan-Meier of days to any close (docs/metrics.md section 3), without lifelines.
+
+    Cohort: deals created in P and before ``as_of``; a close before ``as_of`` is an event at
+    ``closed_at - created_at``, any other deal is censored at ``as_of - created_at``. SQL gives the
+    closes and the number at risk (duration >= t) per close time; S is their running product.
+    """
+    rows = con.execute("""
+        WITH c AS (
+            SELECT CASE WHEN closed_at < ?3 THEN epoch(closed_at - created_at)
+                        ELSE epoch(?3 - created_at) END / 86400.0 AS days,
+                   coalesce(closed_at < ?3, false) AS event
+            FROM deals WHERE created_at >= ?1 AND created_at < ?2 AND created_at < ?3
+        ),
+        t AS (SELECT days, count(*) AS closes FROM c WHERE event GROUP BY days)
+        SELECT t.days, t.closes, (SELECT count(*) FROM c WHERE c.days >= t.days) AS at_risk
+        FROM t ORDER BY t.days
+    """, [start, stop, as_of]).fetchall()
+    n = con.execute("SELECT count(*) FROM deals WHERE created_at >= ?1 AND created_at < ?2 "
+                    "AND created_at < ?3", [start, stop, as_of]).fetchone()[0]
+    max_days = con.execute("""
+        SELECT max(CASE WHEN closed_at < ?3 THEN epoch(closed_at - created_at)
+                        ELSE epoch(?3 - created_at) END / 86400.0)
+        FROM deals WHERE created_at >= ?1 AND created_at < ?2 AND created_at < ?3
+    """, [start, stop, as_of]).fetchone()[0]
+    # Exact rational products: S often reaches exactly 1/2 (e.g. 181/362 with no censoring before the
+    # median), where a float product may land a hair above 0.5 and move the median one close later.
+    from fractions import Fraction
+    steps, surv = [], Fraction(1)
+    for days, closes, at_risk in rows:
+        surv *= 1 - Fraction(closes, at_risk)
+        steps.append((days, surv))
+    median = next((t for t, sv in steps if sv <= Fraction(1, 2)), None)
+    last = steps[-1][1] if steps else Fraction(1)
+
+    def p_within(d):
+        if n == 0:
+            return None
+        if d > max_days and last > 0:   # past the follow-up with a deal still open there
+            return None
+        sv = Fraction(1)
+        for t, v in steps:
+            if t <= d:
+                sv = v
+        return float(1 - sv)
+
+    return {"median_days": median, **{f"p_close_within_{d}_days": p_within(d) for d in horizons}}
+
+
 def metrics(con: duckdb.DuckDBPyConnection, start, stop, as_of, *, stuck_quantile: float = 0.9,
-            with_bottleneck: bool = False) -> dict:
+            with_bottleneck: bool = False, with_survival: bool = False) -> dict:
     """All compared metrics for the period ``start <= t < stop`` seen at ``as_of`` (datetimes).
 
-    ``with_bottleneck=True`` adds the bottleneck (weekly snapshot counts; off in the timed benchmark,
-    whose figures in docs/performance.md were measured without it).
+    ``with_bottleneck=True`` adds the bottleneck (weekly snapshot counts) and ``with_survival=True``
+    the Kaplan-Meier close-time numbers; both are off in the timed benchmark, whose figures in
+    docs/performance.md were measured without them.
     """
     con.execute("SET VARIABLE p_start = ?::TIMESTAMP", [start])
     con.execute("SET VARIABLE p_stop = ?::TIMESTAMP", [stop])
@@ -326,4 +377,6 @@ def metrics(con: duckdb.DuckDBPyConnection, start, stop, as_of, *, stuck_quantil
         out[f"amount_by_{by}"] = rows
     if with_bottleneck:
         out["bottleneck"] = bottleneck(con, start, stop, as_of, out["funnel"])
+    if with_survival:
+        out["close_time_survival"] = close_time_survival(con, start, stop, as_of)
     return out

@@ -133,7 +133,7 @@ def fk_results(s: dict) -> dict:
         "deal_size": {k: s["deal_size"].get(k) for k in ("deals", "mean", "median", "trimmed_mean")},
         "win_rate": s["win_rate"],
     }
-    for key in ("cohort", "stage_flow", "bottleneck"):
+    for key in ("cohort", "stage_flow", "bottleneck", "close_time_survival"):
         if key in s:
             out[key] = s[key]
     for by in ("source", "product", "owner"):
