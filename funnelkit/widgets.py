@@ -106,7 +106,9 @@ class Explorer:
         for w in self.controls.values():
             w.observe(self._on_change, names="value")
         self.widget = W.VBox([
-            W.HBox(list(self.controls.values())), self.status,
+            # wrap the dropdowns onto a second line rather than pushing the last ones out of view
+            # when option labels (source or owner names) are long
+            W.HBox(list(self.controls.values()), layout=W.Layout(flex_flow="row wrap")), self.status,
             W.HBox([self.outputs["funnel"], self.outputs["weekly"]]),
             self.outputs["stage"], self.outputs["tables"],
         ])
@@ -162,13 +164,16 @@ class Explorer:
         stage = sel["stage"]
         palette = fkp.stage_palette(self.ds.stages)
         chosen = ", ".join(f"{k} = {v}" for k, v in sel.items() if k in ("source", "product", "owner") and v != ALL)
+        cohort = st.cohort_outcomes(ds, period)
+        # the period's cohort first (what the funnel counts), then the slice's size over all periods
         self.status.value = html.escape(
-            f"{period.label}: {len(ds.deals):,} deals" + (f" ({chosen})" if chosen else " (all deals)"))
+            f"{period.label} ({chosen or 'all deals'}): {cohort['deals']:,} deals created in the period; "
+            + f"{len(ds.deals):,} in " + ("this slice overall" if chosen else "the data set"))
 
         fun = st.funnel(ds, period)
         weekly = st.weekly_snapshots(ds, period)
         self._fill(self.outputs["funnel"], fkp.funnel_plot(fun, palette=palette),
-                   tk.as_html(tk.funnel_takeaway(fun, None, st.cohort_outcomes(ds, period))))
+                   tk.as_html(tk.funnel_takeaway(fun, None, cohort)))
         self._fill(self.outputs["weekly"], fkp.snapshot_plot(weekly, palette=palette),
                    tk.as_html(tk.snapshot_takeaway(weekly)))
 

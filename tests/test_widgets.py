@@ -45,7 +45,7 @@ def test_changing_a_control_redraws_that_slice(tiny):
     assert ex.outputs["funnel"].outputs != before
     assert set(ex.sliced().deals["source"].astype(str)) == {"Web"}
     assert ex.last["funnel"]["reached"].tolist() == [3, 2, 1]   # D3 (Demo), D4 (skips to Proposal), D5
-    assert "3 deals" in ex.status.value and "source = Web" in ex.status.value
+    assert ex.status.value == "2026Q2 (source = Web): 3 deals created in the period; 3 in this slice overall"
     expected = ab.amount_by(tiny.filter(source="Web"), Period.quarter("2026Q2"), by="product")
     assert ex.last["by_product"]["won_amount"].tolist() == expected["won_amount"].tolist()
 
@@ -97,3 +97,23 @@ def test_explorer_tables_have_readable_headers_and_no_row_numbers(tiny):
     assert "Won amount (EUR)" in html_out and "Win rate" in html_out
     assert "won_amount" not in html_out and "mean_size" not in html_out
     assert "<th></th>" not in html_out.replace(" ", "")   # no index column
+
+
+def test_status_line_counts_the_period_cohort_and_the_slice(sample_ds):
+    """The status line must not present the slice's all-time size as the period's deal count."""
+    ex = widgets.Explorer(sample_ds, "2026Q3")
+    q3 = Period.quarter("2026Q3")
+    n = st.cohort_outcomes(sample_ds, q3)["deals"]
+    assert 0 < n < 3000
+    assert ex.status.value == f"2026Q3 (all deals): {n:,} deals created in the period; 3,000 in the data set"
+    ex.controls["source"].value = "Referrals"
+    ref = sample_ds.filter(source="Referrals")
+    assert ex.status.value == (f"2026Q3 (source = Referrals): {st.cohort_outcomes(ref, q3)['deals']:,} deals "
+                               f"created in the period; {len(ref.deals):,} in this slice overall")
+
+
+def test_controls_wrap_instead_of_overflowing(tiny):
+    ex = widgets.Explorer(tiny)
+    row = ex.widget.children[0]
+    assert list(row.children) == list(ex.controls.values())
+    assert row.layout.flex_flow == "row wrap"
