@@ -53,6 +53,6 @@ HISTORY = [
 
 
 
-def write_dataset(folder: Path, deals=DEALS, history=HISTORY, stages=STAGES, currency="USD") -> Path:
+def write_dataset(folder: Path, deals=DEALS, history=HISTORY, stages=STAGES, currency="USD", **kw) -> Path:
     """Write deals.csv, stage_history.csv and pipeline.yml into ``folder`` (created)."""
-    return write_folder(folder, deals, history, stages, currency=currency)
+    return write_folder(folder, deals, history, stages, currency=currency, **kw)

@@ -189,16 +189,10 @@ def test_bottleneck_nothing_to_name(ds):
 
 
 def test_bottleneck_ignores_currency_but_snapshot_refuses_mixed(tmp_path):
-    import csv
-
-    from stages_hand_data import DEAL_HEADER, DEALS
-    folder = write_dataset(tmp_path / "mixed")
-    rows = [list(r) + ["EUR" if r[0] == "D1" else "USD"] for r in DEALS]
-    with open(folder / "deals.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(DEAL_HEADER + ["currency"])
-        w.writerows(rows)
-    mixed = fk.load(folder)
+    from hand_io import DEAL_HEADER
+    from stages_hand_data import DEALS
+    rows = [tuple(r) + ("EUR" if r[0] == "D1" else "USD",) for r in DEALS]
+    mixed = fk.load(write_dataset(tmp_path / "mixed", deals=rows, header=DEAL_HEADER + ["currency"]))
     with pytest.raises(fk.MixedCurrencyError):
         snapshot(mixed, JAN.as_of)
     with pytest.raises(fk.MixedCurrencyError):
