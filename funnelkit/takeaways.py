@@ -265,8 +265,11 @@ def snapshot_takeaway(weekly: pd.DataFrame, bottleneck: Mapping | None = None,
         return "No snapshots in this period."
     tot = weekly.groupby("at")[value].sum().sort_index()
     first, last = tot.iloc[0], tot.iloc[-1]
-    text = (f"Open deals went from {first:,.0f} to {last:,.0f} "
-            f"({'+' if last >= first else ''}{last - first:,.0f}) between the first and last snapshot")
+    if round(last) == round(first):
+        text = f"Open deals were {last:,.0f} at both the first and the last snapshot"
+    else:
+        text = (f"Open deals went from {first:,.0f} to {last:,.0f} "
+                f"({'+' if last > first else ''}{last - first:,.0f}) between the first and last snapshot")
     if bottleneck and bottleneck.get("largest_drop_stage") is not None:
         week = bottleneck.get("largest_drop_week")
         wk = f" (week ending {week_label(week)})" if week is not None and pd.notna(week) else ""

@@ -125,6 +125,8 @@ def test_snapshot_and_flow_takeaways():
     b = {"largest_drop_stage": "A", "largest_drop": 2, "largest_drop_week": pd.Timestamp("2026-04-13")}
     assert tk.snapshot_takeaway(w, b) == ("Open deals went from 10 to 7 (-3) between the first and last snapshot; "
                                           "the largest weekly drop was in A, 2 deals (week ending 2026-04-12).")
+    same = w.assign(open_deals=[5, 5, 6, 4])
+    assert tk.snapshot_takeaway(same).startswith("Open deals were 10 at both the first and the last snapshot")
     assert tk.week_label(pd.Timestamp("2026-06-15")) == "2026-06-14"      # Monday 00:00 = Sunday 24:00
     assert tk.week_label(pd.Timestamp("2026-06-30 12:00")) == "2026-06-30"
 
