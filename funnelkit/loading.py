@@ -19,7 +19,7 @@ import yaml
 from .contract import (NOT_SET, DEAL_COLUMNS, DEALS_FILE, HISTORY_COLUMNS, HISTORY_FILE, PIPELINE_FILE,
                        STATUSES, TABLE_SUFFIXES, Pipeline)
 from .dataset import Dataset
-from .parsing import parse_amounts, parse_timestamps, read_text_table
+from .parsing import INTERNAL_COLUMNS, parse_amounts, parse_timestamps, read_text_table
 from .validation import DataError, FileAccount, Problem, ValidationReport, row_json
 
 __all__ = ["load", "validate"]
@@ -211,7 +211,7 @@ class _Collector:
 
 def _check_field_counts(c: "_Collector", raw: pd.DataFrame) -> None:
     """A CSV row with more or fewer fields than the header: its cells may sit in the wrong columns."""
-    width = sum(1 for col in raw.columns if not str(col).startswith("_"))
+    width = sum(1 for col in raw.columns if col not in INTERNAL_COLUMNS)
     n = raw["_fields"]
     nothing = pd.Series("", index=raw.index)
     c.add(n > width, None, nothing, lambda: "the row has " + n.astype(str) + f" fields but the header has "

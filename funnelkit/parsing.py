@@ -165,6 +165,8 @@ def read_text_table(path, sheet: str | int = 0, *, arrow_strings: bool = False,
     suffix = path.suffix.lower()
     if suffix == ".csv":
         df = _read_csv_arrow(path) if arrow_strings else None
+        if df is not None and with_lines:
+            _refuse_reserved(df.columns)
         if df is None:
             df = _read_csv_records(path)      # the csv module: exact lines, any field counts
         elif with_lines:
@@ -183,16 +185,33 @@ def read_text_table(path, sheet: str | int = 0, *, arrow_strings: bool = False,
     else:
         raise ValueError(f"{path}: unsupported table format '{suffix}' (use .csv, .xlsx or .parquet)")
     df.columns = [str(c).strip() for c in df.columns]
-    if with_lines and "_line" not in df.columns:
+    if with_lines and suffix != ".csv":
+        _refuse_reserved(df.columns)
+        width = len(df.columns)
         df["_line"] = np.arange(2, len(df) + 2)
-        df["_fields"] = len(df.columns) - 1
+        df["_fields"] = width
     return df
 
 
+def _refuse_reserved(columns) -> None:
+    reserved = [str(c).strip() for c in columns if str(c).strip() in INTERNAL_COLUMNS]
+    if reserved:
+        raise pd.errors.ParserError(f"line 1: column name {reserved[0]!r} is reserved by funnelkit; rename it")
+
+
+#: Columns read_text_table(with_lines=True) adds; a file may not use these names itself.
+INTERNAL_COLUMNS = ("_line", "_fields")
+
+
 def _simple_lines(path, records: int) -> np.ndarray | None:
-    """Line numbers 2..n+1 when the file has exactly one line per record (the usual case), else None."""
+    """Line numbers 2..n+1 when the file has exactly one line per record (the usual case), else None.
+
+    Only for files whose line ends are all \\n or \\r\\n: a lone \\r is a line end to some readers
+    and not to others, so such files go to the csv-module reader, which counts lines exactly."""
     with open(path, "rb") as fh:
         data = fh.read()
+    if data.count(b"\r") != data.count(b"\r\n"):
+        return None
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
     return np.arange(2, records + 2) if lines == records + 1 else None
 
@@ -205,26 +224,49 @@ def _read_csv_records(path) -> pd.DataFrame:
     """
     import csv
 
+    # Cells of any length (the default limit, 128 KiB, would make a long note unreadable).
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    try:
+        return _csv_records(path, strict=True)
+    except _StrayQuote:
+        # A quote inside an unquoted cell (e.g. 12" screen): read it as text, as spreadsheets do.
+        return _csv_records(path, strict=False)
+
+
+class _StrayQuote(Exception):
+    pass
+
+
+def _csv_records(path, strict: bool) -> pd.DataFrame:
+    import csv
+
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(fh, strict=strict)
+        start = 1
         try:
             header = next(reader)
-        except StopIteration:
-            raise pd.errors.EmptyDataError("no header") from None
-        except csv.Error as exc:
-            raise pd.errors.ParserError(f"line {reader.line_num}: {exc}") from None
-        width = len(header)
-        rows, lines, counts = [], [], []
-        start = reader.line_num + 1
-        try:
+            if not header or not any(h.strip() for h in header):
+                raise pd.errors.ParserError("line 1 is empty: the header must be the first line")
+            width = len(header)
+            rows, lines, counts = [], [], []
+            start = reader.line_num + 1
             for rec in reader:
                 if rec:
                     lines.append(start)
                     counts.append(len(rec))
                     rows.append(rec[:width] + [""] * (width - len(rec)) if len(rec) != width else rec)
                 start = reader.line_num + 1
+        except StopIteration:
+            raise pd.errors.EmptyDataError("no header") from None
         except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                raise pd.errors.ParserError(
+                    f"line {start}: a quoted cell opened in the record starting on this line is never "
+                    "closed, so every later line would be read into it (an unclosed quote)") from None
+            if strict:
+                raise _StrayQuote() from None
             raise pd.errors.ParserError(f"line {reader.line_num}: {exc}") from None
+    _refuse_reserved(header)
     # Keep repeated header names as written (the loader names them); build by position.
     df = pd.DataFrame(rows if rows else None, columns=range(width), dtype=object)
     if not rows:

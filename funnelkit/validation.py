@@ -146,4 +146,4 @@ class ValidationReport:
 
 
 def row_json(row: dict) -> str:
-    return json.dumps({k: v for k, v in row.items() if not str(k).startswith("_")}, ensure_ascii=False)
+    return json.dumps({k: v for k, v in row.items() if k not in ("_line", "_fields")}, ensure_ascii=False)

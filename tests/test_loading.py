@@ -592,3 +592,70 @@ def test_date_format_from_pipeline_yml_is_used(tmp_path):
     ds = fk.load(write_dataset(tmp_path / "d", deals, history, pipeline))
     assert ds.deals.loc[0, "created_at"] == pd.Timestamp("2024-01-31")
     assert ds.deals.loc[0, "closed_at"] == pd.Timestamp("2024-02-20")
+
+
+def _deals_file(tmp_path, text: bytes, name="d"):
+    folder = write_dataset(tmp_path / name)
+    (folder / "deals.csv").write_bytes(text)
+    return folder
+
+
+def test_a_user_column_starting_with_underscore_is_kept(tmp_path):
+    text = "\n".join([DEALS[0] + ",_note"] + [r + ",x" for r in DEALS[1:]]) + "\n"
+    ds = fk.load(_deals_file(tmp_path, text.encode()))
+    assert list(ds.deals["_note"]) == ["x"] * (len(DEALS) - 1)
+
+
+def test_reserved_column_names_are_refused(tmp_path):
+    text = "\n".join([DEALS[0] + ",_line"] + [r + ",x" for r in DEALS[1:]]) + "\n"
+    with pytest.raises(DataError, match="column name '_line' is reserved by funnelkit"):
+        fk.load(_deals_file(tmp_path, text.encode()))
+
+
+def test_lone_carriage_returns_and_quoted_breaks_give_editor_line_numbers(tmp_path):
+    # line 1 header; line 2 D1 ends with a lone CR; D2 spans lines 3-4 (quoted break); D3 on line 5.
+    rows = [DEALS[0], DEALS[1] + "\r", DEALS[2].replace(",Referral,", ',"Refer\nral",') + "\n",
+            DEALS[3].replace(",2000,", ",xx,")]
+    text = rows[0] + "\n" + rows[1] + rows[2] + rows[3] + "\n"
+    with pytest.raises(DataError) as err:
+        fk.load(_deals_file(tmp_path, text.encode()))
+    [p] = [p for p in err.value.problems if p.file.endswith("deals.csv")]
+    assert (p.line, p.column, p.value) == (5, "amount", "xx")
+
+
+def test_an_unclosed_quote_is_named_with_its_line(tmp_path):
+    rows = list(DEALS)
+    rows[2] = rows[2].replace(",Referral,", ',"Referral,')
+    rows.insert(3, "")   # a blank line sends the file to the exact reader
+    text = "\n".join(rows) + "\n"
+    with pytest.raises(DataError, match=r"line 3: a quoted cell opened .* never closed"):
+        fk.load(_deals_file(tmp_path, text.encode()))
+
+
+def test_a_stray_quote_inside_a_cell_is_read_as_text(tmp_path):
+    rows = list(DEALS)
+    rows[1] = rows[1].replace(",Set,", ',Set 12" screen,')
+    rows.insert(2, "")
+    ds = fk.load(_deals_file(tmp_path, ("\n".join(rows) + "\n").encode()))
+    assert ds.deals.loc[0, "product"] == 'Set 12" screen'
+
+
+def test_a_very_long_cell_is_read(tmp_path):
+    rows = list(DEALS)
+    rows[1] = rows[1].replace(",Web,", ',"' + "w" * 200_000 + '\nx",')
+    ds = fk.load(_deals_file(tmp_path, ("\n".join(rows) + "\n").encode()))
+    assert len(ds.deals.loc[0, "source"]) == 200_002
+
+
+def test_a_blank_first_line_is_named(tmp_path):
+    text = "\n" + "\n".join(DEALS) + "\n"
+    with pytest.raises(DataError, match="line 1 is empty: the header must be the first line"):
+        fk.load(_deals_file(tmp_path, text.encode()))
+
+
+def test_fast_and_exact_readers_agree(tmp_path):
+    from funnelkit.parsing import _read_csv_records, read_text_table
+    folder = write_dataset(tmp_path / "d")
+    fast = read_text_table(folder / "deals.csv", arrow_strings=True, with_lines=True)
+    exact = _read_csv_records(folder / "deals.csv")
+    assert fast.astype(str).values.tolist() == exact.astype(str).values.tolist()
