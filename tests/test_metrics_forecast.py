@@ -469,3 +469,24 @@ def test_forecast_range_refuses_bad_levels():
     from funnelkit.metrics.forecast import forecast_range
     with pytest.raises(ValueError, match="level"):
         forecast_range(pd.DataFrame({"amount": [1.0], "p_win": [0.5]}), 1.5)
+
+
+def test_forecast_range_with_one_dominant_deal_is_simulated_and_bounded():
+    import numpy as np
+
+    from funnelkit.metrics.forecast import SIMULATE_UP_TO, forecast_range
+    n = SIMULATE_UP_TO + 1
+    fc = pd.DataFrame({"amount": np.r_[1_000_000.0, np.ones(n - 1)], "p_win": np.full(n, 0.5)})
+    r = forecast_range(fc, 0.8)
+    assert r["method"] == "simulation"                      # one deal dominates: no normal approximation
+    assert 0 <= r["low"] <= r["expected"] <= r["high"] <= fc["amount"].sum()
+    assert r["high"] > 1_000_000 and r["low"] < 2_000       # the big deal is won or not
+
+
+def test_forecast_range_contains_its_expected_amount():
+    from funnelkit.metrics.forecast import forecast_range
+    r = forecast_range(pd.DataFrame({"amount": [100.0], "p_win": [0.9]}), 0.8)
+    assert r["expected"] == pytest.approx(90.0)
+    assert r["low"] <= r["expected"] <= r["high"] <= 100.0
+    with pytest.raises(ValueError, match="simulations"):
+        forecast_range(pd.DataFrame({"amount": [100.0], "p_win": [0.9]}), 0.8, simulations=0)

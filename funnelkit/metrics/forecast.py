@@ -367,7 +367,7 @@ def expected_won_by(forecast: pd.DataFrame, by: str | list[str] | None = "stage"
     return g.astype({"open_deals": "int64", "amount_unknown_deals": "int64"})
 
 
-def _require_single_currency(forecast: pd.DataFrame) -> None:
+def _require_single_currency(forecast: pd.DataFrame, what: str = "expected_won_by") -> None:
     if "currency" not in forecast.columns:
         return
     cur = forecast.loc[forecast["amount"].notna(), "currency"].astype(str)
@@ -375,7 +375,7 @@ def _require_single_currency(forecast: pd.DataFrame) -> None:
     if len(found) > 1:
         listed = ", ".join(f"{c}: {n} deals" for c, n in cur.value_counts().items())
         raise MixedCurrencyError(
-            f"expected_won_by adds amounts, but the open deals are in {len(found)} currencies "
+            f"{what} adds amounts, but the open deals are in {len(found)} currencies "
             f"({listed}). Amounts in different currencies are never added together: forecast a "
             f"one-currency slice, e.g. win_forecast(ds.filter(currency={found[0]!r}), ...).")
 
@@ -395,9 +395,11 @@ def forecast_range(forecast: pd.DataFrame, level: float = 0.8, *, simulations: i
     amount with probability ``level`` (equal tails). Deals of unknown amount or probability are left
     out (``deals`` counts those used).
 
-    Up to :data:`SIMULATE_UP_TO` deals, the range comes from ``simulations`` seeded draws (the same
-    result every time); above, from the normal approximation (mean ± z·sd with
-    sd² = Σ amount² p (1 − p)), floored at 0.
+    Up to :data:`SIMULATE_UP_TO` deals, or when a few deals dominate the spread, the range comes
+    from ``simulations`` seeded draws (the same result every time); otherwise from the normal
+    approximation (mean ± z·sd with sd² = Σ amount² p (1 − p)). The range always lies within
+    0..Σ amount and contains the expected amount (a range of a few all-or-nothing bets can miss
+    its own mean; it is widened to include it).
 
     Returns
     -------
@@ -412,7 +414,9 @@ def forecast_range(forecast: pd.DataFrame, level: float = 0.8, *, simulations: i
     """
     if not 0 < level < 1:
         raise ValueError("level must lie between 0 and 1, e.g. 0.8")
-    _require_single_currency(forecast)
+    if simulations < 1:
+        raise ValueError("simulations must be a positive number")
+    _require_single_currency(forecast, "forecast_range")
     known = forecast["amount"].notna() & forecast["p_win"].notna()
     a = forecast.loc[known, "amount"].to_numpy(dtype="float64")
     p = forecast.loc[known, "p_win"].to_numpy(dtype="float64")
@@ -420,20 +424,27 @@ def forecast_range(forecast: pd.DataFrame, level: float = 0.8, *, simulations: i
     tail = (1 - level) / 2
     if len(a) == 0:
         return {**out, "low": 0.0, "high": 0.0, "method": "none"}
-    if len(a) <= SIMULATE_UP_TO:
+    spread = a * a * p * (1 - p)
+    dominated = spread.max() > 0.05 * spread.sum()   # the normal approximation needs many small bets
+    total, expected = float(a.sum()), out["expected"]
+
+    def bounded(low: float, high: float) -> tuple[float, float]:
+        return max(0.0, min(low, expected)), min(total, max(high, expected))
+
+    if len(a) <= SIMULATE_UP_TO or dominated:
         rng = np.random.default_rng(seed)
         totals = np.empty(simulations)
         chunk = max(1, 2_000_000 // len(a))
         for start in range(0, simulations, chunk):
             n = min(chunk, simulations - start)
             totals[start:start + n] = (rng.random((n, len(a))) < p) @ a
-        low, high = np.quantile(totals, [tail, 1 - tail])
+        low, high = bounded(*np.quantile(totals, [tail, 1 - tail]))
         return {**out, "low": float(low), "high": float(high), "method": "simulation"}
     from scipy.stats import norm
-    sd = float(np.sqrt(np.sum(a * a * p * (1 - p))))
+    sd = float(np.sqrt(spread.sum()))
     z = float(norm.ppf(1 - tail))
-    return {**out, "low": max(0.0, out["expected"] - z * sd), "high": out["expected"] + z * sd,
-            "method": "normal"}
+    low, high = bounded(expected - z * sd, expected + z * sd)
+    return {**out, "low": low, "high": high, "method": "normal"}
 
 
 # --------------------------------------------------------------------------------------------
