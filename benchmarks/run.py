@@ -68,7 +68,7 @@ def ensure_data(n: int, seed: int) -> tuple[Path, float | None]:
         return folder, None
     from funnelkit.sample import write_sample
     t0 = time.perf_counter()
-    write_sample(folder, deals=n, seed=seed)
+    write_sample(folder, deals=n, seed=seed, force=True)   # a partial earlier run is replaced
     secs = time.perf_counter() - t0
     done.write_text(json.dumps({"deals": n, "seed": seed, "seconds": secs}))
     return folder, secs

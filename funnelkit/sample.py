@@ -358,11 +358,12 @@ _CHUNK = 200_000
 
 
 def write_sample(out, deals: int = 3000, seed: int = 7, start=None, days: int | None = None,
-                 table_format: str = "csv") -> Path:
+                 table_format: str = "csv", force: bool = False) -> Path:
     """Write :func:`generate`'s data set to folder ``out`` and return the folder.
 
     Writes ``deals``, ``stage_history`` (as ``.csv``, ``.parquet`` or ``.xlsx``) and
-    ``pipeline.yml``, each atomically. The same arguments give byte-identical CSV files.
+    ``pipeline.yml``, each atomically. The same arguments give byte-identical CSV files. A folder
+    that already holds a data set is refused unless ``force=True`` (then its files are replaced).
 
     Examples
     --------
@@ -376,6 +377,11 @@ def write_sample(out, deals: int = 3000, seed: int = 7, start=None, days: int | 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out} exists and is not a folder")
+    existing = [f"{stem}.{ext}" for stem in (DEALS_FILE, HISTORY_FILE) for ext in ("csv", "parquet", "xlsx")
+                if (out / f"{stem}.{ext}").exists()] + (["pipeline.yml"] if (out / "pipeline.yml").exists() else [])
+    if existing and not force:
+        raise FileExistsError(f"{out} already holds a data set ({', '.join(existing)}); "
+                              "choose an empty folder, or pass --force to replace it")
     out.mkdir(parents=True, exist_ok=True)
     sim, start64 = _run(deals, seed, start, days)
     n = sim["n"]

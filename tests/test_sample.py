@@ -222,3 +222,15 @@ def test_big_generation_is_vectorised(tmp_path):
     elapsed = time.perf_counter() - t
     assert len(deals) == 200_000 and len(history) > 400_000
     assert elapsed < 30, f"generate(200000) took {elapsed:.1f}s"
+
+
+def test_an_existing_data_set_is_not_overwritten_without_force(tmp_path, capsys):
+    from funnelkit.cli import main
+    out = write_sample(tmp_path / "s", deals=50, seed=1)
+    before = (out / "deals.csv").read_bytes()
+    assert main(["sample-data", str(out), "--deals", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a data set" in err and "--force" in err and "Traceback" not in err
+    assert (out / "deals.csv").read_bytes() == before
+    assert main(["sample-data", str(out), "--deals", "5", "--force"]) == 0
+    assert (out / "deals.csv").read_bytes() != before
