@@ -125,13 +125,16 @@ def _cmd_validate(args) -> int:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
         print(report.summary())
-    if args.lenient and len(report.rejected):
+    if args.lenient:
         if is_inside(args.out, args.path):
             raise ValueError(f"--out {args.out} is inside the input folder {args.path}: "
                              "input folders are never written to; choose another folder")
-        name = Path(args.path).resolve().name or "dataset"
-        written = report.write_rejected(Path(args.out) / f"{name}.rejected.csv")
-        print(f"rejected rows with their reasons: {written}")
+        target = Path(args.out) / f"{Path(args.path).resolve().name or 'dataset'}.rejected.csv"
+        if len(report.rejected):
+            print(f"rejected rows with their reasons: {report.write_rejected(target)}")
+        elif target.exists():
+            target.unlink()      # from an earlier run: it no longer describes the data
+            print(f"no rows rejected; removed the earlier {target}")
     # Exit 0 only for a clean data set, in lenient mode too (its CSV is written all the same).
     return 0 if report.ok else EXIT_PROBLEMS
 
@@ -160,6 +163,9 @@ def _cmd_report(args) -> int:
     params = dict(target=args.target, stuck_quantile=args.stuck_quantile, title=args.title,
                   lenient=args.lenient, currency=args.currency)
     if args.all_quarters:
+        if args.quarter or args.start or args.end or args.as_of:
+            raise ValueError("--all-quarters renders every quarter in the data: leave out --quarter, "
+                             "--start, --end and --as-of (or drop --all-quarters)")
         index = render_all_quarters(args.path, args.out, with_code=args.with_code,
                                     timeout=args.timeout, **params)
         print(f"wrote {index}")

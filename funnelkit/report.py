@@ -339,7 +339,7 @@ def _cell_message(nb_path: Path, index: int | None) -> str:
     else:
         return "" if index is None else f"cell {index}"
     first = next((ln.strip() for ln in cell.source.splitlines() if ln.strip()), "")
-    number = f"In [{cell.execution_count}]" if cell.get("execution_count") else f"cell {cells.index(cell)}"
+    number = f"In [{cell.execution_count}]" if cell.get("execution_count") else str(cells.index(cell))
     return f"cell {number} ({first[:80]!r})"
 
 
@@ -396,7 +396,8 @@ def _execute(notebook: Path, out_nb: Path, params: dict, timeout: int, label: st
 def render_report(path: str | Path, period: Period, out: str | Path, *, with_code: bool = False,
                   timeout: int = 300, target: float | None = None, stuck_quantile: float = 0.9,
                   title: str | None = None, lenient: bool = False, currency: str | None = None,
-                  notebook: str | Path | None = None) -> Path:
+                  notebook: str | Path | None = None,
+                  _write_rejected: bool = True) -> Path:
     """Execute the report notebook for ``period`` and export it as self-contained HTML.
 
     Parameters
@@ -434,7 +435,7 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
     if not data.is_dir():
         raise FileNotFoundError(f"data set folder not found: {path}")
     _check_out(out, data)
-    if lenient:
+    if lenient and _write_rejected:
         write_rejected_rows(data, out)
     nb_path = Path(notebook) if notebook else default_notebook()
     if not nb_path.is_file():
@@ -473,9 +474,12 @@ def write_rejected_rows(path: str | Path, out: str | Path) -> Path | None:
     ``<out>/<data folder name>.rejected.csv`` and log the accounting. None when nothing is dropped."""
     from .loading import validate
     report = validate(path)
+    target = Path(out) / f"{Path(path).resolve().name}.rejected.csv"
     if not len(report.rejected):
+        # A rejected-rows file from an earlier run would describe data that is no longer there.
+        target.unlink(missing_ok=True)
         return None
-    written = report.write_rejected(Path(out) / f"{Path(path).resolve().name}.rejected.csv")
+    written = report.write_rejected(target)
     accounts = "; ".join(f"{Path(a.file).name}: {a.read} read = {a.loaded} loaded + {a.rejected} rejected"
                          for a in report.accounts.values())
     log.warning("lenient: %s; rejected rows with their reasons in %s", accounts, written)
@@ -516,6 +520,8 @@ def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = 
         raise FileNotFoundError(f"data set folder not found: {path}")
     _check_out(out, data)
     found, name = _quarters_in(data, lenient, currency)
+    if lenient:
+        write_rejected_rows(data, out)          # once for the whole run, not once per quarter
     labels = quarters or found
     from tqdm.auto import tqdm
 
@@ -527,7 +533,8 @@ def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = 
         try:
             html = render_report(data, Period.quarter(label), out, with_code=with_code, timeout=timeout,
                                  target=target, stuck_quantile=stuck_quantile, title=title,
-                                 lenient=lenient, currency=currency, notebook=notebook)
+                                 lenient=lenient, currency=currency, notebook=notebook,
+                                 _write_rejected=False)
             outcome.rendered.append((label, html))
         except ReportError as exc:
             log.error("%s", exc)

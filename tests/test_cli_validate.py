@@ -124,3 +124,13 @@ def test_clean_lenient_writes_no_rejected_file(tmp_path):
     write_dataset(tmp_path / "d")
     r = _run("validate", "d", "--lenient", cwd=tmp_path)
     assert r.returncode == 0 and not (tmp_path / "reports").exists()
+
+
+def test_a_fixed_data_set_clears_the_earlier_rejected_file(tmp_path):
+    folder = _broken(tmp_path / "d")
+    r = _run("validate", "d", "--lenient", cwd=tmp_path)
+    assert r.returncode == 1 and (tmp_path / "reports" / "d.rejected.csv").exists()
+    write_dataset(folder)                       # the data set, fixed
+    r = _run("validate", "d", "--lenient", cwd=tmp_path)
+    assert r.returncode == 0 and "removed the earlier" in r.stdout
+    assert not (tmp_path / "reports" / "d.rejected.csv").exists()

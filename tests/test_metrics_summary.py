@@ -226,3 +226,16 @@ def test_forecast_range_brackets_the_expected_amount(sample_ds):
     f = metrics_summary(sample_ds, Period.quarter("2026Q2"))["forecast"]
     assert f["expected_won_amount_low"] < f["expected_won_amount"] < f["expected_won_amount_high"]
     assert f["range_level"] == 0.8
+
+
+def test_report_all_quarters_refuses_period_flags(sample_path, tmp_path, capsys):
+    assert main(["report", str(sample_path), "--all-quarters", "--quarter", "2025Q1",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "--all-quarters renders every quarter" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_amount_by_refuses_a_column_named_twice(hand_dir):
+    from funnelkit.metrics.amount_by import amount_by
+    with pytest.raises(ValueError, match="names a column twice"):
+        amount_by(fk.load(hand_dir), JAN, by=["source", "source"])

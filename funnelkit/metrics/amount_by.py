@@ -55,6 +55,8 @@ def amount_by(ds: Dataset, period: Period, by: str | list[str] = "source", *,
     keys = [by] if isinstance(by, str) else list(by)
     if not keys:
         raise ValueError("by needs at least one column")
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"by names a column twice: {keys}")
     ds.require_single_currency(f"amount by {', '.join(keys)}")
     for col in keys:
         require_column(ds, col)

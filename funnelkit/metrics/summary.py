@@ -210,9 +210,11 @@ def format_summary(s: dict) -> str:
     out.append(f"Win rate {_fmt(s['win_rate'], 'pct')} | won deals {ds_['deals']} | mean size "
                f"{_fmt(ds_['mean'])} {cur} | median {_fmt(ds_['median'])} | trimmed mean "
                f"{_fmt(ds_['trimmed_mean'])} | open deals {s['forecast']['open_deals']} | "
-               f"expected won from open {_fmt(s['forecast']['expected_won_amount'])} {cur} "
-               f"({100 * s['forecast']['range_level']:.0f}% range {_fmt(s['forecast']['expected_won_amount_low'])}"
-               f"-{_fmt(s['forecast']['expected_won_amount_high'])})")
+               f"expected won from open {_fmt(s['forecast']['expected_won_amount'])} {cur}"
+               + (f" ({100 * s['forecast']['range_level']:.0f}% range "
+                  f"{_fmt(s['forecast']['expected_won_amount_low'])}-"
+                  f"{_fmt(s['forecast']['expected_won_amount_high'])})"
+                  if s['forecast']['expected_won_amount_low'] is not None else ""))
     v = s["sales_velocity"]
     out.append(f"Sales velocity {_fmt(v['amount_per_day'])} {cur} per day = {v['opportunities']} new deals x "
                f"{_fmt(v['win_rate'], 'pct')} win rate x {_fmt(v['mean_won_size'])} {cur} mean won size / "
