@@ -205,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
             NotADirectoryError, PermissionError, ReportError) as exc:
         if args.debug:
             raise
-        print(f"funnelkit {args.command}: {exc}", file=sys.stderr)
+        text = str(exc)
+        if isinstance(exc, OSError) and exc.strerror and exc.filename:   # not "[Errno 17] ..."
+            text = f"{exc.filename}: {exc.strerror.lower()}"
+        print(f"funnelkit {args.command}: {text}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
