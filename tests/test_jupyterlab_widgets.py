@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from browser_helpers import CHROMIUM_ARGS, chromium
 
 import funnelkit as fk
 from funnelkit.metrics import stages as st
@@ -39,8 +40,6 @@ from funnelkit.sample import write_sample
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 START_S = 40       # JupyterLab start-up takes 5-20 s on a busy 2-core machine
 STEP_MS = 15_000   # any single browser step
 RUN_ALL_MS = 30_000
@@ -57,16 +56,6 @@ def _ms(step_ms: float) -> float:
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
 RENAMED = "Referrals"  # this sample source is renamed to HOSTILE in the test's data
 
-
-def _chromium() -> str:
-    exe = shutil.which("chromium")
-    if exe:
-        return exe
-    reason = ("headless Chromium not found: install Debian's package with `make browser` "
-              "(apt-get install chromium)")
-    if os.environ.get("CI"):
-        pytest.fail(reason + "; CI is set, so the browser test must run")
-    pytest.skip(reason)
 
 
 def _free_port() -> int:
@@ -116,7 +105,7 @@ def workdir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def lab(workdir, tmp_path_factory):
     """A JupyterLab server on a free loopback port serving ``workdir``; yields its base URL."""
-    _chromium()  # skip before starting a server when there is no browser
+    chromium()  # skip before starting a server when there is no browser
     pytest.importorskip("jupyterlab", reason="needs jupyterlab")
     pytest.importorskip("playwright.sync_api", reason="needs Python playwright")
     state = tmp_path_factory.mktemp("labstate")
@@ -162,7 +151,7 @@ def lab(workdir, tmp_path_factory):
 def page(lab):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True, timeout=_ms(30_000))
+        browser = pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS, headless=True, timeout=_ms(30_000))
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 1000})
             pg = context.new_page()

@@ -12,11 +12,10 @@ fail: ``make browser`` installs it.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
+from browser_helpers import CHROMIUM_ARGS, chromium
 
 from funnelkit.period import Period
 from funnelkit.report import render_report
@@ -25,25 +24,13 @@ from test_report_render import TIMEOUT, make_dataset, report_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 STEP_MS = 30_000  # every browser step has a timeout
 
-
-def _chromium() -> str:
-    exe = shutil.which("chromium")
-    if exe:
-        return exe
-    reason = ("headless Chromium not found: install Debian's package with `make browser` "
-              "(apt-get install chromium)")
-    if os.environ.get("CI"):
-        pytest.fail(reason + "; CI is set, so the browser test must run")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def browser():
-    exe = _chromium()
+    exe = chromium()
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True, timeout=60_000)
@@ -55,7 +42,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
-    _chromium()  # skip before spending a render when there is no browser
+    chromium()  # skip before spending a render when there is no browser
     data = make_dataset(tmp_path_factory.mktemp("browser") / "data", n=200)
     out = tmp_path_factory.mktemp("browser_out")
     return render_report(data, Period.quarter("2026Q1"), out, timeout=TIMEOUT, notebook=report_notebook())
