@@ -221,3 +221,22 @@ def test_days_to_close_properties(tuples):
         a, b = won.p_close_within(d), km.p_close_within(d)
         if a is not None and b is not None:
             assert a <= b + 1e-12        # winning within d days implies closing within d days
+
+
+def test_km_with_a_lookback_cohort(ds):
+    # Deals created in the 45 days before as_of (2024-05-01): from 2024-03-17 on, so D10 (03-20,
+    # lost 04-30 12:00 after 41.5 days) joins the April cohort; D1 (03-01) and D9 (02-01) do not.
+    km = close_time_survival(ds, APRIL, lookback_days=45)
+    c = km.cohort.set_index("deal_id")
+    assert sorted(c.index) == ["D10", "D11", "D2", "D3", "D4", "D5", "D6", "D7", "D8"]
+    assert c.loc["D10", "days"] == 41.5 and c.loc["D10", "event"] == 1
+    # times 3c 4e 6c 10e 11c 16c 20e 21e 41.5e; at risk 9 8 7 6 5 4 3 2 1
+    s = km.survival_function_["KM_estimate"]
+    assert s.loc[4.0] == pytest.approx(7 / 8)
+    assert s.loc[10.0] == pytest.approx(35 / 48)
+    assert s.loc[20.0] == pytest.approx(35 / 72)
+    assert s.loc[21.0] == pytest.approx(35 / 144)
+    assert km.median_days == 20.0
+    assert km.p_close_within(30) == pytest.approx(1 - 35 / 144)
+    with pytest.raises(ValueError, match="lookback_days"):
+        close_time_survival(ds, APRIL, lookback_days=0)

@@ -239,7 +239,8 @@ class CloseTimeSurvival:
 
 
 def close_time_survival(ds: Dataset, period: Period, *, close: Literal["any", "won"] = "any",
-                        horizons: Sequence[float] = (30, 60, 90)) -> CloseTimeSurvival:
+                        horizons: Sequence[float] = (30, 60, 90),
+                        lookback_days: float | None = None) -> CloseTimeSurvival:
     """Kaplan-Meier estimate of the time from creation to close, counting still-open deals.
 
     Cohort: the deals created in P and seen at ``as_of`` (``start <= created_at < min(end + 1 day,
@@ -256,6 +257,10 @@ def close_time_survival(ds: Dataset, period: Period, *, close: Literal["any", "w
         where S is the Kaplan-Meier of any close. A lost deal is never won, so it is not censored.
     horizons
         Days for the ``p_close_<d>d`` columns of ``.summary``.
+    lookback_days
+        Another cohort: the deals created in the ``lookback_days`` before ``as_of`` (e.g. 365),
+        whatever P is. Longer follow-up, so P(close within 90 days) is known even at the end of a
+        quarter; P itself then only sets ``as_of``.
 
     Examples
     --------
@@ -267,7 +272,12 @@ def close_time_survival(ds: Dataset, period: Period, *, close: Literal["any", "w
         raise ValueError("close must be 'any' or 'won'")
     as_of = period.as_of
     d = deals_as_of(ds, as_of)
-    d = d[period.contains(d["created_at"]).to_numpy()]
+    if lookback_days is None:
+        d = d[period.contains(d["created_at"]).to_numpy()]
+    else:
+        if not lookback_days > 0:
+            raise ValueError("lookback_days must be a positive number of days")
+        d = d[(d["created_at"] >= as_of - pd.Timedelta(days=lookback_days)).to_numpy()]
     outcome = d["status_as_of"].astype(str).to_numpy()
     closed = outcome != "open"
     end = np.where(closed, d["closed_as_of"].to_numpy(), np.datetime64(as_of))
