@@ -227,9 +227,12 @@ def _check_deals(raw: pd.DataFrame, file: str, pipeline: Pipeline):
     deals = raw.copy()
     deal_id = raw["deal_id"].str.strip()
     c.add(deal_id.eq(""), "deal_id", raw["deal_id"], "deal_id is empty")
-    dup = deal_id.duplicated(keep="first") & deal_id.ne("")
+    # A row with a wrong field count is no deal (its cells may be shifted): a later row with the
+    # same id is not its duplicate.
+    ids = deal_id.where(~c.skip)
+    dup = ids.duplicated(keep="first") & ids.notna() & ids.ne("")
     if dup.any():
-        first_line = raw["_line"].groupby(deal_id).transform("first")
+        first_line = raw["_line"].groupby(ids).transform("first")
         c.add(dup, "deal_id", raw["deal_id"],
               "duplicate deal_id (first seen on line " + first_line.astype(str) + ")")
     status = raw["status"].str.strip().str.lower()

@@ -659,3 +659,12 @@ def test_fast_and_exact_readers_agree(tmp_path):
     fast = read_text_table(folder / "deals.csv", arrow_strings=True, with_lines=True)
     exact = _read_csv_records(folder / "deals.csv")
     assert fast.astype(str).values.tolist() == exact.astype(str).values.tolist()
+
+
+def test_a_ragged_row_does_not_make_a_later_row_a_duplicate(tmp_path):
+    deals = list(DEALS)
+    deals.insert(1, DEALS[1] + ",extra")         # line 2: D1 with a field too many
+    ds = fk.load(write_dataset(tmp_path / "d", deals), errors="report")
+    rejected = ds.report.rejected
+    assert list(rejected.loc[rejected["file"].str.endswith("deals.csv"), "line"]) == [2]
+    assert "D1" in set(ds.deals["deal_id"])     # line 3's D1 loads: it is not a duplicate of line 2
