@@ -71,7 +71,8 @@ def load_report_data(data_path: str | Path, *, currency: str = "", lenient: bool
 
 def default_target(summary: dict, uplift: float = 0.1) -> float | None:
     """A planning target when none was given: the period's won amount plus ``uplift`` (10%)."""
-    won = sum((r.get("won_amount") or 0.0) for r in summary.get("amount_by_source") or [])
+    from .takeaways import won_amount
+    won = won_amount(summary)
     return float(won * (1 + uplift)) if won else None
 
 

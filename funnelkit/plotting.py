@@ -782,10 +782,8 @@ def visit_days(ds, period) -> pd.DataFrame:
     The visits :func:`funnelkit.metrics.time_in_stage.time_in_stage` summarises, for
     :func:`duration_plot`.
     """
-    from .history import visits_as_of
-    v = visits_as_of(ds, period.as_of)
-    ended = v[~v["is_open"] & period.contains(v["ended_at"])]
-    return ended[["deal_id", "stage", "days"]].reset_index(drop=True)
+    from .metrics.time_in_stage import ended_visits
+    return ended_visits(ds, period)[["deal_id", "stage", "days"]].reset_index(drop=True)
 
 
 __all__.append("visit_days")

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ..dataset import Dataset, MixedCurrencyError
+from ..history import _ts
 
 __all__ = ["win_forecast", "forecast_range", "NotEnoughHistory", "expected_won_by", "backtest_forecast", "ForecastBacktest",
            "default_backtest_dates"]
@@ -49,11 +50,6 @@ _NS_PER_DAY = 86_400 * 10**9
 _NEVER = np.iinfo(np.int64).max  # a missing time (NaT) that lies after every instant
 #: Deal columns whose groups adjust the stage-and-time estimate by default (see the module doc).
 DEFAULT_ADJUST: tuple[str, ...] = ("source", "owner")
-
-
-def _ts(value) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
 def _ns(values, missing: int = _NEVER) -> np.ndarray:

@@ -19,7 +19,7 @@ from ..history import _ts, visits_as_of
 from ..period import Period
 from ._common import stage_column
 
-__all__ = ["time_in_stage", "stage_thresholds", "stuck_deals", "win_rate_by_time_in_stage",
+__all__ = ["time_in_stage", "ended_visits", "stage_thresholds", "stuck_deals", "win_rate_by_time_in_stage",
            "DEFAULT_BUCKETS"]
 
 #: Default bucket edges of :func:`win_rate_by_time_in_stage`, in days: [0, 7), [7, 14), ... [90, inf).
@@ -73,10 +73,16 @@ def time_in_stage(ds: Dataset, period: Period) -> pd.DataFrame:
     --------
     >>> time_in_stage(ds, Period("2024-01-01", "2024-01-31"))           # doctest: +SKIP
     """
-    v = visits_as_of(ds, period.as_of)
-    keep = (~v["is_open"] & period.contains(v["ended_at"])).to_numpy()
-    return _per_stage(ds, v["stage_index"].to_numpy()[keep], v["days"].to_numpy()[keep],
+    v = ended_visits(ds, period)
+    return _per_stage(ds, v["stage_index"].to_numpy(), v["days"].to_numpy(),
                       {"median_days": 0.5, "p90_days": 0.9}, mean=True)
+
+
+def ended_visits(ds: Dataset, period: Period) -> pd.DataFrame:
+    """The stage visits that ended in ``period`` (seen at its ``as_of``): what :func:`time_in_stage`
+    summarises, one row per visit (the columns of :func:`funnelkit.history.visits_as_of`)."""
+    v = visits_as_of(ds, period.as_of)
+    return v[(~v["is_open"] & period.contains(v["ended_at"])).to_numpy()]
 
 
 def stage_thresholds(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
