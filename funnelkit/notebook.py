@@ -18,7 +18,7 @@ import pandas as pd
 from .dataset import Dataset
 from .loading import load
 from .period import Period
-from .plotting import DPI, format_table, to_png
+from .plot import DPI, format_table, to_png
 from .takeaways import as_html
 
 __all__ = ["resolve_data_path", "repo_root", "report_period", "load_report_data", "show_chart",
@@ -155,11 +155,11 @@ def single_value_note(ds: Dataset, column: str) -> str | None:
 def target_plan_table(plan: dict | None, currency: str = "") -> pd.DataFrame:
     """The target planner as a short two-column table (whole deals, rounded up).
 
-    ``plan`` is :func:`funnelkit.metrics.deal_size.target_plan` output. Deal counts are shown once,
+    ``plan`` is :func:`funnelkit.metrics.size.target_plan` output. Deal counts are shown once,
     rounded up to whole deals (you cannot close 91.3 deals).
     """
     import math
-    from .plotting import _cell
+    from .plot import _cell
     if not plan:
         return pd.DataFrame(columns=["Plan", "Value"])
     cur = f" ({currency})" if currency else ""

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .plotting import money
+from .plot import money
 
 __all__ = [
     "show", "as_html", "pct", "headline_table", "headline_takeaway", "funnel_takeaway",
@@ -359,7 +359,7 @@ def win_rate_by_time_takeaway(data: pd.DataFrame, min_closed: int = 5, min_gap: 
     """Whether win rates fall (or rise) with time in stage, stage by stage, as the chart shows them.
 
     Per stage, only buckets with at least ``min_closed`` closed deals count (the points
-    :func:`~funnelkit.plotting.win_rate_by_time_plot` draws). A stage shows a trend only when the
+    :func:`~funnelkit.plot.win_rate_by_time_plot` draws). A stage shows a trend only when the
     win rate changes by at least ``min_gap`` (10 points) from its first to its last such bucket
     *and* a Cochran-Armitage trend test over all its buckets is beyond ``z`` (5% two-sided): a
     steady, sizable change that chance alone would rarely give. Otherwise the text says there is no

@@ -8,7 +8,7 @@ or a kernel. Every piece of text from the data is HTML-escaped; the script conta
 
 Examples
 --------
->>> from funnelkit import plotting as fkp                                  # doctest: +SKIP
+>>> from funnelkit import plot as fkp                                  # doctest: +SKIP
 >>> from funnelkit.metrics.stages import funnel                          # doctest: +SKIP
 >>> sliced_views(ds, period, by=["source", "product"],                   # doctest: +SKIP
 ...              chart=lambda d, p: fkp.funnel_plot(funnel(d, p)))
@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from .dataset import Dataset
 from .period import Period
-from .plotting import DPI, png_data_uri
+from .plot import DPI, png_data_uri
 
 __all__ = ["sliced_views", "SlicedViews", "slice_values"]
 
@@ -171,23 +171,23 @@ def sliced_views(ds: Dataset, period: Period, *, chart: Callable[[Dataset, Perio
 def funnel_chart(ds: Dataset, period: Period) -> Axes:
     """The funnel of the deals created in ``period`` (for :func:`sliced_views`)."""
     from .metrics.stages import funnel
-    from .plotting import funnel_plot
+    from .plot import funnel_plot
     return funnel_plot(funnel(ds, period), palette=None)
 
 
 def amount_by_chart(by: str = "source") -> Callable[[Dataset, Period], Axes]:
     """A chart function drawing won amount and win rate by ``by`` (for :func:`sliced_views`)."""
     def chart(ds: Dataset, period: Period) -> Axes:
-        from .metrics.amount_by import amount_by
-        from .plotting import amount_by_plot
+        from .metrics.breakdown import amount_by
+        from .plot import amount_by_plot
         return amount_by_plot(amount_by(ds, period, by=by), by=by, currency=ds.currency)
     return chart
 
 
 def product_mix_chart(ds: Dataset, period: Period) -> Figure:
     """Won amount, won deals and mean size by product (for :func:`sliced_views`)."""
-    from .metrics.amount_by import amount_by
-    from .plotting import product_mix_plot
+    from .metrics.breakdown import amount_by
+    from .plot import product_mix_plot
     return product_mix_plot(amount_by(ds, period, by="product"), by="product", currency=ds.currency)
 
 
@@ -195,7 +195,7 @@ def snapshot_chart(value: str = "open_deals") -> Callable[[Dataset, Period], Axe
     """A chart function drawing the weekly open deals (or ``open_amount``) per stage."""
     def chart(ds: Dataset, period: Period) -> Axes:
         from .metrics.stages import weekly_snapshots
-        from .plotting import snapshot_plot
+        from .plot import snapshot_plot
         return snapshot_plot(weekly_snapshots(ds, period), value=value, currency=ds.currency)
     return chart
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .dataset import Dataset
 from .period import Period, quarters_between
-from .plotting import DPI, to_png
+from .plot import DPI, to_png
 
 __all__ = ["Explorer", "explore", "ALL", "require_ipywidgets"]
 
@@ -67,7 +67,7 @@ class Explorer:
         The starting period (a quarter label such as ``"2026Q2"`` or a :class:`Period` of a quarter);
         default the last quarter in the data.
     stuck_quantile
-        As in :func:`funnelkit.metrics.time_in_stage.stuck_deals`.
+        As in :func:`funnelkit.metrics.stage_time.stuck_deals`.
 
     Attributes
     ----------
@@ -152,11 +152,11 @@ class Explorer:
 
     def update(self) -> None:
         """Recompute the metrics for the current selection and redraw every chart and table."""
-        from . import plotting as fkp
+        from . import plot as fkp
         from . import takeaways as tk
-        from .metrics import amount_by as ab
+        from .metrics import breakdown as ab
         from .metrics import stages as st
-        from .metrics import time_in_stage as tis
+        from .metrics import stage_time as tis
 
         sel = self.selection()
         ds, period = self.sliced(), self.period

@@ -67,8 +67,8 @@ def test_maven_counts_match_raw(maven):
 
 def test_maven_metrics_match_raw(maven):
     r, ds, raw = maven
-    from funnelkit.metrics.amount_by import amount_by
-    from funnelkit.metrics.deal_size import win_rate
+    from funnelkit.metrics.breakdown import amount_by
+    from funnelkit.metrics.size import win_rate
 
     p = Period.quarter("2017Q2")
     raw = raw.assign(close=pd.to_datetime(raw.close_date))
@@ -109,7 +109,7 @@ def test_olist_counts_match_raw(olist):
 
 def test_olist_win_rate_by_source(olist):
     r, ds, mql, closed = olist
-    from funnelkit.metrics.amount_by import amount_by
+    from funnelkit.metrics.breakdown import amount_by
 
     p = Period(pd.Timestamp("2017-06-01"), pd.Timestamp("2018-11-30"))
     by = amount_by(ds, p, by="source").set_index("source")

@@ -236,6 +236,6 @@ def test_report_all_quarters_refuses_period_flags(sample_path, tmp_path, capsys)
 
 
 def test_amount_by_refuses_a_column_named_twice(hand_dir):
-    from funnelkit.metrics.amount_by import amount_by
+    from funnelkit.metrics.breakdown import amount_by
     with pytest.raises(ValueError, match="names a column twice"):
         amount_by(fk.load(hand_dir), JAN, by=["source", "source"])

@@ -11,7 +11,7 @@ pytest.importorskip("ipywidgets", reason="the explorer needs ipywidgets")
 
 import funnelkit as fk
 from funnelkit import widgets
-from funnelkit.metrics import amount_by as ab
+from funnelkit.metrics import breakdown as ab
 from funnelkit.metrics import stages as st
 from funnelkit.period import Period
 

@@ -1,1 +1,40 @@
-"""The funnel metrics, one module per family (definitions: docs/metrics.md)."""
+"""The funnel metrics, one module per family (definitions: docs/metrics.md).
+
+Every public metric is re-exported here, so ``fk.metrics.<TAB>`` lists them all:
+
+>>> import funnelkit as fk
+>>> sorted(n for n in fk.metrics.__all__ if n.startswith("fun"))
+['funnel']
+
+Modules: :mod:`.stages` (snapshots, funnel, stage flow), :mod:`.stage_time` (time in stage, stuck
+deals), :mod:`.closing` (days to close, Kaplan-Meier), :mod:`.size` (win rate, deal size, velocity),
+:mod:`.breakdown` (amount by source, product, owner, ...), :mod:`.forecast` (win forecast and its
+backtest), :mod:`.summary` (everything for one period, as ``funnelkit metrics`` prints it).
+"""
+
+from .breakdown import amount_by
+from .closing import CloseTimeSurvival, close_time_survival, closed_in_period, days_to_close, size_band
+from .forecast import (ForecastBacktest, NotEnoughHistory, backtest_forecast, default_backtest_dates,
+                       expected_won_by, forecast_range, win_forecast)
+from .size import deal_size, deal_size_by_month, outlier_deals, sales_velocity, target_plan, win_rate
+from .stage_time import ended_visits, stage_thresholds, stuck_deals, time_in_stage, win_rate_by_time_in_stage
+from .stages import bottleneck, cohort_outcomes, funnel, snapshot, stage_flow, weekly_snapshots, week_ends
+from .summary import format_summary, metrics_summary
+
+__all__ = [
+    # stages
+    "snapshot", "weekly_snapshots", "week_ends", "funnel", "cohort_outcomes", "stage_flow", "bottleneck",
+    # time in stage
+    "time_in_stage", "ended_visits", "stage_thresholds", "stuck_deals", "win_rate_by_time_in_stage",
+    # closing
+    "closed_in_period", "days_to_close", "size_band", "close_time_survival", "CloseTimeSurvival",
+    # deal size and win rate
+    "win_rate", "deal_size", "deal_size_by_month", "outlier_deals", "target_plan", "sales_velocity",
+    # breakdowns
+    "amount_by",
+    # forecast
+    "win_forecast", "expected_won_by", "forecast_range", "backtest_forecast", "default_backtest_dates",
+    "ForecastBacktest", "NotEnoughHistory",
+    # everything for one period
+    "metrics_summary", "format_summary",
+]

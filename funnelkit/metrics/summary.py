@@ -14,12 +14,12 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..period import Period
-from . import amount_by as _amount_by
-from . import days_to_close as _dtc
-from . import deal_size as _size
+from . import breakdown as _amount_by
+from . import closing as _dtc
+from . import size as _size
 from . import forecast as _forecast
 from . import stages as _stages
-from . import time_in_stage as _tis
+from . import stage_time as _tis
 
 __all__ = ["metrics_summary", "format_summary", "jsonable"]
 

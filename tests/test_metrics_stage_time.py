@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import funnelkit as fk
-from funnelkit.metrics.time_in_stage import (stage_thresholds, stuck_deals, time_in_stage,
+from funnelkit.metrics.stage_time import (stage_thresholds, stuck_deals, time_in_stage,
                                              win_rate_by_time_in_stage)
 from funnelkit.period import Period
 from stages_hand_data import STAGES, write_dataset

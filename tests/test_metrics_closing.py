@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 import funnelkit as fk
 from funnelkit.dataset import MixedCurrencyError
-from funnelkit.metrics.days_to_close import (CloseTimeSurvival, close_time_survival, closed_in_period,
+from funnelkit.metrics.closing import (CloseTimeSurvival, close_time_survival, closed_in_period,
                                              days_to_close, size_band)
 from funnelkit.period import Period
 from close_hand_data import (deal_tuples, make_dataset, random_deals, write_dataset,

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import funnelkit as fk
 from funnelkit.dataset import MixedCurrencyError
-from funnelkit.metrics.deal_size import (deal_size, deal_size_by_month, outlier_deals, target_plan,
+from funnelkit.metrics.size import (deal_size, deal_size_by_month, outlier_deals, target_plan,
                                          win_rate)
 from funnelkit.period import Period
 from close_hand_data import (deal_tuples, make_dataset, random_deals, write_dataset,

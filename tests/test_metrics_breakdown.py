@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 
 import funnelkit as fk
 from funnelkit.dataset import MixedCurrencyError
-from funnelkit.metrics.amount_by import amount_by
-from funnelkit.metrics.deal_size import deal_size, win_rate
+from funnelkit.metrics.breakdown import amount_by
+from funnelkit.metrics.size import deal_size, win_rate
 from funnelkit.period import Period
 from close_hand_data import (deal_tuples, make_dataset, random_deals, write_dataset,
                              write_mixed_currency)

@@ -1,7 +1,7 @@
 """Average deal size, win rate, outlier deals and the target planner.
 
 Definitions are in ``docs/metrics.md`` (section 4). The cohort is the deals won in P, as seen at
-``period.as_of`` (:func:`funnelkit.metrics.days_to_close.closed_in_period`).
+``period.as_of`` (:func:`funnelkit.metrics.closing.closed_in_period`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from scipy.stats import trim_mean
 from ..dataset import Dataset
 from ..history import deals_as_of
 from ..period import Period
-from .days_to_close import closed_in_period
+from .closing import closed_in_period
 
 __all__ = ["win_rate", "deal_size", "deal_size_by_month", "outlier_deals", "target_plan", "sales_velocity",
            "TRIM"]

@@ -10,7 +10,7 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from funnelkit import plotting as fkp
+from funnelkit import plot as fkp
 
 STAGES = ["Lead", "Demo", "Proposal"]
 

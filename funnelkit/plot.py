@@ -274,8 +274,8 @@ def time_in_stage_plot(data: pd.DataFrame, *, stage: str = "stage", median: str 
                        title: str | None = None, ax: Axes | None = None) -> Axes:
     """Median days per stage (bars), the 90th percentile (ticks) and the stuck threshold (diamonds).
 
-    ``data`` is :func:`funnelkit.metrics.time_in_stage.time_in_stage` output; ``thresholds`` is
-    :func:`~funnelkit.metrics.time_in_stage.stage_thresholds` output.
+    ``data`` is :func:`funnelkit.metrics.stage_time.time_in_stage` output; ``thresholds`` is
+    :func:`~funnelkit.metrics.stage_time.stage_thresholds` output.
     """
     ax = _new_ax(ax)
     title = title or "Time in stage (visits ended in the period)"
@@ -323,7 +323,7 @@ def duration_plot(data: pd.DataFrame, *, stage: str = "stage", days: str = "days
                   title: str | None = None, ax: Axes | None = None) -> Axes:
     """Distribution of days spent per stage visit (box plots on a log scale), with stuck thresholds.
 
-    ``data`` has one row per visit (e.g. :func:`funnelkit.plotting.visit_days`).
+    ``data`` has one row per visit (e.g. :func:`funnelkit.plot.visit_days`).
     """
     ax = _new_ax(ax)
     title = title or "How long visits last, per stage"
@@ -360,7 +360,7 @@ def win_rate_by_time_plot(data: pd.DataFrame, *, stage: str = "stage", bucket: s
                           title: str | None = None, ax: Axes | None = None) -> Axes:
     """Win rate of closed deals by how long they sat in each stage (one line per stage).
 
-    ``data`` is :func:`funnelkit.metrics.time_in_stage.win_rate_by_time_in_stage` output. Points
+    ``data`` is :func:`funnelkit.metrics.stage_time.win_rate_by_time_in_stage` output. Points
     resting on fewer than ``min_deals`` closed deals are left out (a 1-deal bucket is 0% or 100%).
     """
     if deals and deals in data:
@@ -395,7 +395,7 @@ def days_to_close_plot(data: pd.DataFrame, *, status: str = "status", mean: str 
                        title: str | None = None, ax: Axes | None = None) -> Axes:
     """Median (bars) and mean (markers) days from creation to close, won vs lost.
 
-    ``data`` is :func:`funnelkit.metrics.days_to_close.days_to_close` output; with ``by`` the bars
+    ``data`` is :func:`funnelkit.metrics.closing.days_to_close` output; with ``by`` the bars
     are grouped by that column.
     """
     ax = _new_ax(ax)
@@ -482,7 +482,7 @@ def deal_size_trend_plot(data: pd.DataFrame, *, x: str = "month",
                          title: str | None = None, ax: Axes | None = None) -> Axes:
     """Monthly won deal size: mean, median and 10% trimmed mean as lines.
 
-    ``data`` is :func:`funnelkit.metrics.deal_size.deal_size_by_month` output.
+    ``data`` is :func:`funnelkit.metrics.size.deal_size_by_month` output.
     """
     ax = _new_ax(ax)
     title = title or "Won deal size by month"
@@ -514,7 +514,7 @@ def deal_size_plot(data: pd.DataFrame, *, amount: str = "amount", outlier: str |
                    title: str | None = None, ax: Axes | None = None) -> Axes:
     """Histogram of won deal amounts (log scale) with mean, median, trimmed mean and outliers marked.
 
-    ``stats`` is :func:`funnelkit.metrics.deal_size.deal_size` output; ``outlier`` names a boolean
+    ``stats`` is :func:`funnelkit.metrics.size.deal_size` output; ``outlier`` names a boolean
     column flagging outlier deals (drawn as a red rug).
     """
     ax = _new_ax(ax)
@@ -554,7 +554,7 @@ def amount_by_plot(data: pd.DataFrame, *, by: str = "source", value: str = "won_
                    title: str | None = None, ax: Axes | None = None) -> Axes:
     """Won amount per group (bars, largest first), labelled with the group's win rate.
 
-    ``data`` is :func:`funnelkit.metrics.amount_by.amount_by` output.
+    ``data`` is :func:`funnelkit.metrics.breakdown.amount_by` output.
     """
     ax = _new_ax(ax)
     title = title or f"Won amount and win rate by {by}"
@@ -779,10 +779,10 @@ def format_table(data: pd.DataFrame, *, currency: str = "", money_cols: Sequence
 def visit_days(ds, period) -> pd.DataFrame:
     """One row per stage visit that ended in ``period`` (seen at its ``as_of``): ``stage``, ``days``.
 
-    The visits :func:`funnelkit.metrics.time_in_stage.time_in_stage` summarises, for
+    The visits :func:`funnelkit.metrics.stage_time.time_in_stage` summarises, for
     :func:`duration_plot`.
     """
-    from .metrics.time_in_stage import ended_visits
+    from .metrics.stage_time import ended_visits
     return ended_visits(ds, period)[["deal_id", "stage", "days"]].reset_index(drop=True)
 
 
