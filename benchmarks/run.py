@@ -311,7 +311,7 @@ def machine() -> dict:
     except OSError:
         pass
     versions = {"python": platform.python_version()}
-    for mod in ("pandas", "numpy", "pyarrow", "duckdb", "scipy", "lifelines"):
+    for mod in ("pandas", "numpy", "pyarrow", "duckdb", "scipy"):
         try:
             versions[mod] = __import__(mod).__version__
         except ImportError:

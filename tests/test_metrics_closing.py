@@ -6,6 +6,7 @@ Every expected value below was computed by hand from the table in close_hand_dat
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -240,3 +241,22 @@ def test_km_with_a_lookback_cohort(ds):
     assert km.p_close_within(30) == pytest.approx(1 - 35 / 144)
     with pytest.raises(ValueError, match="lookback_days"):
         close_time_survival(ds, APRIL, lookback_days=0)
+
+
+def test_kaplan_meier_matches_the_values_lifelines_gave_on_the_sample():
+    """The estimate moved from lifelines to scipy.stats.ecdf: the sample's numbers stay as they were
+    (recorded with lifelines 0.30.3 before the switch, both close modes, both cohorts)."""
+    ds = fk.load(Path(__file__).resolve().parents[1] / "data" / "sample")
+    recorded = {
+        ("2025Q4", "any", None): (21.261805555555554, 0.5977395893164317, 0.8637025191442802, 0.9483480519755052),
+        ("2026Q1", "any", None): (21.940277777777776, 0.6354225882156885, 0.8481974379488382, None),
+        ("2025Q1", "any", 365): (22.131944444444443, 0.5780065571931197, 0.8246505045703598, 0.9243339998805529),
+        ("2025Q4", "won", None): (None, 0.02371838686263461, 0.16901025911966705, 0.22684779882192063),
+        ("2026Q2", "won", 365): (None, 0.02784296046172119, 0.14532326255578598, 0.18354770255996866),
+    }
+    for (q, close, lookback), (median, p30, p60, p90) in recorded.items():
+        km = close_time_survival(ds, fk.Period.quarter(q), close=close, lookback_days=lookback)
+        assert km.median_days == (pytest.approx(median, abs=1e-12) if median is not None else None)
+        for h, want in ((30, p30), (60, p60), (90, p90)):
+            got = km.p_close_within(h)
+            assert (got is None) if want is None else got == pytest.approx(want, abs=1e-12), (q, close, h)

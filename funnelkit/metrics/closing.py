@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import pandas as pd
-from lifelines import KaplanMeierFitter
+from scipy.stats import CensoredData, ecdf
 
 from ..dataset import Dataset
 from ..history import deals_as_of
@@ -179,14 +179,15 @@ class CloseTimeSurvival:
         DataFrame indexed by ``timeline`` (days) with the probability of not having closed (not
         having been won) by then: column ``KM_estimate`` (``close="any"``) or ``not_won``.
     fitter
-        The lifelines ``KaplanMeierFitter`` (``None`` for an empty cohort).
+        scipy's ``ECDFResult`` of the Kaplan-Meier fit of time to any close (``None`` for an empty
+        cohort): ``fitter.sf.confidence_interval(0.95)`` gives the survival function's interval.
     """
 
     period: Period
     close: str
     cohort: pd.DataFrame
     survival_function_: pd.DataFrame
-    fitter: KaplanMeierFitter | None = None
+    fitter: Any = None
     horizons: tuple = (30, 60, 90)
     _max_days: float = field(default=float("nan"), repr=False)
     _open_tail: bool = field(default=True, repr=False)
@@ -199,7 +200,7 @@ class CloseTimeSurvival:
     def median_days(self) -> float | None:
         """First time (days) at which the probability of having closed reaches 1/2; None if never.
 
-        Same rule as lifelines' ``median_survival_time_`` (the smallest t with S(t) <= 0.5).
+        The usual Kaplan-Meier median: the smallest t with S(t) <= 0.5.
         """
         s = self.survival_function_.iloc[:, 0]
         hit = s.to_numpy() <= 0.5 + 1e-12
@@ -251,7 +252,8 @@ def close_time_survival(ds: Dataset, period: Period, *, close: Literal["any", "w
     Parameters
     ----------
     close
-        ``"any"`` (default): time to any close (won or lost), Kaplan-Meier via lifelines.
+        ``"any"`` (default): time to any close (won or lost), Kaplan-Meier (``scipy.stats.ecdf`` on
+        censored data).
         ``"won"``: time to a win, with losses as a competing outcome: the cumulative incidence
         ``F(t) = sum over close times t_j <= t of S(t_j-) * won_j / at_risk_j`` (Aalen-Johansen),
         where S is the Kaplan-Meier of any close. A lost deal is never won, so it is not censored.
@@ -289,19 +291,22 @@ def close_time_survival(ds: Dataset, period: Period, *, close: Literal["any", "w
         col = "KM_estimate" if close == "any" else "not_won"
         sf = pd.DataFrame({col: [1.0]}, index=pd.Index([0.0], name="timeline"))
         return CloseTimeSurvival(period, close, cohort, sf, None, horizons)
-    kmf = KaplanMeierFitter(label="KM_estimate")
-    kmf.fit(cohort["days"].to_numpy(), cohort["event"].to_numpy())
-    sf = kmf.survival_function_.copy()
-    sf.index = sf.index.astype(float)
+    days_arr = cohort["days"].to_numpy(dtype=float)
+    event = cohort["event"].to_numpy().astype(bool)
+    fit = ecdf(CensoredData(uncensored=days_arr[event], right=days_arr[~event]))
+    times = np.asarray(fit.sf.quantiles, dtype=float)      # every distinct observed duration
+    s_at = np.asarray(fit.sf.probabilities, dtype=float)
+    if times[0] > 0:                                         # the curve starts at 1 on day 0
+        times, s_at = np.r_[0.0, times], np.r_[1.0, s_at]
+    sf = pd.DataFrame({"KM_estimate": s_at}, index=pd.Index(times, name="timeline"))
     open_tail = bool(sf["KM_estimate"].iloc[-1] > 1e-12)
     if close == "won":
-        table = kmf.event_table
-        times = table.index.to_numpy(dtype=float)
+        at_risk = len(days_arr) - np.searchsorted(np.sort(days_arr), times, side="left")
         won = cohort.loc[cohort["outcome"].eq("won"), "days"].value_counts()
         won = won.reindex(times, fill_value=0).to_numpy(dtype=float)
-        s_before = np.concatenate([[1.0], sf["KM_estimate"].reindex(times).to_numpy()[:-1]])
-        cif = np.cumsum(s_before * won / table["at_risk"].to_numpy(dtype=float))
+        s_before = np.concatenate([[1.0], s_at[:-1]])
+        cif = np.cumsum(s_before * won / np.maximum(at_risk, 1))
         sf = pd.DataFrame({"not_won": 1.0 - cif}, index=pd.Index(times, name="timeline"))
         cohort["event"] = (outcome == "won").astype("int8")
-    return CloseTimeSurvival(period, close, cohort, sf, kmf, horizons,
+    return CloseTimeSurvival(period, close, cohort, sf, fit, horizons,
                              _max_days=float(cohort["days"].max()), _open_tail=open_tail)
