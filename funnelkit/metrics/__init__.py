@@ -9,11 +9,14 @@ Every public metric is re-exported here, so ``fk.metrics.<TAB>`` lists them all:
 Modules: :mod:`.stages` (snapshots, funnel, stage flow), :mod:`.stage_time` (time in stage, stuck
 deals), :mod:`.closing` (days to close, Kaplan-Meier), :mod:`.size` (win rate, deal size, velocity),
 :mod:`.breakdown` (amount by source, product, owner, ...), :mod:`.forecast` (win forecast and its
-backtest), :mod:`.summary` (everything for one period, as ``funnelkit metrics`` prints it).
+backtest), :mod:`.landing` (where the period will land, coverage, pacing), :mod:`.accuracy` (the
+landing forecast's record, rebuilt for past periods), :mod:`.summary` (everything for one period, as ``funnelkit metrics`` prints it).
 """
 
+from .accuracy import ForecastAccuracy, default_accuracy_periods, forecast_accuracy
 from .breakdown import amount_by
 from .closing import CloseTimeSurvival, close_time_survival, closed_in_period, days_to_close, size_band
+from .landing import LandingForecast, coverage, landing_forecast, pacing, won_between
 from .forecast import (ForecastBacktest, NotEnoughHistory, backtest_forecast, default_backtest_dates,
                        expected_won_by, forecast_range, win_forecast)
 from .size import deal_size, deal_size_by_month, outlier_deals, sales_velocity, target_plan, win_rate
@@ -35,6 +38,9 @@ __all__ = [
     # forecast
     "win_forecast", "expected_won_by", "forecast_range", "backtest_forecast", "default_backtest_dates",
     "ForecastBacktest", "NotEnoughHistory",
+    # will we hit the number
+    "landing_forecast", "LandingForecast", "coverage", "pacing", "won_between",
+    "forecast_accuracy", "ForecastAccuracy", "default_accuracy_periods",
     # everything for one period
     "metrics_summary", "format_summary",
 ]

@@ -1,0 +1,141 @@
+"""The landing forecast, coverage and pacing on hand-made data (tests/landing_hand_data.py), and the
+"delete the future" honesty property on random data."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import funnelkit as fk
+from funnelkit.metrics.landing import coverage, landing_forecast, pacing, won_between
+from landing_hand_data import landing_dataset
+from stages_random_data import random_dataset
+
+Q2 = fk.Period.quarter("2024Q2")
+AT = "2024-05-01"
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory):
+    return landing_dataset(tmp_path_factory.mktemp("landing"))
+
+
+def test_won_so_far_counts_the_deals_won_in_the_period_before_at(ds):
+    assert won_between(ds, Q2.start, pd.Timestamp(AT)) == {"deals": 2, "amount": 2000.0, "amount_unknown_deals": 0}
+
+
+def test_open_deal_probability_is_the_share_of_similar_past_visits_won_in_the_window(ds):
+    lf = landing_forecast(ds, Q2, AT, prior_strength=0, adjust_for=())
+    o1 = lf.open_deals.set_index("deal_id")
+    assert set(o1.index) == {"H4", "O1"}
+    assert o1.loc["O1", "window_evidence"] == 5
+    assert o1.loc["O1", "p_in_period"] == pytest.approx(2 / 5)
+    # H4 has sat 90 days in A; only it lasted that long among the visits whose window had passed
+    # (91-day window past day 90 needs an entry 151 days before at: none), so it rests on nothing
+    # with k = 0 and falls back to the stage's share for a deal just entering it.
+    assert o1.loc["H4", "window_evidence"] == 0
+
+
+def test_landing_total_is_won_so_far_plus_open_plus_new(ds):
+    lf = landing_forecast(ds, Q2, AT, prior_strength=0, adjust_for=(), target=3400)
+    assert lf.won_so_far["amount"] == 2000.0
+    p_h4 = lf.open_deals.set_index("deal_id").loc["H4", "p_in_period"]
+    # The stage's share for a deal just entering A (d = 0, window [0, 61) days): visits whose window
+    # had passed by at (entered at or before 2024-03-01) - H1, H2, H3, H4, N1, W1 - of which H1, N1
+    # and W1 (won 45 days after entry) were won in it.
+    assert p_h4 == pytest.approx(3 / 6)
+    assert lf.from_open_amount == pytest.approx(1000 * (0.4 + 0.5))
+    # new deals: 2024Q1 from day 30 (2024-01-31): N1 (created 02-10, won 03-01) = 1 deal, 1000
+    assert lf.from_new_amount == 1000.0 and lf.from_new_deals == 1.0
+    assert list(lf.new_deals["period"]) == ["2024Q1"]
+    assert lf.expected_amount == pytest.approx(2000 + 900 + 1000)
+    assert lf.low_amount <= lf.expected_amount <= lf.high_amount
+    # P(total >= 3800): open bets (1000 at 0.4 and 1000 at 0.5) + 1000 x Poisson(1) >= 1800, i.e.
+    # at least 2 of them: 1 - P(fewer), hand-computed from the distributions.
+    p0 = 0.6 * 0.5
+    p1 = 0.4 * 0.5 + 0.6 * 0.5
+    e = math.exp(-1)
+    p_less = p0 * (e + e) + p1 * e       # open 0 & new <= 1, open 1 & new 0
+    lf2 = landing_forecast(ds, Q2, AT, prior_strength=0, adjust_for=(), target=3800)
+    assert lf2.p_reach_target == pytest.approx(1 - p_less, abs=0.03)
+
+
+def test_the_same_inputs_give_the_same_numbers(ds):
+    a = landing_forecast(ds, Q2, AT, target=3000).to_dict()
+    b = landing_forecast(ds, Q2, AT, target=3000).to_dict()
+    assert a == b
+
+
+def test_after_the_period_nothing_is_left_to_forecast(ds):
+    lf = landing_forecast(ds, Q2, "2024-07-01")
+    assert lf.from_open_amount == 0.0 and lf.from_new_amount == 0.0
+    assert lf.expected_amount == lf.low_amount == lf.high_amount == 2000.0
+
+
+def test_unknown_won_amounts_are_counted_not_added_as_zero(ds):
+    deals = ds.deals.copy()
+    deals.loc[deals["deal_id"].isin(["H3", "W1"]), "amount"] = np.nan
+    lf = landing_forecast(replace(ds, deals=deals), Q2, AT)
+    assert lf.won_so_far == {"deals": 2, "amount": None, "amount_unknown_deals": 2}
+    assert lf.expected_amount is None and lf.low_amount is None
+    assert any("unknown" in n for n in lf.notes)
+
+
+def test_pacing_against_the_same_point_of_earlier_periods(ds):
+    p = pacing(ds, Q2, AT).set_index("row")
+    assert p.loc["this period", "won_amount"] == 2000.0
+    # previous period to the same offset (30 days): 2024-01-01..01-31: H1
+    assert p.loc["previous period", "won_amount"] == 1000.0
+    assert p.loc["previous period", "change"] == pytest.approx(1.0)
+    assert p.loc["a year before", "won_deals"] == 0
+    assert not p.loc["a year before", "covered_by_data"]
+    assert pd.isna(p.loc["a year before", "change"])
+
+
+def test_coverage_is_open_pipeline_over_the_gap(ds):
+    c = coverage(ds, Q2, AT, target=5000)
+    assert c["gap"] == 3000.0
+    assert c["pipeline"] == 2000.0 and c["pipeline_deals"] == 2        # H4, O1
+    assert c["coverage"] == pytest.approx(2000 / 3000)
+    # 2024Q1 seen at day 30: H2 and H3 open (2000); none of them won before 2024-04-01
+    assert c["conversion"] == 0.0 and c["conversion_periods"] == 1
+    assert c["pipeline_needed"] is None
+
+
+def _truncate(ds, t):
+    """The data as it stood just before ``t``: every event at or after ``t`` deleted."""
+    t = pd.Timestamp(t)
+    d = ds.deals[ds.deals["created_at"] < t]
+    later = ~(d["closed_at"] < t)
+    d = d.assign(status=d["status"].astype(str).where(~later, "open"),
+                 closed_at=d["closed_at"].where(~later)).reset_index(drop=True)
+    d["status"] = pd.Categorical(d["status"], categories=ds.deals["status"].cat.categories) \
+        if isinstance(ds.deals["status"].dtype, pd.CategoricalDtype) else d["status"]
+    h = ds.stage_history[ds.stage_history["entered_at"] < t].reset_index(drop=True)
+    return replace(ds, deals=d, stage_history=h)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_forecast_made_at_t_does_not_change_when_the_future_is_deleted(data, tmp_path_factory):
+    ds, period = random_dataset(data, tmp_path_factory)
+    at = period.start + pd.Timedelta(hours=data.draw(st.integers(-24 * 20, 24 * 40), label="at hours"))
+    if at < ds.deals["created_at"].min():
+        at = ds.deals["created_at"].min() + pd.Timedelta(hours=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = landing_forecast(ds, period, at, simulations=300, lookback=2)
+        cut = landing_forecast(_truncate(ds, at), period, at, simulations=300, lookback=2)
+    assert full.to_dict() == cut.to_dict()
+    cols = ["deal_id", "p_in_period", "expected_in_period"]
+    pd.testing.assert_frame_equal(full.open_deals[cols].reset_index(drop=True),
+                                  cut.open_deals[cols].reset_index(drop=True))
+
