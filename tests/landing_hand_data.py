@@ -46,3 +46,15 @@ HISTORY = [(d[0], "A", d[1]) for d in DEALS]
 
 def landing_dataset(folder):
     return fk.load(write_folder(folder, DEALS, HISTORY, STAGES))
+
+
+def categories_dataset(folder):
+    """The same deals with forecast categories (H4 Pipeline, O1 Commit), O1 won on 2024-06-10 and a
+    deal Z created after P (so P has ended in the data)."""
+    from hand_io import DEAL_HEADER
+    cats = {"H4": "Pipeline", "O1": "Commit"}
+    deals = [(*d[:2], "won", "2024-06-10", *d[4:]) if d[0] == "O1" else d for d in DEALS]
+    deals.append(("Z", "2024-07-05", "open", "", "1000", "Web", "P", "Ann"))
+    rows = [(*d, cats.get(d[0], "")) for d in deals]
+    history = [(d[0], "A", d[1]) for d in deals]
+    return fk.load(write_folder(folder, rows, history, STAGES, header=[*DEAL_HEADER, "forecast_category"]))

@@ -139,3 +139,47 @@ def test_a_forecast_made_at_t_does_not_change_when_the_future_is_deleted(data, t
     pd.testing.assert_frame_equal(full.open_deals[cols].reset_index(drop=True),
                                   cut.open_deals[cols].reset_index(drop=True))
 
+
+
+def test_forecast_categories_against_the_model_and_the_outcome(tmp_path):
+    from funnelkit.metrics.categories import CLOSED, forecast_categories
+    from landing_hand_data import categories_dataset
+    ds = categories_dataset(tmp_path)
+    t = forecast_categories(ds, Q2, AT, prior_strength=0, adjust_for=()).set_index("category")
+    assert list(t.index) == [CLOSED, "Commit", "Pipeline"]
+    assert t.loc[CLOSED, ["deals", "amount"]].tolist() == [2, 2000.0]
+    assert t.loc["Commit", ["deals", "amount", "won_in_period_deals", "won_in_period_share"]].tolist() == [1, 1000.0, 1, 1.0]
+    assert t.loc["Commit", "model_p_in_period"] == pytest.approx(0.4)
+    assert t.loc["Commit", "model_expected_amount"] == pytest.approx(400.0)
+    assert t.loc["Pipeline", "model_p_in_period"] == pytest.approx(0.5)
+    assert t.loc["Pipeline", ["won_in_period_deals", "won_in_period_share"]].tolist() == [0, 0.0]
+    assert t.attrs["hindsight"] is True
+
+
+def test_forecast_categories_need_the_column(ds):
+    from funnelkit.metrics.categories import forecast_categories
+    with pytest.raises(ValueError, match="forecast_category"):
+        forecast_categories(ds, Q2, AT)
+
+
+def test_accuracy_record_scores_each_week_against_the_actual(tmp_path):
+    from funnelkit.metrics.accuracy import forecast_accuracy
+    from landing_hand_data import categories_dataset
+    ds = categories_dataset(tmp_path)
+    acc = forecast_accuracy(ds, ["2024Q2"], simulations=200, prior_strength=0, adjust_for=())
+    f = acc.forecasts
+    assert len(f) == 13 and f["week"].tolist() == list(range(13))
+    # won in 2024Q2: H3, W1, O1
+    assert (f["actual"] == 3000.0).all()
+    last = f.iloc[-1]          # 2024-06-24: H3, W1 won; O1 won 06-10 -> all three won so far
+    # H4 (144 days in A, 7 days left) has no similar visit; no visit of A was won within 7 days of
+    # its entry, so its chance is 0; no deal was created in the last 7 days of 2024Q1.
+    assert last["expected"] == 3000.0 and last["error"] == 0.0
+    assert bool(last["inside_range"])
+    # commit baseline at week 0 (2024-04-01): nothing won yet; open Commit deals then: none (O1 is
+    # created 04-21) -> 0
+    assert f.loc[0, "commit"] == 0.0
+    # at 2024-04-29: H3 and W1 won so far (2000) + O1 in Commit (1000)
+    assert f.loc[f["at"] == pd.Timestamp("2024-04-29"), "commit"].item() == 3000.0
+    s = acc.summary
+    assert s.loc["landing forecast", "forecasts"] == 13

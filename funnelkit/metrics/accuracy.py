@@ -129,9 +129,8 @@ def default_accuracy_periods(ds: Dataset, *, until=None) -> list[Period]:
     return out
 
 
-def forecast_accuracy(ds: Dataset, periods=None, *, level: float = 0.8, lookback: int = 4,
-                      prior_strength: float = 10.0, simulations: int = 1000, seed: int = 0,
-                      until=None) -> ForecastAccuracy:
+def forecast_accuracy(ds: Dataset, periods=None, *, level: float = 0.8, simulations: int = 1000,
+                      until=None, **landing_options) -> ForecastAccuracy:
     """The landing forecast rebuilt at every week of past periods, against what was won.
 
     Parameters
@@ -141,8 +140,9 @@ def forecast_accuracy(ds: Dataset, periods=None, *, level: float = 0.8, lookback
     periods
         Periods (``Period`` objects or quarter labels) that have ended; default
         :func:`default_accuracy_periods`.
-    level, lookback, prior_strength, simulations, seed
-        As in :func:`funnelkit.metrics.landing_forecast`.
+    level, simulations, **landing_options
+        As in :func:`funnelkit.metrics.landing_forecast` (``lookback``, ``prior_strength``,
+        ``adjust_for``, ``seed``).
     until
         With the default periods: only periods that ended by this instant (a report for a period
         passes its ``as_of``, so the record it shows does not change when later data arrives).
@@ -171,8 +171,7 @@ def forecast_accuracy(ds: Dataset, periods=None, *, level: float = 0.8, lookback
             at = p.start + pd.Timedelta(days=7 * week)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                lf = landing_forecast(ds, p, at, level=level, lookback=lookback,
-                                      prior_strength=prior_strength, simulations=simulations, seed=seed)
+                lf = landing_forecast(ds, p, at, level=level, simulations=simulations, **landing_options)
             won = lf.won_so_far["amount"] or 0.0
             fc = lf.open_deals
             row = {"period": p.label, "week": week, "at": at, "expected": lf.expected_amount,

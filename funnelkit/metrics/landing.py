@@ -25,8 +25,9 @@ Seen at an instant ``at`` (inside the period or before it), the amount won in th
 - **from deals not yet created**: deals created in ``[at, end]`` and won before the end. From the
   same part of each of the ``lookback`` previous periods of the same length that ended before
   ``at`` (the same offset from their start): the number of such deals and their amounts. The
-  expected amount is the mean over those periods; the range draws a Poisson number of deals with
-  that mean and amounts resampled from theirs.
+  expected amount is the mean over those periods; the range draws a number of deals with their mean
+  (Poisson, or negative binomial with their variance when the periods varied more than that) and
+  amounts resampled from theirs.
 
 The 80% range comes from simulating the open deals as independent bets plus the new deals (seeded:
 the same data and arguments always give the same numbers); ``p_reach_target`` is the share of the
@@ -43,6 +44,7 @@ ago, so it is thin early in the data.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,7 +52,7 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..period import Period
-from .forecast import DEFAULT_ADJUST, win_forecast
+from .forecast import DEFAULT_ADJUST, SIMULATE_UP_TO, win_forecast
 
 __all__ = ["landing_forecast", "LandingForecast", "coverage", "pacing", "won_between"]
 
@@ -85,6 +87,47 @@ def won_between(ds: Dataset, start, stop, *, created_from=None) -> dict:
             "amount_unknown_deals": int((~known).sum())}
 
 
+class _Arrays:
+    """The visit and deal columns the landing forecast reads, as numpy arrays (nanoseconds), built
+    once per data set and reused across instants (the accuracy record makes ~100 forecasts)."""
+
+    def __init__(self, ds: Dataset):
+        v = ds.visits
+        self.source = (v, ds.deals)
+        self.stage = v["stage_index"].to_numpy().astype(np.int64)
+        self.entered = _ns(v["entered_at"])
+        self.next_entered = _ns(v["next_entered_at"])
+        self.closed = _ns(v["closed_at"])
+        self.is_last = v["is_last"].to_numpy()
+        self.won = (v["status"] == "won").to_numpy()
+        d = ds.deals
+        self.deal_amount = d["amount"].to_numpy(dtype=float)
+        self.visit_amount = self.deal_amount[v["deal_row"].to_numpy()]
+        self.deal_created = _ns(d["created_at"])
+        self.deal_closed = _ns(d["closed_at"])
+        self.deal_won = d["status"].eq("won").to_numpy()
+        self.n_stages = len(ds.stages)
+
+
+_ARRAYS: "weakref.WeakKeyDictionary[Dataset, _Arrays]" = weakref.WeakKeyDictionary()
+
+
+def _arrays(ds: Dataset) -> _Arrays:
+    """The cached arrays of ``ds`` (rebuilt when its tables were replaced, e.g. after ``refresh()``)."""
+    got = _ARRAYS.get(ds)
+    if got is None or got.source[0] is not ds.visits or got.source[1] is not ds.deals:
+        got = _ARRAYS[ds] = _Arrays(ds)
+    return got
+
+
+def _ns(values) -> np.ndarray:
+    """datetime64 values as int64 nanoseconds; NaT becomes the largest int64 (after every instant)."""
+    arr = np.asarray(values, dtype="datetime64[ns]")
+    out = arr.view("int64").copy()
+    out[np.isnat(arr)] = np.iinfo(np.int64).max
+    return out
+
+
 class _WindowEvidence:
     """Past stage visits seen at ``at``, for "won within a window" counts.
 
@@ -93,28 +136,35 @@ class _WindowEvidence:
     ``won_after`` (days from the entry to the deal's win, for deals won before ``at``; NaN otherwise).
     """
 
-    def __init__(self, ds: Dataset, at: pd.Timestamp):
-        v = ds.visits
-        at64 = at.to_datetime64()
-        entered = v["entered_at"].to_numpy(dtype="datetime64[ns]")
-        keep = entered < at64
-        entered = entered[keep]
-        closed = v["closed_at"].to_numpy(dtype="datetime64[ns]")[keep]
-        nxt = v["next_entered_at"].to_numpy(dtype="datetime64[ns]")[keep]
-        closed_seen = closed < at64
-        end = np.where(v["is_last"].to_numpy()[keep], np.where(closed_seen, closed, at64),
-                       np.where(nxt < at64, nxt, at64))
-        self.stage = v["stage_index"].to_numpy()[keep].astype(np.int64)
-        self.seen = (end - entered).astype("int64") / _DAY_NS
-        self.age_left = (at64 - entered).astype("int64") / _DAY_NS
-        won = (v["status"] == "won").to_numpy()[keep] & closed_seen
-        self.won_after = np.where(won, (closed - entered).astype("int64") / _DAY_NS, np.nan)
-        self.n_stages = len(ds.stages)
+    def __init__(self, arr: _Arrays, at: pd.Timestamp):
+        t = int(at.value)
+        keep = arr.entered < t
+        entered = arr.entered[keep]
+        closed = arr.closed[keep]
+        nxt = arr.next_entered[keep]
+        closed_seen = closed < t
+        end = np.where(arr.is_last[keep], np.minimum(closed, t), np.minimum(nxt, t))
+        self.stage = arr.stage[keep]
+        self.seen = (end - entered) / _DAY_NS
+        self.age_left = (t - entered) / _DAY_NS
+        won = arr.won[keep] & closed_seen
+        self.won_after = np.where(won, (closed - entered) / _DAY_NS, np.nan)
+        self.n_stages = arr.n_stages
         # deal-size quartiles of the deals seen at ``at`` (-1 = unknown amount)
-        seen_amounts = ds.deals.loc[ds.deals["created_at"] < at, "amount"].dropna().to_numpy(dtype=float)
+        seen_amounts = arr.deal_amount[(arr.deal_created < t) & ~np.isnan(arr.deal_amount)]
         self.edges = (np.quantile(seen_amounts, [0.25, 0.5, 0.75]) if len(seen_amounts)
                       else np.array([], dtype=float))
-        self.band = self.size_band(ds.deals["amount"].to_numpy(dtype=float)[v["deal_row"].to_numpy()[keep]])
+        self.band = self.size_band(arr.visit_amount[keep])
+        # the visits of each stage, and of each (stage, size quartile), found once
+        order = np.lexsort((self.band, self.stage))
+        self._groups: dict[tuple[int, int | None], np.ndarray] = {}
+        st, bd = self.stage[order], self.band[order]
+        for s in range(self.n_stages):
+            lo, hi = np.searchsorted(st, [s, s + 1])
+            self._groups[(s, None)] = order[lo:hi]
+            for b in range(-1, 4):
+                blo, bhi = lo + np.searchsorted(bd[lo:hi], [b, b + 1])
+                self._groups[(s, b)] = order[blo:bhi]
 
     def size_band(self, amount: np.ndarray) -> np.ndarray:
         """The deal-size quartile (0..3) of each amount, -1 where unknown."""
@@ -132,9 +182,7 @@ class _WindowEvidence:
         (``#{lower < d} - #{upper < d}`` over visits with ``lower < upper``), so no per-deal loop.
         With ``band``, only visits of deals in that size quartile count.
         """
-        m = self.stage == s
-        if band is not None:
-            m &= self.band == band
+        m = self._groups[(s, band)]
         top = np.minimum(self.seen[m], self.age_left[m] - h2)
         n = len(top) - np.searchsorted(np.sort(top), d, side="left")
         won_after = self.won_after[m]
@@ -203,13 +251,13 @@ def _past_periods(ds: Dataset, period: Period, at: pd.Timestamp, lookback: int) 
 def _new_deal_history(ds: Dataset, period: Period, at: pd.Timestamp, lookback: int) -> pd.DataFrame:
     """Per past period: deals created at or after the same offset and won before its end."""
     offset = at - period.start
+    arr = _arrays(ds)
     rows = []
-    d = ds.deals
     for p in _past_periods(ds, period, at, lookback):
         cut = p.start + offset
-        m = (d["status"].eq("won") & (d["created_at"] >= cut) & (d["closed_at"] >= max(cut, p.start))
-             & (d["closed_at"] < p.stop)).to_numpy()
-        amounts = d["amount"].to_numpy(dtype=float)[m]
+        m = (arr.deal_won & (arr.deal_created >= cut.value) & (arr.deal_closed >= max(cut, p.start).value)
+             & (arr.deal_closed < p.stop.value))
+        amounts = arr.deal_amount[m]
         rows.append({"period": p.label, "from": cut, "deals": int(m.sum()),
                      "amount": float(np.nansum(amounts)),
                      "amount_unknown_deals": int(np.isnan(amounts).sum()),
@@ -302,22 +350,42 @@ def _num(x) -> float | None:
 # Simulation of the total
 
 
-def _simulate(won: float, a: np.ndarray, p: np.ndarray, lam: float | None, pool: np.ndarray,
-              simulations: int, seed: int) -> np.ndarray:
-    """Totals of ``simulations`` draws: won so far + open bets + a compound Poisson of new deals."""
+def _simulate(won: float, a: np.ndarray, p: np.ndarray, new_counts: tuple[float, float] | None,
+              pool: np.ndarray, simulations: int, seed: int) -> np.ndarray:
+    """Totals of ``simulations`` draws: won so far + the open deals as independent bets + the new
+    deals (a count with the past periods' mean and variance, amounts resampled from theirs).
+
+    Up to :data:`funnelkit.metrics.forecast.SIMULATE_UP_TO` open deals, or when a few dominate the
+    spread, each bet is drawn; otherwise their sum is drawn from its normal approximation (the sum of
+    many small independent bets), as :func:`funnelkit.metrics.forecast_range` does.
+    """
     rng = np.random.default_rng(seed)
     totals = np.full(simulations, won, dtype=float)
     if len(a):
-        chunk = max(1, 2_000_000 // len(a))
-        for start in range(0, simulations, chunk):
-            n = min(chunk, simulations - start)
-            totals[start:start + n] += (rng.random((n, len(a))) < p) @ a
-    if lam and len(pool):
-        counts = rng.poisson(lam, simulations)
+        spread = a * a * p * (1 - p)
+        if len(a) <= SIMULATE_UP_TO or spread.max() > 0.05 * spread.sum():
+            chunk = max(1, 2_000_000 // len(a))
+            for start in range(0, simulations, chunk):
+                n = min(chunk, simulations - start)
+                totals[start:start + n] += (rng.random((n, len(a))) < p) @ a
+        else:
+            draws = rng.normal(float(np.sum(a * p)), float(np.sqrt(spread.sum())), simulations)
+            totals += np.clip(draws, 0.0, float(a.sum()))
+    if new_counts and new_counts[0] and len(pool):
+        counts = _counts(rng, *new_counts, simulations)
         draws = rng.choice(pool, size=int(counts.sum()), replace=True)
         owner = np.repeat(np.arange(simulations), counts)
         totals += np.bincount(owner, weights=draws, minlength=simulations)
     return totals
+
+
+def _counts(rng: np.random.Generator, mean: float, var: float, size: int) -> np.ndarray:
+    """Counts with the given mean: Poisson, or negative binomial when the past periods varied more
+    than a Poisson count would (variance above the mean)."""
+    if var > mean > 0:
+        r = mean * mean / (var - mean)
+        return rng.negative_binomial(r, r / (r + mean), size)
+    return rng.poisson(mean, size)
 
 
 def landing_forecast(ds: Dataset, period: Period, at=None, *, target: float | None = None,
@@ -375,14 +443,16 @@ def landing_forecast(ds: Dataset, period: Period, at=None, *, target: float | No
     h1 = max((period.start - at) / pd.Timedelta(days=1), 0.0)
     h2 = max((stop - at) / pd.Timedelta(days=1), 0.0)
     if len(fc) and h2 > 0:
-        ev = _WindowEvidence(ds, at)
+        ev = _WindowEvidence(_arrays(ds), at)
         p_in, n_in = _p_won_in_window(ev, fc["stage"].cat.codes.to_numpy().astype(np.int64),
                                       fc["days_in_stage"].to_numpy(dtype=float),
                                       ev.size_band(fc["amount"].to_numpy(dtype=float)),
                                       h1, h2, float(prior_strength))
         # the win forecast's source and owner adjustments apply on top (as log-odds)
-        p_in = np.where(np.isnan(p_in) | np.isnan(fc["p_win"].to_numpy(dtype=float)), np.nan,
-                        _expit(_logit(p_in) + np.log(fc["odds_factor"].to_numpy(dtype=float))))
+        factor = fc["odds_factor"].to_numpy(dtype=float)
+        adjusted = (factor != 1.0) & (p_in > 0) & (p_in < 1)
+        p_in = np.where(adjusted, _expit(_logit(p_in) + np.log(factor)), p_in)
+        p_in = np.where(np.isnan(fc["p_win"].to_numpy(dtype=float)), np.nan, p_in)
     else:
         p_in, n_in = np.zeros(len(fc)), np.zeros(len(fc))
     fc = fc.assign(p_in_period=p_in, window_evidence=n_in.astype(np.int64))
@@ -397,11 +467,11 @@ def landing_forecast(ds: Dataset, period: Period, at=None, *, target: float | No
 
     new = _new_deal_history(ds, period, at, lookback) if h2 > 0 else _new_deal_history(ds, period, at, 0)
     if h2 <= 0:
-        from_new, new_deals, lam, pool = 0.0, 0.0, 0.0, np.array([])
+        from_new, new_deals, lam, pool = 0.0, 0.0, None, np.array([])
     elif len(new):
         from_new = float(new["amount"].mean())
         new_deals = float(new["deals"].mean())
-        lam = new_deals
+        lam = (new_deals, float(new["deals"].var(ddof=1)) if len(new) > 1 else new_deals)
         pool = np.concatenate(list(new["amounts"])) if len(new) else np.array([])
         if len(new) < lookback:
             notes.append(f"deals not yet created: learnt from {len(new)} previous period(s) only")
