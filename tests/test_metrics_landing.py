@@ -183,3 +183,18 @@ def test_accuracy_record_scores_each_week_against_the_actual(tmp_path):
     assert f.loc[f["at"] == pd.Timestamp("2024-04-29"), "commit"].item() == 3000.0
     s = acc.summary
     assert s.loc["landing forecast", "forecasts"] == 13
+
+
+def test_split_by_owner_adds_up_to_the_team(ds):
+    lf = landing_forecast(ds, Q2, AT, prior_strength=0, adjust_for=())
+    by = lf.by("owner", targets={"Ann": 1000.0}).set_index("owner")
+    # won so far: H3 (Bo), W1 (Bo); open: H4 (Bo, 0.5), O1 (Ann, 0.4); new: N1 (Ann) in 2024Q1
+    assert by.loc["Bo", ["won_so_far_deals", "won_so_far_amount"]].tolist() == [2, 2000.0]
+    assert by.loc["Bo", "from_open_amount"] == pytest.approx(500.0)
+    assert by.loc["Ann", "from_open_amount"] == pytest.approx(400.0)
+    assert by.loc["Ann", "from_new_amount"] == 1000.0 and by.loc["Bo", "from_new_amount"] == 0.0
+    assert by["expected_amount"].sum() == pytest.approx(lf.expected_amount)
+    # Ann reaches 1000 when O1 is won or at least one new deal comes: 1 - 0.6 e^-1
+    assert by.loc["Ann", "p_reach_target"] == pytest.approx(1 - 0.6 * math.exp(-1), abs=0.03)
+    with pytest.raises(ValueError, match="no deal column 'ownr'"):
+        lf.by("ownr")

@@ -52,6 +52,7 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..period import Period
+from ._common import group_labels
 from .forecast import DEFAULT_ADJUST, SIMULATE_UP_TO, win_forecast
 
 __all__ = ["landing_forecast", "LandingForecast", "coverage", "pacing", "won_between"]
@@ -261,8 +262,9 @@ def _new_deal_history(ds: Dataset, period: Period, at: pd.Timestamp, lookback: i
         rows.append({"period": p.label, "from": cut, "deals": int(m.sum()),
                      "amount": float(np.nansum(amounts)),
                      "amount_unknown_deals": int(np.isnan(amounts).sum()),
-                     "amounts": amounts[~np.isnan(amounts)]})
-    return pd.DataFrame(rows, columns=["period", "from", "deals", "amount", "amount_unknown_deals", "amounts"])
+                     "amounts": amounts[~np.isnan(amounts)], "deal_rows": np.flatnonzero(m)})
+    return pd.DataFrame(rows, columns=["period", "from", "deals", "amount", "amount_unknown_deals", "amounts",
+                                       "deal_rows"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,6 +316,10 @@ class LandingForecast:
     p_reach_target: float | None
     method: str
     notes: list[str] = field(default_factory=list)
+    _ds: Dataset | None = field(default=None, repr=False)
+    _new_rows: list = field(default_factory=list, repr=False)
+    simulations: int = 4000
+    seed: int = 0
 
     def to_dict(self) -> dict:
         """The fields of ``landing_forecast`` in ``funnelkit metrics --format json``."""
@@ -339,6 +345,75 @@ class LandingForecast:
         keys = ["at", "won_so_far_deals", "won_so_far_amount", "from_open_amount", "from_new_amount",
                 "expected_amount", "low_amount", "high_amount", "target", "p_reach_target"]
         return pd.DataFrame([{k: d[k] for k in keys}])
+
+    def by(self, column: str, targets: dict | None = None) -> pd.DataFrame:
+        """The same forecast split by a deal column (``"owner"``, ``"source"``, ...).
+
+        The team's model is not refitted per group: each group gets its own won so far, its open
+        deals' ``p_in_period`` from the team forecast, and its share of the past periods' new deals;
+        its range is simulated from those alone (so the groups' ranges do not add up to the team's).
+
+        Parameters
+        ----------
+        column
+            A deal column; empty values are the group ``(not set)``.
+        targets
+            Optional ``{group: target}`` for each group's ``p_reach_target``.
+
+        Returns
+        -------
+        DataFrame
+            One row per group with ``won_so_far_deals``, ``won_so_far_amount``, ``open_deals``,
+            ``from_open_amount``, ``from_new_amount``, ``expected_amount``, ``low_amount``,
+            ``high_amount``, ``target``, ``p_reach_target``; largest expected amount first.
+        """
+        return _group_by(self, column, targets)
+
+
+def _group_by(lf: "LandingForecast", column: str, targets: dict | None) -> pd.DataFrame:
+    ds = lf._ds
+    if ds is None or column not in ds.deals.columns:
+        cols = ", ".join(map(str, ds.deals.columns)) if ds is not None else ""
+        raise ValueError(f"no deal column {column!r} to split the landing forecast by (columns: {cols})")
+    labels = group_labels(ds.deals[column]).to_numpy()
+    d = ds.deals
+    won_m = (d["status"].eq("won") & (d["closed_at"] >= lf.period.start)
+             & (d["closed_at"] < min(lf.at, lf.period.stop))).to_numpy()
+    amount = d["amount"].to_numpy(dtype=float)
+    fc = lf.open_deals
+    open_labels = labels[d.reset_index().set_index("deal_id").loc[fc["deal_id"], "index"].to_numpy()] \
+        if len(fc) else np.array([], dtype=object)
+    groups = sorted(set(labels[won_m]) | set(open_labels) | {g for r in lf._new_rows for g in labels[r]})
+    rows = []
+    for i, g in enumerate(groups):
+        w = won_m & (labels == g)
+        wa = amount[w]
+        won_amount = float(np.nansum(wa)) if (~np.isnan(wa)).any() or not w.any() else None
+        m = open_labels == g
+        a = fc["amount"].to_numpy(dtype=float)[m]
+        p = fc["p_in_period"].to_numpy(dtype=float)[m]
+        ok = ~np.isnan(a) & ~np.isnan(p)
+        per_period = [amount[r][labels[r] == g] for r in lf._new_rows]
+        counts = [len(x) for x in per_period]
+        pool = np.concatenate([x[~np.isnan(x)] for x in per_period]) if per_period else np.array([])
+        from_new = float(np.mean([np.nansum(x) for x in per_period])) if per_period else (
+            0.0 if lf.from_new_amount == 0.0 else None)
+        lam = (float(np.mean(counts)), float(np.var(counts, ddof=1)) if len(counts) > 1 else float(np.mean(counts))) \
+            if counts else None
+        from_open = float(np.nansum(a[ok] * p[ok]))
+        totals = _simulate(won_amount or 0.0, a[ok], p[ok], lam, pool, lf.simulations, lf.seed + i + 1)
+        tail = (1 - lf.level) / 2
+        expected = (won_amount or 0.0) + from_open + (from_new or 0.0)
+        low, high = (float(x) for x in np.quantile(totals, [tail, 1 - tail]))
+        target = (targets or {}).get(g)
+        rows.append({column: g, "won_so_far_deals": int(w.sum()), "won_so_far_amount": won_amount,
+                     "open_deals": int(m.sum()), "from_open_amount": from_open, "from_new_amount": from_new,
+                     "expected_amount": expected if won_amount is not None or not w.any() else None,
+                     "low_amount": min(low, expected), "high_amount": max(high, expected),
+                     "target": target,
+                     "p_reach_target": float(np.mean(totals >= target)) if target is not None else None})
+    out = pd.DataFrame(rows)
+    return out.sort_values("expected_amount", ascending=False, kind="stable", na_position="last").reset_index(drop=True)
 
 
 def _num(x) -> float | None:
@@ -479,7 +554,8 @@ def landing_forecast(ds: Dataset, period: Period, at=None, *, target: float | No
         from_new, new_deals, lam, pool = None, None, None, np.array([])
         notes.append("deals not yet created: no earlier period of the same length in the data to learn "
                      "from, so the total leaves them out")
-    new = new.drop(columns="amounts")
+    new_rows = list(new["deal_rows"])
+    new = new.drop(columns=["amounts", "deal_rows"])
 
     ok = fc["amount"].notna() & fc["p_in_period"].notna()
     a = fc.loc[ok, "amount"].to_numpy(dtype=float)
@@ -499,7 +575,8 @@ def landing_forecast(ds: Dataset, period: Period, at=None, *, target: float | No
                            new_deals=new, from_open_amount=from_open, from_new_amount=from_new,
                            from_new_deals=new_deals, expected_amount=expected, low_amount=low,
                            high_amount=high, level=level, target=None if target is None else float(target),
-                           p_reach_target=p_target, method="simulation", notes=notes)
+                           p_reach_target=p_target, method="simulation", notes=notes, _ds=ds,
+                           _new_rows=new_rows if h2 > 0 else [], simulations=simulations, seed=seed)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
