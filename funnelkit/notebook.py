@@ -228,3 +228,104 @@ def period_backtest(ds: Dataset, period: Period):
         return backtest_forecast(ds, until=period.as_of)
     except NotEnoughHistory:
         return None
+
+
+#: Which of :func:`~funnelkit.metrics.summary.metrics_summary`'s caveat topics each report section shows.
+SECTION_TOPICS = {
+    "headline": ("period", "currency", "amount_won", "amount_open", "hindsight"),
+    "funnel": ("funnel",),
+    "snapshots": ("amount_open", "hindsight"),
+    "deal_size": ("amount_won",),
+    "forecast": ("amount_open", "hindsight"),
+}
+
+
+def _notes_html(texts: list[str], title: str = "") -> str:
+    items = "".join(f"<li>{html.escape(_sentence(t))}</li>" for t in texts)
+    head = f"<b>{html.escape(title)}</b>" if title else ""
+    return (f'<div class="fk-about" style="border:1px solid #c9c9c9;border-left:4px solid #8a6d3b;'
+            f'background:#fbf8f0;padding:0.4em 0.9em;margin:0.6em 0 1em 0;font-size:0.92em">{head}'
+            f'<ul style="margin:0.3em 0;padding-left:1.2em">{items}</ul></div>')
+
+
+def _sentence(text: str) -> str:
+    text = str(text).strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def about_box(summary: dict, ds: Dataset, *, lenient: bool = False) -> None:
+    """The "About this data" box under the report title: the data's time span and every caveat.
+
+    Lists where the data starts and ends, then each note of the summary (period only partly covered,
+    data ending before ``as_of``, unknown or hindsight amounts, several currencies, too little
+    history for the forecast), then stages no deal ever entered and, in lenient mode, the skipped
+    input problems. Each note is also shown in the section it concerns (:func:`show_notes`).
+    """
+    from IPython.display import HTML, display
+    from .metrics.summary import data_end
+    start, end = data_start(ds), data_end(ds)
+    lines = [f"The data runs from {pd.Timestamp(start).date()} (first deal created) to "
+             f"{pd.Timestamp(end).date()} (last event)" if start is not None and pd.notna(end)
+             else "The data set has no deals"]
+    lines += list(summary.get("notes") or [])
+    if lenient and ds.report.problems:
+        lines.append(f"{len(ds.report.problems)} problems in the input were skipped (lenient mode)")
+    display(HTML(_notes_html(lines, "About this data")))
+
+
+def show_notes(summary: dict, section: str) -> None:
+    """Show, as ``Note:`` lines, the summary's caveats that concern a report section
+    (``"headline"``, ``"snapshots"``, ``"deal_size"``, ``"forecast"``; see :data:`SECTION_TOPICS`)."""
+    topics = SECTION_TOPICS[section]
+    for c in summary.get("caveats") or []:
+        if c.get("topic") in topics:
+            show_note(_sentence(c["text"]))
+
+
+def data_end_text(ds: Dataset, period: Period) -> str:
+    """``'data as of 2023-06-30 24:00 (end of period)'``, saying so when the data ends earlier."""
+    from .metrics.summary import data_end
+    text = f"data as of {as_of_text(period)}"
+    end = data_end(ds)
+    if pd.notna(end) and pd.Timestamp(period.as_of) > end + pd.Timedelta(days=1):
+        text += f"; the data ends on {pd.Timestamp(end).date()}"
+    return text
+
+
+def currency_slices(ds: Dataset) -> list[tuple[str, Dataset]]:
+    """``[(currency, its deals)]``: the data set itself for one currency, else one slice per currency
+    (amounts are never added across currencies; the report shows one amount block per currency)."""
+    codes = ds.currencies
+    return [(ds.currency, ds)] if len(codes) <= 1 else [(c, ds.in_currency(c)) for c in codes]
+
+
+def currency_heading(code: str, slices: list) -> None:
+    """An ``<h3>`` naming the currency of the amount block that follows (only with several)."""
+    if len(slices) > 1:
+        from IPython.display import HTML, display
+        display(HTML(f"<h3>Amounts in {html.escape(code)}</h3>"))
+
+
+def amount_block(summary: dict, code: str) -> dict:
+    """The part of a :func:`~funnelkit.metrics.summary.metrics_summary` dict holding the amounts in
+    ``code``: the summary itself, or its ``by_currency`` block."""
+    return (summary.get("by_currency") or {}).get(code, summary)
+
+
+def in_currency(table: pd.DataFrame, code: str, ds: Dataset) -> pd.DataFrame:
+    """The rows of a per-deal table (forecast, stuck deals) whose deal is in ``code`` (all rows with
+    one currency)."""
+    if len(ds.currencies) <= 1:
+        return table
+    ids = ds.deals.loc[ds.deals["currency"].astype(str).eq(code).to_numpy(), "deal_id"]
+    return table[table["deal_id"].isin(ids).to_numpy()].reset_index(drop=True)
+
+
+def has_known(table: pd.DataFrame, column: str) -> bool:
+    """True when ``column`` holds at least one known value (an amount chart has something to draw)."""
+    return bool(len(table)) and bool(table[column].notna().any())
+
+
+__all__ += ["about_box", "show_notes", "data_end_text", "SECTION_TOPICS", "currency_slices", "currency_heading",
+            "amount_block", "in_currency", "has_known"]

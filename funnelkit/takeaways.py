@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .contract import NOT_SET
 from .plot import money
 
 __all__ = [
@@ -72,10 +73,12 @@ def show(text: str, label: str = "Takeaway"):
 # ---------------------------------------------------------------------------------------- headline
 
 def _won_amount(s: Mapping) -> float | None:
-    rows = s.get("amount_by_source") or []
-    vals = [_num(r.get("won_amount")) for r in rows]
-    vals = [v for v in vals if v is not None]
-    return float(sum(vals)) if rows else 0.0
+    """Sum of the known won amounts; None when won deals exist but none has a known amount."""
+    rows = [r for r in s.get("amount_by_source") or [] if int(r.get("won_deals", 1) or 0)]
+    known = [v for v in (_num(r.get("won_amount")) for r in rows) if v is not None]
+    if not known and rows:
+        return None
+    return float(sum(known))
 
 
 def _won_deals(s: Mapping) -> int:
@@ -83,27 +86,45 @@ def _won_deals(s: Mapping) -> int:
 
 
 def _open_amount(s: Mapping) -> float | None:
-    vals = [_num(r.get("open_amount")) for r in s.get("deals_per_stage") or []]
-    vals = [v for v in vals if v is not None]
-    return float(sum(vals)) if vals else 0.0
+    """Sum of the known open amounts; None when open deals exist but none has a known amount."""
+    rows = [r for r in s.get("deals_per_stage") or [] if int(r.get("open_deals", 1) or 0)]  # empty stages add nothing
+    known = [v for v in (_num(r.get("open_amount")) for r in rows) if v is not None]
+    if not known and rows:
+        return None
+    return float(sum(known))
 
 
-_HEADLINES: list[tuple[str, str, Any]] = [
-    ("Won amount", "money", _won_amount),
-    ("Won deals", "count", _won_deals),
-    ("Win rate", "pct", lambda s: s.get("win_rate")),
-    ("Mean won deal size", "money", lambda s: (s.get("deal_size") or {}).get("mean")),
-    ("Median won deal size", "money", lambda s: (s.get("deal_size") or {}).get("median")),
+def _coverage(s: Mapping, key: str) -> tuple[int, int, bool]:
+    """(deals, of unknown amount, leans on hindsight) behind an amount of the summary ``s``."""
+    cov = s.get("amount_coverage") or {}
+    if key == "forecast":
+        f = s.get("forecast") or {}
+        return (int(f.get("open_deals") or 0), int(f.get("amount_unknown_deals") or 0),
+                bool(cov.get("hindsight")))
+    c = cov.get(key) or {}
+    return int(c.get("deals") or 0), int(c.get("amount_unknown") or 0), key == "open" and bool(cov.get("hindsight"))
+
+
+#: (name, kind, value, which deals the amount covers: "won", "open", "forecast" or None for counts)
+_HEADLINES: list[tuple[str, str, Any, str | None]] = [
+    ("Won amount", "money", _won_amount, "won"),
+    ("Won deals", "count", _won_deals, None),
+    ("Win rate", "pct", lambda s: s.get("win_rate"), None),
+    ("Mean won deal size", "money", lambda s: (s.get("deal_size") or {}).get("mean"), "won"),
+    ("Median won deal size", "money", lambda s: (s.get("deal_size") or {}).get("median"), "won"),
     ("Median days to close (won)", "days",
-     lambda s: ((s.get("days_to_close") or {}).get("won") or {}).get("median_days")),
-    ("New deals created", "count", lambda s: (s.get("cohort") or {}).get("deals")),
-    ("Open deals at period end", "count", lambda s: (s.get("forecast") or {}).get("open_deals")),
-    ("Open pipeline amount", "money", _open_amount),
-    ("Expected won from open deals", "money", lambda s: (s.get("forecast") or {}).get("expected_won_amount")),
-    ("  80% range: at least", "money", lambda s: (s.get("forecast") or {}).get("expected_won_amount_low")),
-    ("  80% range: at most", "money", lambda s: (s.get("forecast") or {}).get("expected_won_amount_high")),
-    ("Sales velocity (per day)", "money", lambda s: (s.get("sales_velocity") or {}).get("amount_per_day")),
-    ("Stuck deals", "count", lambda s: s.get("stuck_deals_total")),
+     lambda s: ((s.get("days_to_close") or {}).get("won") or {}).get("median_days"), None),
+    ("New deals created", "count", lambda s: (s.get("cohort") or {}).get("deals"), None),
+    ("Open deals at period end", "count", lambda s: (s.get("forecast") or {}).get("open_deals"), None),
+    ("Open pipeline amount", "money", _open_amount, "open"),
+    ("Expected won from open deals", "money",
+     lambda s: (s.get("forecast") or {}).get("expected_won_amount"), "forecast"),
+    ("  80% range: at least", "money",
+     lambda s: (s.get("forecast") or {}).get("expected_won_amount_low"), "forecast"),
+    ("  80% range: at most", "money",
+     lambda s: (s.get("forecast") or {}).get("expected_won_amount_high"), "forecast"),
+    ("Sales velocity (per day)", "money", lambda s: (s.get("sales_velocity") or {}).get("amount_per_day"), "won"),
+    ("Stuck deals", "count", lambda s: s.get("stuck_deals_total"), None),
 ]
 
 
@@ -120,6 +141,18 @@ def _fmt(v: Any, kind: str, currency: str) -> str:
     return f"{f:,.0f}"
 
 
+def _amount_cell(v: Any, currency: str, cover: tuple[int, int, bool] | None) -> str:
+    """An amount with what it rests on: ``unknown (all 12 deals)``, ``1,200 EUR (3 of 10 deals
+    unknown, 30%)``, ``… (hindsight)``."""
+    n, k, hindsight = cover or (0, 0, False)
+    if _num(v) is None:
+        return f"unknown (all {n:,} deals)" if n and k == n else "-"
+    text = _fmt(v, "money", currency)
+    if k:
+        text += f" ({k:,} of {n:,} deals unknown, {pct(k / n)})"
+    return text + (" (hindsight)" if hindsight else "")
+
+
 def _change(cur: Any, prev: Any, kind: str) -> str:
     a, b = _num(cur), _num(prev)
     if a is None or b is None:
@@ -133,8 +166,23 @@ def _change(cur: Any, prev: Any, kind: str) -> str:
     return "0%" if d == 0 else f"{d:+.0f}%"
 
 
+def _amount_change(cur: Any, prev: Any, covers: list[tuple[int, int, bool]]) -> str:
+    """The change of an amount, not computed against an unknown or a hindsight amount."""
+    if any(n and k == n for n, k, _ in covers) and (_num(cur) is None or _num(prev) is None):
+        return "not computed (unknown)"
+    if any(h for _, _, h in covers):
+        return "not computed (hindsight)"
+    text = _change(cur, prev, "money")
+    if text != "-" and any(k for _, k, _ in covers):
+        text += " (amounts partly unknown)"
+    return text
+
+
 def won_amount(summary: Mapping) -> float | None:
-    """The won amount of a :func:`~funnelkit.metrics.summary.metrics_summary` dict (sum over sources)."""
+    """The won amount of a :func:`~funnelkit.metrics.summary.metrics_summary` dict (sum over sources).
+
+    None when won deals exist but none has a known amount (unknown, not 0).
+    """
     return _won_amount(summary)
 
 
@@ -156,6 +204,14 @@ def _no_data_text(data_start: Any) -> str:
     return f"no data before {pd.Timestamp(data_start).date()}"
 
 
+def _blocks(s: Mapping | None) -> list[tuple[str, Mapping]]:
+    """The amount blocks of a summary: itself, or one per currency (``by_currency``)."""
+    if not s:
+        return []
+    by = s.get("by_currency")
+    return list(by.items()) if by else [("", s)]
+
+
 def headline_table(current: Mapping, previous: Mapping | None = None, currency: str = "",
                    data_start: Any = None) -> pd.DataFrame:
     """The headline numbers of a period and the change against the previous one.
@@ -165,20 +221,39 @@ def headline_table(current: Mapping, previous: Mapping | None = None, currency: 
     ``created_at`` in the data), a previous period that ends before the data starts is shown as
     ``no data before <date>`` with no change, instead of zeros and "new".
 
+    Amounts are never shown as 0 when they are unknown: an amount over deals none of which has a
+    known amount reads ``unknown (all N deals)``; one over partly unknown amounts says how many
+    deals and what share are unknown; one that leans on hindsight (see
+    :func:`~funnelkit.metrics.summary.amount_coverage`) is marked ``(hindsight)``. Changes against
+    an unknown or a hindsight amount are not computed. With several currencies, each amount row is
+    given once per currency (``Won amount (EUR)``, ...), never summed.
+
     Returns
     -------
     DataFrame
         ``Metric``, ``<period label>``, ``<previous label>``, ``Change`` (all text, for display).
     """
     before = previous_precedes_data(previous, data_start)
+    prev_blocks = dict(_blocks(previous)) if previous and not before else {}
     rows = []
-    for name, kind, get in _HEADLINES:
-        cur = get(current)
-        prev = get(previous) if previous and not before else None
-        rows.append({"Metric": name, "this period": _fmt(cur, kind, currency),
-                     "previous period": (_no_data_text(data_start) if before else
-                                         _fmt(prev, kind, currency) if previous else "-"),
-                     "Change": _change(cur, prev, kind) if previous and not before else "-"})
+    for name, kind, get, cover in _HEADLINES:
+        if kind != "money":
+            cur, prev = get(current), (get(previous) if previous and not before else None)
+            rows.append({"Metric": name, "this period": _fmt(cur, kind, currency),
+                         "previous period": (_no_data_text(data_start) if before else
+                                             _fmt(prev, kind, currency) if previous else "-"),
+                         "Change": _change(cur, prev, kind) if previous and not before else "-"})
+            continue
+        for code, block in _blocks(current):
+            unit = code or currency
+            pblock = prev_blocks.get(code)
+            cur, c_cov = get(block), _coverage(block, cover)
+            prev, p_cov = (get(pblock), _coverage(pblock, cover)) if pblock is not None else (None, None)
+            rows.append({"Metric": f"{name} ({code})" if code else name,
+                         "this period": _amount_cell(cur, unit, c_cov),
+                         "previous period": (_no_data_text(data_start) if before else
+                                             _amount_cell(prev, unit, p_cov) if pblock is not None else "-"),
+                         "Change": _amount_change(cur, prev, [c_cov, p_cov]) if pblock is not None else "-"})
     out = pd.DataFrame(rows)
     labels = [(current.get("period") or {}).get("label"), ((previous or {}).get("period") or {}).get("label")]
     if labels[0]:
@@ -189,29 +264,51 @@ def headline_table(current: Mapping, previous: Mapping | None = None, currency: 
     return out
 
 
+def _won_text(s: Mapping, currency: str) -> str:
+    """``Won 1.2M EUR from 85 deals`` (per currency with several), honest about unknown amounts."""
+    n = _won_deals(s)
+    deals = f"{n:,} deal{'s' if n != 1 else ''}"
+    parts = []
+    for code, block in _blocks(s):
+        won = _won_amount(block)
+        d, k, _ = _coverage(block, "won")
+        if won is None:
+            parts.append(f"an unknown amount{' in ' + code if code else ''}")
+        else:
+            parts.append(money(won, code or currency)
+                         + (f" (plus {k:,} deals of unknown amount)" if k else ""))
+    if len(parts) == 1 and parts[0].startswith("an unknown amount"):
+        return f"Won {deals}, all of unknown amount"
+    return f"Won {' and '.join(parts)} from {deals}"
+
+
 def headline_takeaway(current: Mapping, previous: Mapping | None = None, currency: str = "",
                       data_start: Any = None) -> str:
     """E.g. ``Won 1.2M EUR from 85 deals, up 12% on 2026Q1; win rate 31% (-2.1 pts).``
 
     With ``data_start``, a previous period before the data is not compared with (see
-    :func:`headline_table`).
+    :func:`headline_table`). An unknown won amount is said to be unknown and not compared; with
+    several currencies, the won amount is given per currency and not compared.
     """
-    won, n = _won_amount(current), _won_deals(current)
-    text = f"Won {money(won, currency)} from {n:,} deal{'s' if n != 1 else ''}"
+    won = _won_amount(current)
+    text = _won_text(current, currency)
     if previous_precedes_data(previous, data_start):
         label = (previous.get("period") or {}).get("label") or "the previous period"
         wr = _num(current.get("win_rate"))
         return (text + (f"; win rate {pct(wr)}" if wr is not None else "")
                 + f" (no comparison with {label}: {_no_data_text(data_start)}).")
-    if previous:
+    if previous and "by_currency" not in current:
         pw = _won_amount(previous)
         label = (previous.get("period") or {}).get("label") or "the previous period"
-        if pw:
+        if won is None or pw is None:
+            pass                                # no change against an unknown
+        elif pw:
             ch = round(100 * (won - pw) / pw)
             text += (f", unchanged on {label}" if ch == 0 else
                      f", {'up' if ch > 0 else 'down'} {abs(ch):.0f}% on {label}")
         elif won:
-            text += f" (nothing was won in {label})"
+            text += (f" (won amount 0 in {label})" if _won_deals(previous) else
+                     f" (nothing was won in {label})")
     wr = _num(current.get("win_rate"))
     if wr is not None:
         text += f"; win rate {pct(wr)}"
@@ -224,28 +321,48 @@ def headline_takeaway(current: Mapping, previous: Mapping | None = None, currenc
 # ------------------------------------------------------------------------------- deals per stage
 
 def funnel_takeaway(funnel: pd.DataFrame, bottleneck: Mapping | None = None,
-                    cohort: Mapping | None = None) -> str:
-    """Overall conversion of the cohort and the stage with the lowest conversion."""
+                    cohort: Mapping | None = None, unvisited: list[str] | tuple[str, ...] = (),
+                    max_open_share: float = 0.5) -> str:
+    """Overall conversion of the cohort and the stage with the lowest conversion.
+
+    Stages in ``unvisited`` (no deal ever entered them, :func:`~funnelkit.metrics.stages.unvisited_stages`)
+    are left out, and the text says so. The lowest conversion is called the bottleneck only when at
+    most ``max_open_share`` of the cohort is still open; otherwise the conversions are provisional
+    (the open deals may still move on) and the text says it is too early to name one.
+    """
+    gone = [str(s) for s in unvisited]
+    note = (f" ({_join(gone)}: no deal ever entered {'it' if len(gone) == 1 else 'them'}, so "
+            f"{'it is' if len(gone) == 1 else 'they are'} left out)") if gone else ""
+    funnel = funnel[~funnel["stage"].astype(str).isin(gone)]
     if funnel.empty or not funnel["reached"].fillna(0).any():
-        return "No deals were created in this period."
+        return "No deals were created in this period" + note + "."
     first = int(funnel["reached"].iloc[0])
     parts = []
-    if cohort and cohort.get("deals") is not None:
-        won = int(cohort.get("won") or 0)
-        parts.append(f"Of {int(cohort['deals']):,} deals created in the period, {won:,} "
-                     f"({pct(won / cohort['deals'] if cohort['deals'] else None)}) are won so far")
+    open_share = None
+    if cohort and cohort.get("deals"):
+        n, won, still = int(cohort["deals"]), int(cohort.get("won") or 0), int(cohort.get("open") or 0)
+        open_share = still / n
+        parts.append(f"Of {n:,} deals created in the period, {won:,} ({pct(won / n)}) are won so far"
+                     + (f" and {still:,} ({pct(open_share)}) are still open" if still else ""))
     else:
-        parts.append(f"{first} deals entered the funnel")
+        parts.append(f"{first:,} deals entered the funnel")
     conv = funnel[funnel["reached"].fillna(0) > 0].dropna(subset=["conversion"])  # no empty stages
     entered = set(conv["stage"].astype(str))
     if (bottleneck and bottleneck.get("lowest_conversion_stage") is not None
             and str(bottleneck["lowest_conversion_stage"]) in entered):
-        parts.append(f"the bottleneck is {bottleneck['lowest_conversion_stage']}, where only "
-                     f"{pct(bottleneck.get('lowest_conversion'))} move on")
+        stage, rate = bottleneck["lowest_conversion_stage"], bottleneck.get("lowest_conversion")
     elif len(conv):
         worst = conv.loc[conv["conversion"].idxmin()]
-        parts.append(f"the bottleneck is {worst['stage']}, where only {pct(worst['conversion'])} move on")
-    return "; ".join(parts) + "."
+        stage, rate = worst["stage"], worst["conversion"]
+    else:
+        stage = None
+    if stage is not None:
+        if open_share is not None and open_share > max_open_share:
+            parts.append(f"too early to name a bottleneck: the lowest conversion so far, {pct(rate)} at "
+                         f"{stage}, counts deals still open there as not moving on")
+        else:
+            parts.append(f"the bottleneck is {stage}, where only {pct(rate)} move on")
+    return "; ".join(parts) + note + "."
 
 
 def week_label(at: Any) -> str:
@@ -325,8 +442,12 @@ def time_in_stage_takeaway(tis: pd.DataFrame, stuck: pd.DataFrame | None = None,
     if stuck is not None:
         if len(stuck):
             amount = stuck["amount"].sum(min_count=1) if "amount" in stuck else None
+            unknown = int(stuck["amount"].isna().sum()) if "amount" in stuck else 0
+            worth = (f" worth {money(amount, currency)}"
+                     + (f" ({unknown:,} more of unknown amount)" if unknown else "") if _num(amount) else
+                     " of unknown amount" if unknown == len(stuck) else "")
             top = stuck["stage"].astype(str).value_counts()
-            parts.append(f"{len(stuck):,} open deals{' worth ' + money(amount, currency) if _num(amount) else ''} "
+            parts.append(f"{len(stuck):,} open deals{worth} "
                          f"are stuck past their stage's threshold, most in {top.index[0]} ({int(top.iloc[0])})")
         else:
             parts.append("no open deal is stuck past its stage's threshold")
@@ -446,22 +567,66 @@ def survival_takeaway(survival: Any) -> str:
 
 # ------------------------------------------------------------------------------------- deal size
 
-def deal_size_takeaway(size: Mapping, currency: str = "") -> str:
-    """Mean vs median vs trimmed mean of won deals: how much a few big deals pull the mean."""
+def _clusters(amounts: np.ndarray, gap: float = 1.5, min_share: float = 0.05) -> list[tuple[int, float]]:
+    """Price clusters: runs of sorted positive amounts split where one is ``gap`` times the previous.
+
+    Returns (deals, median) of each run holding at least ``min_share`` of the amounts, smallest first.
+    """
+    a = np.sort(amounts[np.isfinite(amounts) & (amounts > 0)])
+    if len(a) < 2:
+        return []
+    runs = np.split(a, np.flatnonzero(np.diff(np.log(a)) > np.log(gap)) + 1)
+    return [(len(r), float(np.median(r))) for r in runs if len(r) >= min_share * len(a)]
+
+
+def deal_size_takeaway(size: Mapping, currency: str = "", won: pd.DataFrame | None = None) -> str:
+    """Mean vs median vs trimmed mean of won deals, and what makes them differ.
+
+    ``won`` is :func:`~funnelkit.metrics.size.outlier_deals` with ``flagged_only=False`` (every won
+    deal of positive amount, with its outlier ``side``). With it, a mean well above the median is
+    put down to "a few big deals" only when high outliers exist and the mean without them is close
+    to the median; otherwise the text says the amounts are skewed (or fall into price clusters,
+    naming them) rather than pulled by a few deals. Won deals of unknown amount are counted and
+    said; amounts that are all 0 are said to be 0.
+    """
     n = int(size.get("deals") or 0)
+    unknown = int(size.get("amount_unknown") or 0)
     mean, median, trimmed = (_num(size.get(k)) for k in ("mean", "median", "trimmed_mean"))
     if not n or mean is None or median is None:
+        if n:
+            return f"{n:,} won deals, all of unknown amount: their size is unknown."
         return "No won deals with a known amount in this period."
-    text = (f"{n:,} won deals: median {money(median, currency)}, mean {money(mean, currency)}, "
+    known = f" ({unknown:,} more of unknown amount are left out)" if unknown else ""
+    if mean == 0:
+        return f"{n - unknown:,} won deals{known}, every one with an amount of 0{' ' + currency if currency else ''}."
+    text = (f"{n - unknown:,} won deals{known}: median {money(median, currency)}, mean {money(mean, currency)}, "
             f"10% trimmed mean {money(trimmed, currency)}")
     if median > 0 and mean > 1.2 * median:
-        text += (f"; the mean is {100 * (mean / median - 1):.0f}% above the median, pulled up by a few "
-                 "big deals, so plan with the trimmed mean or the median")
+        text += f"; the mean is {100 * (mean / median - 1):.0f}% above the median"
+        text += _why_skewed(won, median, currency)
     elif median > 0 and mean < median / 1.2:
-        text += "; the mean is below the median, pulled down by a few small deals"
+        text += "; the mean is below the median, pulled down by the smaller deals"
     else:
         text += "; mean and median agree, so a few big deals do not distort the average"
     return text + "."
+
+
+def _why_skewed(won: pd.DataFrame | None, median: float, currency: str) -> str:
+    if won is None or won.empty:
+        return ", so plan with the trimmed mean or the median"
+    amounts = won["amount"].to_numpy(dtype=float)
+    high = won["side"].astype(object).eq("high").to_numpy() if "side" in won else np.zeros(len(won), bool)
+    if high.any() and np.mean(amounts[~high]) <= 1.2 * median:
+        k = int(high.sum())
+        return (f", pulled up by {k:,} big deal{'s' if k != 1 else ''} (the outlier{'s' if k != 1 else ''} "
+                "below), so plan with the trimmed mean or the median")
+    clusters = _clusters(amounts)
+    if len(clusters) >= 2:
+        named = ", ".join(f"{money(m, currency)} ({c:,} deals)" for c, m in clusters[:5])
+        return (f": the amounts fall into {len(clusters)} price clusters (around {named}), so no single "
+                "average describes a typical deal; compare deals within a cluster")
+    return (": the amounts are skewed across the board (many smaller deals, fewer larger ones), not "
+            "pulled up by a few big deals; plan with the trimmed mean or the median")
 
 
 def deal_size_trend_takeaway(monthly: pd.DataFrame, currency: str = "") -> str:
@@ -525,30 +690,80 @@ def target_takeaway(plan: Mapping | None, currency: str = "") -> str:
 
 # ------------------------------------------------------------------------- amount by source/product
 
+def _only_on_won(data: pd.DataFrame, by: str, min_lost: int = 5) -> bool:
+    """True when ``by`` is known on won deals only: every lost deal is in the "(not set)" group and
+    no other group has a lost deal (e.g. Olist's product, filled in when a lead is won)."""
+    if by not in data or "lost_deals" not in data:
+        return False
+    unset = data[by].astype(str).eq(NOT_SET)
+    lost = data["lost_deals"].fillna(0)
+    return bool(unset.any() and lost[unset].sum() >= min_lost and lost[~unset].sum() == 0
+                and data.loc[~unset, "won_deals"].fillna(0).sum() > 0)
+
+
+def _nothing_earned(data: pd.DataFrame, by: str, currency: str) -> str | None:
+    """The sentence when won deals exist but none has a positive known amount (else None)."""
+    won = int(data["won_deals"].fillna(0).sum())
+    if not won:
+        return f"Nothing was won in this period, by any {by}"
+    if (data["won_amount"].fillna(0) > 0).any():
+        return None
+    unknown = int(data["won_amount_unknown"].fillna(0).sum()) if "won_amount_unknown" in data else 0
+    if unknown == won:
+        what = "all of unknown amount"
+    elif unknown:
+        what = f"{unknown:,} of unknown amount and the others at 0{' ' + currency if currency else ''}"
+    else:
+        what = f"all with an amount of 0{' ' + currency if currency else ''}"
+    top = data.sort_values(["won_deals", by], ascending=[False, True]).iloc[0]
+    return (f"{won:,} deals were won, {what}, so no {by} can be ranked by won amount; "
+            f"{top[by]} had the most won deals ({int(top['won_deals']):,})")
+
+
+def _unknown_won_tail(data: pd.DataFrame) -> str:
+    k = int(data["won_amount_unknown"].fillna(0).sum()) if "won_amount_unknown" in data else 0
+    return f" ({k:,} won deal{'s' if k != 1 else ''} of unknown amount left out)" if k else ""
+
+
 def amount_by_takeaway(data: pd.DataFrame, by: str = "source", currency: str = "") -> str:
-    """The group bringing the most won amount, and the one with the best win rate if different."""
+    """The group bringing the most won amount, and the one with the best win rate if different.
+
+    Win rates are not compared when ``by`` is recorded on won deals only (every lost deal has it
+    "(not set)"): then every group shows 100% for want of data, and the text says so.
+    """
+    only_won = _only_on_won(data, by)
+    caveat = (f"; {by} is recorded on won deals only (every lost deal's {by} is \"{NOT_SET}\"), so win "
+              f"rates by {by} say nothing") if only_won else ""
+    nothing = _nothing_earned(data, by, currency)
+    if nothing is not None:
+        return nothing + caveat + "."
     d = data[data["won_amount"].fillna(0) > 0]
-    if d.empty:
-        return f"Nothing was won in this period, by any {by}."
     top = d.sort_values("won_amount", ascending=False).iloc[0]
     text = (f"{top[by]} brought the most won amount: {money(top['won_amount'], currency)} "
-            f"({pct(top['share'])} of the total) at a {pct(top['win_rate'])} win rate")
+            f"({pct(top['share'])} of the total)" + ("" if only_won else f" at a {pct(top['win_rate'])} win rate"))
     closed = data[(data["won_deals"] + data["lost_deals"]) >= 5].dropna(subset=["win_rate"])
-    if len(closed):
+    if len(closed) and not only_won:
         best = closed.sort_values("win_rate", ascending=False).iloc[0]
         if str(best[by]) != str(top[by]) and (pd.isna(top["win_rate"]) or best["win_rate"] > top["win_rate"]):
             text += f"; {best[by]} converts best ({pct(best['win_rate'])} of {int(best['won_deals'] + best['lost_deals'])} closed)"
-    return text + "."
+    return text + _unknown_won_tail(data) + caveat + "."
 
 
 def product_mix_takeaway(data: pd.DataFrame, by: str = "product", currency: str = "") -> str:
-    """Whether many small contracts beat a few big ones (or the other way round)."""
-    d = data[data["won_deals"].fillna(0) > 0].dropna(subset=["mean_size"])
-    if d.empty:
-        return f"Nothing was won in this period, by any {by}."
+    """Whether many small contracts beat a few big ones (or the other way round).
+
+    Only groups with a positive won amount are compared; when no won deal has one (all unknown or
+    0), the text says so instead of comparing zeros.
+    """
+    nothing = _nothing_earned(data, by, currency)
+    if nothing is not None:
+        return nothing + "."
+    tail = _unknown_won_tail(data)
+    d = data[(data["won_deals"].fillna(0) > 0) & (data["won_amount"].fillna(0) > 0)].dropna(subset=["mean_size"])
     if len(d) == 1:
         r = d.iloc[0]
-        return f"All won amount came from {r[by]}: {int(r['won_deals'])} deals averaging {money(r['mean_size'], currency)}."
+        return (f"All won amount came from {r[by]}: {int(r['won_deals'])} deals averaging "
+                f"{money(r['mean_size'], currency)}{tail}.")
     top = d.sort_values(["won_amount", "won_deals"], ascending=False).iloc[0]
     many = d.sort_values(["won_deals", "won_amount"], ascending=False).iloc[0]
     big = d.sort_values(["mean_size", "won_amount"], ascending=False).iloc[0]
@@ -557,24 +772,31 @@ def product_mix_takeaway(data: pd.DataFrame, by: str = "product", currency: str 
         return (f"{r[by]} ({money(r['won_amount'], currency)} from {int(r['won_deals'])} deals averaging "
                 f"{money(r['mean_size'], currency)})")
     if str(top[by]) == str(many[by]) and str(top[by]) != str(big[by]):
-        return f"Many small contracts beat a few big ones: {desc(top)} out-earned {desc(big)}."
+        return f"Many small contracts beat a few big ones: {desc(top)} out-earned {desc(big)}{tail}."
     if str(top[by]) == str(big[by]) and str(top[by]) != str(many[by]):
-        return f"A few big contracts beat many small ones: {desc(top)} out-earned {desc(many)}."
+        return f"A few big contracts beat many small ones: {desc(top)} out-earned {desc(many)}{tail}."
     if str(top[by]) == str(many[by]) == str(big[by]):
-        return f"{desc(top)} leads on total won amount, number of deals and deal size alike."
+        return f"{desc(top)} leads on total won amount, number of deals and deal size alike{tail}."
     return (f"{desc(top)} brought the most won amount; {many[by]} had the most won deals "
-            f"({int(many['won_deals']):,}) and {big[by]} the largest mean size ({money(big['mean_size'], currency)}).")
+            f"({int(many['won_deals']):,}) and {big[by]} the largest mean size ({money(big['mean_size'], currency)}){tail}.")
 
 
 def rep_takeaway(data: pd.DataFrame, currency: str = "", min_closed: int = 5) -> str:
     """Top rep by won amount and the spread of win rates among reps with enough closed deals."""
-    d = data[data["won_amount"].fillna(0) > 0]
-    if d.empty:
+    if not data["won_deals"].fillna(0).any():
         return "No rep won a deal in this period."
-    top = d.sort_values("won_amount", ascending=False).iloc[0]
-    text = f"{top['owner']} won the most ({money(top['won_amount'], currency)}, {int(top['won_deals'])} deals)"
+    nothing = _nothing_earned(data, "owner", currency)
+    if nothing is not None:
+        text = nothing.replace("no owner can be ranked", "no rep can be ranked")
+    else:
+        d = data[data["won_amount"].fillna(0) > 0]
+        top = d.sort_values("won_amount", ascending=False).iloc[0]
+        text = (f"{top['owner']} won the most ({money(top['won_amount'], currency)}, {int(top['won_deals'])} "
+                f"deal{'s' if int(top['won_deals']) != 1 else ''})")
     closed = data[(data["won_deals"] + data["lost_deals"]) >= min_closed].dropna(subset=["win_rate"])
-    if len(closed) >= 2:
+    if _only_on_won(data, "owner"):
+        text += "; the owner is recorded on won deals only, so win rates by rep say nothing"
+    elif len(closed) >= 2:
         hi = closed.loc[closed["win_rate"].idxmax()]
         lo = closed.loc[closed["win_rate"].idxmin()]
         text += (f"; win rates range from {pct(lo['win_rate'])} ({lo['owner']}) to {pct(hi['win_rate'])} "
@@ -584,13 +806,30 @@ def rep_takeaway(data: pd.DataFrame, currency: str = "", min_closed: int = 5) ->
 
 # ---------------------------------------------------------------------------------------- forecast
 
-def forecast_takeaway(forecast: pd.DataFrame, currency: str = "") -> str:
-    """Expected won amount from the open deals, against their open amount, and where it sits."""
+def forecast_takeaway(forecast: pd.DataFrame, currency: str = "", hindsight: bool = False) -> str:
+    """Expected won amount from the open deals, against their open amount, and where it sits.
+
+    Deals of unknown amount are counted and left out of the amounts; when no open deal has a known
+    amount, the expected number of won deals is given instead of an amount. ``hindsight`` (see
+    :func:`~funnelkit.metrics.summary.amount_coverage`) adds that the amounts are known only
+    because the deals closed later.
+    """
     if forecast is None or forecast.empty:
         return "No open deals to forecast."
+    n = len(forecast)
+    p = forecast["p_win"].sum(min_count=1)
+    if _num(p) is None:
+        return (f"The win probability of the {n:,} open deals is unknown: no deal closed before the end "
+                "of the period to learn from.")
+    unknown = int(forecast["amount"].isna().sum())
+    if unknown == n:
+        return (f"The {n:,} open deals all have an unknown amount, so the amount they may bring is unknown; "
+                f"about {p:,.0f} of them are expected to be won.")
     exp = forecast["expected_won_amount"].sum(min_count=1)
     amt = forecast["amount"].sum(min_count=1)
-    text = f"The {len(forecast):,} open deals are expected to bring {money(exp, currency)}"
+    text = f"The {n:,} open deals are expected to bring {money(exp, currency)}"
+    if unknown:
+        text += f" (from the {n - unknown:,} of known amount; {unknown:,} of unknown amount are left out)"
     if _num(amt):
         text += f" ({pct(exp / amt)} of their {money(amt, currency)} open amount)"
     from .metrics.forecast import forecast_range
@@ -601,6 +840,9 @@ def forecast_takeaway(forecast: pd.DataFrame, currency: str = "") -> str:
     by = forecast.groupby(forecast["stage"].astype(str))["expected_won_amount"].sum()
     if len(by) and by.max() > 0:
         text += f"; most from {by.idxmax()} ({money(by.max(), currency)})"
+    if hindsight:
+        text += ("; these amounts lean on hindsight: the data records an amount only when a deal "
+                 "closes, so only deals that closed later have one")
     return text + "."
 
 

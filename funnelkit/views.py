@@ -105,7 +105,8 @@ def _render(chart: Callable, ds: Dataset, period: Period, dpi: int, label: str =
 
 def sliced_views(ds: Dataset, period: Period, *, chart: Callable[[Dataset, Period], Axes | Figure],
                  by: Sequence[str] = ("source", "product"), title: str = "",
-                 max_slices: int | None = 8, dpi: int = DPI) -> SlicedViews:
+                 max_slices: int | None = 8, dpi: int = DPI,
+                 takeaway: Callable[[Dataset, Period], str] | None = None) -> SlicedViews:
     """Render ``chart`` for all deals and for each slice of each ``by`` column, as one HTML block.
 
     Parameters
@@ -123,6 +124,9 @@ def sliced_views(ds: Dataset, period: Period, *, chart: Callable[[Dataset, Perio
         At most this many values per column (those with the most deals); ``None`` for all.
     dpi
         Resolution of the embedded PNGs.
+    takeaway
+        ``takeaway(ds_slice, period)`` gives the slice's one-line takeaway, shown under its chart
+        (escaped), so the text always describes the chart the selector shows.
 
     Returns
     -------
@@ -149,7 +153,8 @@ def sliced_views(ds: Dataset, period: Period, *, chart: Callable[[Dataset, Perio
         else:
             body = f'<img src="{uri}" alt="{text}" style="max-width:100%">'
         figures.append(f'<figure class="fk-view" data-view="{i}"{style}>{body}'
-                       f'<figcaption style="font-size:0.85em;color:#555">{text}</figcaption></figure>')
+                       f'<figcaption style="font-size:0.85em;color:#555">{text}</figcaption>'
+                       f'{_takeaway_html(takeaway, sub, period)}</figure>')
     caption = html.escape(title or "Slice", quote=True)
     script = (
         "<script>(function(){var root=document.getElementById('" + block_id + "');"
@@ -166,13 +171,55 @@ def sliced_views(ds: Dataset, period: Period, *, chart: Callable[[Dataset, Perio
     return SlicedViews(html=block, labels=labels)
 
 
+def _takeaway_html(takeaway: Callable[[Dataset, Period], str] | None, ds: Dataset, period: Period) -> str:
+    if takeaway is None:
+        return ""
+    from .takeaways import as_html
+    try:
+        text = takeaway(ds, period)
+    except Exception as exc:  # as for charts: a slice too small must not sink the report
+        log.warning("sliced takeaway failed: %s", exc)
+        return ""
+    return as_html(text) if text else ""
+
+
 # ------------------------------------------------------------------ ready-made charts for slicing
 
 def funnel_chart(ds: Dataset, period: Period) -> Axes:
-    """The funnel of the deals created in ``period`` (for :func:`sliced_views`)."""
-    from .metrics.stages import funnel
+    """The funnel of the deals created in ``period`` (for :func:`sliced_views`), without the stages
+    no deal ever entered (:func:`~funnelkit.metrics.stages.unvisited_stages`)."""
+    from .metrics.stages import funnel, unvisited_stages
     from .plot import funnel_plot
-    return funnel_plot(funnel(ds, period), palette=None)
+    f = funnel(ds, period)
+    gone = unvisited_stages(ds)
+    if gone and len(gone) < len(ds.stages):
+        f = f[~f["stage"].isin(gone)].assign(stage=lambda x: x["stage"].cat.remove_categories(gone))
+    return funnel_plot(f, palette=None)
+
+
+def funnel_text(ds: Dataset, period: Period) -> str:
+    """The funnel takeaway of the deals in ``ds`` (for :func:`sliced_views`' ``takeaway``)."""
+    from .metrics.stages import bottleneck, cohort_outcomes, funnel, unvisited_stages
+    from .takeaways import funnel_takeaway
+    gone = unvisited_stages(ds)
+    return funnel_takeaway(funnel(ds, period), bottleneck(ds, period), cohort_outcomes(ds, period),
+                           unvisited=gone if len(gone) < len(ds.stages) else ())
+
+
+def amount_by_text(by: str = "source") -> Callable[[Dataset, Period], str]:
+    """A takeaway function for :func:`amount_by_chart` (won amount and win rate by ``by``)."""
+    def text(ds: Dataset, period: Period) -> str:
+        from .metrics.breakdown import amount_by
+        from .takeaways import amount_by_takeaway
+        return amount_by_takeaway(amount_by(ds, period, by=by), by, ds.currency)
+    return text
+
+
+def product_mix_text(ds: Dataset, period: Period) -> str:
+    """The takeaway of :func:`product_mix_chart`."""
+    from .metrics.breakdown import amount_by
+    from .takeaways import product_mix_takeaway
+    return product_mix_takeaway(amount_by(ds, period, by="product"), "product", ds.currency)
 
 
 def amount_by_chart(by: str = "source") -> Callable[[Dataset, Period], Axes]:
@@ -200,4 +247,5 @@ def snapshot_chart(value: str = "open_deals") -> Callable[[Dataset, Period], Axe
     return chart
 
 
-__all__ += ["funnel_chart", "amount_by_chart", "product_mix_chart", "snapshot_chart"]
+__all__ += ["funnel_chart", "amount_by_chart", "product_mix_chart", "snapshot_chart", "funnel_text",
+            "amount_by_text", "product_mix_text"]

@@ -118,7 +118,12 @@ def test_amount_by_properties(tuples):
         assert out["won_amount"].sum() == pytest.approx(total, rel=1e-9, abs=1e-6)
         assert out["won_deals"].sum() == len(won) == deal_size(ds, APRIL)["deals"]
         assert out[by].is_unique
-        assert list(out["won_amount"]) == sorted(out["won_amount"], reverse=True)
+        known = out["won_amount"].dropna()
+        assert list(known) == sorted(known, reverse=True) and out["won_amount"].iloc[len(known):].isna().all()
+        # Unknown (NaN) exactly where a group's won deals all have unknown amounts; 0 only without won deals.
+        unknown = (out["won_deals"] > 0) & (out["won_amount_unknown"] == out["won_deals"])
+        assert (out["won_amount"].isna() == unknown).all()
+        assert out["won_amount_unknown"].sum() == won["amount"].isna().sum()
         rates = out["win_rate"].dropna()
         assert ((rates >= 0) & (rates <= 1)).all()
         if total > 0:

@@ -39,9 +39,10 @@ def test_win_rate_hand(ds):
 
 
 def test_deal_size_hand(ds):
-    assert deal_size(ds, APRIL) == {"deals": 3, "mean": 3000.0, "median": 3000.0, "trimmed_mean": 3000.0}
+    assert deal_size(ds, APRIL) == {"deals": 3, "mean": 3000.0, "median": 3000.0, "trimmed_mean": 3000.0,
+                                    "amount_unknown": 0}
     assert deal_size(ds, Period("2025-01-01", "2025-01-31")) == {
-        "deals": 0, "mean": None, "median": None, "trimmed_mean": None}
+        "deals": 0, "mean": None, "median": None, "trimmed_mean": None, "amount_unknown": 0}
 
 
 def test_deal_size_trims_one_from_each_end(sizes):
@@ -61,7 +62,7 @@ def test_deal_size_counts_unknown_amounts_but_skips_them():
         "status": ["won", "won", "won"], "closed_at": pd.to_datetime(["2024-04-05"] * 3),
         "amount": [100.0, np.nan, 300.0], "source": "Web", "product": "P", "owner": "Ann"})
     got = deal_size(make_dataset(deals), APRIL)
-    assert got == {"deals": 3, "mean": 200.0, "median": 200.0, "trimmed_mean": 200.0}
+    assert got == {"deals": 3, "mean": 200.0, "median": 200.0, "trimmed_mean": 200.0, "amount_unknown": 1}
 
 
 def test_deal_size_by_month(sizes):

@@ -33,11 +33,15 @@ def _check_stage_col(df):
 def test_snapshot_at_as_of(ds):
     s = snapshot(ds, JAN.as_of)
     _check_stage_col(s)
-    assert list(s.columns) == ["stage", "open_deals", "open_amount"]
+    assert list(s.columns) == ["stage", "open_deals", "open_amount", "open_amount_unknown"]
     assert list(s["stage"]) == STAGES
     # D8 (Lead, amount unknown), D3 + D6 (Qualified), none in Proposal, D4 (closes after as_of).
     assert s["open_deals"].tolist() == [1, 2, 0, 1]
-    assert s["open_amount"].tolist() == [0.0, 2700.0, 0.0, 800.0]
+    # Lead holds only D8, of unknown amount: its open amount is unknown (NaN), not 0; empty Proposal is 0.
+    assert s["open_amount"].tolist()[1:] == [2700.0, 0.0, 800.0] and np.isnan(s["open_amount"].iloc[0])
+    assert s["open_amount_unknown"].tolist() == [1, 0, 0, 0]
+    counts = snapshot(ds, JAN.as_of, amounts=False)
+    assert list(counts.columns) == ["stage", "open_deals"] and counts["open_deals"].tolist() == [1, 2, 0, 1]
 
 
 def test_snapshot_events_at_the_instant_are_not_seen(ds):
@@ -68,7 +72,7 @@ def test_week_ends():
 def test_weekly_snapshots(ds):
     w = weekly_snapshots(ds, JAN)
     _check_stage_col(w)
-    assert list(w.columns) == ["at", "stage", "open_deals", "open_amount"]
+    assert list(w.columns) == ["at", "stage", "open_deals", "open_amount", "open_amount_unknown"]
     assert len(w) == 5 * 4
     deals = w.pivot(index="at", columns="stage", values="open_deals")
     amount = w.pivot(index="at", columns="stage", values="open_amount")
@@ -79,13 +83,15 @@ def test_weekly_snapshots(ds):
         [1, 2, 0, 1],   # 01-29: D8 / D3, D6 / D4 in Negotiation
         [1, 2, 0, 1],   # 02-01 (as_of)
     ]
-    assert amount.to_numpy().tolist() == [
+    assert amount.fillna(-1).to_numpy().tolist() == [
         [0, 3700, 500, 0],
         [0, 1500, 3000, 0],
-        [0, 3500, 0, 0],
-        [0, 2700, 0, 800],
-        [0, 2700, 0, 800],
+        [-1, 3500, 0, 0],        # from 01-22 Lead holds D8 alone, of unknown amount: NaN, not 0
+        [-1, 2700, 0, 800],
+        [-1, 2700, 0, 800],
     ]
+    unknown = w.pivot(index="at", columns="stage", values="open_amount_unknown")
+    assert unknown.sum(axis=1).tolist() == [0, 0, 1, 1, 1]
     # The as_of point equals the snapshot at as_of.
     last = w[w["at"] == JAN.as_of].reset_index(drop=True)
     pd.testing.assert_frame_equal(last.drop(columns="at"), snapshot(ds, JAN.as_of))
@@ -223,8 +229,11 @@ def test_properties(tmp_path_factory, data):
     for at, grp in w.groupby("at"):
         assert grp["open_deals"].sum() == ((d["created_at"] < at) & ~(d["closed_at"] < at)).sum()
     # Amounts: the snapshot total is the sum of known amounts of the open deals.
-    known = d.loc[(d["created_at"] < as_of) & ~(d["closed_at"] < as_of), "amount"].sum()
-    assert s["open_amount"].sum() == pytest.approx(known)
+    open_amounts = d.loc[(d["created_at"] < as_of) & ~(d["closed_at"] < as_of), "amount"]
+    assert s["open_amount"].sum() == pytest.approx(open_amounts.sum())
+    assert s["open_amount_unknown"].sum() == open_amounts.isna().sum()
+    # A stage's sum is unknown (NaN) exactly when it has open deals and none of known amount.
+    assert (s["open_amount"].isna() == ((s["open_deals"] > 0) & (s["open_amount_unknown"] == s["open_deals"]))).all()
 
     f = funnel(ds, period)
     reached = f["reached"].to_numpy()

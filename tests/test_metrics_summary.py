@@ -55,6 +55,9 @@ def test_deals_per_stage_by_hand(summary):
     # D4 in Negotiation (won only on 02-10, after as_of). D5 is created after as_of.
     assert [rows[s]["open_deals"] for s in rows] == [1, 2, 0, 1]
     assert rows["Qualified"]["open_amount"] == 2700
+    # Lead holds only D8, whose amount is unknown: the stage's open amount is unknown (null), not 0.
+    assert rows["Lead"]["open_amount"] is None and rows["Lead"]["open_amount_unknown"] == 1
+    assert rows["Proposal"]["open_amount"] == 0 and rows["Proposal"]["open_amount_unknown"] == 0
     assert rows["Negotiation"]["open_amount"] == 800
     # Cohort created in January: D1, D3, D4, D7, D8. D1 won (passes every stage); D4 skipped Proposal.
     assert [rows[s]["reached"] for s in rows] == [5, 3, 3, 2]
@@ -81,8 +84,11 @@ def test_amount_by_source_by_hand(summary):
     assert [r["source"] for r in rows] == ["Web", "Event", "Referral"]
     web, event, referral = rows
     assert web == {"source": "Web", "won_amount": 1000.0, "won_deals": 1, "lost_deals": 1, "win_rate": 0.5,
-                   "mean_size": 1000.0, "share": 1.0, "open_amount": 2000.0}
+                   "mean_size": 1000.0, "share": 1.0, "open_amount": 2000.0, "won_amount_unknown": 0,
+                   "open_deals": 1, "open_amount_unknown": 0}
     assert event["win_rate"] is None and event["mean_size"] is None and event["open_amount"] == 800
+    # Event's open amount covers D4 only: D8's amount is unknown, and the row says so.
+    assert (event["open_deals"], event["open_amount_unknown"]) == (2, 1)
     assert referral["win_rate"] == 0.0 and referral["lost_deals"] == 1 and referral["open_amount"] == 700
 
 
@@ -111,15 +117,53 @@ def test_cli_bad_period_is_a_clean_error(hand_dir, capsys):
     assert "before its start" in err and "Traceback" not in err
 
 
-def test_mixed_currencies_are_refused(tmp_path, capsys):
+def _mixed(tmp_path):
+    """The hand data with a currency column: D1, D3, D5, D7 in USD; D2, D4, D6, D8 in EUR."""
     folder = write_dataset(tmp_path / "mixed")
     text = (folder / "deals.csv").read_text().splitlines()
     rows = [text[0] + ",currency"] + [line + (",EUR" if i % 2 else ",USD") for i, line in enumerate(text[1:])]
     (folder / "deals.csv").write_text("\n".join(rows) + "\n")
-    assert main(["metrics", str(folder), "--quarter", "2024Q1"]) == 2
-    err = capsys.readouterr().err
-    assert "EUR" in err and "USD" in err and "never added" in err
-    # Slicing to one currency works.
+    return folder
+
+
+def test_mixed_currencies_give_every_count_and_amounts_per_currency(tmp_path, hand_dir, summary, capsys):
+    folder = _mixed(tmp_path)
+    assert main(["metrics", str(folder), "--start", "2024-01-01", "--end", "2024-01-31", "--format", "json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["currencies"] == ["EUR", "USD"] and s["dataset"]["currency"] is None
+    # Every count metric is the one of the same deals without a currency column.
+    for key in ("win_rate", "time_in_stage", "days_to_close", "cohort", "bottleneck", "stage_flow",
+                "close_time_survival", "stuck_deals_total"):
+        assert s[key] == json.loads(json.dumps(summary[key])), key
+    assert [r["open_deals"] for r in s["deals_per_stage"]] == [1, 2, 0, 1]
+    assert [r["reached"] for r in s["deals_per_stage"]] == [5, 3, 3, 2]
+    web = next(r for r in s["amount_by_source"] if r["source"] == "Web")
+    assert (web["won_deals"], web["lost_deals"], web["win_rate"]) == (1, 1, 0.5)
+    assert s["deal_size"]["deals"] == 1 and s["forecast"]["open_deals"] == 4
+    # ... and no amount is summed across currencies: every top-level amount is null.
+    assert all(r["open_amount"] is None for r in s["deals_per_stage"])
+    assert all(r["won_amount"] is None and r["open_amount"] is None for r in s["amount_by_source"])
+    assert s["deal_size"]["mean"] is None and s["forecast"]["expected_won_amount"] is None
+    assert s["sales_velocity"]["amount_per_day"] is None and s["sales_velocity"]["opportunities"] == 5
+    # Amounts per currency. USD: D1 won 1000 (Web), D3 open 2000 in Qualified.
+    usd, eur = s["by_currency"]["USD"], s["by_currency"]["EUR"]
+    assert [r["open_amount"] for r in usd["deals_per_stage"]] == [0, 2000, 0, 0]
+    assert usd["deal_size"]["mean"] == 1000 and usd["amount_by_source"][0]["won_amount"] == 1000
+    # EUR: nothing won; open D8 (Lead, no amount), D6 700 (Qualified), D4 800 (Negotiation).
+    assert [r["open_amount"] for r in eur["deals_per_stage"]] == [None, 700, 0, 800]
+    assert [r["open_amount_unknown"] for r in eur["deals_per_stage"]] == [1, 0, 0, 0]
+    assert eur["deal_size"]["deals"] == 0 and eur["amount_coverage"]["open"]["amount_unknown"] == 1
+    # The forecast's probabilities come from all deals: per currency, the same deals' expected amounts.
+    fc = fk.metrics.win_forecast(fk.load(hand_dir), JAN.as_of).set_index("deal_id")
+    assert usd["forecast"]["expected_won_amount"] == pytest.approx(fc.loc["D3", "expected_won_amount"])
+    assert eur["forecast"]["expected_won_amount"] == pytest.approx(fc.loc[["D4", "D6"], "expected_won_amount"].sum())
+    assert eur["forecast"]["amount_unknown_deals"] == 1
+    assert any("2 currencies" in n for n in s["notes"])
+    # The table output gives one amount block per currency.
+    assert main(["metrics", str(folder), "--start", "2024-01-01", "--end", "2024-01-31"]) == 0
+    out = capsys.readouterr().out
+    assert "Amounts in EUR" in out and "Amounts in USD" in out and "Win rate 33.3%" in out
+    # Slicing to one currency still works.
     assert main(["metrics", str(folder), "--quarter", "2024Q1", "--currency", "eur", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["dataset"]["currency"] == "EUR"
 
@@ -198,18 +242,25 @@ def test_docs_list_every_json_field(hand_dir):
     for cell in re.findall(r"^\| (`[^|]*`(?:, `[^|]*`)*) \|", table, flags=re.M):
         documented |= set(re.findall(r"`([a-z_]+)`", cell))
     s = metrics_summary(fk.load(hand_dir), JAN, target=1000)
-    assert documented == set(s)
+    assert documented == set(s) | {"by_currency"}      # by_currency: only with several currencies
 
 
 def test_notes_say_when_the_period_lies_outside_the_data(sample_ds):
     # The sample runs from 2024-10-01 to 2026-09-30.
-    assert metrics_summary(sample_ds, Period.quarter("2026Q2"))["notes"] == []
-    after = metrics_summary(sample_ds, Period.quarter("2030Q1"))["notes"]
+    def period_notes(s):
+        return [c["text"] for c in s["caveats"] if c["topic"] == "period"]
+    inside = metrics_summary(sample_ds, Period.quarter("2026Q2"))
+    assert period_notes(inside) == []
+    # The sample's two open deals without an amount are said (and nothing else).
+    assert inside["notes"] == ["2 of the 142 deals open at the end of the period (1%) have an unknown amount: "
+                               "the open pipeline amount and the expected won amount cover only the other 140"]
+    after = period_notes(metrics_summary(sample_ds, Period.quarter("2030Q1")))
     assert len(after) == 1 and "starts after the last event in the data (2026-09-30)" in after[0]
-    with pytest.warns(RuntimeWarning, match="no deal closed before"):   # nothing to forecast from
-        before = metrics_summary(sample_ds, Period.quarter("2020Q1"))["notes"]
-    assert len(before) == 1 and "ends before the data starts (2024-10-01)" in before[0]
-    partly = metrics_summary(sample_ds, Period("2024-09-01", "2024-10-31"))["notes"]
+    before = metrics_summary(sample_ds, Period.quarter("2020Q1"))   # nothing to forecast from: a note
+    assert "ends before the data starts (2024-10-01)" in before["notes"][0]
+    assert before["notes"][1].startswith("win_forecast: no deal closed before 2020-04-01")
+    assert [c["topic"] for c in before["caveats"]] == ["period", "forecast"]
+    partly = period_notes(metrics_summary(sample_ds, Period("2024-09-01", "2024-10-31")))
     assert partly == ["the data starts on 2024-10-01, inside the period: the period is only partly covered"]
 
 

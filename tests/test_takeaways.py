@@ -85,7 +85,12 @@ def test_amount_by_takeaway_names_top_and_best_converting():
     d = amounts()
     d.loc[2, ["won_amount", "won_deals", "lost_deals", "win_rate"]] = [500.0, 9, 1, 0.9]
     assert tk.amount_by_takeaway(d, "source", "EUR").endswith("; Fairs converts best (90% of 10 closed).")
-    assert tk.amount_by_takeaway(amounts().assign(won_amount=0.0)) == "Nothing was won in this period, by any source."
+    # Won deals whose amounts are all 0 are not "nothing won": the text says what is known.
+    assert tk.amount_by_takeaway(amounts().assign(won_amount=0.0)) == (
+        "4 deals were won, all with an amount of 0, so no source can be ranked by won amount; "
+        "Web had the most won deals (3).")
+    assert tk.amount_by_takeaway(amounts().assign(won_amount=0.0, won_deals=0)) == (
+        "Nothing was won in this period, by any source.")
 
 
 def test_product_mix_many_small_vs_few_big():
@@ -112,8 +117,8 @@ def test_funnel_takeaway_uses_cohort_and_bottleneck():
     f = pd.DataFrame({"stage": ["Lead", "Demo"], "reached": [20, 5], "conversion": [0.25, 0.4]})
     text = tk.funnel_takeaway(f, {"lowest_conversion_stage": "Lead", "lowest_conversion": 0.25},
                               {"deals": 20, "won": 2, "lost": 10, "open": 8})
-    assert text == ("Of 20 deals created in the period, 2 (10%) are won so far; the bottleneck is Lead, "
-                    "where only 25% move on.")
+    assert text == ("Of 20 deals created in the period, 2 (10%) are won so far and 8 (40%) are still open; "
+                    "the bottleneck is Lead, where only 25% move on.")
     assert tk.funnel_takeaway(f) == "20 deals entered the funnel; the bottleneck is Lead, where only 25% move on."
     assert tk.funnel_takeaway(f.assign(reached=0)) == "No deals were created in this period."
 
@@ -165,7 +170,9 @@ def test_time_in_stage_takeaway():
     stuck = pd.DataFrame({"stage": ["B", "B", "A"], "amount": [100.0, None, 50.0]})
     assert tk.time_in_stage_takeaway(tis, stuck, "EUR") == (
         "Deals sit longest in B (median 9 days, 90th percentile 20 days); 3 open deals worth 150 EUR "
-        "are stuck past their stage's threshold, most in B (2).")
+        "(1 more of unknown amount) are stuck past their stage's threshold, most in B (2).")
+    assert tk.time_in_stage_takeaway(tis, stuck.assign(amount=None), "EUR").endswith(
+        "3 open deals of unknown amount are stuck past their stage's threshold, most in B (2).")
     assert tk.time_in_stage_takeaway(tis, stuck.iloc[:0]).endswith("no open deal is stuck past its stage's threshold.")
 
 
@@ -221,7 +228,7 @@ def test_days_to_close_takeaway_with_survival():
 def test_deal_size_takeaways():
     assert tk.deal_size_takeaway({"deals": 4, "mean": 150.0, "median": 100.0, "trimmed_mean": 120.0}, "EUR") == (
         "4 won deals: median 100 EUR, mean 150 EUR, 10% trimmed mean 120 EUR; the mean is 50% above the median, "
-        "pulled up by a few big deals, so plan with the trimmed mean or the median.")
+        "so plan with the trimmed mean or the median.")
     assert tk.deal_size_takeaway({"deals": 2, "mean": 100.0, "median": 100.0, "trimmed_mean": 100.0}).endswith(
         "mean and median agree, so a few big deals do not distort the average.")
     assert tk.deal_size_takeaway({"deals": 0, "mean": None}) == "No won deals with a known amount in this period."

@@ -21,12 +21,14 @@ from .forecast import (ForecastBacktest, NotEnoughHistory, backtest_forecast, de
                        expected_won_by, forecast_range, win_forecast)
 from .size import deal_size, deal_size_by_month, outlier_deals, sales_velocity, target_plan, win_rate
 from .stage_time import ended_visits, stage_thresholds, stuck_deals, time_in_stage, win_rate_by_time_in_stage
-from .stages import bottleneck, cohort_outcomes, funnel, snapshot, stage_flow, weekly_snapshots, week_ends
+from .stages import (bottleneck, cohort_outcomes, funnel, snapshot, stage_flow, unvisited_stages,
+                     weekly_snapshots, week_ends)
 from .summary import format_summary, metrics_summary
 
 __all__ = [
     # stages
     "snapshot", "weekly_snapshots", "week_ends", "funnel", "cohort_outcomes", "stage_flow", "bottleneck",
+    "unvisited_stages",
     # time in stage
     "time_in_stage", "ended_visits", "stage_thresholds", "stuck_deals", "win_rate_by_time_in_stage",
     # closing

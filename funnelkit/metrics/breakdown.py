@@ -15,7 +15,8 @@ from ._common import DAY, NOT_SET, group_labels, require_column
 
 __all__ = ["amount_by", "NOT_SET"]
 
-_COLUMNS = ["won_amount", "won_deals", "lost_deals", "win_rate", "mean_size", "share", "open_amount"]
+_COLUMNS = ["won_amount", "won_deals", "lost_deals", "win_rate", "mean_size", "share", "open_amount",
+            "won_amount_unknown", "open_deals", "open_amount_unknown"]
 
 
 def amount_by(ds: Dataset, period: Period, by: str | list[str] = "source", *,
@@ -43,7 +44,10 @@ def amount_by(ds: Dataset, period: Period, by: str | list[str] = "source", *,
         closed), ``mean_size`` = won_amount / won deals
         of known amount (NaN when none; all won deals have one unless pipeline.yml allows missing amounts), ``share`` = won_amount / total
         won_amount (NaN when the total is 0), ``open_amount`` (sum of known amounts of the deals open
-        at ``as_of``), [``median_days_to_close``]. Every group with a deal closed in P or open at
+        at ``as_of``), ``won_amount_unknown`` (won deals of unknown amount), ``open_deals`` (deals
+        open at ``as_of``), ``open_amount_unknown`` (those of unknown amount),
+        [``median_days_to_close``]. A sum over deals whose amounts are all unknown is NaN (unknown,
+        never 0); a sum over no deals is 0. Every group with a deal closed in P or open at
         ``as_of`` appears (and no other); sorted by ``won_amount`` descending, ties by group name.
 
     Examples
@@ -79,21 +83,28 @@ def amount_by(ds: Dataset, period: Period, by: str | list[str] = "source", *,
         "_won_known": (won & ~np.isnan(amount)).astype("int64"),
         "lost_deals": lost.astype("int64"),
         "open_amount": np.where(is_open, amount, np.nan),
+        "won_amount_unknown": (won & np.isnan(amount)).astype("int64"),
+        "open_deals": is_open.astype("int64"),
+        "open_amount_unknown": (is_open & np.isnan(amount)).astype("int64"),
     })
     if with_days:
         days = (d["closed_at"].to_numpy() - d["created_at"].to_numpy()) / DAY
         frame["median_days_to_close"] = np.where(won, days, np.nan)
     agg = {"won_amount": "sum", "won_deals": "sum", "_won_known": "sum", "lost_deals": "sum",
-           "open_amount": "sum"}
+           "open_amount": "sum", "won_amount_unknown": "sum", "open_deals": "sum",
+           "open_amount_unknown": "sum"}
     if with_days:
         agg["median_days_to_close"] = "median"
     out = frame.groupby(keys, sort=False).agg(agg).reset_index()
+    for col, n in (("won_amount", "won_deals"), ("open_amount", "open_deals")):   # unknown, not 0
+        out[col] = out[col].where((out[n] == 0) | (out[f"{col}_unknown"] < out[n]))
     closed = out["won_deals"] + out["lost_deals"]
     out["win_rate"] = (out["won_deals"] / closed.where(closed > 0)).astype(float)
     # Won deals of unknown amount (possible only with allow_missing_amounts) are left out of the mean.
     out["mean_size"] = (out["won_amount"] / out["_won_known"].where(out["_won_known"] > 0)).astype(float)
     total = float(out["won_amount"].sum())
     out["share"] = out["won_amount"] / total if total > 0 else np.nan
-    out = out.sort_values(["won_amount", *keys], ascending=[False] + [True] * len(keys), kind="stable")
+    out = out.sort_values(["won_amount", *keys], ascending=[False] + [True] * len(keys), kind="stable",
+                          na_position="last")
     cols = keys + _COLUMNS + (["median_days_to_close"] if with_days else [])
     return out[cols].reset_index(drop=True)

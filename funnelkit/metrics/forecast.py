@@ -320,7 +320,8 @@ def expected_won_by(forecast: pd.DataFrame, by: str | list[str] | None = "stage"
     -------
     DataFrame
         ``<by>``, ``open_deals``, ``expected_won_deals`` (sum of ``p_win`` over all the group's open
-        deals), ``expected_won_amount`` (sum of ``p_win * amount`` over deals with a known amount),
+        deals), ``expected_won_amount`` (sum of ``p_win * amount`` over deals with a known amount;
+        NaN, unknown rather than 0, when every open deal of the group has an unknown amount),
         ``amount_unknown_deals`` (open deals left out of that sum because their amount is empty)
         and ``expected_won_deals_amount_unknown`` (their share of ``expected_won_deals``). By stage,
         every pipeline stage appears in order (zeros where none); other groupings list the groups
@@ -349,7 +350,7 @@ def expected_won_by(forecast: pd.DataFrame, by: str | list[str] | None = "stage"
     }, index=f.index)
     if by is None:
         total = parts.sum(min_count=0).to_frame().T
-        return total.astype({"open_deals": "int64", "amount_unknown_deals": "int64"})
+        return _unknown_not_zero(total.astype({"open_deals": "int64", "amount_unknown_deals": "int64"}))
     keys = [by] if isinstance(by, str) else list(by)
     for key in keys:
         parts[key] = f[key]
@@ -360,7 +361,13 @@ def expected_won_by(forecast: pd.DataFrame, by: str | list[str] | None = "stage"
     else:
         g = g.sort_values("expected_won_amount", ascending=False, kind="stable")
     g = g.reset_index()
-    return g.astype({"open_deals": "int64", "amount_unknown_deals": "int64"})
+    return _unknown_not_zero(g.astype({"open_deals": "int64", "amount_unknown_deals": "int64"}))
+
+
+def _unknown_not_zero(table: pd.DataFrame) -> pd.DataFrame:
+    """A group whose open deals all have an unknown amount has an unknown (NaN) expected amount, not 0."""
+    unknown = (table["open_deals"] > 0) & (table["amount_unknown_deals"] == table["open_deals"])
+    return table.assign(expected_won_amount=table["expected_won_amount"].where(~unknown))
 
 
 def _require_single_currency(forecast: pd.DataFrame, what: str = "expected_won_by") -> None:

@@ -55,10 +55,10 @@ def win_rate(ds: Dataset, period: Period) -> float | None:
 
 
 def deal_size(ds: Dataset, period: Period) -> dict:
-    """Size of the deals won in P: ``{deals, mean, median, trimmed_mean}``.
+    """Size of the deals won in P: ``{deals, mean, median, trimmed_mean, amount_unknown}``.
 
-    ``deals`` counts every won deal; the statistics use the known amounts (None when there are
-    none). ``trimmed_mean`` is ``scipy.stats.trim_mean(amounts, 0.1)``: it drops
+    ``deals`` counts every won deal, ``amount_unknown`` those of unknown amount; the statistics use
+    the known amounts (None when there are none). ``trimmed_mean`` is ``scipy.stats.trim_mean(amounts, 0.1)``: it drops
     ``int(0.1 * n)`` amounts from each end and averages the rest.
 
     Examples
@@ -68,9 +68,10 @@ def deal_size(ds: Dataset, period: Period) -> dict:
     """
     ds.require_single_currency("deal size")
     won = _won(ds, period)
-    mean, median, trimmed = _stats(won["amount"].to_numpy(dtype=float))
+    amounts = won["amount"].to_numpy(dtype=float)
+    mean, median, trimmed = _stats(amounts)
     return {"deals": int(len(won)), "mean": _none(mean), "median": _none(median),
-            "trimmed_mean": _none(trimmed)}
+            "trimmed_mean": _none(trimmed), "amount_unknown": int(np.isnan(amounts).sum())}
 
 
 def deal_size_by_month(ds: Dataset, period: Period) -> pd.DataFrame:

@@ -27,7 +27,7 @@ from ..period import Period
 from ._common import stage_column
 
 __all__ = ["snapshot", "weekly_snapshots", "funnel", "cohort_outcomes", "stage_flow", "bottleneck",
-           "week_ends"]
+           "week_ends", "unvisited_stages"]
 
 
 
@@ -50,8 +50,12 @@ def week_ends(period: Period) -> list[pd.Timestamp]:
     return sorted(set(ends))
 
 
-def _open_by_stage(ds: Dataset, times: list[pd.Timestamp], *, amounts: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Open deals (and their amounts) per stage at each instant: arrays of shape (stages, times).
+def _open_by_stage(ds: Dataset, times: list[pd.Timestamp], *,
+                   amounts: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Open deals, their known amounts and how many have none, per stage at each instant.
+
+    Arrays of shape (stages, times): counts, sums of the known amounts (NaN where every open deal's
+    amount is unknown) and counts of open deals of unknown amount (both None without ``amounts``).
 
     A visit is the current one at T when ``entered_at < T <= min(next_entered_at, closed_at)``
     (missing ends count as never). One pass over the visits for all instants: each visit adds +1 at
@@ -79,15 +83,17 @@ def _open_by_stage(ds: Dataset, times: list[pd.Timestamp], *, amounts: bool) -> 
 
     counts = np.rint(spread(None)).astype("int64")
     if not amounts:
-        return counts, None
+        return counts, None, None
     amount = ds.deals["amount"].to_numpy(dtype="float64")[v["deal_row"].to_numpy()[keep]]
-    total = spread(np.nan_to_num(amount, nan=0.0))
+    total = spread(np.nan_to_num(amount, nan=0.0)).astype("float64")
+    unknown = np.rint(spread(np.isnan(amount).astype("float64"))).astype("int64")
     # Cumulative sums of floats may leave tiny residues where a stage empties: clear them.
     total[counts == 0] = 0.0
-    return counts, total
+    total[(counts > 0) & (unknown == counts)] = np.nan   # only unknown amounts: unknown, not 0
+    return counts, total, unknown
 
 
-def snapshot(ds: Dataset, at) -> pd.DataFrame:
+def snapshot(ds: Dataset, at, *, amounts: bool = True) -> pd.DataFrame:
     """Open deals per stage at the instant ``at``.
 
     A deal counts in stage S when it was created before ``at``, was not closed before ``at`` and its
@@ -99,12 +105,15 @@ def snapshot(ds: Dataset, at) -> pd.DataFrame:
         The data set.
     at
         The instant (anything :class:`pandas.Timestamp` accepts; a date means its 00:00).
+    amounts
+        ``False`` leaves out the two amount columns (then deals in several currencies are fine).
 
     Returns
     -------
     DataFrame
         One row per pipeline stage, in order: ``stage`` (ordered Categorical), ``open_deals`` (int),
-        ``open_amount`` (sum of the known amounts; 0.0 when the stage is empty or no amount is known).
+        ``open_amount`` (sum of the known amounts; 0.0 when the stage is empty, NaN when every open
+        deal's amount is unknown), ``open_amount_unknown`` (open deals of unknown amount).
 
     Examples
     --------
@@ -112,13 +121,17 @@ def snapshot(ds: Dataset, at) -> pd.DataFrame:
              stage  open_deals  open_amount
     0         Lead           1        100.0
     """
-    ds.require_single_currency("snapshot (open_amount)")
-    counts, total = _open_by_stage(ds, [_ts(at)], amounts=True)
-    return pd.DataFrame({"stage": stage_column(ds), "open_deals": counts[:, 0],
-                         "open_amount": total[:, 0]})
+    if amounts:
+        ds.require_single_currency("snapshot (open_amount)")
+    counts, total, unknown = _open_by_stage(ds, [_ts(at)], amounts=amounts)
+    out = pd.DataFrame({"stage": stage_column(ds), "open_deals": counts[:, 0]})
+    if amounts:
+        out["open_amount"] = total[:, 0]
+        out["open_amount_unknown"] = unknown[:, 0]
+    return out
 
 
-def weekly_snapshots(ds: Dataset, period: Period) -> pd.DataFrame:
+def weekly_snapshots(ds: Dataset, period: Period, *, amounts: bool = True) -> pd.DataFrame:
     """Snapshots at the end of each week in the period, plus at ``period.as_of``.
 
     The instants are those of :func:`week_ends`: each Monday 00:00 whose Sunday lies in P and is not
@@ -128,23 +141,28 @@ def weekly_snapshots(ds: Dataset, period: Period) -> pd.DataFrame:
     -------
     DataFrame
         Long form, one row per instant and stage: ``at`` (datetime), ``stage`` (ordered Categorical),
-        ``open_deals``, ``open_amount`` (as in :func:`snapshot`).
+        ``open_deals``, ``open_amount``, ``open_amount_unknown`` (as in :func:`snapshot`; no amount
+        columns with ``amounts=False``).
 
     Examples
     --------
     >>> w = weekly_snapshots(ds, Period.quarter("2024Q1"))               # doctest: +SKIP
     >>> w.pivot(index="at", columns="stage", values="open_deals")        # doctest: +SKIP
     """
-    ds.require_single_currency("weekly_snapshots (open_amount)")
+    if amounts:
+        ds.require_single_currency("weekly_snapshots (open_amount)")
     times = week_ends(period)
-    counts, total = _open_by_stage(ds, times, amounts=True)
+    counts, total, unknown = _open_by_stage(ds, times, amounts=amounts)
     n_st, n_t = counts.shape
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "at": pd.DatetimeIndex(times).repeat(n_st).astype("datetime64[ns]"),
         "stage": stage_column(ds, np.tile(np.arange(n_st), n_t)),
         "open_deals": counts.T.ravel(),
-        "open_amount": total.T.ravel(),
     })
+    if amounts:
+        out["open_amount"] = total.T.ravel()
+        out["open_amount_unknown"] = unknown.T.ravel()
+    return out
 
 
 def _cohort(ds: Dataset, period: Period) -> pd.DataFrame:
@@ -280,7 +298,7 @@ def bottleneck(ds: Dataset, period: Period) -> dict:
         out["lowest_conversion_stage"] = ds.stages[i]
         out["lowest_conversion"] = float(conv[i])
     times = week_ends(period)
-    counts, _ = _open_by_stage(ds, times, amounts=False)
+    counts, _, _ = _open_by_stage(ds, times, amounts=False)
     out.update(largest_drop_stage=None, largest_drop=None, largest_drop_week=None)
     if counts.shape[1] >= 2:
         fall = counts[:, :-1] - counts[:, 1:]          # (stages, pairs); positive = fewer open deals
@@ -291,3 +309,20 @@ def bottleneck(ds: Dataset, period: Period) -> dict:
             out.update(largest_drop_stage=ds.stages[int(i)], largest_drop=best,
                        largest_drop_week=pd.Timestamp(times[int(j) + 1]))
     return out
+
+
+def unvisited_stages(ds: Dataset) -> list[str]:
+    """The pipeline stages that no deal in the data ever entered, in pipeline order.
+
+    Such a stage (e.g. Maven CRM's ``Prospecting``, whose deals the import rejected for want of a
+    date) would show in :func:`funnel` as "reached" by every deal, only because a skipped stage
+    counts as passed; the report leaves it out of the funnel and says so.
+
+    Examples
+    --------
+    >>> unvisited_stages(ds)                                            # doctest: +SKIP
+    ['Prospecting']
+    """
+    seen = np.zeros(len(ds.stages), dtype=bool)
+    seen[np.unique(ds.stage_history["stage_index"].to_numpy().astype("int64"))] = True
+    return [s for s, hit in zip(ds.stages, seen) if not hit]

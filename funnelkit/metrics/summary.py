@@ -7,12 +7,15 @@ rename or remove them. Missing values are ``None`` (JSON null), never NaN.
 from __future__ import annotations
 
 import math
+import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..dataset import Dataset
+from ..history import deals_as_of
 from ..period import Period
 from . import breakdown as _amount_by
 from . import closing as _dtc
@@ -21,10 +24,11 @@ from . import forecast as _forecast
 from . import stages as _stages
 from . import stage_time as _tis
 
-__all__ = ["metrics_summary", "format_summary", "jsonable"]
+__all__ = ["metrics_summary", "format_summary", "jsonable", "amount_coverage", "data_span_notes", "data_end"]
 
 #: Fields of each row in ``amount_by_source`` / ``amount_by_product`` (after the group column).
-AMOUNT_FIELDS = ("won_amount", "won_deals", "lost_deals", "win_rate", "mean_size", "share", "open_amount")
+AMOUNT_FIELDS = ("won_amount", "won_deals", "lost_deals", "win_rate", "mean_size", "share", "open_amount",
+                 "won_amount_unknown", "open_deals", "open_amount_unknown")
 
 
 def jsonable(value: Any) -> Any:
@@ -67,6 +71,12 @@ def metrics_summary(ds: Dataset, period: Period, *, target: float | None = None,
                     stuck_quantile: float = 0.9) -> dict:
     """Compute every metric for ``period`` and return one JSON-ready dict.
 
+    Counts, rates and times are computed over every deal. Amounts are never added across
+    currencies: when the deals are in several currencies, the amount fields at the top level are
+    null and ``by_currency`` holds one amount block per currency. Every caveat (the period only
+    partly covered by the data, amounts unknown or known only in hindsight, too little history for
+    the forecast) is a plain-language note in ``notes``, and with its topic in ``caveats``.
+
     Parameters
     ----------
     ds
@@ -74,7 +84,7 @@ def metrics_summary(ds: Dataset, period: Period, *, target: float | None = None,
     period
         The reporting period; its ``as_of`` is the moment the data is seen at.
     target
-        Optional revenue target for the target planner.
+        Optional revenue target for the target planner (one-currency data sets only).
     stuck_quantile
         Quantile of past visits of a stage beyond which an open deal counts as stuck.
 
@@ -83,10 +93,22 @@ def metrics_summary(ds: Dataset, period: Period, *, target: float | None = None,
     >>> s = metrics_summary(fk.load("data/sample"), Period.quarter("2026Q2"))   # doctest: +SKIP
     >>> s["win_rate"], s["deal_size"]["median"]                                  # doctest: +SKIP
     """
-    currency = ds.require_single_currency("funnelkit metrics")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = _summary(ds, period, target, stuck_quantile)
+    caveats = _caveats(ds, period, out) + _warning_caveats(caught)
+    out["notes"] = [c["text"] for c in caveats]
+    out["caveats"] = caveats
+    return out
+
+
+def _summary(ds: Dataset, period: Period, target: float | None, stuck_quantile: float) -> dict:
+    currencies = ds.currencies
+    mixed = len(currencies) > 1
+    counts_ds = _without_amounts(ds) if mixed else ds
     as_of = period.as_of
 
-    snap = _stages.snapshot(ds, as_of)
+    snap = _stages.snapshot(counts_ds, as_of)
     fun = _stages.funnel(ds, period)
     per_stage = snap.merge(fun[["stage", "reached", "conversion"]], on="stage", how="left")
 
@@ -111,28 +133,24 @@ def metrics_summary(ds: Dataset, period: Period, *, target: float | None = None,
 
     forecast = _forecast.win_forecast(ds, as_of)
     flow = _stages.stage_flow(ds, period)
-    by_source = _amount_by.amount_by(ds, period, by="source")
-    by_product = _amount_by.amount_by(ds, period, by="product")
-    by_owner = _amount_by.amount_by(ds, period, by="owner")
+    by = {key: _amount_by.amount_by(counts_ds, period, by=key) for key in ("source", "product", "owner")}
 
     out: dict[str, Any] = {
         "period": {"start": period.start.date().isoformat(), "end": period.end.date().isoformat(),
                    "as_of": as_of.isoformat(), "label": period.label},
-        "dataset": {"name": ds.name, "currency": currency, "deals": int(len(ds.deals)),
+        "dataset": {"name": ds.name, "currency": None if mixed else currencies[0], "deals": int(len(ds.deals)),
                     "stages": ds.stages},
         "deals_per_stage": _records(per_stage, ["stage", "open_deals", "open_amount", "reached",
-                                                "conversion"]),
+                                                "conversion", "open_amount_unknown"]),
         "time_in_stage": _records(tis, ["stage", "visits", "mean_days", "median_days", "p90_days",
                                         "stuck_deals"]),
         "days_to_close": dtc_out,
-        "deal_size": jsonable(_size.deal_size(ds, period)),
+        "deal_size": jsonable(_size.deal_size(counts_ds, period)),
         "win_rate": jsonable(_size.win_rate(ds, period)),
-        "amount_by_source": _records(by_source, ["source", *AMOUNT_FIELDS]),
-        "amount_by_product": _records(by_product, ["product", *AMOUNT_FIELDS]),
-        "forecast": {"open_deals": int(len(forecast)),
-                     "expected_won_amount": jsonable(forecast["expected_won_amount"].sum(min_count=1))
-                     if len(forecast) else 0.0,
-                     **_range_fields(forecast)},
+        "amount_by_source": _records(by["source"], ["source", *AMOUNT_FIELDS]),
+        "amount_by_product": _records(by["product"], ["product", *AMOUNT_FIELDS]),
+        "forecast": _forecast_fields(forecast if not mixed else forecast.assign(amount=np.nan,
+                                                                                expected_won_amount=np.nan)),
         # Additions beyond the fields issue #3 requires.
         "cohort": jsonable(_stages.cohort_outcomes(ds, period)),
         "bottleneck": jsonable(_stages.bottleneck(ds, period)),
@@ -140,14 +158,67 @@ def metrics_summary(ds: Dataset, period: Period, *, target: float | None = None,
         "close_time_survival": {"median_days": jsonable(survival.median_days),
                                 **{f"p_close_within_{d}_days": jsonable(survival.p_close_within(d))
                                    for d in (30, 60, 90)}},
-        "amount_by_owner": _records(by_owner, list(by_owner.columns)),
+        "amount_by_owner": _records(by["owner"], list(by["owner"].columns)),
         "stuck_deals_total": int(len(stuck)),
-        "sales_velocity": jsonable(_size.sales_velocity(ds, period)),
+        "sales_velocity": jsonable(_size.sales_velocity(counts_ds, period)),
+        "unvisited_stages": _stages.unvisited_stages(ds),
+        "currencies": currencies,
+        "amount_coverage": None if mixed else amount_coverage(ds, period),
     }
-    if target is not None:
+    if mixed:
+        _blank_amounts(out)
+        out["by_currency"] = {c: _amount_block(ds.in_currency(c), period, forecast, c) for c in currencies}
+    if target is not None and not mixed:
         out["target_plan"] = jsonable(_size.target_plan(ds, period, target))
-    out["notes"] = data_span_notes(ds, period)
     return out
+
+
+def _without_amounts(ds: Dataset) -> Dataset:
+    """The deals with every amount blanked: counts over several currencies, never a sum of amounts."""
+    deals = ds.deals.drop(columns=["currency"]).assign(amount=np.nan)
+    return Dataset(deals=deals, stage_history=ds.stage_history, pipeline=ds.pipeline, report=ds.report,
+                   name=ds.name, path=ds.path)
+
+
+#: Per row of the summary's tables, the amount fields a several-currency summary leaves null.
+_AMOUNT_KEYS = ("open_amount", "open_amount_unknown", "won_amount", "won_amount_unknown", "mean_size",
+                "share", "mean", "median", "trimmed_mean", "amount_unknown", "mean_won_size",
+                "amount_per_day", "expected_won_amount", "expected_won_amount_low",
+                "expected_won_amount_high", "amount_unknown_deals")
+
+
+def _blank_amounts(out: dict) -> None:
+    for key in ("deals_per_stage", "amount_by_source", "amount_by_product", "amount_by_owner"):
+        for row in out[key]:
+            row.update({k: None for k in _AMOUNT_KEYS if k in row})
+    for key in ("deal_size", "sales_velocity", "forecast"):
+        out[key].update({k: None for k in _AMOUNT_KEYS if k in out[key]})
+
+
+def _amount_block(ds: Dataset, period: Period, forecast: pd.DataFrame, currency: str) -> dict:
+    """Every amount metric of one currency's deals (the forecast's probabilities come from all deals)."""
+    snap = _stages.snapshot(ds, period.as_of)
+    own = forecast[forecast["currency"].astype(str).eq(currency).to_numpy()] if "currency" in forecast else forecast
+    return {
+        "deals": int(len(ds.deals)),
+        "deals_per_stage": _records(snap, ["stage", "open_deals", "open_amount", "open_amount_unknown"]),
+        "deal_size": jsonable(_size.deal_size(ds, period)),
+        **{f"amount_by_{key}": _records(_amount_by.amount_by(ds, period, by=key), [key, *AMOUNT_FIELDS])
+           for key in ("source", "product", "owner")},
+        "forecast": _forecast_fields(own),
+        "sales_velocity": jsonable(_size.sales_velocity(ds, period)),
+        "amount_coverage": amount_coverage(ds, period),
+    }
+
+
+def _forecast_fields(forecast: pd.DataFrame) -> dict:
+    unknown = int(forecast["amount"].isna().sum())
+    return {"open_deals": int(len(forecast)),
+            "expected_won_amount": jsonable(forecast["expected_won_amount"].sum(min_count=1))
+            if len(forecast) else 0.0,
+            **_range_fields(forecast),
+            "expected_won_deals": jsonable(forecast["p_win"].sum(min_count=1)) if len(forecast) else 0.0,
+            "amount_unknown_deals": unknown}
 
 
 def _range_fields(forecast: pd.DataFrame, level: float = 0.8) -> dict:
@@ -157,14 +228,121 @@ def _range_fields(forecast: pd.DataFrame, level: float = 0.8) -> dict:
     return {"expected_won_amount_low": r["low"], "expected_won_amount_high": r["high"], "range_level": level}
 
 
+def amount_coverage(ds: Dataset, period: Period) -> dict:
+    """How much of each amount metric of ``period`` rests on unknown amounts, or on hindsight.
+
+    A CRM export holds each deal's latest amount. Some CRMs fill it in only when a deal closes
+    (Maven CRM, Olist): then no deal still open in the data has an amount
+    (``amounts_recorded_at_close``), and the deals open at ``as_of`` that have one owe it to
+    having closed later, after ``as_of``: the period's open amount and expected won amount lean on
+    hindsight (amounts known only at export).
+
+    Returns
+    -------
+    dict
+        ``won``: ``{deals, amount_unknown, unknown_share}`` for the deals won in P;
+        ``open``: the same for the deals open at ``as_of``, plus ``amount_known_after_close`` (those
+        with an amount that closed after ``as_of``); ``amounts_recorded_at_close`` (bool);
+        ``hindsight`` (bool: recorded at close and some open amount known only after ``as_of``).
+        ``unknown_share`` is None when there are no deals.
+
+    Examples
+    --------
+    >>> amount_coverage(ds, Period.quarter("2017Q3"))["hindsight"]      # doctest: +SKIP
+    True
+    """
+    d = deals_as_of(ds, period.as_of)
+    status = d["status_as_of"].astype(str).to_numpy()
+    unknown = d["amount"].isna().to_numpy()
+    won = (status == "won") & period.contains(d["closed_as_of"]).to_numpy()
+    is_open = status == "open"
+    closed_later = is_open & (d["status"].astype(str).to_numpy() != "open")
+    now_open = ds.deals["status"].astype(str).eq("open").to_numpy()
+    recorded_at_close = bool(now_open.any() and ds.deals["amount"].isna().to_numpy()[now_open].all()
+                             and ds.deals["amount"].notna().to_numpy()[~now_open].any())
+    after = int((closed_later & ~unknown).sum())
+    return {"won": _coverage(won, unknown), "open": {**_coverage(is_open, unknown), "amount_known_after_close": after},
+            "amounts_recorded_at_close": recorded_at_close, "hindsight": recorded_at_close and after > 0}
+
+
+def _coverage(mask: np.ndarray, unknown: np.ndarray) -> dict:
+    n, k = int(mask.sum()), int((mask & unknown).sum())
+    return {"deals": n, "amount_unknown": k, "unknown_share": k / n if n else None}
+
+
+def _caveats(ds: Dataset, period: Period, s: dict) -> list[dict]:
+    out = [{"topic": "period", "text": t} for t in data_span_notes(ds, period)]
+    if len(s["currencies"]) > 1:
+        counts = ds.deals["currency"].astype(str).value_counts()
+        listed = ", ".join(f"{c}: {counts[c]:,} deals" for c in s["currencies"])
+        out.append({"topic": "currency", "text": (
+            f"the deals are in {len(s['currencies'])} currencies ({listed}): every amount is given per "
+            "currency and never added across currencies; counts, rates and times cover all deals")})
+        blocks = [(c, b["amount_coverage"]) for c, b in s["by_currency"].items()]
+    else:
+        blocks = [("", s["amount_coverage"])]
+    for currency, cov in blocks:
+        out += _amount_caveats(cov, currency)
+    gone = s["unvisited_stages"]
+    if gone and len(gone) < len(ds.stages):
+        out.append({"topic": "funnel", "text": (
+            f"no deal in the data ever entered {', '.join(gone)}: "
+            f"{'it is' if len(gone) == 1 else 'they are'} left out of the funnel (a skipped stage would "
+            "otherwise count as reached by every deal)")})
+    return out
+
+
+def _amount_caveats(cov: dict, currency: str = "") -> list[dict]:
+    """Plain-language notes on unknown and hindsight amounts (see :func:`amount_coverage`)."""
+    where = f" in {currency}" if currency else ""
+    out = []
+    for key, what, metrics in (("won", "won deals", "the won amount and the won deal sizes"),
+                               ("open", "deals open at the end of the period",
+                                "the open pipeline amount and the expected won amount")):
+        c = cov[key]
+        n, k = c["deals"], c["amount_unknown"]
+        if not k:
+            continue
+        if k == n:
+            text = (f"all {n:,} {what}{where} have an unknown amount: {metrics} are unknown "
+                    "(not 0)")
+        else:
+            text = (f"{k:,} of the {n:,} {what}{where} ({100 * k / n:.0f}%) have an unknown amount: "
+                    f"{metrics} cover only the other {n - k:,}")
+        out.append({"topic": f"amount_{key}", "text": text})
+    if cov["hindsight"]:
+        o = cov["open"]
+        out.append({"topic": "hindsight", "text": (
+            f"amounts are recorded only when a deal closes in this data (no deal still open has one): "
+            f"{o['amount_known_after_close']:,} of the {o['deals']:,} deals open at the end of the "
+            f"period{where} have an amount only because they closed later; the open pipeline amount "
+            "and the expected won amount lean on hindsight (amounts known only at export), read them "
+            "as upper bounds")})
+    return out
+
+
+def _warning_caveats(caught: list) -> list[dict]:
+    """funnelkit's warnings during the summary as caveats (others are shown again as warnings)."""
+    package = str(Path(__file__).resolve().parents[1])
+    out, seen = [], set()
+    for w in caught:
+        if not str(Path(w.filename).resolve()).startswith(package):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            continue
+        text = str(w.message).strip()
+        if text and text not in seen:
+            seen.add(text)
+            out.append({"topic": "forecast" if "forecast" in text else "data", "text": text})
+    return out
+
+
 def data_span_notes(ds: Dataset, period: Period) -> list[str]:
     """Plain-language warnings when the period lies (partly) outside the data's time span."""
     d = ds.deals
     if d.empty:
         return ["the data set has no deals"]
     first = d["created_at"].min()
-    last = max(t for t in (d["created_at"].max(), d["closed_at"].max(),
-                           ds.stage_history["entered_at"].max()) if pd.notna(t))
+    last = data_end(ds)
     notes = []
     if period.stop <= first:
         notes.append(f"the period ends before the data starts ({first.date()}): every number is empty")
@@ -176,6 +354,14 @@ def data_span_notes(ds: Dataset, period: Period) -> list[str]:
     elif period.as_of > last + pd.Timedelta(days=1):
         notes.append(f"the data ends on {last.date()}, before the end of the period: later events are missing")
     return notes
+
+
+def data_end(ds: Dataset):
+    """The last event in the data (creation, close or stage entry); NaT without deals."""
+    d = ds.deals
+    times = [t for t in (d["created_at"].max(), d["closed_at"].max(), ds.stage_history["entered_at"].max())
+             if pd.notna(t)]
+    return max(times) if times else pd.NaT
 
 
 def _fmt(value: Any, kind: str = "num") -> str:
@@ -190,9 +376,18 @@ def _fmt(value: Any, kind: str = "num") -> str:
     return str(value)
 
 
+def _cell(row: dict, key: str, kind: str) -> str:
+    """A table cell; ``amount:<count field>`` is an amount that reads "unknown" (not "-") when
+    the deals it sums exist but none has a known amount."""
+    if kind.startswith("amount:"):
+        n = row.get(kind.split(":", 1)[1])
+        return "unknown" if row.get(key) is None and n else _fmt(row.get(key))
+    return _fmt(row.get(key), kind)
+
+
 def _table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     head = [title for _, title, _ in columns]
-    body = [[_fmt(r.get(key), kind) for key, _, kind in columns] for r in rows]
+    body = [[_cell(r, key, kind) for key, _, kind in columns] for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(head, widths)))]
     lines.append("  ".join("-" * w for w in widths))
@@ -201,24 +396,29 @@ def _table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
+def _money(value: Any, currency: str, deals: int | None = None, unknown: int | None = None) -> str:
+    """An amount in words: ``1,200 EUR``, ``unknown`` (every amount unknown), or with
+    ``(3 of 10 deals, 30%, unknown)`` when some are."""
+    if value is None:
+        return "unknown" if deals else "-"
+    text = f"{_fmt(value)} {currency}".strip()
+    if unknown and deals:
+        text += f" ({unknown:,} of {deals:,} deals, {100 * unknown / deals:.0f}%, of unknown amount)"
+    return text
+
+
 def format_summary(s: dict) -> str:
-    """Readable tables of a :func:`metrics_summary` dict (what ``funnelkit metrics`` prints)."""
-    cur = s["dataset"]["currency"]
+    """Readable tables of a :func:`metrics_summary` dict (what ``funnelkit metrics`` prints).
+
+    The notes (caveats) come first, right under the title line; amounts follow per currency.
+    """
     p = s["period"]
-    out = [f"{s['dataset']['name']}: {p['label']} ({p['start']} to {p['end']}, as of {p['as_of']})", ""]
-    ds_ = s["deal_size"]
-    out.append(f"Win rate {_fmt(s['win_rate'], 'pct')} | won deals {ds_['deals']} | mean size "
-               f"{_fmt(ds_['mean'])} {cur} | median {_fmt(ds_['median'])} | trimmed mean "
-               f"{_fmt(ds_['trimmed_mean'])} | open deals {s['forecast']['open_deals']} | "
-               f"expected won from open {_fmt(s['forecast']['expected_won_amount'])} {cur}"
-               + (f" ({100 * s['forecast']['range_level']:.0f}% range "
-                  f"{_fmt(s['forecast']['expected_won_amount_low'])}-"
-                  f"{_fmt(s['forecast']['expected_won_amount_high'])})"
-                  if s['forecast']['expected_won_amount_low'] is not None else ""))
-    v = s["sales_velocity"]
-    out.append(f"Sales velocity {_fmt(v['amount_per_day'])} {cur} per day = {v['opportunities']} new deals x "
-               f"{_fmt(v['win_rate'], 'pct')} win rate x {_fmt(v['mean_won_size'])} {cur} mean won size / "
-               f"{_fmt(v['mean_days_to_win'], 'days')} days to win")
+    out = [f"{s['dataset']['name']}: {p['label']} ({p['start']} to {p['end']}, as of {p['as_of']})"]
+    out += [f"Note: {note}" for note in s.get("notes", [])]
+    out.append("")
+    ds_, f = s["deal_size"], s["forecast"]
+    out.append(f"Win rate {_fmt(s['win_rate'], 'pct')} | won deals {ds_['deals']} | open deals {f['open_deals']}"
+               f" | expected won deals from open {_fmt(f.get('expected_won_deals'), 'days')}")
     c = s["cohort"]
     out.append(f"Cohort created in period: {c.get('deals')} deals, {c.get('won')} won, "
                f"{c.get('lost')} lost, {c.get('open')} open")
@@ -226,10 +426,14 @@ def format_summary(s: dict) -> str:
     out.append(f"Bottleneck: lowest conversion at {_fmt(b.get('lowest_conversion_stage'))}"
                f" ({_fmt(b.get('lowest_conversion'), 'pct')}); largest week-on-week drop in open deals at "
                f"{_fmt(b.get('largest_drop_stage'))}")
-    out += ["", "Deals per stage", _table(s["deals_per_stage"], [
-        ("stage", "stage", "s"), ("open_deals", "open deals", "num"),
-        ("open_amount", f"open amount ({cur})", "num"), ("reached", "reached", "num"),
-        ("conversion", "conversion", "pct")])]
+    if s.get("unvisited_stages"):
+        out.append(f"Stages no deal ever entered: {', '.join(s['unvisited_stages'])}")
+    mixed = "by_currency" in s
+    stage_cols = [("stage", "stage", "s"), ("open_deals", "open deals", "num"), ("reached", "reached", "num"),
+                  ("conversion", "conversion", "pct")]
+    if not mixed:
+        stage_cols[2:2] = _open_amount_cols(s["dataset"]["currency"])
+    out += ["", "Deals per stage", _table(s["deals_per_stage"], stage_cols)]
     out += ["", "Time in stage (days, visits ended in period)", _table(s["time_in_stage"], [
         ("stage", "stage", "s"), ("visits", "visits", "num"), ("mean_days", "mean", "days"),
         ("median_days", "median", "days"), ("p90_days", "p90", "days"),
@@ -243,18 +447,53 @@ def format_summary(s: dict) -> str:
     out.append(f"Kaplan-Meier (counts open deals): median {_fmt(surv['median_days'], 'days')} days; "
                f"P(close within 30/60/90 days) = {_fmt(surv['p_close_within_30_days'], 'pct')} / "
                f"{_fmt(surv['p_close_within_60_days'], 'pct')} / {_fmt(surv['p_close_within_90_days'], 'pct')}")
-    cols = [("won_amount", f"won ({cur})", "num"), ("won_deals", "won", "num"),
-            ("lost_deals", "lost", "num"), ("win_rate", "win rate", "pct"),
-            ("mean_size", "mean size", "num"), ("share", "share", "pct"),
-            ("open_amount", "open amount", "num")]
-    out += ["", "Amount by source", _table(s["amount_by_source"], [("source", "source", "s"), *cols])]
-    out += ["", "Amount by product", _table(s["amount_by_product"], [("product", "product", "s"), *cols])]
+    if mixed:
+        counts = [("won_deals", "won", "num"), ("lost_deals", "lost", "num"), ("win_rate", "win rate", "pct"),
+                  ("open_deals", "open", "num")]
+        for key in ("source", "product"):
+            out += ["", f"Deals by {key} (all currencies)", _table(s[f"amount_by_{key}"], [(key, key, "s"), *counts])]
+        for currency, block in s["by_currency"].items():
+            out += ["", f"=== Amounts in {currency} ({block['deals']:,} deals) ==="]
+            out += _amount_lines(block, currency)
+            out += ["", f"Open amount per stage ({currency})", _table(block["deals_per_stage"], [
+                ("stage", "stage", "s"), ("open_deals", "open deals", "num"), *_open_amount_cols(currency)])]
+    else:
+        out += [""] + _amount_lines(s, s["dataset"]["currency"])
     if "target_plan" in s:
-        t = s["target_plan"]
+        t, cur = s["target_plan"], s["dataset"]["currency"]
         out += ["", f"Target planner: to win {_fmt(t.get('target'))} {cur} at a {t.get('size_measure')} deal "
                 f"size of {_fmt(t.get('deal_size'))} {cur}, win {_fmt(t.get('deals_needed_whole'))} deals; "
                 f"at a win rate of {_fmt(t.get('win_rate'), 'pct')}, work {_fmt(t.get('deals_to_work_whole'))} "
                 "deals to closure."]
-    for note in s.get("notes", []):
-        out.append(f"Note: {note}")
     return "\n".join(out)
+
+
+def _open_amount_cols(cur: str) -> list[tuple[str, str, str]]:
+    return [("open_amount", f"open amount ({cur})", "amount:open_deals"),
+            ("open_amount_unknown", "of unknown amount", "num")]
+
+
+def _amount_lines(s: dict, cur: str) -> list[str]:
+    """The amount part of :func:`format_summary` for one currency (``s``: a summary or a block)."""
+    ds_, f, v = s["deal_size"], s["forecast"], s["sales_velocity"]
+    won = sum(r["won_amount"] for r in s["amount_by_source"] if r["won_amount"] is not None)
+    any_known = any(r["won_amount"] is not None for r in s["amount_by_source"])
+    out = [f"Won amount {_money(won if any_known else None, cur, ds_['deals'], ds_.get('amount_unknown'))} | "
+           f"mean size {_fmt(ds_['mean'])} {cur} | median {_fmt(ds_['median'])} | trimmed mean "
+           f"{_fmt(ds_['trimmed_mean'])}"]
+    expected = _money(f["expected_won_amount"], cur, f["open_deals"], f.get("amount_unknown_deals"))
+    out.append(f"Expected won amount from {f['open_deals']} open deals: {expected}"
+               + (f" ({100 * f['range_level']:.0f}% range {_fmt(f['expected_won_amount_low'])}-"
+                  f"{_fmt(f['expected_won_amount_high'])})" if f['expected_won_amount_low'] is not None else ""))
+    out.append(f"Sales velocity {_money(v['amount_per_day'], cur, ds_['deals'])} per day = {v['opportunities']} new deals x "
+               f"{_fmt(v['win_rate'], 'pct')} win rate x {_money(v['mean_won_size'], cur, ds_['deals'])} mean won "
+               f"size / {_fmt(v['mean_days_to_win'], 'days')} days to win")
+    cols = [("won_amount", f"won ({cur})", "amount:won_deals"), ("won_deals", "won", "num"),
+            ("lost_deals", "lost", "num"), ("win_rate", "win rate", "pct"),
+            ("mean_size", "mean size", "num"), ("share", "share", "pct"),
+            ("open_amount", "open amount", "amount:open_deals"),
+            ("won_amount_unknown", "won, amount unknown", "num"),
+            ("open_amount_unknown", "open, amount unknown", "num")]
+    for key in ("source", "product"):
+        out += ["", f"Amount by {key}", _table(s[f"amount_by_{key}"], [(key, key, "s"), *cols])]
+    return out
