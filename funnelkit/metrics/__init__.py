@@ -23,7 +23,7 @@ from .size import deal_size, deal_size_by_month, outlier_deals, sales_velocity, 
 from .stage_time import ended_visits, stage_thresholds, stuck_deals, time_in_stage, win_rate_by_time_in_stage
 from .stages import (bottleneck, cohort_outcomes, funnel, snapshot, stage_flow, unvisited_stages,
                      weekly_snapshots, week_ends)
-from .summary import format_summary, metrics_summary
+from .summary import amount_coverage, format_summary, metrics_summary
 
 __all__ = [
     # stages
@@ -44,5 +44,5 @@ __all__ = [
     "landing_forecast", "LandingForecast", "coverage", "pacing", "won_between",
     "forecast_accuracy", "ForecastAccuracy", "default_accuracy_periods",
     # everything for one period
-    "metrics_summary", "format_summary",
+    "metrics_summary", "format_summary", "amount_coverage",
 ]
