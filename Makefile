@@ -1,6 +1,8 @@
 # funnelkit: the two commands of the README, and the set-up they need.
 #   make report   renders the sample data's quarterly reports into reports/
 #   make test     runs the whole test suite
+#   make test-fast  the suite without browser tests and end-to-end renders (a few minutes)
+#   make test-lowest-pandas  the fast suite in a second venv with the lowest pandas pyproject allows
 # Both create .venv and install the package on first use (and again when pyproject.toml changes).
 
 PYTHON ?= python3
@@ -10,7 +12,7 @@ STAMP := $(VENV)/.funnelkit-installed
 # Every render gets an execution timeout (papermill can hang in a widget cell without one).
 REPORT_ARGS ?= --all-quarters
 
-.PHONY: report test venv browser bench clean
+.PHONY: report test test-fast test-lowest-pandas venv browser bench clean
 
 venv: $(STAMP)
 
@@ -36,9 +38,29 @@ browser:
 test: $(STAMP) browser
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=300 -p no:cacheprovider
 
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -q -m "not slow and not browser" -p no:cacheprovider
+
+# The lowest pandas pyproject.toml allows ("pandas>=2.2" -> pandas==2.2.*), read from pyproject so
+# the two never disagree; everything else resolves as in a fresh install.
+LOWEST_PANDAS := $(shell sed -n 's/.*"pandas>=\([0-9.]*\).*/\1/p' pyproject.toml)
+LOWEST_VENV ?= .venv-lowest-pandas
+LOWEST_STAMP := $(LOWEST_VENV)/.funnelkit-installed
+
+$(LOWEST_STAMP): pyproject.toml
+	@test -x $(LOWEST_VENV)/bin/python || $(PYTHON) -m venv $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/python -m pip install --quiet --quiet --upgrade pip
+	$(LOWEST_VENV)/bin/python -m pip install --quiet --quiet -e '.[test]' 'pandas==$(LOWEST_PANDAS).*'
+	$(LOWEST_VENV)/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $(LOWEST_STAMP)
+
+test-lowest-pandas: $(LOWEST_STAMP)
+	$(LOWEST_VENV)/bin/python -c "import pandas; print('pandas', pandas.__version__)"
+	$(LOWEST_VENV)/bin/python -m pytest tests -q -m "not slow and not browser" -p no:cacheprovider
+
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --quiet -e '.[bench]'
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) reports .pytest_cache
+	rm -rf $(VENV) $(LOWEST_VENV) reports .pytest_cache

@@ -345,14 +345,17 @@ def _rejected_rows(tables, problems: list[Problem]) -> pd.DataFrame:
 # Typing and normalisation of the valid rows
 
 def _plain_text(s: pd.Series) -> pd.Series:
-    """pyarrow-backed text (the fast CSV path) in the dtype pandas' own CSV reader gives text
-    (object on pandas 2, ``str`` on pandas 3), so the loaded tables do not depend on the path.
+    """Text in the dtype pandas' own CSV reader gives text (object on pandas 2, ``str`` on
+    pandas 3), whichever reader produced it (pyarrow-backed from the fast CSV path, object from
+    XLSX, Parquet or the csv module), so the loaded tables do not depend on the input format.
 
     To object: each distinct value is converted once (factorize), then spread by its codes, far
     cheaper than converting millions of cells one by one."""
-    if not isinstance(s.dtype, pd.StringDtype):
-        return s
     target = pd.Series([], dtype=str).dtype
+    if s.dtype == object and target != object:
+        return s.astype(target)
+    if not isinstance(s.dtype, pd.StringDtype) or s.dtype == target:
+        return s
     if target != object:
         return s.astype(target)
     codes, uniques = pd.factorize(s)
