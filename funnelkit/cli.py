@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", type=float, default=None, help="revenue target for the target planner")
     p.add_argument("--stuck-quantile", type=float, default=0.9,
                    help="quantile of past visits beyond which an open deal is stuck (default 0.9)")
+    p.add_argument("--accuracy-quarters", type=int, default=4,
+                   help="latest ended quarters whose landing forecasts are rebuilt week by week for the "
+                        "forecast_accuracy block (default 4; 0 skips it, the slowest part)")
 
     p = sub.add_parser("report", help="render the quarterly report notebook to self-contained HTML")
     p.add_argument("path", metavar="DATA_DIR")
@@ -150,7 +153,8 @@ def _cmd_sample(args) -> int:
 def _cmd_metrics(args) -> int:
     from .metrics.summary import format_summary, metrics_summary
     ds = _load(args)
-    summary = metrics_summary(ds, _period(args), target=args.target, stuck_quantile=args.stuck_quantile)
+    summary = metrics_summary(ds, _period(args), target=args.target, stuck_quantile=args.stuck_quantile,
+                              accuracy_quarters=max(args.accuracy_quarters, 0))
     if args.format == "json":
         print(json.dumps(summary, indent=2, ensure_ascii=False, allow_nan=False))
     else:

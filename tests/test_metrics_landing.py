@@ -198,3 +198,16 @@ def test_split_by_owner_adds_up_to_the_team(ds):
     assert by.loc["Ann", "p_reach_target"] == pytest.approx(1 - 0.6 * math.exp(-1), abs=0.03)
     with pytest.raises(ValueError, match="no deal column 'ownr'"):
         lf.by("ownr")
+
+
+def test_metrics_json_blocks(ds):
+    from funnelkit.metrics.summary import format_summary, metrics_summary
+    s = metrics_summary(ds, fk.Period(Q2.start, Q2.end, AT), target=3800, accuracy_quarters=1)
+    lf = landing_forecast(ds, Q2, AT, target=3800).to_dict()
+    assert s["landing_forecast"]["expected_amount"] == pytest.approx(lf["expected_amount"])
+    assert s["landing_forecast"]["won_so_far_amount"] == 2000.0
+    assert s["coverage"]["gap"] == 1800.0
+    assert s["forecast_categories"] is None
+    # no quarter ended by 2024-05-01 has a whole quarter of data before it (the data starts 2024-01-01)
+    assert s["forecast_accuracy"] is None
+    assert "Will we hit the number" in format_summary(s)

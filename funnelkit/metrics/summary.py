@@ -23,6 +23,9 @@ from . import size as _size
 from . import forecast as _forecast
 from . import stages as _stages
 from . import stage_time as _tis
+from .accuracy import default_accuracy_periods, forecast_accuracy
+from .categories import forecast_categories
+from .landing import coverage, landing_forecast
 
 __all__ = ["metrics_summary", "format_summary", "jsonable", "amount_coverage", "data_span_notes", "data_end"]
 
@@ -68,7 +71,7 @@ def _records(df: pd.DataFrame, columns: list[str]) -> list[dict]:
 
 
 def metrics_summary(ds: Dataset, period: Period, *, target: float | None = None,
-                    stuck_quantile: float = 0.9) -> dict:
+                    stuck_quantile: float = 0.9, accuracy_quarters: int = 0) -> dict:
     """Compute every metric for ``period`` and return one JSON-ready dict.
 
     Counts, rates and times are computed over every deal. Amounts are never added across
@@ -87,6 +90,10 @@ def metrics_summary(ds: Dataset, period: Period, *, target: float | None = None,
         Optional revenue target for the target planner (one-currency data sets only).
     stuck_quantile
         Quantile of past visits of a stage beyond which an open deal counts as stuck.
+    accuracy_quarters
+        How many of the latest quarters ended by ``as_of`` the ``forecast_accuracy`` block rebuilds
+        (every week of each; 0 = leave the block null: it is the slowest part). ``funnelkit
+        metrics`` asks for 4.
 
     Examples
     --------
@@ -96,6 +103,7 @@ def metrics_summary(ds: Dataset, period: Period, *, target: float | None = None,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = _summary(ds, period, target, stuck_quantile)
+        out.update(_landing_fields(ds, period, target, accuracy_quarters))
     caveats = _caveats(ds, period, out) + _warning_caveats(caught)
     out["notes"] = [c["text"] for c in caveats]
     out["caveats"] = caveats
@@ -170,6 +178,30 @@ def _summary(ds: Dataset, period: Period, target: float | None, stuck_quantile: 
         out["by_currency"] = {c: _amount_block(ds.in_currency(c), period, forecast, c) for c in currencies}
     if target is not None and not mixed:
         out["target_plan"] = jsonable(_size.target_plan(ds, period, target))
+    return out
+
+
+def _landing_fields(ds: Dataset, period: Period, target: float | None, accuracy_quarters: int) -> dict:
+    """The "will we hit the number" blocks: landing forecast, coverage, categories, accuracy record
+    (one currency only: null for a several-currency data set, with a note from the amount blocks)."""
+    out: dict[str, Any] = {"landing_forecast": None, "coverage": None, "forecast_categories": None,
+                           "forecast_accuracy": None}
+    if len(ds.currencies) > 1 or ds.deals.empty:
+        return out
+    at = min(period.as_of, period.stop)
+    lf = landing_forecast(ds, period, at, target=target)
+    out["landing_forecast"] = jsonable(lf.to_dict())
+    if target is not None:
+        out["coverage"] = jsonable(coverage(ds, period, at, target=target))
+    if "forecast_category" in ds.deals.columns:
+        cats = forecast_categories(ds, period, at)
+        out["forecast_categories"] = {"at": at.isoformat(), "basis": cats.attrs["basis"],
+                                      "hindsight": bool(cats.attrs["hindsight"]),
+                                      "categories": _records(cats, list(cats.columns))}
+    if accuracy_quarters > 0:
+        periods = default_accuracy_periods(ds, until=period.as_of)[-accuracy_quarters:]
+        if periods:
+            out["forecast_accuracy"] = jsonable(forecast_accuracy(ds, periods).to_dict())
     return out
 
 
@@ -465,7 +497,37 @@ def format_summary(s: dict) -> str:
                 f"size of {_fmt(t.get('deal_size'))} {cur}, win {_fmt(t.get('deals_needed_whole'))} deals; "
                 f"at a win rate of {_fmt(t.get('win_rate'), 'pct')}, work {_fmt(t.get('deals_to_work_whole'))} "
                 "deals to closure."]
+    out += _landing_lines(s)
     return "\n".join(out)
+
+
+def _landing_lines(s: dict) -> list[str]:
+    """The "will we hit the number" part of :func:`format_summary`."""
+    lf = s.get("landing_forecast")
+    if not lf:
+        return []
+    cur = lf["currency"]
+    out = ["", f"Will we hit the number (seen at {lf['at']})",
+           f"Won so far {_money(lf['won_so_far_amount'], cur, lf['won_so_far_deals'], lf['won_so_far_amount_unknown_deals'])}"
+           f" ({lf['won_so_far_deals']} deals) + from {lf['open_deals']} open deals {_fmt(lf['from_open_amount'])} + "
+           f"from deals not yet created {_fmt(lf['from_new_amount'])} = {_fmt(lf['expected_amount'])} {cur} "
+           f"({100 * lf['level']:.0f}% range {_fmt(lf['low_amount'])}-{_fmt(lf['high_amount'])})"]
+    if lf.get("p_reach_target") is not None:
+        out.append(f"P(reaching the target of {_fmt(lf['target'])} {cur}) = {_fmt(lf['p_reach_target'], 'pct')}")
+    c = s.get("coverage")
+    if c:
+        out.append(f"Coverage: open pipeline {_fmt(c['pipeline'])} {cur} / gap {_fmt(c['gap'])} = "
+                   f"{_fmt(c['coverage'], 'days')}x; past conversion of such pipeline {_fmt(c['conversion'], 'pct')}"
+                   f" -> pipeline needed {_fmt(c['pipeline_needed'])} {cur} ({c['basis']})")
+    out += [f"Note: {n}" for n in lf.get("notes", [])]
+    acc = s.get("forecast_accuracy")
+    if acc:
+        base = acc["baselines"].get("stage-weighted pipeline", {})
+        out.append(f"How good it has been ({', '.join(acc['periods'])}, {acc['forecasts']} weekly forecasts): "
+                   f"mean abs. error {_fmt(acc['mape'], 'pct')}, bias {_fmt(acc['bias'], 'pct')}, actual inside "
+                   f"the 80% range {_fmt(acc['range_hit_rate'], 'pct')}; stage-weighted pipeline: error "
+                   f"{_fmt(base.get('mape'), 'pct')}, bias {_fmt(base.get('bias'), 'pct')}")
+    return out
 
 
 def _open_amount_cols(cur: str) -> list[tuple[str, str, str]]:
