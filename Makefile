@@ -12,7 +12,7 @@ STAMP := $(VENV)/.funnelkit-installed
 # Every render gets an execution timeout (papermill can hang in a widget cell without one).
 REPORT_ARGS ?= --all-quarters
 
-.PHONY: report test test-fast test-lowest-pandas venv browser bench clean
+.PHONY: report test test-fast test-lowest-pandas venv browser fonts bench clean
 
 venv: $(STAMP)
 
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
 
-report: $(STAMP)
+report: $(STAMP) fonts
 	$(VENV)/bin/funnelkit report data/sample $(REPORT_ARGS) --out reports/
 
 # Headless Chromium for the browser tests: Debian's package (never a downloaded browser build).
@@ -35,7 +35,21 @@ browser:
 		|| echo "could not install chromium: browser tests will skip"; \
 	else echo "chromium not found and cannot install it here: browser tests will skip"; fi
 
-test: $(STAMP) browser
+# Fonts for chart labels in every script (funnelkit/fonts.py): Noto CJK (Chinese, Japanese, Korean)
+# and Noto core (Arabic, Hebrew, Devanagari, ...), from Debian's packages. macOS and Windows have
+# system fonts for these scripts; conda users get them from environment.yml.
+FONT_PACKAGES := fonts-noto-cjk fonts-noto-core
+fonts:
+	@if ! command -v dpkg >/dev/null 2>&1; then :; \
+	else missing=""; for p in $(FONT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's$$missing for chart labels in every script"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+		|| echo "could not install$$missing: charts may lack some scripts"; \
+	else echo "fonts missing:$$missing (apt-get install$$missing): charts may lack some scripts"; fi; fi
+
+test: $(STAMP) browser fonts
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=300 -p no:cacheprovider
 
 test-fast: $(STAMP)

@@ -68,10 +68,18 @@ _THEME_RC = {
 def set_theme() -> None:
     """Apply funnelkit's one theme (seaborn ``whitegrid``, small figures, ``DPI`` PNGs).
 
-    Call it once at the top of a notebook; the helpers work without it too.
+    Labels in any script render: ``font.family`` is a per-glyph fallback chain over the installed
+    fonts (:func:`funnelkit.fonts.font_chain`: Chinese, Japanese, Korean, Cyrillic, Greek, Arabic,
+    Hebrew, Devanagari), and a script with no font at all gets one note naming the package to
+    install instead of a warning per character. Call it once at the top of a notebook; the
+    helpers work without it too (with matplotlib's default fonts).
     """
     import seaborn as sns
-    sns.set_theme(style="whitegrid", context="notebook", rc=_THEME_RC)
+
+    from . import fonts
+    sns.set_theme(style="whitegrid", context="notebook",
+                  rc={**_THEME_RC, "font.family": fonts.font_chain()})
+    fonts.note_missing_scripts()
 
 
 def stage_palette(stages: Sequence[str]) -> dict[str, str]:
