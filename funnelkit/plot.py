@@ -30,6 +30,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
+from .formatting import compact_money, table_cell
+
 __all__ = [
     "set_theme", "stage_palette", "STATUS_COLORS", "OUTCOME_COLORS", "money", "to_png",
     "png_data_uri", "funnel_plot", "snapshot_plot", "stage_flow_plot", "time_in_stage_plot",
@@ -102,22 +104,11 @@ def stage_palette(stages: Sequence[str]) -> dict[str, str]:
 
 
 def money(value: float | None, currency: str = "") -> str:
-    """Compact money text: ``1.2M EUR``, ``35k EUR``, ``950 EUR``; ``-`` for missing values."""
-    if value is None or (isinstance(value, float) and not np.isfinite(value)) or pd.isna(value):
-        return "-"
-    v = float(value)
-    a = abs(v)
-    if a >= 1e9:
-        text = f"{v / 1e9:.1f}B"
-    elif a >= 1e6:
-        text = f"{v / 1e6:.1f}M"
-    elif a >= 1e4:
-        text = f"{v / 1e3:.0f}k"
-    elif a >= 1e3:
-        text = f"{v / 1e3:.1f}k"
-    else:
-        text = f"{v:.0f}"
-    return f"{text} {currency}".strip()
+    """Compact money text: ``1.2M EUR``, ``35k EUR``, ``950 EUR``; ``-`` for missing values.
+
+    In the locale set by :func:`funnelkit.formatting.set_locale` when one is (``1,2 Mio. €``).
+    """
+    return compact_money(value, currency)
 
 
 def _money_axis(ax: Axes, currency: str, axis: str = "y") -> None:
@@ -725,25 +716,6 @@ DISPLAY_NAMES: dict[str, tuple[str, str]] = {
 }
 
 
-def _cell(v, kind: str) -> str:
-    if v is None or (not isinstance(v, str) and pd.isna(v)):
-        return "-"
-    if kind == "text":
-        return str(v)
-    if kind == "date":
-        return str(pd.Timestamp(v).date())
-    f = float(v)
-    if kind == "money" or kind == "count":
-        text = f"{f:,.0f}"
-    elif kind == "pct":
-        text = f"{100 * f:.1f}%"
-    elif kind == "dec3":
-        text = f"{f:.3f}"
-    else:  # days, dec1
-        text = f"{f:,.1f}"
-    return text.lstrip("-") if not text.strip("-0.,%") else text   # "-0.0%" reads "0.0%"
-
-
 def format_table(data: pd.DataFrame, *, currency: str = "", money_cols: Sequence[str] = (),
                  pct_cols: Sequence[str] = (), days_cols: Sequence[str] = (), count_cols: Sequence[str] = (),
                  rename: Mapping[str, str] | None = None, names: bool = True) -> pd.DataFrame:
@@ -769,7 +741,7 @@ def format_table(data: pd.DataFrame, *, currency: str = "", money_cols: Sequence
             kind = ("count" if pd.api.types.is_integer_dtype(out[c]) else
                     "dec1" if pd.api.types.is_float_dtype(out[c]) else
                     "date" if pd.api.types.is_datetime64_any_dtype(out[c]) else "text")
-        out[c] = [_cell(v, kind) for v in out[c]]
+        out[c] = [table_cell(v, kind) for v in out[c]]
     headers = {}
     for c in out.columns:
         if c in DISPLAY_NAMES and names:

@@ -47,6 +47,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from .formatting import check_locale
 from .io import atomic_path, atomic_write_text
 from .period import Period, quarters_between
 
@@ -292,9 +293,11 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "report"
 
 
-def _parameters(path: Path, period: Period, *, target, stuck_quantile, title, lenient, currency) -> dict:
+def _parameters(path: Path, period: Period, *, target, stuck_quantile, title, lenient, currency,
+                locale=None) -> dict:
     is_quarter = bool(re.fullmatch(r"\d{4}Q[1-4]", period.label or ""))
-    return {
+    # locale only when given: a notebook without that parameter renders as before
+    return ({"locale": locale} if locale else {}) | {
         "data_path": str(path),
         "quarter": period.label if is_quarter else "",
         "start": "" if is_quarter else period.start.date().isoformat(),
@@ -396,7 +399,7 @@ def _execute(notebook: Path, out_nb: Path, params: dict, timeout: int, label: st
 def render_report(path: str | Path, period: Period, out: str | Path, *, with_code: bool = False,
                   timeout: int = 300, target: float | None = None, stuck_quantile: float = 0.9,
                   title: str | None = None, lenient: bool = False, currency: str | None = None,
-                  notebook: str | Path | None = None,
+                  notebook: str | Path | None = None, locale: str | None = None,
                   _write_rejected: bool = True) -> Path:
     """Execute the report notebook for ``period`` and export it as self-contained HTML.
 
@@ -415,6 +418,9 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
         A timed-out render is retried once.
     target, stuck_quantile, title, lenient, currency
         Passed to the notebook's parameters cell.
+    locale
+        Write numbers, money, percents, days and dates the way this locale does (``"zh_CN"``,
+        ``"de_DE"``; :mod:`funnelkit.formatting`). None: funnelkit's plain style.
     notebook
         Another report notebook with the same parameters (default :func:`default_notebook`).
 
@@ -431,6 +437,7 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
     """
     if not timeout or timeout <= 0:
         raise ValueError("timeout must be a positive number of seconds (renders are never unbounded)")
+    locale = check_locale(locale)
     data = Path(path).resolve()
     if not data.is_dir():
         raise FileNotFoundError(f"data set folder not found: {path}")
@@ -446,7 +453,7 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
     html_path, ipynb_path, failed_path = (out / f"{slug}.html", out / f"{slug}.ipynb",
                                           out / f"{slug}.failed.ipynb")
     params = _parameters(data, period, target=target, stuck_quantile=stuck_quantile, title=title,
-                         lenient=lenient, currency=currency)
+                         lenient=lenient, currency=currency, locale=locale)
     shown_title = title or f"Sales funnel report {label}"
     with atomic_path(ipynb_path) as tmp_nb:
         try:
@@ -503,7 +510,7 @@ def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = 
                         timeout: int = 300, target: float | None = None, stuck_quantile: float = 0.9,
                         title: str | None = None, lenient: bool = False, currency: str | None = None,
                         notebook: str | Path | None = None, quarters: list[str] | None = None,
-                        progress: bool = True) -> Path:
+                        progress: bool = True, locale: str | None = None) -> Path:
     """Render every quarter in the data (first ``created_at`` to last ``created_at``/``closed_at``).
 
     A failed quarter does not stop the others: each is rendered, ``index.html`` links the reports
@@ -515,6 +522,7 @@ def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = 
     Path
         ``<out>/index.html``.
     """
+    locale = check_locale(locale)
     data = Path(path)
     if not data.is_dir():
         raise FileNotFoundError(f"data set folder not found: {path}")
@@ -534,7 +542,7 @@ def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = 
             html = render_report(data, Period.quarter(label), out, with_code=with_code, timeout=timeout,
                                  target=target, stuck_quantile=stuck_quantile, title=title,
                                  lenient=lenient, currency=currency, notebook=notebook,
-                                 _write_rejected=False)
+                                 locale=locale, _write_rejected=False)
             outcome.rendered.append((label, html))
         except ReportError as exc:
             log.error("%s", exc)
