@@ -159,7 +159,8 @@ def target_plan_table(plan: dict | None, currency: str = "") -> pd.DataFrame:
     rounded up to whole deals (you cannot close 91.3 deals).
     """
     import math
-    from .plot import _cell
+
+    from .formatting import table_cell as _cell
     if not plan:
         return pd.DataFrame(columns=["Plan", "Value"])
     cur = f" ({currency})" if currency else ""
