@@ -174,7 +174,8 @@ def test_report_of_a_dataset_named_in_every_script_has_no_missing_glyph(tmp_path
     require_all_scripts()
     data = write_script_dataset(tmp_path / "scripts")
     caplog.set_level("DEBUG")
-    html_path = render_report(data, Period.quarter("2025Q2"), tmp_path / "out", timeout=300)
+    html_path = render_report(data, Period.quarter("2025Q2"), tmp_path / "out", timeout=300,
+                              locale="zh_CN")
     nb = nbformat.read(html_path.with_suffix(".ipynb"), as_version=4)
     text = _notebook_text(nb) + "\n" + caplog.text
     html = html_path.read_text(encoding="utf-8")
@@ -187,3 +188,5 @@ def test_report_of_a_dataset_named_in_every_script_has_no_missing_glyph(tmp_path
     for name in ("线索", "資格確認", "إحالة العملاء", "व्यापार मेला"):
         assert name in html
     assert html.count("data:image/png;base64,") >= 8
+    # --locale zh_CN: the heading's dates and counts as Chinese readers write them
+    assert "2025年4月1日 to 2025年6月30日" in html and "900 deals in the data" in html

@@ -120,3 +120,15 @@ def test_set_locale_applies_until_reset_and_refuses_unknown_names():
 def test_de_de_is_en_us_with_separators_swapped(x):
     us, de = fmt.number(x, 2, locale="en_US"), fmt.number(x, 2, locale="de_DE")
     assert de == us.replace(",", "_").replace(".", ",").replace("_", ".")
+
+
+def test_report_refuses_an_unknown_locale_before_rendering(tmp_path):
+    from funnelkit.cli import main
+    from funnelkit.period import Period
+    from funnelkit.report import render_report
+
+    with pytest.raises(ValueError, match="unknown locale 'klingon'"):
+        render_report(tmp_path, Period.quarter("2026Q1"), tmp_path / "out", locale="klingon")
+    assert not (tmp_path / "out").exists()
+    assert main(["report", str(tmp_path), "--quarter", "2026Q1", "--locale", "xx_QQ",
+                 "--out", str(tmp_path / "out")]) != 0
