@@ -52,7 +52,7 @@ fonts:
 test: $(STAMP) browser fonts
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=300 -p no:cacheprovider
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) fonts
 	$(PY) -m pytest tests -q -m "not slow and not browser" -p no:cacheprovider
 
 # The lowest pandas pyproject.toml allows ("pandas>=2.2" -> pandas==2.2.*), read from pyproject so
@@ -68,7 +68,7 @@ $(LOWEST_STAMP): pyproject.toml
 	$(LOWEST_VENV)/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(LOWEST_STAMP)
 
-test-lowest-pandas: $(LOWEST_STAMP)
+test-lowest-pandas: $(LOWEST_STAMP) fonts
 	$(LOWEST_VENV)/bin/python -c "import pandas; print('pandas', pandas.__version__)"
 	$(LOWEST_VENV)/bin/python -m pytest tests -q -m "not slow and not browser" -p no:cacheprovider
 
