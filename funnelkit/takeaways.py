@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import formatting
 from .contract import NOT_SET
 from .plot import money
 
@@ -48,14 +49,12 @@ def _num(v: Any) -> float | None:
 
 
 def pct(v: Any, digits: int = 0) -> str:
-    """``0.314 -> '31%'``; ``-`` when missing."""
-    f = _num(v)
-    return "-" if f is None else f"{100 * f:.{digits}f}%"
+    """``0.314 -> '31%'``; ``-`` when missing; in the locale of :mod:`funnelkit.formatting`."""
+    return formatting.percent(_num(v), digits)
 
 
 def _days(v: Any) -> str:
-    f = _num(v)
-    return "-" if f is None else f"{f:.0f} days"
+    return formatting.days(_num(v))
 
 
 def as_html(text: str, label: str = "Takeaway") -> str:
@@ -130,15 +129,13 @@ _HEADLINES: list[tuple[str, str, Any, str | None]] = [
 
 def _fmt(v: Any, kind: str, currency: str) -> str:
     f = _num(v)
-    if f is None:
-        return "-"
     if kind == "money":
-        return f"{f:,.0f} {currency}".strip()
+        return formatting.money(f, currency)
     if kind == "pct":
         return pct(f, 1)
     if kind == "days":
-        return f"{f:.1f}"
-    return f"{f:,.0f}"
+        return formatting.number(f, 1, grouping=False)
+    return formatting.number(f)
 
 
 def _amount_cell(v: Any, currency: str, cover: tuple[int, int, bool] | None) -> str:

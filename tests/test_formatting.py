@@ -132,3 +132,16 @@ def test_report_refuses_an_unknown_locale_before_rendering(tmp_path):
     assert not (tmp_path / "out").exists()
     assert main(["report", str(tmp_path), "--quarter", "2026Q1", "--locale", "xx_QQ",
                  "--out", str(tmp_path / "out")]) != 0
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15),
+       st.integers(0, 3))
+def test_default_locale_output_is_the_earlier_f_strings(x, decimals):
+    """The formatters takeaways, tables and charts used before this module, character for character."""
+    from funnelkit import takeaways as tk
+
+    assert fmt.money(x, "EUR") == f"{x:,.0f} EUR" and fmt.money(x) == f"{x:,.0f}"
+    assert fmt.number(x, decimals) == f"{x:,.{decimals}f}"
+    assert fmt.number(x, 1, grouping=False) == f"{x:.1f}"
+    assert fmt.percent(x, decimals) == tk.pct(x, decimals) == f"{100 * x:.{decimals}f}%"
+    assert fmt.days(x) == f"{x:.0f} days"
