@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from .formatting import compact_money, table_cell
 
@@ -767,3 +767,61 @@ def visit_days(ds, period) -> pd.DataFrame:
 
 
 __all__.append("visit_days")
+
+
+# ------------------------------------------------------------------------- will we hit the number
+
+def landing_plot(data: pd.DataFrame, *, target: float | None = None, currency: str = "",
+                 title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Where the period will land, week by week: won so far, the forecast and its range, the target.
+
+    ``data`` is :func:`funnelkit.metrics.landing_by_week` output (columns ``at``, ``won_so_far``,
+    ``expected``, ``low``, ``high``). The band is the forecast's range (80% by default); the solid
+    line the amount won so far; the dashed line the target.
+    """
+    ax = _new_ax(ax)
+    title = title or "Where the period will land, week by week"
+    xlabel, ylabel = "Week starting", f"Won amount ({_unit(currency)})"
+    if data is None or data.empty or data["expected"].isna().all():
+        return _empty(ax, title, xlabel, ylabel, note="no forecast: amounts unknown or no data")
+    x = pd.to_datetime(data["at"])
+    ax.fill_between(x, data["low"], data["high"], color="#4C72B0", alpha=0.18, lw=0, label="forecast range")
+    ax.plot(x, data["expected"], color="#4C72B0", lw=1.8, marker="o", ms=3, label="forecast (expected)")
+    ax.plot(x, data["won_so_far"], color=STATUS_COLORS["won"], lw=2, label="won so far")
+    if target is not None:
+        ax.axhline(float(target), color="#C44E52", ls="--", lw=1.2, label=f"target {money(target, currency)}")
+    ax.set_ylim(bottom=0)
+    _money_axis(ax, currency)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, fontsize="small", frameon=False)
+    return ax
+
+
+def accuracy_plot(by_week: pd.DataFrame, *, title: str | None = None, ax: Axes | None = None) -> Axes:
+    """How good the landing forecast has been: mean absolute error by week of the period, against
+    the stage-weighted pipeline baseline (``ForecastAccuracy.by_week``)."""
+    ax = _new_ax(ax)
+    title = title or "Forecast error by week of the quarter"
+    xlabel, ylabel = "Week of the quarter (0 = first day)", "Mean absolute error (%)"
+    if by_week is None or by_week.empty or by_week["mape"].isna().all():
+        return _empty(ax, title, xlabel, ylabel, note="no past quarter to score")
+    ax.plot(by_week["week"], by_week["mape"], color="#4C72B0", marker="o", ms=3, lw=1.8, label="landing forecast")
+    ax.plot(by_week["week"], by_week["weighted_mape"], color="#8C8C8C", marker="s", ms=3, lw=1.2, ls="--",
+            label="stage-weighted pipeline")
+    if "commit_mape" in by_week:
+        ax.plot(by_week["week"], by_week["commit_mape"], color="#CCB974", marker="^", ms=3, lw=1.2, ls=":",
+                label="closed + commit")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylim(bottom=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize="small", frameon=False)
+    return ax
+
+
+__all__ += ["landing_plot", "accuracy_plot"]

@@ -856,3 +856,72 @@ def calibration_takeaway(backtest: Any) -> str:
             text += f", not better than the stage-only baseline's {base:.3f}"
     return text + " (0 is perfect; lower is better)."
 
+
+
+# --------------------------------------------------------------------------- will we hit the number
+
+def landing_takeaway(landing: Any, pace: pd.DataFrame | None = None, currency: str = "") -> str:
+    """Where the period lands as seen at the forecast's instant, against the target and the pace.
+
+    ``landing`` is a :class:`~funnelkit.metrics.LandingForecast`; ``pace`` the
+    :func:`~funnelkit.metrics.pacing` table. Unknown totals are said to be unknown; P(target) only
+    with a target; a pace comparison only against a period the data covers and that won something.
+    """
+    won = landing.won_so_far
+    at = pd.Timestamp(landing.at).date()
+    if landing.expected_amount is None:
+        return (f"Seen at {at}: {won['deals']:,} deals won so far, but their amounts are unknown, so "
+                "where the period lands is unknown.")
+    ended = pd.Timestamp(landing.at) >= landing.period.stop
+    if ended:
+        text = f"The period won {money(won['amount'], currency)} from {won['deals']:,} deals"
+    else:
+        text = (f"Seen at {at}: {money(won['amount'], currency)} won so far from {won['deals']:,} deals; "
+                f"the period is expected to land at {money(landing.expected_amount, currency)}, 8 times in 10 "
+                f"between {money(landing.low_amount, currency)} and {money(landing.high_amount, currency)}")
+    if landing.target is not None:
+        if ended:
+            gap = (won["amount"] or 0.0) - landing.target
+            text += (f", {money(abs(gap), currency)} {'above' if gap >= 0 else 'short of'} the target of "
+                     f"{money(landing.target, currency)}")
+        elif landing.p_reach_target is not None:
+            text += (f"; the chance of reaching the target of {money(landing.target, currency)} is "
+                     f"{pct(landing.p_reach_target)}")
+    if pace is not None and not ended:
+        prev = pace.set_index("row").loc["previous period"]
+        if bool(prev["covered_by_data"]) and _num(prev["won_amount"]) and _num(prev["change"]) is not None:
+            text += (f"; that is {pct(abs(prev['change']))} {'ahead of' if prev['change'] >= 0 else 'behind'} "
+                     f"the previous period at the same point ({money(prev['won_amount'], currency)})")
+    return text + "."
+
+
+def accuracy_takeaway(accuracy: Any) -> str:
+    """The landing forecast's record: error early and late in the quarter, range hit rate, baseline.
+
+    Claims that the forecast beats the baseline only where its error is lower; says when the range
+    holds the actual less often than it should.
+    """
+    f = accuracy.forecasts
+    bw = accuracy.by_week
+    if f is None or f.empty or bw["mape"].isna().all():
+        return "No past quarter with enough history to score the landing forecast yet."
+    n_q = f["period"].nunique()
+    first, mid = bw.iloc[0], bw.iloc[min(6, len(bw) - 1)]
+    hit = _num(f["inside_range"].mean())
+    text = (f"Over {n_q} past quarter{'s' if n_q != 1 else ''}, the forecast made on a quarter's first day "
+            f"missed the actual by {pct(first['mape'])} on average, by mid-quarter by {pct(mid['mape'])}")
+    wm = _num(mid.get("weighted_mape"))
+    if wm is not None and _num(mid["mape"]) is not None:
+        text += (f" ({'better' if mid['mape'] < wm else 'not better'} than the stage-weighted pipeline's "
+                 f"{pct(wm)})")
+    w0 = _num(first.get("weighted_mape"))
+    if w0 is not None and _num(first["mape"]) is not None and w0 < first["mape"]:
+        text += f"; on the first day the stage-weighted pipeline was closer ({pct(w0)})"
+    if hit is not None:
+        text += f"; the actual fell inside the 80% range in {pct(hit)} of the weekly forecasts"
+        if hit < 0.7:
+            text += " — fewer than 80%: the range is too narrow, read it as a lower bound on the uncertainty"
+    return text + "."
+
+
+__all__ += ["landing_takeaway", "accuracy_takeaway"]

@@ -211,3 +211,25 @@ def test_metrics_json_blocks(ds):
     # no quarter ended by 2024-05-01 has a whole quarter of data before it (the data starts 2024-01-01)
     assert s["forecast_accuracy"] is None
     assert "Will we hit the number" in format_summary(s)
+
+
+def test_landing_and_accuracy_takeaways_say_what_the_numbers_show(ds, tmp_path):
+    from funnelkit.metrics.accuracy import forecast_accuracy
+    from funnelkit.takeaways import accuracy_takeaway, landing_takeaway
+    from landing_hand_data import categories_dataset
+    lf = landing_forecast(ds, Q2, AT, prior_strength=0, adjust_for=(), target=5000)
+    text = landing_takeaway(lf, pacing(ds, Q2, AT), "USD")
+    assert text.startswith("Seen at 2024-05-01: 2.0k USD won so far from 2 deals")
+    assert "expected to land at 3.9k USD" in text
+    assert "chance of reaching the target of 5.0k USD" in text
+    assert "100% ahead of the previous period at the same point (1.0k USD)" in text
+    done = landing_forecast(ds, Q2, "2024-07-01", target=1500)
+    assert landing_takeaway(done, currency="USD") == "The period won 2.0k USD from 2 deals, 500 USD above the target of 1.5k USD."
+    deals = ds.deals.assign(amount=np.nan)
+    unknown = landing_forecast(replace(ds, deals=deals), Q2, AT)
+    assert "amounts are unknown, so where the period lands is unknown" in landing_takeaway(unknown)
+    acc = forecast_accuracy(categories_dataset(tmp_path), ["2024Q2"], simulations=200, prior_strength=0,
+                            adjust_for=())
+    text = accuracy_takeaway(acc)
+    assert text.startswith("Over 1 past quarter, the forecast made on a quarter's first day missed the actual by")
+    assert "of the weekly forecasts" in text

@@ -16,7 +16,7 @@ landing forecast's record, rebuilt for past periods), :mod:`.summary` (everythin
 from .accuracy import ForecastAccuracy, default_accuracy_periods, forecast_accuracy
 from .breakdown import amount_by
 from .closing import CloseTimeSurvival, close_time_survival, closed_in_period, days_to_close, size_band
-from .landing import LandingForecast, coverage, landing_forecast, pacing, won_between
+from .landing import LandingForecast, coverage, landing_by_week, landing_forecast, pacing, won_between
 from .forecast import (ForecastBacktest, NotEnoughHistory, backtest_forecast, default_backtest_dates,
                        expected_won_by, forecast_range, win_forecast)
 from .size import deal_size, deal_size_by_month, outlier_deals, sales_velocity, target_plan, win_rate
@@ -41,7 +41,7 @@ __all__ = [
     "win_forecast", "expected_won_by", "forecast_range", "backtest_forecast", "default_backtest_dates",
     "ForecastBacktest", "NotEnoughHistory",
     # will we hit the number
-    "landing_forecast", "LandingForecast", "coverage", "pacing", "won_between",
+    "landing_forecast", "LandingForecast", "landing_by_week", "coverage", "pacing", "won_between",
     "forecast_accuracy", "ForecastAccuracy", "default_accuracy_periods",
     # everything for one period
     "metrics_summary", "format_summary", "amount_coverage",

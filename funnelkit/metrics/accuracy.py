@@ -10,20 +10,15 @@ export (the record then leans on hindsight for amounts edited later: said in ``n
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from ..dataset import Dataset
 from ..period import Period, quarters_between
-from .landing import landing_forecast, won_between
+from .landing import landing_by_week, won_between
 
 __all__ = ["forecast_accuracy", "ForecastAccuracy", "default_accuracy_periods"]
-
-_COMMIT = "commit"
-
 
 @dataclass
 class ForecastAccuracy:
@@ -164,26 +159,14 @@ def forecast_accuracy(ds: Dataset, periods=None, *, level: float = 0.8, simulati
         periods = default_accuracy_periods(ds, until=until)
     periods = [p if isinstance(p, Period) else Period.quarter(str(p)) for p in periods]
     has_category = "forecast_category" in ds.deals.columns
-    rows = []
+    frames = []
     for p in periods:
-        actual = won_between(ds, p.start, p.stop)
-        for week in range(math.ceil(p.days / 7)):
-            at = p.start + pd.Timedelta(days=7 * week)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                lf = landing_forecast(ds, p, at, level=level, simulations=simulations, **landing_options)
-            won = lf.won_so_far["amount"] or 0.0
-            fc = lf.open_deals
-            row = {"period": p.label, "week": week, "at": at, "expected": lf.expected_amount,
-                   "low": lf.low_amount, "high": lf.high_amount, "actual": actual["amount"],
-                   "weighted": won + float(np.nansum(fc["amount"] * fc["stage_win_rate"]))}
-            if has_category:
-                cat = ds.deals.set_index("deal_id").loc[fc["deal_id"], "forecast_category"]
-                commit = cat.astype(str).str.strip().str.lower().eq(_COMMIT).to_numpy()
-                row["commit"] = won + float(np.nansum(fc["amount"].to_numpy(dtype=float)[commit]))
-            rows.append(row)
+        weekly = landing_by_week(ds, p, until=p.stop, level=level, simulations=simulations, **landing_options)
+        weekly.insert(0, "period", p.label)
+        weekly["actual"] = won_between(ds, p.start, p.stop)["amount"]
+        frames.append(weekly)
     cols = ["period", "week", "at", "expected", "low", "high", "actual", "weighted"] + (["commit"] if has_category else [])
-    f = pd.DataFrame(rows, columns=cols)
+    f = pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
     for c in ("expected", "low", "high", "actual", "weighted", "commit"):
         if c in f.columns:
             f[c] = pd.to_numeric(f[c], errors="coerce").astype(float)

@@ -44,6 +44,7 @@ ago, so it is thin early in the data.
 from __future__ import annotations
 
 import math
+import warnings
 import weakref
 from dataclasses import dataclass, field
 
@@ -55,7 +56,7 @@ from ..period import Period
 from ._common import group_labels
 from .forecast import DEFAULT_ADJUST, SIMULATE_UP_TO, win_forecast
 
-__all__ = ["landing_forecast", "LandingForecast", "coverage", "pacing", "won_between"]
+__all__ = ["landing_forecast", "LandingForecast", "landing_by_week", "coverage", "pacing", "won_between"]
 
 _DAY_NS = 86_400 * 10**9
 
@@ -579,6 +580,66 @@ def landing_forecast(ds: Dataset, period: Period, at=None, *, target: float | No
                            _new_rows=new_rows if h2 > 0 else [], simulations=simulations, seed=seed)
 
 
+def landing_by_week(ds: Dataset, period: Period, *, until=None, target: float | None = None,
+                    level: float = 0.8, simulations: int = 1000, **landing_options) -> pd.DataFrame:
+    """The landing forecast as it would have been made at the start of every week of ``period``.
+
+    Parameters
+    ----------
+    ds, period, target, level, simulations, **landing_options
+        As in :func:`landing_forecast` (each week's forecast sees only the data before its instant).
+    until
+        Last instant to forecast at (default the period's ``as_of``): weeks starting at or after it
+        are left out, so a report of a running quarter shows the weeks so far.
+
+    Returns
+    -------
+    DataFrame
+        One row per week: ``week`` (0 = the period's first day), ``at``, ``won_so_far_deals``,
+        ``won_so_far`` (amount), ``expected``, ``low``, ``high``, ``p_reach_target``, and
+        ``weighted`` (the stage-weighted pipeline baseline: won so far + open amount x the stage's
+        historical win rate) and, when the deals carry ``forecast_category``, ``commit`` (won so far
+        + open amount in category Commit). ``attrs["last"]`` holds the :class:`LandingForecast` of
+        the last week.
+
+    Examples
+    --------
+    >>> import funnelkit as fk
+    >>> w = landing_by_week(fk.load("data/sample"), fk.Period.quarter("2026Q1"), simulations=200)
+    >>> len(w), bool((w["low"] <= w["expected"]).all())
+    (13, True)
+    """
+    until = period.as_of if until is None else _instant(until)
+    rows, lf = [], None
+    cats = None
+    if "forecast_category" in ds.deals.columns:
+        cats = ds.deals.set_index("deal_id")["forecast_category"]
+    for week in range(math.ceil(period.days / 7)):
+        at = period.start + pd.Timedelta(days=7 * week)
+        if at >= until and week > 0:
+            break
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lf = landing_forecast(ds, period, at, target=target, level=level, simulations=simulations,
+                                  **landing_options)
+        won = lf.won_so_far["amount"]
+        fc = lf.open_deals
+        row = {"week": week, "at": at, "won_so_far_deals": lf.won_so_far["deals"], "won_so_far": won,
+               "expected": lf.expected_amount, "low": lf.low_amount, "high": lf.high_amount,
+               "p_reach_target": lf.p_reach_target,
+               "weighted": (won or 0.0) + float(np.nansum(fc["amount"] * fc["stage_win_rate"]))}
+        if cats is not None:
+            commit = cats.loc[fc["deal_id"]].astype(str).str.strip().str.lower().eq("commit").to_numpy()
+            row["commit"] = (won or 0.0) + float(np.nansum(fc["amount"].to_numpy(dtype=float)[commit]))
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    for c in ("won_so_far", "expected", "low", "high", "p_reach_target", "weighted", "commit"):
+        if c in out.columns:
+            out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
+    out.attrs["last"] = lf
+    return out
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-9, 1 - 1e-9)
     return np.log(p / (1 - p))
@@ -604,7 +665,7 @@ def pacing(ds: Dataset, period: Period, at=None) -> pd.DataFrame:
     -------
     DataFrame
         One row each for ``this period``, ``previous period`` and ``a year before``: ``period``
-        (label), ``from``, ``to`` (the same offset from each start), ``won_deals``, ``won_amount``
+        (label), ``from``, ``to`` (the same offset from each start, at most that period's end), ``won_deals``, ``won_amount``
         (None when unknown), ``amount_unknown_deals``, ``change`` (this period's won amount relative
         to that row's, e.g. 0.25 = 25% ahead; None when either is unknown or zero).
 
@@ -617,7 +678,7 @@ def pacing(ds: Dataset, period: Period, at=None) -> pd.DataFrame:
     year = Period(period.start - pd.DateOffset(years=1), period.end - pd.DateOffset(years=1))
     rows = []
     for name, p in (("this period", period), ("previous period", period.previous()), ("a year before", year)):
-        to = p.start + offset
+        to = min(p.start + offset, p.stop)   # a shorter period ends at its own end
         w = won_between(ds, p.start, to)
         rows.append({"row": name, "period": p.label, "from": p.start, "to": to, "won_deals": w["deals"],
                      "won_amount": w["amount"], "amount_unknown_deals": w["amount_unknown_deals"]})
