@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=None, help="length of the creation window in days (default 730)")
     p.add_argument("--format", choices=["csv", "parquet", "xlsx"], default="csv", dest="table_format")
     p.add_argument("--force", action="store_true", help="replace a data set already in OUT_DIR")
+    p.add_argument("--lang", choices=["en", "zh"], default="en",
+                   help="language of the stage, source, product and owner names (zh: Chinese, amounts in CNY)")
 
     p = sub.add_parser("metrics", help="compute the funnel metrics for a period")
     p.add_argument("path", metavar="DATA_DIR")
@@ -148,7 +150,7 @@ def _cmd_validate(args) -> int:
 def _cmd_sample(args) -> int:
     from .sample import write_sample
     out = write_sample(args.out, deals=args.deals, seed=args.seed, start=args.start, days=args.days,
-                       table_format=args.table_format, force=args.force)
+                       table_format=args.table_format, force=args.force, lang=args.lang)
     print(f"wrote a sample data set of {args.deals} deals (seed {args.seed}) to {out}")
     return 0
 

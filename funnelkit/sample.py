@@ -40,7 +40,7 @@ from .contract import DEAL_COLUMNS, DEALS_FILE, HISTORY_COLUMNS, HISTORY_FILE, P
 from .io import atomic_path, atomic_write_text
 
 __all__ = ["generate", "write_sample", "STAGES", "SOURCES", "PRODUCTS", "OWNERS",
-           "DEFAULT_START", "DEFAULT_DAYS"]
+           "DEFAULT_START", "DEFAULT_DAYS", "NAMES_ZH", "LANGUAGES"]
 
 DEFAULT_START = "2024-10-01"
 DEFAULT_DAYS = 730
@@ -72,6 +72,20 @@ OWNERS = {
     "Grace Kim": (0.10, 0.20, 0.95, None),
     "Hugo Silva": (0.08, -0.10, 1.10, "2025-07-01"),
 }
+#: The Chinese-named variant (``lang="zh"``): the same story, with the stage, source, product and
+#: owner names a Chinese sales team writes.
+NAMES_ZH = {
+    "Lead": "线索", "Qualified": "资格确认", "Meeting": "方案演示", "Proposal": "报价",
+    "Negotiation": "谈判",
+    "Backlinks": "外部链接", "Targeted ads": "定向广告", "Contextual ads": "搜索广告",
+    "Referrals": "客户推荐", "Conferences & events": "展会",
+    "Set": "标准套装", "Collection": "系列产品", "Service package": "服务套餐",
+    "Alice Moreno": "张伟", "Ben Okafor": "李娜", "Chloe Nguyen": "王芳", "Daniel Weiss": "刘洋",
+    "Emma Lindqvist": "陈静", "Farid Haddad": "杨磊", "Grace Kim": "赵敏", "Hugo Silva": "黄强",
+}
+#: Languages of the sample's names: English (the default) and Chinese.
+LANGUAGES = ("en", "zh")
+
 #: Median days in each stage (before product and owner factors).
 _STAGE_DAYS = np.array([5.0, 9.0, 11.0, 15.0, 13.0])
 #: Base logit of losing the deal at the end of a visit of each stage (before the deal's quality).
@@ -346,7 +360,7 @@ def _history_rows(sim: dict, start64: np.datetime64, lo: int, hi: int) -> pd.Dat
     e_deal = sim["e_deal"][lo:hi]
     df = pd.DataFrame({
         "deal_id": _ids(e_deal, sim["n"]),
-        "stage": _labels(sim["e_stage"][lo:hi], list(STAGES)),
+        "stage": _labels(sim["e_stage"][lo:hi], sim.get("stage_names", list(STAGES))),
         "entered_at": _iso(sim["e_time"][lo:hi], start64, sim["date_only"][e_deal]),
     })
     assert tuple(df.columns) == HISTORY_COLUMNS
@@ -358,11 +372,12 @@ _CHUNK = 200_000
 
 
 def write_sample(out, deals: int = 3000, seed: int = 7, start=None, days: int | None = None,
-                 table_format: str = "csv", force: bool = False) -> Path:
+                 table_format: str = "csv", force: bool = False, lang: str = "en") -> Path:
     """Write :func:`generate`'s data set to folder ``out`` and return the folder.
 
     Writes ``deals``, ``stage_history`` (as ``.csv``, ``.parquet`` or ``.xlsx``) and
-    ``pipeline.yml``, each atomically. The same arguments give byte-identical CSV files. A folder
+    ``pipeline.yml``, each atomically. ``lang="zh"`` names the stages, sources, products and owners in
+    Chinese (:data:`NAMES_ZH`; amounts in CNY). The same arguments give byte-identical CSV files. A folder
     that already holds a data set is refused unless ``force=True`` (then its files are replaced).
 
     Examples
@@ -382,8 +397,13 @@ def write_sample(out, deals: int = 3000, seed: int = 7, start=None, days: int | 
     if existing and not force:
         raise FileExistsError(f"{out} already holds a data set ({', '.join(existing)}); "
                               "choose an empty folder, or pass --force to replace it")
+    if lang not in LANGUAGES:
+        raise ValueError(f"lang must be one of {', '.join(LANGUAGES)}, not {lang!r}")
     out.mkdir(parents=True, exist_ok=True)
     sim, start64 = _run(deals, seed, start, days)
+    pipeline = _PIPELINE
+    if lang == "zh":
+        sim, pipeline = _in_chinese(sim)
     n = sim["n"]
     tables = ((DEALS_FILE, _deal_rows, n), (HISTORY_FILE, _history_rows, len(sim["e_deal"])))
     for stem, rows, total in tables:
@@ -405,6 +425,14 @@ def write_sample(out, deals: int = 3000, seed: int = 7, start=None, days: int | 
                 rows(sim, start64, 0, total).astype(str).to_excel(tmp, index=False)
     text = ("# Sample pipeline written by `funnelkit sample-data` "
             f"(seed {int(seed)}, {int(deals)} deals).\n"
-            + yaml.safe_dump(_PIPELINE.to_yaml_dict(), sort_keys=False, allow_unicode=True))
+            + yaml.safe_dump(pipeline.to_yaml_dict(), sort_keys=False, allow_unicode=True))
     atomic_write_text(out / PIPELINE_FILE, text)
     return out
+
+
+def _in_chinese(sim: dict) -> tuple[dict, Pipeline]:
+    """The simulation with Chinese names (:data:`NAMES_ZH`) and its pipeline (amounts in CNY)."""
+    names = {key: [NAMES_ZH[n] for n in sim[key]] for key in ("src_names", "prod_names", "owner_names")}
+    stages = tuple(NAMES_ZH[s] for s in STAGES)
+    return ({**sim, **names, "stage_names": list(stages)},
+            Pipeline(stages=stages, currency="CNY", name="示例销售管道"))

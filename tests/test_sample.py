@@ -234,3 +234,25 @@ def test_an_existing_data_set_is_not_overwritten_without_force(tmp_path, capsys)
     assert (out / "deals.csv").read_bytes() == before
     assert main(["sample-data", str(out), "--deals", "5", "--force"]) == 0
     assert (out / "deals.csv").read_bytes() != before
+
+
+def test_chinese_named_variant_is_the_same_data_with_chinese_names(tmp_path):
+    from funnelkit.sample import NAMES_ZH
+
+    en = write_sample(tmp_path / "en", deals=300, seed=5)
+    zh = write_sample(tmp_path / "zh", deals=300, seed=5, lang="zh")
+    deals_en = pd.read_csv(en / "deals.csv", dtype=str, keep_default_na=False)
+    deals_zh = pd.read_csv(zh / "deals.csv", dtype=str, keep_default_na=False)
+    for column in ("source", "product", "owner"):
+        deals_en[column] = deals_en[column].map(NAMES_ZH)
+    pd.testing.assert_frame_equal(deals_zh, deals_en)
+    hist_en = pd.read_csv(en / "stage_history.csv", dtype=str)
+    hist_en["stage"] = hist_en["stage"].map(NAMES_ZH)
+    pd.testing.assert_frame_equal(pd.read_csv(zh / "stage_history.csv", dtype=str), hist_en)
+    ds = fk.load(zh)
+    assert list(ds.stages) == ["线索", "资格确认", "方案演示", "报价", "谈判"]
+    assert ds.currency == "CNY" and ds.name == "示例销售管道"
+    assert {"客户推荐", "展会", "搜索广告"} <= set(ds.deals["source"].astype(str))
+    assert {"张伟", "李娜"} <= set(ds.deals["owner"].astype(str))
+    with pytest.raises(ValueError, match="lang must be one of en, zh, not 'fr'"):
+        write_sample(tmp_path / "fr", deals=10, lang="fr")
