@@ -17,6 +17,7 @@ import pandas as pd
 from ..dataset import Dataset
 from ..history import deals_as_of
 from ..period import Period
+from ..targets import target_for, targets_of
 from . import breakdown as _amount_by
 from . import closing as _dtc
 from . import size as _size
@@ -87,7 +88,9 @@ def metrics_summary(ds: Dataset, period: Period, *, target: float | None = None,
     period
         The reporting period; its ``as_of`` is the moment the data is seen at.
     target
-        Optional revenue target for the target planner (one-currency data sets only).
+        Optional revenue target for the target planner and the landing forecast (one-currency data
+        sets only); default: the team's target for exactly this period in the folder's
+        ``targets.csv``, if any.
     stuck_quantile
         Quantile of past visits of a stage beyond which an open deal counts as stuck.
     accuracy_quarters
@@ -102,6 +105,8 @@ def metrics_summary(ds: Dataset, period: Period, *, target: float | None = None,
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        if target is None:
+            target = target_for(targets_of(ds), period)
         out = _summary(ds, period, target, stuck_quantile)
         out.update(_landing_fields(ds, period, target, accuracy_quarters))
     caveats = _caveats(ds, period, out) + _warning_caveats(caught)
