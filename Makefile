@@ -1,9 +1,11 @@
-# funnelkit: the two commands of the README, and the set-up they need.
+# funnelkit: the commands of the README, and the set-up they need.
 #   make report   renders the sample data's quarterly reports into reports/
+#   make explore  starts JupyterLab on the explorer notebook (notebooks/explore.ipynb)
 #   make test     runs the whole test suite
 #   make test-fast  the suite without browser tests and end-to-end renders (a few minutes)
 #   make test-lowest-pandas  the fast suite in a second venv with the lowest pandas pyproject allows
-# Both create .venv and install the package on first use (and again when pyproject.toml changes).
+# Each creates .venv and installs the package on first use (and again when pyproject.toml changes),
+# saying what it does: a line per step, then pip's own lines (a few minutes on a fresh machine).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,19 +14,34 @@ STAMP := $(VENV)/.funnelkit-installed
 # Every render gets an execution timeout (papermill can hang in a widget cell without one).
 REPORT_ARGS ?= --all-quarters
 
-.PHONY: report test test-fast test-lowest-pandas venv browser fonts bench clean
+# JupyterLab refuses to run as root unless told so (containers often run as root).
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+EXPLORE_ARGS ?=
+
+.PHONY: report explore test test-fast test-lowest-pandas venv browser fonts bench clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@echo "==> [1/4] creating the virtual environment $(VENV) (once)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --quiet --upgrade pip
-	$(PY) -m pip install --quiet --quiet -e '.[test]'
-	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@echo "==> [2/4] upgrading pip"
+	@$(PY) -m pip install --quiet --upgrade pip
+	@echo "==> [3/4] installing funnelkit and its dependencies into $(VENV) (a few minutes the first time; pip's progress follows)"
+	@$(PY) -m pip install --progress-bar on -e '.[test]'
+	@echo "==> [4/4] registering the notebook kernel"
+	@$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
+	@echo "==> set-up done: run the CLI as $(VENV)/bin/funnelkit (or 'source $(VENV)/bin/activate', then funnelkit)"
 
 report: $(STAMP) fonts
+	@echo "==> rendering every quarter of data/sample into reports/ (one progress step per quarter)"
 	$(VENV)/bin/funnelkit report data/sample $(REPORT_ARGS) --out reports/
+	@echo "==> open reports/index.html in a browser"
+
+explore: $(STAMP)
+	@echo "==> starting JupyterLab on notebooks/explore.ipynb (Ctrl-C twice to stop)"
+	$(VENV)/bin/jupyter lab notebooks/explore.ipynb $(ALLOW_ROOT) $(EXPLORE_ARGS)
 
 # Headless Chromium for the browser tests: Debian's package (never a downloaded browser build).
 browser:

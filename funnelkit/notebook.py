@@ -87,22 +87,25 @@ def heading_html(title: str, subtitle: str = "") -> str:
 def show_chart(fig, takeaway: str | None = None, dpi: int = DPI) -> None:
     """Display a chart (Axes or Figure) as a small PNG, then its one-line takeaway; closes the figure."""
     from IPython.display import HTML, Image, display
-    display(Image(data=to_png(fig, dpi), format="png"))
+
+    from .plot import chart_alt_text
+    alt = chart_alt_text(fig, takeaway)
+    display(Image(data=to_png(fig, dpi), format="png", metadata={"alt": alt}))
     if takeaway:
         display(HTML(as_html(takeaway)))
 
 
-def show_table(df: pd.DataFrame, max_rows: int = 30) -> None:
-    """Display a table (its HTML escapes text from the data), at most ``max_rows`` rows.
+def show_table(df: pd.DataFrame, max_rows: int = 30, name: str = "table") -> None:
+    """Display a table (its HTML escapes text from the data): the first ``max_rows`` rows, the rest
+    collapsed, and the full table as a CSV download (:func:`funnelkit.views.table_html`).
 
     A plain row-number index is not shown (row numbers mean nothing to a reader); pass tables
     through :func:`format_table` first for readable headers and formatted numbers.
     """
     from IPython.display import HTML, display
-    more = len(df) - max_rows
-    plain_index = isinstance(df.index, pd.RangeIndex)
-    display(HTML(df.head(max_rows).to_html(escape=True, na_rep="-", border=0, index=not plain_index)
-                 + (f"<p><i>... and {more:,} more rows</i></p>" if more > 0 else "")))
+
+    from .views import table_html
+    display(HTML(table_html(df, max_rows=max_rows, name=name)))
 
 
 def as_of_text(period: Period) -> str:

@@ -38,6 +38,7 @@ __all__ = [
     "duration_plot", "win_rate_by_time_plot", "days_to_close_plot", "survival_plot",
     "deal_size_trend_plot", "deal_size_plot", "amount_by_plot", "product_mix_plot",
     "expected_won_plot", "calibration_plot", "format_table", "DISPLAY_NAMES", "DPI",
+    "top_categories", "chart_alt_text", "money_axis", "TOP_N",
 ]
 
 _MPL = tuple(int(p) for p in matplotlib.__version__.split(".")[:2])
@@ -111,9 +112,129 @@ def money(value: float | None, currency: str = "") -> str:
     return compact_money(value, currency)
 
 
-def _money_axis(ax: Axes, currency: str, axis: str = "y") -> None:
-    fmt = FuncFormatter(lambda v, _pos: money(v))
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+def _tick_money(v: float, step: float) -> str:
+    """Money tick text precise enough for the tick step (``0.25``, not ``0``; ``1.5k``, not ``2k``)."""
+    if step and 0 < step < 1 and abs(v) < 1e3:
+        return f"{v:.{min(6, int(np.ceil(-np.log10(step))))}f}"
+    if step and abs(v) >= 1e3 and step < abs(v) / 10 and abs(v) < 1e6:
+        return f"{v / 1e3:,.{1 if step < 1e3 else 0}f}k".replace(".0k", "k")
+    return money(v)
+
+
+def money_axis(ax: Axes, currency: str = "", axis: str = "y") -> None:
+    """Label an axis with compact money ticks, as precise as the tick step needs (``0.5``, ``1.5k``)."""
+    a = ax.yaxis if axis == "y" else ax.xaxis
+
+    def fmt(v, _pos):
+        locs = np.sort(np.asarray(a.get_majorticklocs(), dtype=float))
+        step = float(np.min(np.diff(locs))) if len(locs) > 1 else 0.0
+        return _tick_money(v, step)
+    a.set_major_formatter(FuncFormatter(fmt))
+
+
+def _count_axis(ax: Axes, axis: str = "x") -> None:
+    """Whole-number ticks on a count axis (no ``0 0 0 1 1 1`` when the counts are small)."""
+    from matplotlib.ticker import MaxNLocator
+    a = ax.yaxis if axis == "y" else ax.xaxis
+    a.set_major_locator(MaxNLocator(integer=True, nbins="auto", min_n_ticks=2))
+    a.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.0f}"))
+
+
+#: How many categories a bar chart shows before it lumps the rest into "other (K more)".
+TOP_N = 12
+#: Longest category label on an axis before it is shortened with an ellipsis.
+LABEL_CHARS = 28
+
+# Columns that add up across groups; ratios are recomputed from them for the "other" row.
+_SUMMABLE = ("won_amount", "won_deals", "lost_deals", "open_amount", "open_deals", "deals", "visits",
+             "won", "lost", "reached", "expected_won_amount", "expected_won_deals", "share")
+
+
+def top_categories(data: pd.DataFrame, by: str, measure: str, top: int | None = TOP_N, *,
+                   other: str = "other") -> pd.DataFrame:
+    """The ``top`` rows with the largest ``measure``, and the rest summed into one ``other (K more)`` row.
+
+    For charts of many categories (30 products, 11 sources): the biggest by the chart's own measure
+    stay, the others are one row named ``"other (K more)"``. Counts and amounts of that row are sums
+    (an amount stays unknown, NaN, when it is unknown in every lumped row); ``win_rate`` is
+    recomputed as won / (won + lost), ``mean_size`` as won amount / won deals of known amount,
+    ``mean_days`` as the deal-weighted mean; a median cannot be combined from medians and is NaN.
+    Rows are ordered by ``measure`` (largest first, unknown last), the ``other`` row last.
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"product": list("abcd"), "won_amount": [5.0, 1.0, 3.0, 2.0],
+    ...                   "won_deals": [1, 1, 1, 2], "lost_deals": [1, 0, 1, 0]})
+    >>> t = top_categories(d, "product", "won_amount", top=2)
+    >>> t["product"].tolist(), t["won_amount"].tolist(), t["win_rate"].round(2).tolist()[-1]
+    (['a', 'c', 'other (2 more)'], [5.0, 3.0, 3.0], 1.0)
+    """
+    d = data.assign(_m=pd.to_numeric(data[measure], errors="coerce").astype(float))
+    d = d.sort_values("_m", ascending=False, na_position="last", kind="stable").drop(columns="_m")
+    if top is None or len(d) <= top + 1:      # lumping one row into "other" hides it for nothing
+        return d.reset_index(drop=True)
+    return _lump(d, by, d[by].iloc[:top].tolist(), f"{other} ({len(d) - top} more)")
+
+
+def _lump(d: pd.DataFrame, by: str, keep: Sequence, label: str) -> pd.DataFrame:
+    """The rows whose ``by`` is in ``keep`` (in their order), then the others summed into one row."""
+    inside = d[by].isin(keep).to_numpy()
+    head, rest = d[inside], d[~inside]
+    if rest.empty:
+        return head.reset_index(drop=True)
+    row: dict = {c: np.nan for c in d.columns}
+    row[by] = label
+    num = {c: pd.to_numeric(rest[c], errors="coerce").to_numpy(dtype=float)
+           for c in rest.columns if c != by and pd.api.types.is_numeric_dtype(rest[c])}
+    for c in _SUMMABLE:
+        if c in num:
+            row[c] = np.nansum(num[c]) if np.isfinite(num[c]).any() else np.nan
+    if "won_deals" in num and "lost_deals" in num:
+        closed = row["won_deals"] + row["lost_deals"]
+        row["win_rate"] = row["won_deals"] / closed if closed > 0 else np.nan
+    if "won_amount" in num and "mean_size" in num:
+        wa, ms = num["won_amount"], num["mean_size"]
+        ok = np.isfinite(wa) & np.isfinite(ms) & (ms > 0)
+        known = (wa[ok] / ms[ok]).sum()
+        row["mean_size"] = wa[ok].sum() / known if known > 0 else np.nan
+    if "mean_days" in num and "deals" in num:
+        md, n = num["mean_days"], num["deals"]
+        ok = np.isfinite(md) & (n > 0)
+        row["mean_days"] = (md[ok] * n[ok]).sum() / n[ok].sum() if ok.any() else np.nan
+    for c in d.columns:          # a text column shared by every lumped row (e.g. status) is kept
+        if c != by and c not in num and rest[c].nunique(dropna=False) == 1:
+            row[c] = rest[c].iloc[0]
+    return pd.concat([head, pd.DataFrame([row]).astype({by: object})], ignore_index=True)
+
+
+def _short(label: str, limit: int = LABEL_CHARS) -> str:
+    label = str(label)
+    return label if len(label) <= limit else label[: limit - 1].rstrip() + "\u2026"
+
+
+def _bar_height(rows: int, base: float = 1.3, per_row: float = 0.27, least: float = 2.4) -> float:
+    """Figure height (inches) that gives every bar of a horizontal bar chart room for its label."""
+    return max(least, base + per_row * rows)
+
+
+def chart_alt_text(fig: Figure | Axes, takeaway: str | None = None) -> str:
+    """Alternative text of a chart: its title (and panel titles) followed by its takeaway.
+
+    Examples
+    --------
+    >>> ax = funnel_plot(pd.DataFrame({"stage": ["Lead"], "reached": [3], "conversion": [0.5]}))
+    >>> chart_alt_text(ax, "Half go on.")
+    'Chart: Funnel: deals reaching each stage. Half go on.'
+    """
+    fig = fig.figure if isinstance(fig, Axes) else fig
+    sup = getattr(fig, "_suptitle", None)
+    titles = [sup.get_text()] if sup is not None and sup.get_text() else []
+    if not titles:
+        titles = [a.get_title() for a in fig.axes if a.get_title()][:1]
+    text = "Chart: " + ("; ".join(titles) if titles else "untitled") + "."
+    if takeaway:
+        text += " " + " ".join(str(takeaway).split())
+    return text
 
 
 def _unit(currency: str | None) -> str:
@@ -224,7 +345,7 @@ def snapshot_plot(data: pd.DataFrame, *, x: str = "at", stage: str = "stage", va
     ax.set_xlabel("Week ending (Sunday; the last point is the end of the period)")
     ax.set_ylabel(ylabel)
     if is_amount:
-        _money_axis(ax, currency or "")
+        money_axis(ax, currency or "")
     if pd.api.types.is_datetime64_any_dtype(wide.index):
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="Stage")
@@ -391,18 +512,22 @@ def win_rate_by_time_plot(data: pd.DataFrame, *, stage: str = "stage", bucket: s
 
 def days_to_close_plot(data: pd.DataFrame, *, status: str = "status", mean: str = "mean_days",
                        median: str = "median_days", deals: str = "deals", by: str | None = None,
-                       title: str | None = None, ax: Axes | None = None) -> Axes:
+                       top: int | None = TOP_N, title: str | None = None, ax: Axes | None = None) -> Axes:
     """Median (bars) and mean (markers) days from creation to close, won vs lost.
 
     ``data`` is :func:`funnelkit.metrics.closing.days_to_close` output; with ``by`` the bars
-    are grouped by that column.
+    are grouped by that column: the ``top`` groups with the most closed deals, the rest lumped into
+    ``other (K more)`` (its mean is the deal-weighted mean; its median cannot be combined and is
+    not drawn).
     """
-    ax = _new_ax(ax)
     title = title or "Days to close: won vs lost"
     d = data[data[status].astype(str).isin(["won", "lost"])]
-    if d.empty or d[median].isna().all():
+    if by and len(d):
+        d = _lump_groups(d, by, status, deals, top)
+    groups = _stage_order(d, by) if by and len(d) else [""]
+    ax = _new_ax(ax, (FIGSIZE[0], _bar_height(len(groups), per_row=0.42)))
+    if d.empty or d[[median, mean]].isna().all().all():
         return _empty(ax, title, "Days from created to closed", "")
-    groups = _stage_order(d, by) if by else [""]
     statuses = ["won", "lost"]
     height = 0.38
     labels: list[tuple] = []
@@ -418,16 +543,19 @@ def days_to_close_plot(data: pd.DataFrame, *, status: str = "status", mean: str 
         ax.scatter(rows[mean].to_numpy(dtype=float), y, marker="o", color="#222222", s=18, zorder=3,
                    label="mean (dot)" if j == 0 else None)
         means = rows[mean].to_numpy(dtype=float)
-        labels.extend((yy, m, mu, k) for yy, m, mu, k in zip(y, med, means, n) if np.isfinite(m))
-    ax.set_yticks(np.arange(len(groups)), labels=groups if by else [""])
+        labels.extend((yy, m, mu, k) for yy, m, mu, k in zip(y, med, means, n)
+                      if np.isfinite(m) or np.isfinite(mu))
+    ax.set_yticks(np.arange(len(groups)), labels=[_short(g) for g in groups] if by else [""])
     ax.invert_yaxis()
     right = np.nanmax(d[[median, mean]].to_numpy(dtype=float))
+    right = right if np.isfinite(right) and right > 0 else 1.0
     # The numbers sit in a column right of every bar and dot, each one named: the bar is the
     # median, the dot the mean (a label beside the dot would pass the mean off as the median).
     col = right * 1.04
     for yy, m, mu, k in labels:
-        text = f"median {m:.0f} d" + (f" · mean {mu:.0f} d" if np.isfinite(mu) else "") + f" · n={int(k)}"
-        ax.text(col, yy, text, va="center", fontsize=7.5, color="#333333")
+        parts = ([f"median {m:.0f} d"] if np.isfinite(m) else []) + \
+                ([f"mean {mu:.0f} d"] if np.isfinite(mu) else []) + [f"n={int(k)}"]
+        ax.text(col, yy, " · ".join(parts), va="center", fontsize=7.5, color="#333333")
     ax.set_xlim(0, right * 1.75)
     ax.set_xticks([t for t in ax.get_xticks() if 0 <= t <= right * 1.02])
     ax.set_title(title)
@@ -435,6 +563,21 @@ def days_to_close_plot(data: pd.DataFrame, *, status: str = "status", mean: str 
     ax.set_ylabel(by.capitalize() if by else "")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
+
+
+def _lump_groups(d: pd.DataFrame, by: str, status: str, deals: str, top: int | None) -> pd.DataFrame:
+    """Long won/lost rows per group: the ``top`` groups by closed deals, the rest one ``other`` group."""
+    totals = d.assign(_g=d[by].astype(str)).groupby("_g", sort=False)[deals].sum()
+    totals = totals.sort_values(ascending=False, kind="stable")
+    if top is None or len(totals) <= top + 1:
+        return d
+    keep = totals.index[:top].tolist()
+    label = f"other ({len(totals) - top} more)"
+    d = d.assign(**{by: d[by].astype(str)})
+    parts = [_lump(rows, by, keep, label) for _s, rows in d.groupby(status, sort=False, observed=True)]
+    out = pd.concat(parts, ignore_index=True)
+    order = keep + [label]
+    return out.assign(**{by: pd.Categorical(out[by], categories=order)}).sort_values([by, status])
 
 
 def survival_plot(survival: pd.DataFrame, *, median_days: float | None = None,
@@ -499,7 +642,11 @@ def deal_size_trend_plot(data: pd.DataFrame, *, x: str = "month",
             if pd.notna(v):
                 ax.annotate(f"n={int(n)}", (xi, v), xytext=(0, 6), textcoords="offset points",
                             ha="center", fontsize=7.5, color="#555555")
-    _money_axis(ax, currency or "")
+    money_axis(ax, currency or "")
+    shown = data[list(columns)].to_numpy(dtype=float)
+    if not np.nanmax(np.abs(shown)) > 0:       # all zero: one "0" tick, not a column of them
+        ax.set_ylim(0, 1)
+        ax.set_yticks([0])
     ax.set_ylim(bottom=0)
     ax.set_title(title)
     ax.set_xlabel("Month closed")
@@ -555,15 +702,15 @@ def amount_by_plot(data: pd.DataFrame, *, by: str = "source", value: str = "won_
 
     ``data`` is :func:`funnelkit.metrics.breakdown.amount_by` output.
     """
-    ax = _new_ax(ax)
     title = title or f"Won amount and win rate by {by}"
     xlabel = f"Won amount ({_unit(currency)})"
-    d = data.sort_values(value, ascending=False).head(top)
+    d = top_categories(data, by, value, top)
+    ax = _new_ax(ax, (FIGSIZE[0], _bar_height(len(d))))
     if d.empty or not d[value].fillna(0).any():
         return _empty(ax, title, xlabel, by.capitalize())
     notes = [f"  win rate {100 * r:.0f}%" if win_rate and win_rate in d and pd.notna(r) else ""
              for r in (d[win_rate] if win_rate and win_rate in d else [None] * len(d))]
-    return _money_bars(ax, d[by].astype(str).tolist(), d[value].fillna(0).to_numpy(dtype=float), notes,
+    return _money_bars(ax, d[by].astype(str).tolist(), d[value].to_numpy(dtype=float), notes,
                        "#4C72B0", currency, title, xlabel, by.capitalize(), room=1.45)
 
 
@@ -571,14 +718,16 @@ def _money_bars(ax: Axes, labels: list, vals: np.ndarray, notes: list[str], colo
                 title: str, xlabel: str, ylabel: str, room: float) -> Axes:
     """Horizontal bars of amounts, each labelled with its amount plus a note, top to bottom."""
     y = np.arange(len(labels))
-    ax.barh(y, vals, color=colours, height=0.65)
-    top_v = vals.max() if len(vals) and vals.max() else 1.0
+    known = np.where(np.isfinite(vals), vals, 0.0)
+    ax.barh(y, known, color=colours, height=0.65)
+    top_v = known.max() if len(known) and known.max() > 0 else 1.0
     for i, (v, note) in enumerate(zip(vals, notes)):
-        ax.text(v + top_v * 0.01, i, money(v, currency or "") + note, va="center", fontsize=8)
-    ax.set_yticks(y, labels=labels)
+        text = money(v, currency or "") if np.isfinite(v) else "unknown"
+        ax.text(known[i] + top_v * 0.01, i, text + note, va="center", fontsize=8)
+    ax.set_yticks(y, labels=[_short(t) for t in labels])
     ax.invert_yaxis()
     ax.set_xlim(0, top_v * room)
-    _money_axis(ax, currency or "", axis="x")
+    money_axis(ax, currency or "", axis="x")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -588,34 +737,52 @@ def _money_bars(ax: Axes, labels: list, vals: np.ndarray, notes: list[str], colo
 
 def product_mix_plot(data: pd.DataFrame, *, by: str = "product", amount: str = "won_amount",
                      count: str = "won_deals", mean: str = "mean_size", currency: str | None = None,
-                     title: str | None = None) -> Figure:
+                     top: int | None = TOP_N, title: str | None = None) -> Figure:
     """Three panels side by side: won amount, number of won deals and mean size per group.
 
-    Shows when many small contracts bring in more than a few big ones. Returns the Figure.
+    Shows when many small contracts bring in more than a few big ones. The ``top`` groups by won
+    amount (by won deals when no amount is known) are shown, the rest as one ``other (K more)``
+    row; the figure grows with the number of rows. A panel whose values are all unknown says so
+    instead of drawing an empty axis. Returns the Figure.
     """
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), dpi=DPI, sharey=True)
+    known_amount = pd.to_numeric(data[amount], errors="coerce").fillna(0).abs().sum() > 0 if len(data) else False
+    d = top_categories(data, by, amount if known_amount else count, top)
+    fig, axes = plt.subplots(1, 3, figsize=(10, _bar_height(len(d), base=1.5, least=3.0)), dpi=DPI,
+                             sharey=True)
     title = title or f"Won amount, won deals and mean size by {by}"
-    d = data.sort_values(amount, ascending=False)
-    labels = d[by].astype(str).to_numpy()
+    labels = [_short(t, 24) for t in d[by].astype(str)]
     y = np.arange(len(d))
     cur = _unit(currency)
     panels = ((amount, f"Won amount ({cur})", "#4C72B0", True),
               (count, "Won deals (count)", "#55A868", False),
               (mean, f"Mean won deal size ({cur})", "#DD8452", True))
     for ax, (col, xlabel, colour, is_money) in zip(axes, panels):
-        vals = d[col].to_numpy(dtype=float) if len(d) else np.array([])
-        ax.barh(y, np.nan_to_num(vals), color=colour, height=0.65)
-        for i, v in enumerate(vals):
-            if np.isfinite(v):
-                ax.text(v, i, " " + (money(v) if is_money else f"{v:,.0f}"), va="center", fontsize=8)
-        if is_money:
-            _money_axis(ax, currency or "", axis="x")
-        finite = vals[np.isfinite(vals)] if len(vals) else vals
-        ax.set_xlim(0, (finite.max() if len(finite) and finite.max() > 0 else 1) * 1.4)
+        vals = pd.to_numeric(d[col], errors="coerce").to_numpy(dtype=float) if len(d) else np.array([])
+        finite = vals[np.isfinite(vals)]
         ax.set_xlabel(xlabel)
         ax.grid(axis="y", visible=False)
-    axes[0].set_yticks(y, labels=labels)
-    axes[0].invert_yaxis()
+        if not len(finite) or not finite.any():
+            # nothing to draw: say so, and no axis of 0 0 0 1 1 1
+            what = "no amount known" if len(finite) < len(vals) or not len(vals) else "all zero"
+            if len(d):
+                ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes, color="#777777")
+            ax.set_xticks([])
+            continue
+        ax.barh(y, np.nan_to_num(vals), color=colour, height=0.65)
+        for i, v in enumerate(vals):
+            text = (money(v) if is_money else f"{v:,.0f}") if np.isfinite(v) else "unknown"
+            ax.text(v if np.isfinite(v) else 0, i, " " + text, va="center", fontsize=8)
+        ax.set_xlim(0, finite.max() * 1.45)
+        if is_money:
+            money_axis(ax, currency or "", axis="x")
+        else:
+            _count_axis(ax, "x")
+        ax.xaxis.set_major_locator(_few_ticks(integer=not is_money))
+    if len(d):
+        axes[0].set_yticks(y, labels=labels)
+        axes[0].invert_yaxis()
+    else:
+        axes[0].set_yticks([])
     axes[0].set_ylabel(by.capitalize())
     if not len(d):
         axes[1].text(0.5, 0.5, "no data in this period", ha="center", va="center",
@@ -625,7 +792,14 @@ def product_mix_plot(data: pd.DataFrame, *, by: str = "product", amount: str = "
     axes[1].set_title("how many")
     axes[2].set_title("how big")
     fig.tight_layout()
+    fig.align_xlabels(axes)      # a panel without ticks must not raise its label into its neighbour's ticks
     return fig
+
+
+def _few_ticks(integer: bool = False):
+    """At most four ticks on a narrow panel's value axis, so its labels never touch."""
+    from matplotlib.ticker import MaxNLocator
+    return MaxNLocator(nbins=3, min_n_ticks=2, steps=[1, 2, 2.5, 5, 10], integer=integer)
 
 
 # ---------------------------------------------------------------------------------------- forecast
@@ -638,20 +812,23 @@ def expected_won_plot(data: pd.DataFrame, *, by: str = "stage", value: str = "ex
 
     ``data`` is :func:`funnelkit.metrics.forecast.expected_won_by` output.
     """
-    ax = _new_ax(ax)
     title = title or f"Expected won amount from open deals, by {by}"
     xlabel = f"Expected won amount ({_unit(currency)})"
+    if by != "stage" and len(data):
+        data = top_categories(data, by, value)
+    ax = _new_ax(ax, (FIGSIZE[0], _bar_height(len(data))))
     if data.empty or not data[value].fillna(0).any():
         return _empty(ax, title, xlabel, by.capitalize())
     order = _stage_order(data, by)
     d = data.assign(_g=data[by].astype(str)).groupby("_g", observed=True, sort=False)[
-        [c for c in (value, count) if c and c in data]].sum().reindex(order).fillna(0)
+        [c for c in (value, count) if c and c in data]].sum(min_count=1).reindex(order)
     if by == "stage":
         palette = palette or stage_palette(order)
         colours = [palette[s] for s in order]
     else:
         colours = "#4C72B0"
-    notes = [f"  ({int(n)} open deals)" for n in d[count]] if count and count in d else [""] * len(d)
+    notes = ([f"  ({int(n)} open deals)" if pd.notna(n) else "" for n in d[count]]
+             if count and count in d else [""] * len(d))
     return _money_bars(ax, list(order), d[value].to_numpy(dtype=float), notes, colours, currency,
                        title, xlabel, by.capitalize(), room=1.5)
 
@@ -669,12 +846,14 @@ def calibration_plot(data: pd.DataFrame, *, predicted: str = "predicted", observ
     if data is None or data.empty:
         return _empty(ax, title, "Predicted win probability (%)", "Observed win share (%)")
     sizes = 20 + 180 * (data[count] / data[count].max()).to_numpy(dtype=float) if count and count in data else 40
-    ax.scatter(data[predicted], data[observed], s=sizes, color="#4C72B0", zorder=3, label="forecast bins")
-    ax.plot(data[predicted], data[observed], color="#4C72B0", lw=1)
+    # points at 0% or 100% sit on the frame: a small margin and no clipping keep them whole
+    ax.scatter(data[predicted], data[observed], s=sizes, color="#4C72B0", zorder=3, label="forecast bins",
+               clip_on=False)
+    ax.plot(data[predicted], data[observed], color="#4C72B0", lw=1, clip_on=False)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
+    ax.set_xlim(-0.04, 1.04)
+    ax.set_ylim(-0.04, 1.04)
     ax.set_title(title)
     ax.set_xlabel("Predicted win probability (%)")
     ax.set_ylabel("Observed win share (%)")

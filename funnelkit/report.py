@@ -47,6 +47,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from .formatting import check_locale
 from .io import atomic_path, atomic_write_text
 from .period import Period, quarters_between
@@ -234,12 +236,15 @@ def _drop_stderr(nb) -> None:
                             if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
 
 
-def export_html(nb, *, with_code: bool = False, title: str | None = None) -> str:
+def export_html(nb, *, with_code: bool = False, title: str | None = None, label: str = "",
+                data_span: tuple[str, str] | None = None) -> str:
     """Export an executed notebook (``NotebookNode``) to self-contained, offline HTML text.
 
     Code cells' inputs and prompts are hidden unless ``with_code``; with code hidden, stderr output
     (warnings) is dropped too. Cells tagged ``remove-cell``, ``remove-input`` or ``remove-output``
-    lose that part in either case.
+    lose that part in either case. The page then gets a manager's navigation
+    (:func:`add_navigation`): a linked table of contents, the date it was rendered and
+    ``data_span`` (first and last date in the data), and named CSV downloads (``label`` in the name).
     """
     import copy
 
@@ -269,7 +274,67 @@ def export_html(nb, *, with_code: bool = False, title: str | None = None) -> str
     quiet.setLevel(logging.ERROR)  # e.g. "Alternative text is missing on N image(s)" per chart
     exporter.log = quiet
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title or "Report"}})
-    return _make_offline(body)
+    return _make_offline(add_navigation(body, label=label, data_span=data_span))
+
+
+# --------------------------------------------------------------------------------------------
+# A manager's navigation: contents, rendered-on line, named downloads
+
+_H2 = re.compile(r'<h2 id="([^"]+)"[^>]*>(.*?)</h2>', re.S)
+_HEADING = re.compile(r'<h[23] id="([^"]+)"', re.S)
+_TAG = re.compile(r"<[^>]+>")
+_DOWNLOAD = re.compile(r'download="table\.csv"')
+
+
+def _text(fragment: str) -> str:
+    return " ".join(_html.unescape(_TAG.sub("", fragment)).split())
+
+
+def add_navigation(page: str, *, label: str = "", data_span: tuple[str, str] | None = None,
+                   rendered_on: str | None = None) -> str:
+    """Add to an exported report: a "Contents" box linking every section (``<h2>``), a line with
+    the date it was rendered and the data's date range, placed before the first section, and a
+    file name per CSV download (``<label>-<section>.csv``, numbered within a section).
+
+    Examples
+    --------
+    >>> page = '<body><div class="jp-Cell"><h2 id="Funnel">Funnel</h2></div><a download="table.csv"></a></body>'
+    >>> out = add_navigation(page, label="2026Q3", data_span=("2025-01-02", "2026-09-30"),
+    ...                      rendered_on="2026-10-01")
+    >>> '<a href="#Funnel">Funnel</a>' in out, 'download="2026Q3-Funnel.csv"' in out
+    (True, True)
+    >>> "Rendered on 2026-10-01" in out and "data from 2025-01-02 to 2026-09-30" in out
+    True
+    """
+    page = _name_downloads(page, label)
+    sections = [(ident, _text(inner)) for ident, inner in _H2.findall(page)]
+    first = page.find("<h2 id=")
+    if first < 0:
+        return page
+    cell = page.rfind('<div class="jp-Cell', 0, first)
+    at = cell if cell >= 0 else first
+    when = rendered_on or time.strftime("%Y-%m-%d", time.gmtime())
+    meta = f"Rendered on {escape(when)}"
+    if data_span:
+        meta += f" · data from {escape(data_span[0])} to {escape(data_span[1])} (first deal created to last event)"
+    items = "".join(f'<li><a href="#{escape(ident)}">{escape(text)}</a></li>' for ident, text in sections)
+    block = (f'<p class="fk-meta">{meta}</p>'
+             f'<nav class="fk-toc" aria-label="Contents"><p><b>Contents</b></p><ol>{items}</ol></nav>')
+    return page[:at] + block + page[at:]
+
+
+def _name_downloads(page: str, label: str) -> str:
+    marks = [(m.start(), m.group(1)) for m in _HEADING.finditer(page)]
+    seen: dict[str, int] = {}
+    out, last = [], 0
+    for m in _DOWNLOAD.finditer(page):
+        section = next((ident for pos, ident in reversed(marks) if pos < m.start()), "table")
+        seen[section] = seen.get(section, 0) + 1
+        name = "-".join(x for x in (_slug(label) if label else "", _slug(section)) if x)
+        name += f"-{seen[section]}" if seen[section] > 1 else ""
+        out += [page[last:m.start()], f'download="{escape(name)}.csv"']
+        last = m.end()
+    return "".join(out) + page[last:]
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,7 +465,7 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
                   timeout: int = 300, target: float | None = None, stuck_quantile: float = 0.9,
                   title: str | None = None, lenient: bool = False, currency: str | None = None,
                   notebook: str | Path | None = None, locale: str | None = None,
-                  _write_rejected: bool = True) -> Path:
+                  _write_rejected: bool = True, _span: tuple[str, str] | None = None) -> Path:
     """Execute the report notebook for ``period`` and export it as self-contained HTML.
 
     Parameters
@@ -462,7 +527,9 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
             if tmp_nb.exists() and tmp_nb.stat().st_size:
                 shutil.copyfile(tmp_nb, failed_path)
             raise
-        html = export_html(nb, with_code=with_code, title=shown_title)
+        if _span is None:
+            _span = _data_span(_load(data, lenient, currency))
+        html = export_html(nb, with_code=with_code, title=shown_title, label=label, data_span=_span)
         atomic_write_text(html_path, html)
     if failed_path.exists():
         failed_path.unlink()
@@ -493,17 +560,28 @@ def write_rejected_rows(path: str | Path, out: str | Path) -> Path | None:
     return written
 
 
-def _quarters_in(path: Path, lenient: bool, currency: str | None) -> tuple[list[str], str]:
+def _load(path: Path, lenient: bool, currency: str | None):
     from .loading import load
     ds = load(path, errors="report" if lenient else "raise")
-    if currency:
-        ds = ds.in_currency(currency)
+    return ds.in_currency(currency) if currency else ds
+
+
+def _data_span(ds) -> tuple[str, str] | None:
+    """First ``created_at`` and last event (creation, close or stage entry) in the data, as dates."""
+    d = ds.deals
+    times = [d["created_at"].min(), d["created_at"].max(), d["closed_at"].max(),
+             ds.stage_history["entered_at"].max() if len(ds.stage_history) else None]
+    times = [t for t in times if t is not None and t == t]  # drop NaT
+    return (str(min(times).date()), str(max(times).date())) if times else None
+
+
+def _quarters_in(ds, path: Path) -> list[str]:
     d = ds.deals
     times = [d["created_at"].min(), d["created_at"].max(), d["closed_at"].min(), d["closed_at"].max()]
     times = [t for t in times if t is not None and t == t]  # drop NaT
     if not times:
         raise ValueError(f"no dated deals in {path}: nothing to render")
-    return quarters_between(min(times), max(times)), ds.name
+    return quarters_between(min(times), max(times))
 
 
 def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = False,
@@ -527,7 +605,8 @@ def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = 
     if not data.is_dir():
         raise FileNotFoundError(f"data set folder not found: {path}")
     _check_out(out, data)
-    found, name = _quarters_in(data, lenient, currency)
+    ds = _load(data, lenient, currency)
+    found, span = _quarters_in(ds, data), _data_span(ds)
     if lenient:
         write_rejected_rows(data, out)          # once for the whole run, not once per quarter
     labels = quarters or found
@@ -542,40 +621,149 @@ def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = 
             html = render_report(data, Period.quarter(label), out, with_code=with_code, timeout=timeout,
                                  target=target, stuck_quantile=stuck_quantile, title=title,
                                  lenient=lenient, currency=currency, notebook=notebook,
-                                 locale=locale, _write_rejected=False)
+                                 locale=locale, _write_rejected=False, _span=span)
             outcome.rendered.append((label, html))
         except ReportError as exc:
             log.error("%s", exc)
             outcome.failed.append(RenderFailure(label, str(exc)))
     bar.close()
-    index = _write_index(Path(out), name, outcome, title)
+    index = _write_index(Path(out), ds, outcome, title, span)
     if outcome.failed:
         raise ReportError(f"{len(outcome.failed)} of {len(labels)} quarters failed: " +
                           "; ".join(f.message for f in outcome.failed) + f" (index: {index})")
     return index
 
 
-def _write_index(out: Path, name: str, outcome: _Outcome, title: str | None) -> Path:
+def quarter_headlines(ds, labels: list[str]) -> pd.DataFrame:
+    """Each quarter's headline numbers, one row per quarter label, for the index page.
+
+    ``won_amount`` (sum of the known amounts of deals won in the quarter; NaN when every won deal's
+    amount is unknown), ``won_deals``, ``won_unknown`` (won deals of unknown amount), ``win_rate``
+    (:func:`funnelkit.metrics.size.win_rate`), ``open_deals``, ``open_amount`` and ``open_unknown``
+    (deals open at the quarter's end; amount as for won). Each quarter is seen as of its end.
+    """
+    from .history import deals_as_of
+    from .metrics.closing import closed_in_period
+    from .metrics.size import win_rate
+
+    rows = []
+    for label in labels:
+        q = Period.quarter(label)
+        closed = closed_in_period(ds, q)
+        won = closed.loc[closed["status"].astype(str) == "won", "amount"].astype(float)
+        d = deals_as_of(ds, q.as_of)
+        open_amounts = d.loc[d["status_as_of"].astype(str) == "open", "amount"].astype(float)
+        rows.append({"quarter": label, "won_amount": won.sum(min_count=1), "won_deals": len(won),
+                     "won_unknown": int(won.isna().sum()), "win_rate": win_rate(ds, q),
+                     "open_deals": len(open_amounts), "open_amount": open_amounts.sum(min_count=1),
+                     "open_unknown": int(open_amounts.isna().sum())})
+    return pd.DataFrame(rows, columns=["quarter", "won_amount", "won_deals", "won_unknown", "win_rate",
+                                       "open_deals", "open_amount", "open_unknown"])
+
+
+def _amount_cell(amount: float, deals: int, unknown: int, currency: str) -> str:
+    from .plot import money
+    if deals == 0:
+        return "0 deals"
+    if unknown == deals:
+        return f"unknown<br><small>{deals:,} deals, no amount known</small>"
+    text = money(amount, currency)
+    note = f"{deals:,} deals" + (f", {unknown:,} of unknown amount ({100 * unknown / deals:.0f}%)" if unknown else "")
+    return f"{escape(text)}<br><small>{escape(note)}</small>"
+
+
+def _trend_chart(h: pd.DataFrame, currency: str) -> str:
+    """A small three-panel trend (won amount, win rate, open pipeline per quarter) as an <img>."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .plot import money_axis, chart_alt_text, png_data_uri
+    x = np.arange(len(h))
+    fig, axes = plt.subplots(1, 3, figsize=(max(7.5, 1.0 + 0.55 * len(h) * 3), 2.3), dpi=90)
+    panels = (("won_amount", f"Won amount ({currency})", True), ("win_rate", "Win rate", False),
+              ("open_amount", f"Open pipeline at quarter end ({currency})", True))
+    step = max(1, int(np.ceil(len(h) / 8)))
+    for ax, (col, name, is_money) in zip(axes, panels):
+        v = pd.to_numeric(h[col], errors="coerce").to_numpy(dtype=float)
+        ax.plot(x, v, marker="o", color="#4C72B0", lw=1.5)
+        for xi in x[~np.isfinite(v)]:      # unknown is shown as unknown, not as a zero
+            ax.annotate("?", (xi, 0), xycoords=("data", "axes fraction"), ha="center", va="bottom",
+                        color="#C44E52", fontsize=9)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks(x[::step], labels=h["quarter"].tolist()[::step], fontsize=7.5)
+        ax.tick_params(axis="y", labelsize=7.5)
+        if is_money:
+            money_axis(ax, currency)
+        else:
+            from matplotlib.ticker import PercentFormatter
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        finite = v[np.isfinite(v)]
+        ax.set_ylim(0, (finite.max() * 1.15) if len(finite) and finite.max() > 0 else 1)
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.suptitle("Quarter by quarter (? = unknown)", fontsize=10, fontweight="bold")
+    fig.tight_layout()
+    alt = chart_alt_text(fig, "Won amount, win rate and open pipeline amount for each quarter, "
+                              "oldest left; the table below has the exact numbers.")
+    return f'<img class="trend" src="{png_data_uri(fig)}" alt="{escape(alt)}">'
+
+
+def _write_index(out: Path, ds, outcome: _Outcome, title: str | None,
+                 span: tuple[str, str] | None = None) -> Path:
     from urllib.parse import quote
 
     def dates(label: str) -> str:
         p = Period.quarter(label)
         return f"{p.start.date()} to {p.end.date()}"
 
+    name, currency = ds.name, ds.currency
     heading = title or f"{name}: quarterly sales funnel reports"
-    items = "\n".join(f'  <li><a href="{escape(quote(p.name))}">{escape(label)}</a> '
-                      f'<span class="dates">{dates(label)}</span></li>'
-                      for label, p in outcome.rendered)
+    links = {label: p.name for label, p in outcome.rendered}
+    labels = [label for label, _p in outcome.rendered]
+    h = quarter_headlines(ds, labels)
+    head = "".join(f'<th scope="col"><a href="{escape(quote(links[q]))}">{escape(q)}</a>'
+                   f'<br><small>{dates(q)}</small></th>' for q in labels)
+    won = "".join(f"<td>{_amount_cell(r.won_amount, r.won_deals, r.won_unknown, currency)}</td>"
+                  for r in h.itertuples())
+    rate = "".join("<td>" + ("-<br><small>no deal closed</small>" if r.win_rate is None or r.win_rate != r.win_rate
+                             else f"{100 * r.win_rate:.1f}%") + "</td>" for r in h.itertuples())
+    pipe = "".join(f"<td>{_amount_cell(r.open_amount, r.open_deals, r.open_unknown, currency)}</td>"
+                   for r in h.itertuples())
+    table = (f'<div class="scroll"><table><thead><tr><th scope="col">Quarter</th>{head}</tr></thead><tbody>'
+             f'<tr><th scope="row">Won amount<br><small>deals won in the quarter</small></th>{won}</tr>'
+             f'<tr><th scope="row">Win rate<br><small>won / (won + lost), deals closed in the quarter</small></th>'
+             f'{rate}</tr>'
+             f'<tr><th scope="row">Open pipeline<br><small>deals open at the quarter\'s end</small></th>{pipe}</tr>'
+             f"</tbody></table></div>") if labels else "<p>No quarter was rendered.</p>"
+    trend = _trend_chart(h, currency) if len(labels) > 1 else ""
     failed = "\n".join(f"  <li>{escape(f.label)}: {escape(f.message)}</li>" for f in outcome.failed)
+    meta = f"Rendered on {time.strftime('%Y-%m-%d', time.gmtime())}"
+    if span:
+        meta += f" · data from {escape(span[0])} to {escape(span[1])}"
+    meta += f" · amounts in {escape(currency)} · each quarter as seen at its end"
+    reports = "\n".join(f'  <li><a href="{escape(quote(p.name))}">{escape(label)}</a> '
+                        f'<span class="dates">{dates(label)}</span></li>' for label, p in outcome.rendered)
     page = f"""<!DOCTYPE html>
 <html lang="en">
-<head><meta charset="utf-8"><title>{escape(heading)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:2em auto;line-height:1.5}}
-.failed li{{color:#a00}}.dates{{color:#666;margin-left:.5em}}</style></head>
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(heading)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;line-height:1.45}}
+.meta{{color:#555}}.failed li{{color:#a00}}.dates{{color:#666;margin-left:.5em}}
+.scroll{{max-width:100%;overflow-x:auto}}table{{border-collapse:collapse;font-size:.92em}}
+th,td{{border-bottom:1px solid #ddd;padding:.35em .7em;text-align:right;vertical-align:top}}
+th[scope=row]{{text-align:left;font-weight:600}}small{{color:#666;font-weight:normal}}
+img.trend{{max-width:100%;height:auto;margin:.5em 0 1em 0}}
+@media print{{th,td{{font-size:9pt}}.scroll{{overflow:visible}}table,img{{break-inside:avoid}}}}</style></head>
 <body>
 <h1>{escape(heading)}</h1>
+<p class="meta">{meta}</p>
+<h2>Headline numbers, quarter by quarter</h2>
+{trend}
+{table}
+<h2>Reports</h2>
 <ul class="reports">
-{items}
+{reports}
 </ul>
 {"<h2>Failed</h2><ul class='failed'>" + chr(10) + failed + chr(10) + "</ul>" if failed else ""}
 </body>

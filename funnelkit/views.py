@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import base64
 import html
 import itertools
 import logging
@@ -24,14 +25,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .dataset import Dataset
 from .period import Period
-from .plot import DPI, png_data_uri
+from .plot import DPI, chart_alt_text, png_data_uri
 
-__all__ = ["sliced_views", "SlicedViews", "slice_values"]
+__all__ = ["sliced_views", "SlicedViews", "slice_values", "table_html", "csv_data_uri"]
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +68,9 @@ class SlicedViews:
         return len(self.labels)
 
 
-def slice_values(ds: Dataset, column: str, max_slices: int | None = 8) -> list[str]:
-    """The values of ``column`` to slice by: those with deals, most deals first (at most ``max_slices``)."""
+def slice_values(ds: Dataset, column: str, max_slices: int | None = None) -> list[str]:
+    """The values of ``column`` to slice by: those with deals, most deals first (every one unless
+    ``max_slices`` is given)."""
     counts = ds.deals[column].astype(str).value_counts(sort=True)
     counts = counts[counts > 0]
     values = sorted(counts.index, key=lambda v: (-counts[v], v))
@@ -86,7 +89,7 @@ def _name_slice(fig: Figure, label: str) -> None:
             return
 
 
-def _render(chart: Callable, ds: Dataset, period: Period, dpi: int, label: str = "") -> str | None:
+def _render(chart: Callable, ds: Dataset, period: Period, dpi: int, label: str = "") -> tuple[str, str] | None:
     before = set(plt.get_fignums())
     try:
         out = chart(ds, period)
@@ -100,12 +103,13 @@ def _render(chart: Callable, ds: Dataset, period: Period, dpi: int, label: str =
         raise TypeError("chart must return a matplotlib Axes or Figure")
     if label:
         _name_slice(fig, label)
-    return png_data_uri(fig, dpi)
+    alt = chart_alt_text(fig)
+    return png_data_uri(fig, dpi), alt
 
 
 def sliced_views(ds: Dataset, period: Period, *, chart: Callable[[Dataset, Period], Axes | Figure],
                  by: Sequence[str] = ("source", "product"), title: str = "",
-                 max_slices: int | None = 8, dpi: int = DPI,
+                 max_slices: int | None = None, dpi: int = DPI,
                  takeaway: Callable[[Dataset, Period], str] | None = None) -> SlicedViews:
     """Render ``chart`` for all deals and for each slice of each ``by`` column, as one HTML block.
 
@@ -121,7 +125,8 @@ def sliced_views(ds: Dataset, period: Period, *, chart: Callable[[Dataset, Perio
     title
         Caption shown beside the selector (escaped).
     max_slices
-        At most this many values per column (those with the most deals); ``None`` for all.
+        At most this many values per column (those with the most deals); ``None`` (the default)
+        for every value: a reader must be able to pick any source or product.
     dpi
         Resolution of the embedded PNGs.
     takeaway
@@ -142,16 +147,17 @@ def sliced_views(ds: Dataset, period: Period, *, chart: Callable[[Dataset, Perio
     block_id = f"fk-views-{next(_counter)}-{uuid.uuid4().hex[:8]}"
     options, figures, labels = [], [], []
     for label, sub in slices:
-        uri = _render(chart, sub, period, dpi, label)
+        rendered = _render(chart, sub, period, dpi, label)
         i = len(labels)
         labels.append(label)
         text = html.escape(label, quote=True)
-        options.append(f'<option value="{i}">{text}</option>')
+        options.append((label.split(": ", 1)[0] if i else "", f'<option value="{i}">{text}</option>'))
         style = "" if i == 0 else ' style="display:none"'
-        if uri is None:
+        if rendered is None:
             body = f'<p style="color:#777">No chart for {text}: too little data in this slice.</p>'
         else:
-            body = f'<img src="{uri}" alt="{text}" style="max-width:100%">'
+            uri, alt = rendered
+            body = f'<img src="{uri}" alt="{html.escape(alt, quote=True)}" style="max-width:100%">'
         figures.append(f'<figure class="fk-view" data-view="{i}"{style}>{body}'
                        f'<figcaption style="font-size:0.85em;color:#555">{text}</figcaption>'
                        f'{_takeaway_html(takeaway, sub, period)}</figure>')
@@ -163,8 +169,8 @@ def sliced_views(ds: Dataset, period: Period, *, chart: Callable[[Dataset, Perio
         "for(var k=0;k<figs.length;k++){figs[k].style.display="
         "(figs[k].getAttribute('data-view')===sel.value)?'':'none';}});})();</script>")
     if len(labels) > 1:
-        chooser = (f'<label style="font-size:0.9em">{caption}: <select aria-label="{caption}">'
-                   + "".join(options) + "</select></label>")
+        chooser = (f'<label style="font-size:0.9em">{caption} ({len(labels)} views): '
+                   f'<select aria-label="{caption}">' + _grouped(options) + "</select></label>")
     else:  # nothing to choose from (e.g. every deal has the same source): no one-entry menu
         chooser, script = "", ""
     block = f'<div class="fk-views" id="{block_id}">' + chooser + "".join(figures) + script + "</div>"
@@ -181,6 +187,69 @@ def _takeaway_html(takeaway: Callable[[Dataset, Period], str] | None, ds: Datase
         log.warning("sliced takeaway failed: %s", exc)
         return ""
     return as_html(text) if text else ""
+
+
+def csv_data_uri(table: pd.DataFrame, na_rep: str = "-") -> str:
+    """A ``data:text/csv`` URI of ``table`` (UTF-8 with a byte-order mark, so spreadsheet programs
+    read accented and CJK text right): a download that needs no server and no network.
+
+    Examples
+    --------
+    >>> csv_data_uri(pd.DataFrame({"a": [1]}))
+    'data:text/csv;charset=utf-8;base64,77u/YQ0KMQ0K'
+    """
+    text = table.to_csv(index=False, na_rep=na_rep, lineterminator="\r\n")
+    return "data:text/csv;charset=utf-8;base64," + base64.b64encode(("\ufeff" + text).encode("utf-8")).decode("ascii")
+
+
+def table_html(table: pd.DataFrame, *, max_rows: int = 30, name: str = "table") -> str:
+    """A table as an HTML block that fits the page: it scrolls sideways inside its own box when
+    wide, shows the first ``max_rows`` rows with the others in a collapsed "Show the other N rows"
+    section, and links the full table as an embedded CSV file (``<name>.csv``).
+
+    Text from the data is escaped. A plain row-number index is not shown; any other index becomes
+    the first columns (of the table and of the CSV).
+
+    Examples
+    --------
+    >>> block = table_html(pd.DataFrame({"x": range(40)}), max_rows=30, name="x")
+    >>> "Show the other 10 rows" in block and 'download="x.csv"' in block
+    True
+    """
+    if not isinstance(table.index, pd.RangeIndex):
+        table = table.reset_index()
+    options = dict(escape=True, na_rep="-", border=0, index=False)
+    more = len(table) - max_rows
+    parts = [f'<div class="fk-table" data-rows="{len(table)}">',
+             f'<div class="fk-table-scroll">{table.head(max_rows).to_html(**options)}</div>']
+    if more > 0:
+        parts.append(f'<details class="fk-more"><summary>Show the other {more:,} rows</summary>'
+                     f'<div class="fk-table-scroll">{table.iloc[max_rows:].to_html(**options)}</div></details>')
+    rows = f"{len(table):,} row{'s' if len(table) != 1 else ''}"
+    parts.append(f'<p class="fk-csv"><a download="{html.escape(_file_name(name), quote=True)}.csv" '
+                 f'href="{csv_data_uri(table)}">Download the full table (CSV, {rows})</a></p></div>')
+    return "".join(parts)
+
+
+def _file_name(name: str) -> str:
+    import re
+    return re.sub(r"[^\w.-]+", "_", str(name), flags=re.UNICODE).strip("._") or "table"
+
+
+def _grouped(options: list[tuple[str, str]]) -> str:
+    """The ``<option>``s, those of each slicing column in an ``<optgroup>`` named after it."""
+    out, group = [], None
+    for col, option in options:
+        if col != group:
+            if group:
+                out.append("</optgroup>")
+            if col:
+                out.append(f'<optgroup label="{html.escape(col, quote=True)}">')
+            group = col
+        out.append(option)
+    if group:
+        out.append("</optgroup>")
+    return "".join(out)
 
 
 # ------------------------------------------------------------------ ready-made charts for slicing

@@ -1,9 +1,11 @@
 """Live slicing in JupyterLab: ipywidgets controls that redraw the charts and tables.
 
-:class:`Explorer` puts dropdowns for period, source, product, owner and stage above the charts;
-changing one recomputes the metrics for that slice and redraws. The callbacks are plain methods
-(:meth:`Explorer.update`), so they can be driven without a browser. ``ipywidgets`` is imported only
-when an explorer is built, with a helpful error when it is missing.
+:class:`Explorer` puts dropdowns for period, source, product, owner and stage above the charts
+(plus a box for any other period: a month, a year or two dates); changing one recomputes the
+metrics for that slice and redraws the funnel, time in stage, days to close, deal size, per-rep,
+forecast and source/product views, with the current slice's tables as CSV downloads. The callbacks
+are plain methods (:meth:`Explorer.update`), so they can be driven without a browser.
+``ipywidgets`` is imported only when an explorer is built, with a helpful error when it is missing.
 
 Examples
 --------
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from typing import Any
 
 import pandas as pd
@@ -22,8 +25,9 @@ import pandas as pd
 from .dataset import Dataset
 from .period import Period, quarters_between
 from .plot import DPI, to_png
+from .views import csv_data_uri, table_html
 
-__all__ = ["Explorer", "explore", "ALL", "require_ipywidgets"]
+__all__ = ["Explorer", "explore", "ALL", "require_ipywidgets", "period_from_text", "PERIOD_FORMS"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,59 @@ def _quarters(ds: Dataset) -> list[str]:
     return quarters_between(d["created_at"].min(), last)
 
 
+#: What the period box accepts, for messages.
+PERIOD_FORMS = ("a quarter (2026Q2), a month (2026-05), a year (2026) or two dates "
+                "(2026-04-01..2026-05-15)")
+
+_MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
+_YEAR = re.compile(r"^(\d{4})$")
+_RANGE = re.compile(r"^(\S+)\s*(?:\.\.|/|\s+to\s+)\s*(\S+)$")
+
+
+def period_from_text(text: str | Period) -> Period:
+    """A :class:`Period` from what a user types: a quarter, a month, a year or ``start..end``.
+
+    Raises ``ValueError`` naming the text and the accepted forms when it is none of them (or the
+    end is before the start).
+
+    Examples
+    --------
+    >>> period_from_text("2026-05").label, period_from_text("2026").label
+    ('2026-05', '2026')
+    >>> p = period_from_text("2026-04-01..2026-05-15")
+    >>> str(p.start.date()), str(p.end.date())
+    ('2026-04-01', '2026-05-15')
+    """
+    if isinstance(text, Period):
+        return text
+    t = " ".join(str(text or "").split())
+    try:
+        if _MONTH.match(t):
+            y, m = map(int, _MONTH.match(t).groups())
+            start = pd.Timestamp(year=y, month=m, day=1)
+            return Period(start, start + pd.offsets.MonthEnd(0), label=f"{y}-{m:02d}")
+        if _YEAR.match(t):
+            y = int(t)
+            return Period(pd.Timestamp(year=y, month=1, day=1), pd.Timestamp(year=y, month=12, day=31), label=t)
+        if _RANGE.match(t):
+            a, b = _RANGE.match(t).groups()
+            return Period(pd.Timestamp(a), pd.Timestamp(b))
+        return Period.quarter(t)
+    except ValueError as exc:
+        why = str(exc) if "before its start" in str(exc) else "not understood"
+        raise ValueError(f"period {t!r}: {why}; type {PERIOD_FORMS}") from None
+
+
+def _period_text(p: Period) -> str:
+    """What to type for ``p`` in the period box (its label when that reads back, else start..end)."""
+    try:
+        if p.label and period_from_text(p.label) == p.with_as_of(None):
+            return p.label
+    except ValueError:
+        pass
+    return f"{p.start.date()}..{p.end.date()}"
+
+
 def _values(ds: Dataset, col: str) -> list[str]:
     counts = ds.deals[col].astype(str).value_counts()
     return sorted(counts[counts > 0].index)
@@ -64,8 +121,9 @@ class Explorer:
     ds
         A loaded data set.
     period
-        The starting period (a quarter label such as ``"2026Q2"`` or a :class:`Period` of a quarter);
-        default the last quarter in the data.
+        The starting period: a quarter label such as ``"2026Q2"``, any text
+        :func:`period_from_text` reads (``"2026-05"``, ``"2026"``, ``"2026-04-01..2026-05-15"``) or a
+        :class:`Period`; default the last quarter in the data. Anything else raises ``ValueError``.
     stuck_quantile
         As in :func:`funnelkit.metrics.stage_time.stuck_deals`.
 
@@ -73,11 +131,19 @@ class Explorer:
     ----------
     controls
         The dropdowns by name: ``period``, ``source``, ``product``, ``owner``, ``stage``.
+    custom_period
+        A text box for any other period (a month, a year, two dates); when filled it overrides the
+        period dropdown. An invalid entry is refused with a message in :attr:`status`.
     outputs
-        The Output widgets by name: ``funnel``, ``weekly``, ``stage``, ``tables``.
+        The Output widgets by name: ``funnel``, ``weekly``, ``stage``, ``closing``, ``size``,
+        ``reps``, ``forecast``, ``tables``.
     last
         The tables behind the current charts (``funnel``, ``weekly``, ``stuck``, ``by_source``,
-        ``by_product``, ``visits``), for tests and for users who want the numbers.
+        ``by_product``, ``by_owner``, ``visits``, ``days_to_close``, ``deal_size_by_month``,
+        ``won_deals``, ``forecast``, ``expected_by_stage``), for tests and for users who want the
+        numbers; :meth:`tables` and :meth:`to_csv` export them.
+    downloads
+        Links that download the current slice's tables as CSV files (embedded, no server needed).
     widget
         The whole explorer (a ``VBox``); the explorer displays itself in a notebook.
     """
@@ -87,11 +153,12 @@ class Explorer:
         self.ds = ds
         self.stuck_quantile = stuck_quantile
         quarters = _quarters(ds)
-        start = period.label if isinstance(period, Period) else period
+        chosen = period_from_text(period) if period not in (None, "") else None
+        start = chosen.label if chosen is not None and chosen.label in quarters else None
         if not quarters:
-            quarters = [start or "2026Q1"]
-        if start not in quarters:
-            start = quarters[-1]
+            quarters = [start or (chosen.label if chosen and re.fullmatch(r"\d{4}Q[1-4]", chosen.label or "")
+                                  else "2026Q1")]
+        start = start or quarters[-1]
         dd = dict(style={"description_width": "initial"}, layout=W.Layout(width="auto"))
         self.controls = {
             "period": W.Dropdown(options=quarters, value=start, description="Period", **dd),
@@ -100,19 +167,47 @@ class Explorer:
             "owner": W.Dropdown(options=[ALL, *_values(ds, "owner")], value=ALL, description="Owner", **dd),
             "stage": W.Dropdown(options=list(ds.stages), value=ds.stages[0], description="Stage", **dd),
         }
-        self.outputs = {name: W.Output() for name in ("funnel", "weekly", "stage", "tables")}
+        custom = "" if chosen is None or chosen.label in quarters else _period_text(chosen)
+        self.custom_period = W.Text(value=custom, description="or any period", continuous_update=False,
+                                    placeholder="2026-05, 2026, 2026-04-01..2026-05-15",
+                                    style={"description_width": "initial"}, layout=W.Layout(width="22em"))
+        self._period = chosen if custom else Period.quarter(start)
+        self.controls["stage"].value = self._stage_with_data()
+        self.outputs = {name: W.Output() for name in
+                        ("funnel", "weekly", "stage", "closing", "size", "reps", "forecast", "tables")}
         self.status = W.HTML()
+        self.downloads = W.HTML()
         self.last: dict[str, Any] = {}
         for w in self.controls.values():
             w.observe(self._on_change, names="value")
+        self.custom_period.observe(self._on_custom_period, names="value")
+        head = lambda text: W.HTML(f"<h3 style='margin:0.8em 0 0.2em 0'>{html.escape(text)}</h3>")  # noqa: E731
         self.widget = W.VBox([
             # wrap the dropdowns onto a second line rather than pushing the last ones out of view
             # when option labels (source or owner names) are long
-            W.HBox(list(self.controls.values()), layout=W.Layout(flex_flow="row wrap")), self.status,
+            W.HBox(list(self.controls.values()) + [self.custom_period],
+                   layout=W.Layout(flex_flow="row wrap")), self.status,
             W.HBox([self.outputs["funnel"], self.outputs["weekly"]]),
-            self.outputs["stage"], self.outputs["tables"],
+            self.outputs["stage"],
+            head("Days to close"), self.outputs["closing"],
+            head("Deal size"), self.outputs["size"],
+            head("Per rep"), self.outputs["reps"],
+            head("Win forecast for the deals open at the end of the period"), self.outputs["forecast"],
+            head("Amount by source and product"), self.outputs["tables"],
+            self.downloads,
         ])
         self.update()
+
+    def _stage_with_data(self) -> str:
+        """The first stage (pipeline order) with a visit ended in the period, else with any visit."""
+        from .metrics.stage_time import ended_visits
+        ended = set(ended_visits(self.ds, self._period)["stage"].astype(str))
+        visited = set(self.ds.stage_history["stage"].astype(str))
+        for pool in (ended, visited):
+            for s in self.ds.stages:
+                if s in pool:
+                    return s
+        return self.ds.stages[0]
 
     # ---------------------------------------------------------------------------------- state
     def selection(self) -> dict[str, str]:
@@ -121,7 +216,17 @@ class Explorer:
 
     @property
     def period(self) -> Period:
-        return Period.quarter(self.controls["period"].value)
+        """The period shown: the custom period when one is typed, else the chosen quarter."""
+        return self._period
+
+    def _on_custom_period(self, change=None) -> None:
+        text = self.custom_period.value.strip()
+        try:
+            self._period = period_from_text(text) if text else Period.quarter(self.controls["period"].value)
+        except ValueError as exc:           # refused: say why, keep the charts of the last good period
+            self.status.value = f"<span style='color:#C44E52'>{html.escape(str(exc))}</span>"
+            return
+        self._on_change()
 
     def sliced(self) -> Dataset:
         """The data set filtered to the chosen source, product and owner."""
@@ -129,7 +234,13 @@ class Explorer:
         return self.ds.filter(**{c: sel[c] for c in ("source", "product", "owner") if sel[c] != ALL})
 
     # -------------------------------------------------------------------------------- drawing
-    def _on_change(self, _change=None) -> None:
+    def _on_change(self, change=None) -> None:
+        if change is not None and change.get("owner") is self.controls["period"]:
+            self._period = Period.quarter(self.controls["period"].value)   # a chosen quarter wins
+            if self.custom_period.value:
+                self.custom_period.unobserve(self._on_custom_period, names="value")
+                self.custom_period.value = ""
+                self.custom_period.observe(self._on_custom_period, names="value")
         try:
             self.update()
         except Exception as exc:  # keep the widget alive; show what went wrong
@@ -142,8 +253,7 @@ class Explorer:
         out.outputs = ()
         for item in items:
             if isinstance(item, pd.DataFrame):
-                obj = HTML(item.to_html(escape=True, na_rep="-", border=0, max_rows=25,
-                                        index=not isinstance(item.index, pd.RangeIndex)))
+                obj = HTML(table_html(item, max_rows=25))
             elif isinstance(item, str):
                 obj = HTML(item)
             else:
@@ -203,6 +313,96 @@ class Explorer:
                    fkp.format_table(by_product, currency=cur))
         self.last = {"funnel": fun, "weekly": weekly, "visits": visits, "stuck": stuck,
                      "win_rate_by_time": wrt, "by_source": by_source, "by_product": by_product}
+        self._draw_closing(ds, period)
+        self._draw_size(ds, period)
+        self._draw_reps(ds, period)
+        self._draw_forecast(ds, period)
+        self.downloads.value = self._download_links()
+
+    # ----------------------------------------------------------------------- further views
+    def _draw_closing(self, ds: Dataset, period: Period) -> None:
+        from . import plot as fkp
+        from . import takeaways as tk
+        from .metrics import closing as dtc
+        table = dtc.days_to_close(ds, period)
+        by_product = dtc.days_to_close(ds, period, by="product")
+        survival = dtc.close_time_survival(ds, period)
+        self._fill(self.outputs["closing"],
+                   fkp.days_to_close_plot(by_product, by="product", title="Days to close by product: won vs lost"),
+                   tk.as_html(tk.days_to_close_takeaway(table)),
+                   fkp.survival_plot(survival.survival_function_, median_days=survival.median_days),
+                   fkp.format_table(table))
+        self.last.update(days_to_close=table, days_to_close_by_product=by_product)
+
+    def _draw_size(self, ds: Dataset, period: Period) -> None:
+        from . import plot as fkp
+        from . import takeaways as tk
+        from .metrics import size as dsz
+        cur = ds.currency
+        stats = dsz.deal_size(ds, period)
+        monthly = dsz.deal_size_by_month(ds, period)
+        won = dsz.outlier_deals(ds, period, flagged_only=False)
+        self._fill(self.outputs["size"],
+                   fkp.deal_size_plot(won, outlier="side", stats=stats, currency=cur),
+                   tk.as_html(tk.deal_size_takeaway(stats, cur)),
+                   fkp.deal_size_trend_plot(monthly, currency=cur),
+                   fkp.format_table(monthly, currency=cur))
+        self.last.update(deal_size_by_month=monthly, won_deals=won)
+
+    def _draw_reps(self, ds: Dataset, period: Period) -> None:
+        from . import plot as fkp
+        from . import takeaways as tk
+        from .metrics import breakdown as ab
+        cur = ds.currency
+        by_owner = ab.amount_by(ds, period, by="owner")
+        self._fill(self.outputs["reps"], fkp.amount_by_plot(by_owner, by="owner", currency=cur),
+                   tk.as_html(tk.rep_takeaway(by_owner, cur)), fkp.format_table(by_owner, currency=cur))
+        self.last.update(by_owner=by_owner)
+
+    def _draw_forecast(self, ds: Dataset, period: Period) -> None:
+        import warnings
+
+        from . import plot as fkp
+        from . import takeaways as tk
+        from .metrics import forecast as fc
+        cur = ds.currency
+        with warnings.catch_warnings(record=True) as caught:   # too little history: said, not raised
+            warnings.simplefilter("always")
+            forecast = fc.win_forecast(ds, period.as_of)
+        by_stage = fc.expected_won_by(forecast, "stage")
+        notes = [tk.as_html(str(w.message).splitlines()[0], "Note") for w in caught]
+        self._fill(self.outputs["forecast"], *notes,
+                   fkp.expected_won_plot(by_stage, by="stage", currency=cur),
+                   tk.as_html(tk.forecast_takeaway(forecast, cur)), fkp.format_table(by_stage, currency=cur))
+        self.last.update(forecast=forecast, expected_by_stage=by_stage)
+
+    # ---------------------------------------------------------------------------- export
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The current slice's tables by name (every DataFrame in :attr:`last`)."""
+        return {k: v for k, v in self.last.items() if isinstance(v, pd.DataFrame)}
+
+    def _slice_name(self) -> str:
+        sel = self.selection()
+        parts = [self.period.label or "period"] + [f"{k}-{sel[k]}" for k in ("source", "product", "owner")
+                                                   if sel[k] != ALL]
+        return re.sub(r"[^\w.-]+", "_", "_".join(parts)).strip("._")
+
+    def to_csv(self, folder) -> list:
+        """Write the current slice's tables as ``<folder>/<period>[_<slice>]_<table>.csv``; returns the paths."""
+        from pathlib import Path
+
+        from .io import atomic_write_text
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = self._slice_name()
+        return [atomic_write_text(folder / f"{name}_{key}.csv", table.to_csv(index=False))
+                for key, table in self.tables().items()]
+
+    def _download_links(self) -> str:
+        name = self._slice_name()
+        links = [f'<a download="{html.escape(name)}_{key}.csv" href="{csv_data_uri(table, na_rep="")}">'
+                 f"{html.escape(key)}</a>" for key, table in self.tables().items()]
+        return ("<p style='font-size:0.9em'><b>This slice's tables as CSV:</b> " + " · ".join(links) + "</p>")
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

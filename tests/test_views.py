@@ -141,3 +141,35 @@ def test_a_column_with_one_value_adds_no_views(tmp_path):
     ds = fk.load(root)
     v = views.sliced_views(ds, Q2, chart=views.funnel_chart, by=["product", "source"])
     assert v.labels == ["All deals", "source: Web", f"source: {HOSTILE}"]
+
+
+def test_every_value_is_offered_by_default(tmp_path):
+    """11 sources: the selector offers all 11 (grouped under "source"), not only the biggest 8."""
+    root = write_tiny(tmp_path / "many")
+    lines = (root / "deals.csv").read_text().splitlines()
+    extra = [f"X{k},2026-04-0{1 + k % 9}T09:00,open,,100,src{k:02d},A,Ann" for k in range(10)]
+    (root / "deals.csv").write_text("\n".join(lines + extra) + "\n")
+    (root / "stage_history.csv").write_text((root / "stage_history.csv").read_text() + "".join(
+        f"X{k},Lead,2026-04-0{1 + k % 9}T09:00\n" for k in range(10)))
+    ds = fk.load(root)
+    assert len(views.slice_values(ds, "source")) == 12
+    v = views.sliced_views(ds, Q2, chart=views.funnel_chart, by=["source"])
+    assert len(v.labels) == 13 and v.html.count("<option ") == 13
+    assert v.html.count('<optgroup label="source">') == 1
+    assert "(13 views)" in v.html
+
+
+def test_table_html_is_collapsible_and_its_csv_is_the_table():
+    import io
+
+    import pandas as pd
+    df = pd.DataFrame({"Deal": [f"<b>{k}</b>" for k in range(40)], "Amount (BRL)": [f"{k:,}" for k in range(40)]})
+    block = views.table_html(df, max_rows=25, name="stuck deals")
+    assert block.count("<table") == 2 and "Show the other 15 rows" in block
+    assert "<b>0</b>" not in block and "&lt;b&gt;0&lt;/b&gt;" in block
+    assert 'download="stuck_deals.csv"' in block and "(CSV, 40 rows)" in block
+    uri = re.search(r'href="data:text/csv;charset=utf-8;base64,([^"]+)"', block).group(1)
+    back = pd.read_csv(io.StringIO(base64.b64decode(uri).decode("utf-8-sig")), dtype=str, keep_default_na=False)
+    assert back.equals(df)
+    short = views.table_html(df.head(3))
+    assert "<details" not in short and "(CSV, 3 rows)" in short

@@ -115,5 +115,95 @@ def test_status_line_counts_the_period_cohort_and_the_slice(sample_ds):
 def test_controls_wrap_instead_of_overflowing(tiny):
     ex = widgets.Explorer(tiny)
     row = ex.widget.children[0]
-    assert list(row.children) == list(ex.controls.values())
+    assert list(row.children) == [*ex.controls.values(), ex.custom_period]
     assert row.layout.flex_flow == "row wrap"
+
+
+# ------------------------------------------------------------ any period, more views, CSV export
+
+def test_period_from_text_reads_months_years_and_date_ranges():
+    may = widgets.period_from_text("2026-05")
+    assert (str(may.start.date()), str(may.end.date()), may.label) == ("2026-05-01", "2026-05-31", "2026-05")
+    year = widgets.period_from_text(" 2026 ")
+    assert (str(year.start.date()), str(year.end.date())) == ("2026-01-01", "2026-12-31")
+    r = widgets.period_from_text("2026-04-01..2026-05-15")
+    assert (str(r.start.date()), str(r.end.date())) == ("2026-04-01", "2026-05-15")
+    assert widgets.period_from_text("2026-04-01 to 2026-05-15") == r
+    assert widgets.period_from_text("2026q2") == Period.quarter("2026Q2")
+    for bad in ("last spring", "2026-13", "2026Q5", ""):
+        with pytest.raises(ValueError, match="2026-05") as err:
+            widgets.period_from_text(bad)
+        assert repr(" ".join(bad.split())) in str(err.value)
+    with pytest.raises(ValueError, match="before its start"):
+        widgets.period_from_text("2026-05-15..2026-04-01")
+
+
+def test_an_invalid_period_is_refused_clearly(tiny):
+    with pytest.raises(ValueError, match="period 'spring': not understood"):
+        widgets.Explorer(tiny, "spring")
+    ex = widgets.Explorer(tiny, "2026Q2")
+    before = ex.last["funnel"]
+    ex.custom_period.value = "2026-14"
+    assert "period &#x27;2026-14&#x27;: not understood" in ex.status.value
+    assert "2026-04-01..2026-05-15" in ex.status.value            # says what would work
+    assert ex.period == Period.quarter("2026Q2") and ex.last["funnel"] is before   # nothing redrawn
+
+
+def test_any_period_typed_in_redraws_for_that_period(tiny):
+    ex = widgets.Explorer(tiny, "2026Q2")
+    ex.custom_period.value = "2026-05"
+    may = widgets.period_from_text("2026-05")
+    assert ex.period == may and ex.status.value.startswith("2026-05 (all deals): 1 deals created")
+    assert ex.last["funnel"]["reached"].tolist() == st.funnel(tiny, may)["reached"].tolist()
+    # emptying the box goes back to the quarter of the dropdown
+    ex.custom_period.value = ""
+    assert ex.period == Period.quarter("2026Q2") and ex.status.value.startswith("2026Q2 (all deals)")
+    # choosing another quarter in the dropdown clears a typed period
+    ex.custom_period.value = "2026"
+    ex.controls["period"].options = ["2026Q1", "2026Q2"]   # (the tiny data has one quarter only)
+    ex.controls["period"].value = "2026Q1"
+    assert ex.custom_period.value == "" and ex.period == Period.quarter("2026Q1")
+    ex2 = widgets.Explorer(tiny, "2026-04-01..2026-04-30")
+    assert ex2.custom_period.value == "2026-04-01 to 2026-04-30"
+    assert ex2.status.value.startswith("2026-04-01 to 2026-04-30 (all deals): 4 deals created")
+
+
+def test_explorer_has_closing_size_rep_and_forecast_views(tiny):
+    ex = widgets.Explorer(tiny, "2026Q2")
+    for name in ("closing", "size", "reps", "forecast"):
+        assert "image/png" in kinds(ex.outputs[name]), name
+    # D1 won after 30 days, D4 after 58: won deals closed in Q2 are D1 and D4
+    won = ex.last["days_to_close"].set_index("status").loc["won"]
+    assert won["deals"] == 2 and won["median_days"] == pytest.approx((30 + 58) / 2)
+    assert ex.last["by_owner"].set_index("owner")["won_amount"].to_dict() == {"Bo": 3000.0, "Ann": 1000.0}
+    assert sorted(ex.last["forecast"]["deal_id"]) == ["D3", "D5"]     # open at the end of Q2
+
+
+def test_explorer_opens_on_a_stage_with_data(tmp_path):
+    from test_views import write_tiny
+    root = write_tiny(tmp_path / "d")
+    # a first stage nobody visits: the explorer must not open on it
+    (root / "pipeline.yml").write_text("name: Tiny\ncurrency: EUR\nstages: [Prospect, Lead, Demo, Proposal]\n")
+    ex = widgets.Explorer(fk.load(root), "2026Q2")
+    assert ex.controls["stage"].value == "Lead"
+    assert len(ex.last["visits"]) > 0
+
+
+def test_explorer_exports_the_current_slice_as_csv(tiny, tmp_path):
+    import base64
+    import io
+    import re as _re
+
+    import pandas as pd
+    ex = widgets.Explorer(tiny, "2026Q2")
+    ex.controls["source"].value = "Web"
+    paths = ex.to_csv(tmp_path)
+    names = sorted(p.name for p in paths)
+    assert "2026Q2_source-Web_by_product.csv" in names and "2026Q2_source-Web_days_to_close.csv" in names
+    got = pd.read_csv(tmp_path / "2026Q2_source-Web_by_product.csv")
+    assert got["won_amount"].tolist() == ex.last["by_product"]["won_amount"].tolist()
+    links = dict(_re.findall(r'download="([^"]+)" href="data:text/csv;charset=utf-8;base64,([^"]+)"',
+                             ex.downloads.value))
+    assert set(links) == set(names)
+    text = base64.b64decode(links["2026Q2_source-Web_by_source.csv"]).decode("utf-8-sig")
+    assert pd.read_csv(io.StringIO(text))["source"].tolist() == ["Web"]
