@@ -857,7 +857,7 @@ def calibration_plot(data: pd.DataFrame, *, predicted: str = "predicted", observ
     ax.set_title(title)
     ax.set_xlabel("Predicted win probability (%)")
     ax.set_ylabel("Observed win share (%)")
-    ax.legend(loc="upper left")
+    ax.legend(loc="lower right")      # below the diagonal: the corner a useful forecast leaves empty
     return ax
 
 
