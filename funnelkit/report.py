@@ -54,7 +54,8 @@ from .io import atomic_path, atomic_write_text
 from .period import Period, quarters_between
 
 __all__ = ["render_report", "render_all_quarters", "escape", "export_html", "external_loads",
-           "default_notebook", "ReportError", "RenderFailure", "TEMPLATE_DIR", "TEMPLATE_NAME"]
+           "default_notebook", "ReportError", "RenderFailure", "RenderOutcome", "TEMPLATE_DIR", "TEMPLATE_NAME",
+           "add_navigation", "quarter_headlines", "write_index"]
 
 log = logging.getLogger("funnelkit.report")
 
@@ -89,7 +90,8 @@ class RenderFailure:
 
 
 @dataclass
-class _Outcome:
+class RenderOutcome:
+    """What an all-quarters run produced: ``(label, html path)`` per rendered quarter, and failures."""
     rendered: list[tuple[str, Path]] = field(default_factory=list)
     failed: list[RenderFailure] = field(default_factory=list)
 
@@ -612,7 +614,7 @@ def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = 
     labels = quarters or found
     from tqdm.auto import tqdm
 
-    outcome = _Outcome()
+    outcome = RenderOutcome()
     # disable=None: a bar on a terminal, none in a log file (CI) where it would print \r frames.
     bar = tqdm(labels, desc="rendering quarters", unit="quarter", disable=None if progress else True)
     for label in bar:
@@ -627,7 +629,7 @@ def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = 
             log.error("%s", exc)
             outcome.failed.append(RenderFailure(label, str(exc)))
     bar.close()
-    index = _write_index(Path(out), ds, outcome, title, span)
+    index = write_index(Path(out), ds, outcome, title, span)
     if outcome.failed:
         raise ReportError(f"{len(outcome.failed)} of {len(labels)} quarters failed: " +
                           "; ".join(f.message for f in outcome.failed) + f" (index: {index})")
@@ -709,8 +711,11 @@ def _trend_chart(h: pd.DataFrame, currency: str) -> str:
     return f'<img class="trend" src="{png_data_uri(fig)}" alt="{escape(alt)}">'
 
 
-def _write_index(out: Path, ds, outcome: _Outcome, title: str | None,
-                 span: tuple[str, str] | None = None) -> Path:
+def write_index(out: Path, ds, outcome: RenderOutcome, title: str | None,
+                span: tuple[str, str] | None = None) -> Path:
+    """Write ``<out>/index.html``: each rendered quarter's headline numbers side by side (columns
+    linking to the reports; unknown amounts said so), a small trend chart, the list of reports and
+    the failures. ``span`` is the data's first and last date."""
     from urllib.parse import quote
 
     def dates(label: str) -> str:
