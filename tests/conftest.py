@@ -12,10 +12,8 @@ matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
-# ../shared/data/real beside the project (or beside a folder of worktrees), or $FUNNELKIT_REAL_DATA
-REAL = Path(os.environ.get("FUNNELKIT_REAL_DATA") or next(
-    (p / "shared" / "data" / "real" for p in ROOT.parents if (p / "shared" / "data" / "real").is_dir()),
-    ROOT.parent / "shared" / "data" / "real"))
+# ../shared/data/real beside the project, or $FUNNELKIT_REAL_DATA (e.g. from a git worktree elsewhere)
+REAL = Path(os.environ.get("FUNNELKIT_REAL_DATA") or ROOT.parent / "shared" / "data" / "real")
 
 # Fixture notebooks are inputs of the render tests, not notebooks for nbval to execute.
 collect_ignore_glob = ["fixtures/*"]
