@@ -642,7 +642,8 @@ def quarter_headlines(ds, labels: list[str]) -> pd.DataFrame:
     ``won_amount`` (sum of the known amounts of deals won in the quarter; NaN when every won deal's
     amount is unknown), ``won_deals``, ``won_unknown`` (won deals of unknown amount), ``win_rate``
     (:func:`funnelkit.metrics.size.win_rate`), ``open_deals``, ``open_amount`` and ``open_unknown``
-    (deals open at the quarter's end; amount as for won). Each quarter is seen as of its end.
+    (deals open at the quarter's end; amount as for won; 0 when there are no such deals). Each
+    quarter is seen as of its end.
     """
     from .history import deals_as_of
     from .metrics.closing import closed_in_period
@@ -655,9 +656,11 @@ def quarter_headlines(ds, labels: list[str]) -> pd.DataFrame:
         won = closed.loc[closed["status"].astype(str) == "won", "amount"].astype(float)
         d = deals_as_of(ds, q.as_of)
         open_amounts = d.loc[d["status_as_of"].astype(str) == "open", "amount"].astype(float)
-        rows.append({"quarter": label, "won_amount": won.sum(min_count=1), "won_deals": len(won),
-                     "won_unknown": int(won.isna().sum()), "win_rate": win_rate(ds, q),
-                     "open_deals": len(open_amounts), "open_amount": open_amounts.sum(min_count=1),
+        # nothing won is 0; won deals none of whose amounts is known is unknown (NaN)
+        rows.append({"quarter": label, "won_amount": won.sum(min_count=1) if len(won) else 0.0,
+                     "won_deals": len(won), "won_unknown": int(won.isna().sum()), "win_rate": win_rate(ds, q),
+                     "open_deals": len(open_amounts),
+                     "open_amount": open_amounts.sum(min_count=1) if len(open_amounts) else 0.0,
                      "open_unknown": int(open_amounts.isna().sum())})
     return pd.DataFrame(rows, columns=["quarter", "won_amount", "won_deals", "won_unknown", "win_rate",
                                        "open_deals", "open_amount", "open_unknown"])
@@ -758,6 +761,7 @@ def write_index(out: Path, ds, outcome: RenderOutcome, title: str | None,
 .scroll{{max-width:100%;overflow-x:auto}}table{{border-collapse:collapse;font-size:.92em}}
 th,td{{border-bottom:1px solid #ddd;padding:.35em .7em;text-align:right;vertical-align:top}}
 th[scope=row]{{text-align:left;font-weight:600}}small{{color:#666;font-weight:normal}}
+thead small{{white-space:nowrap}}
 img.trend{{max-width:100%;height:auto;margin:.5em 0 1em 0}}
 @media print{{th,td{{font-size:9pt}}.scroll{{overflow:visible}}table,img{{break-inside:avoid}}}}</style></head>
 <body>

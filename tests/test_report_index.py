@@ -30,7 +30,8 @@ def test_quarter_headlines_hand_computed(tiny):
     assert q2.win_rate == pytest.approx(2 / 3)
     assert (q2.open_deals, q2.open_amount, q2.open_unknown) == (2, 700.0, 1)
     q1 = h.loc["2026Q1"]
-    assert q1.won_deals == 0 and q1.open_deals == 0 and pd.isna(q1.win_rate) and pd.isna(q1.won_amount)
+    assert q1.won_deals == 0 and q1.open_deals == 0 and pd.isna(q1.win_rate)
+    assert q1.won_amount == 0.0 and q1.open_amount == 0.0          # nothing won is 0, not unknown
 
 
 def test_index_shows_quarters_side_by_side_with_a_trend(tiny, tmp_path):
@@ -98,8 +99,6 @@ def test_template_gives_charts_their_alt_text():
 
 def test_show_chart_puts_title_and_takeaway_in_the_alt_text():
     from unittest import mock
-
-    import pandas as pd
 
     from funnelkit import notebook as fkn
     from funnelkit import plot as fkp
