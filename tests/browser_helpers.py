@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 
 import pytest
 
@@ -23,3 +24,16 @@ def chromium() -> str:
     if os.environ.get("CI"):
         pytest.fail(reason + "; CI is set, so the browser test must run")
     pytest.skip(reason)
+
+
+@contextmanager
+def launched_chromium():
+    """Headless Chromium driven by playwright, closed on exit (skips as :func:`chromium` does)."""
+    exe = chromium()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True, timeout=60_000)
+        try:
+            yield b
+        finally:
+            b.close()

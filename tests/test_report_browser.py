@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser_helpers import CHROMIUM_ARGS, chromium
+from browser_helpers import chromium, launched_chromium
 
 from funnelkit.period import Period
 from funnelkit.report import render_report
@@ -30,14 +30,8 @@ STEP_MS = 30_000  # every browser step has a timeout
 
 @pytest.fixture(scope="module")
 def browser():
-    exe = chromium()
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True, timeout=60_000)
-        try:
-            yield b
-        finally:
-            b.close()
+    with launched_chromium() as b:
+        yield b
 
 
 @pytest.fixture(scope="module")

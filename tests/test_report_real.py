@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from bs4 import BeautifulSoup
 from matplotlib.figure import Figure
+from browser_helpers import launched_chromium
 from label_overlap import overlapping_labels
 
 from funnelkit import plot as fkp
@@ -171,15 +172,8 @@ WIDTH_CHECK = """() => {
 
 @pytest.fixture(scope="module")
 def browser():
-    from browser_helpers import CHROMIUM_ARGS, chromium
-    exe = chromium()
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True, timeout=60_000)
-        try:
-            yield b
-        finally:
-            b.close()
+    with launched_chromium() as b:
+        yield b
 
 
 @pytest.mark.browser
