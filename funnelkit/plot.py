@@ -970,7 +970,7 @@ def landing_plot(data: pd.DataFrame, *, target: float | None = None, currency: s
     if target is not None:
         ax.axhline(float(target), color="#C44E52", ls="--", lw=1.2, label=f"target {money(target, currency)}")
     ax.set_ylim(bottom=0)
-    _money_axis(ax, currency)
+    money_axis(ax, currency)
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
     ax.set_title(title)
     ax.set_xlabel(xlabel)
