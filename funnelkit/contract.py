@@ -13,15 +13,20 @@ from dataclasses import dataclass, field
 __all__ = [
     "DEALS_FILE",
     "HISTORY_FILE",
+    "CHANGES_FILE",
     "PIPELINE_FILE",
     "DEAL_COLUMNS",
     "HISTORY_COLUMNS",
+    "CHANGE_COLUMNS",
+    "CHANGE_FIELDS",
     "STATUSES",
     "Pipeline",
 ]
 
 DEALS_FILE = "deals"
 HISTORY_FILE = "stage_history"
+#: The optional change log: dated values of a deal's amount, expected close date, forecast category.
+CHANGES_FILE = "deal_changes"
 PIPELINE_FILE = "pipeline.yml"
 #: Table file formats the loader reads, in order of preference when more than one is present.
 TABLE_SUFFIXES = (".csv", ".parquet", ".xlsx")
@@ -30,6 +35,10 @@ TABLE_SUFFIXES = (".csv", ".parquet", ".xlsx")
 DEAL_COLUMNS = ("deal_id", "created_at", "status", "closed_at", "amount", "source", "product", "owner")
 #: Required columns of stage_history.csv.
 HISTORY_COLUMNS = ("deal_id", "stage", "entered_at")
+#: Required columns of the optional deal_changes.csv.
+CHANGE_COLUMNS = ("deal_id", "changed_at", "field", "value")
+#: The fields the change log may change; each is also an (optional, for the last two) deals.csv column.
+CHANGE_FIELDS = ("amount", "expected_close_date", "forecast_category")
 #: The label shown for an empty source, product, owner (or any grouping column).
 NOT_SET = "(not set)"
 #: Deal outcomes; ``won`` and ``lost`` are closed.

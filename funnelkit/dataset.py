@@ -16,7 +16,16 @@ import pandas as pd
 from .contract import Pipeline
 from .validation import ValidationReport
 
-__all__ = ["Dataset", "MixedCurrencyError"]
+__all__ = ["Dataset", "MixedCurrencyError", "empty_changes"]
+
+
+def empty_changes() -> pd.DataFrame:
+    """The change log of a data set without ``deal_changes.csv``: no rows, the loaded columns."""
+    return pd.DataFrame({"deal_id": pd.Series([], dtype=object),
+                         "changed_at": pd.Series([], dtype="datetime64[ns]"),
+                         "field": pd.Series([], dtype=object), "value": pd.Series([], dtype=object),
+                         "amount": pd.Series([], dtype=float),
+                         "date": pd.Series([], dtype="datetime64[ns]")})
 
 
 class MixedCurrencyError(ValueError):
@@ -39,6 +48,12 @@ class Dataset:
         ``stage_index`` (0 = first stage), ``entered_at``; sorted by deal, time, stage order.
     pipeline
         The settings from ``pipeline.yml``.
+    deal_changes
+        The optional change log (``deal_changes.csv``), one row per change: ``deal_id``,
+        ``changed_at``, ``field`` (amount / expected_close_date / forecast_category), ``value``
+        (the text as given, trimmed), ``amount`` (float, NaN unless an amount change or unknown) and
+        ``date`` (NaT unless an expected-close-date change); sorted by deal, time, field. Empty
+        when the data set has no change log (:func:`funnelkit.changes.known_at` reads it).
     report
         The validation report (accounting, normalisations, problems in lenient mode).
     """
@@ -49,6 +64,7 @@ class Dataset:
     report: ValidationReport = field(default_factory=lambda: ValidationReport(path=""))
     name: str = "Sales pipeline"
     path: Path | None = None
+    deal_changes: pd.DataFrame = field(default_factory=lambda: empty_changes())
 
     @property
     def stages(self) -> list[str]:
@@ -142,7 +158,8 @@ class Dataset:
         """Forget the derived tables (visits, as-of views) after editing ``deals`` or
         ``stage_history`` in place. Treating a Dataset as read-only (derive new ones with
         :meth:`filter` or :func:`dataclasses.replace`) never needs this."""
-        for key in ("visits", "_visits_as_of_cache", "_deals_as_of_cache", "_forecast_visits"):
+        for key in ("visits", "_visits_as_of_cache", "_deals_as_of_cache", "_forecast_visits",
+                    "_changes_by_field"):
             self.__dict__.pop(key, None)
         return self
 
@@ -161,8 +178,9 @@ class Dataset:
             mask &= self.deals[col].isin(list(values))
         deals = self.deals[mask].reset_index(drop=True)
         hist = self.stage_history[self.stage_history["deal_id"].isin(deals["deal_id"])].reset_index(drop=True)
+        changes = self.deal_changes[self.deal_changes["deal_id"].isin(deals["deal_id"])].reset_index(drop=True)
         return Dataset(deals=deals, stage_history=hist, pipeline=self.pipeline, report=self.report,
-                       name=self.name, path=self.path)
+                       name=self.name, path=self.path, deal_changes=changes)
 
     def __repr__(self) -> str:
         return (f"Dataset({self.name!r}: {len(self.deals)} deals, {len(self.stage_history)} stage "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .changes import has_changes, known_for
 from .dataset import Dataset
 
 __all__ = ["deals_as_of", "visits_as_of", "stage_at", "OUTCOMES"]
@@ -45,7 +46,9 @@ def deals_as_of(ds: Dataset, as_of) -> pd.DataFrame:
     """Deals created before ``as_of``, with their state at ``as_of``.
 
     Adds ``status_as_of`` (open/won/lost as seen at ``as_of``) and ``closed_as_of`` (``closed_at``
-    when before ``as_of``, else NaT). All other deal columns are kept.
+    when before ``as_of``, else NaT). All other deal columns are kept; with a change log
+    (``deal_changes.csv``), ``amount`` is the amount as known at ``as_of``
+    (:func:`funnelkit.changes.known_at`).
 
     Examples
     --------
@@ -57,7 +60,11 @@ def deals_as_of(ds: Dataset, as_of) -> pd.DataFrame:
 
 
 def _deals_as_of(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
-    d = ds.deals[ds.deals["created_at"] < as_of].copy()
+    seen = (ds.deals["created_at"] < as_of).to_numpy()
+    d = ds.deals[seen].copy()
+    if has_changes(ds, "amount"):
+        # With a change log, the amount as known at as_of (a closed deal's is its closing amount).
+        d["amount"] = known_for(ds, "amount", np.flatnonzero(seen), np.full(int(seen.sum()), as_of.to_datetime64()))
     seen_close = d["closed_at"] < as_of
     d["closed_as_of"] = d["closed_at"].where(seen_close)
     # On category codes, not strings (1M deals: a tenth of a second per call instead of a second).

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .contract import (NOT_SET, DEAL_COLUMNS, DEALS_FILE, HISTORY_COLUMNS, HISTORY_FILE, PIPELINE_FILE,
-                       STATUSES, TABLE_SUFFIXES, Pipeline)
-from .dataset import Dataset
+from .contract import (NOT_SET, CHANGE_COLUMNS, CHANGE_FIELDS, CHANGES_FILE, DEAL_COLUMNS, DEALS_FILE,
+                       HISTORY_COLUMNS, HISTORY_FILE, PIPELINE_FILE, STATUSES, TABLE_SUFFIXES, Pipeline)
+from .dataset import Dataset, empty_changes
 from .parsing import INTERNAL_COLUMNS, parse_amounts, parse_timestamps, read_text_table
 from .validation import DataError, FileAccount, Problem, ValidationReport, row_json
 
@@ -66,7 +66,10 @@ def load(path: str | Path, errors: Literal["raise", "report"] = "raise") -> Data
     pipeline, fatal = _read_pipeline(path)
     deals_raw, deals_name, f2 = _read_table(path, DEALS_FILE, DEAL_COLUMNS)
     hist_raw, hist_name, f3 = _read_table(path, HISTORY_FILE, HISTORY_COLUMNS)
-    fatal += f2 + f3
+    has_changes = _find_table(path, CHANGES_FILE) is not None
+    chg_raw, chg_name, f4 = (_read_table(path, CHANGES_FILE, CHANGE_COLUMNS, allow_no_rows=True) if has_changes
+                             else (None, "", []))
+    fatal += f2 + f3 + f4
     if fatal:
         # A missing file or column makes row checks meaningless: report these alone, in both modes.
         raise DataError(fatal, path)
@@ -75,6 +78,9 @@ def load(path: str | Path, errors: Literal["raise", "report"] = "raise") -> Data
     hist, hist_problems, hist_bad = _check_history(hist_raw, hist_name, deals, deal_bad,
                                                    deals_name, pipeline)
     problems = deal_problems + hist_problems
+    if has_changes:
+        chg, chg_problems, chg_bad = _check_changes(chg_raw, chg_name, deals, deal_bad, deals_name, pipeline)
+        problems += chg_problems
     report.problems = problems
     if problems and errors == "raise":
         raise DataError(problems, path)
@@ -83,8 +89,12 @@ def load(path: str | Path, errors: Literal["raise", "report"] = "raise") -> Data
                                               int(deal_bad.sum()))
     report.accounts[hist_name] = FileAccount(hist_name, len(hist_raw), int((~hist_bad).sum()),
                                              int(hist_bad.sum()))
-    report.rejected = _rejected_rows(
-        [(deals_name, deals_raw, deal_bad), (hist_name, hist_raw, hist_bad)], problems)
+    tables = [(deals_name, deals_raw, deal_bad), (hist_name, hist_raw, hist_bad)]
+    if has_changes:
+        report.accounts[chg_name] = FileAccount(chg_name, len(chg_raw), int((~chg_bad).sum()),
+                                                int(chg_bad.sum()))
+        tables.append((chg_name, chg_raw, chg_bad))
+    report.rejected = _rejected_rows(tables, problems)
 
     deals = deals[~deal_bad.to_numpy()].reset_index(drop=True)
     hist = hist[~hist_bad.to_numpy()].reset_index(drop=True)
@@ -97,8 +107,12 @@ def load(path: str | Path, errors: Literal["raise", "report"] = "raise") -> Data
     deals = _finish_deals(deals)
     history, added, merged = _normalise_history(hist, deals, pipeline)
     report.entries_added, report.repeats_merged = added, merged
+    changes = empty_changes()
+    if has_changes:
+        changes = _finish_changes(chg[~chg_bad.to_numpy()])
+        report.earliest_known = _earliest_known(changes, deals)
     return Dataset(deals=deals, stage_history=history, pipeline=pipeline, report=report,
-                   name=pipeline.name, path=path)
+                   name=pipeline.name, path=path, deal_changes=changes)
 
 
 def validate(path: str | Path) -> ValidationReport:
@@ -148,7 +162,8 @@ def _find_table(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _read_table(folder: Path, stem: str, required: tuple[str, ...]) -> tuple[pd.DataFrame, str, list[Problem]]:
+def _read_table(folder: Path, stem: str, required: tuple[str, ...], *,
+                allow_no_rows: bool = False) -> tuple[pd.DataFrame, str, list[Problem]]:
     file = _find_table(folder, stem)
     if file is None:
         return pd.DataFrame(), f"{folder / stem}.csv", [Problem(
@@ -172,7 +187,7 @@ def _read_table(folder: Path, stem: str, required: tuple[str, ...]) -> tuple[pd.
                 for col in required if col not in df.columns]
     dupes = pd.Index(df.columns)[pd.Index(df.columns).duplicated()].unique()
     problems += [Problem(name, 1, col, None, "column appears more than once in the header") for col in dupes]
-    if not problems and df.empty:
+    if not problems and df.empty and not allow_no_rows:
         problems.append(Problem(name, 2, None, None, "file has a header but no rows"))
     # read_text_table gave each row its line in the file (_line; the header is line 1) and its
     # number of fields (_fields).
@@ -265,6 +280,14 @@ def _check_deals(raw: pd.DataFrame, file: str, pipeline: Pipeline):
         c.add(cur.ne("") & ~cur.str.fullmatch(r"[A-Z]{3}"), "currency", raw["currency"],
               "currency must be a 3-letter ISO 4217 code such as EUR")
         deals["currency"] = cur.where(cur.ne(""), pipeline.currency)
+    if "expected_close_date" in raw.columns:
+        # Optional column: the expected close date of an open deal (ignored on closed deals).
+        expected, bad_expected = parse_timestamps(raw["expected_close_date"], pipeline.date_format)
+        c.add(bad_expected, "expected_close_date", raw["expected_close_date"], f"cannot parse the date ({fmt})")
+        deals["expected_close_date"] = expected
+    for col in ("forecast_category", "lost_reason"):
+        if col in raw.columns:
+            deals[col] = raw[col].str.strip()
     deals["deal_id"] = deal_id
     deals["status"] = status
     deals["created_at"] = created
@@ -314,6 +337,85 @@ def _check_history(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: 
     hist = pd.DataFrame({"deal_id": deal_id, "stage": stage, "stage_index": index,
                          "entered_at": entered, "_line": raw["_line"]}, index=raw.index)
     return hist, c.sorted(), c.bad
+
+
+def _check_changes(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: pd.Series,
+                   deals_file: str, pipeline: Pipeline):
+    """The optional change log: every row a dated value of one field of a known, valid deal, between
+    its creation and its close; each deal's last value of a field equals the deals.csv value."""
+    c = _Collector(file, raw["_line"])
+    _check_field_counts(c, raw)
+    deals_name = Path(deals_file).name
+    deal_id = raw["deal_id"].str.strip()
+    valid = deals.loc[~deal_bad.to_numpy() & deals["deal_id"].ne("").to_numpy()].drop_duplicates("deal_id")
+    valid = valid.set_index("deal_id")
+    in_all = deal_id.isin(deals["deal_id"])
+    c.add(deal_id.eq(""), "deal_id", raw["deal_id"], "deal_id is empty")
+    c.add(~in_all & deal_id.ne(""), "deal_id", raw["deal_id"], f"change of a deal not in {deals_name}")
+    c.add(in_all & ~deal_id.isin(valid.index), "deal_id", raw["deal_id"],
+          f"the deal's own row in {deals_name} is invalid (see the problems there)")
+    field_ = raw["field"].str.strip()
+    c.add(~field_.isin(CHANGE_FIELDS), "field", raw["field"],
+          "unknown field (expected amount, expected_close_date or forecast_category)")
+    at, bad_at = parse_timestamps(raw["changed_at"], pipeline.date_format)
+    fmt = _date_hint(pipeline)
+    c.add(raw["changed_at"].str.strip().eq(""), "changed_at", raw["changed_at"], "changed_at is required")
+    c.add(bad_at, "changed_at", raw["changed_at"], f"cannot parse the date ({fmt})")
+    created = deal_id.map(valid["created_at"])
+    closed = deal_id.map(valid["closed_at"])
+    c.add(at < created, "changed_at", raw["changed_at"],
+          lambda: "change before the deal's created_at (" + _when(created) + ")")
+    c.add(at > closed, "changed_at", raw["changed_at"],
+          lambda: "change after the deal's closed_at (" + _when(closed) + "): a closed deal keeps the "
+          f"values it closed with, which are its values in {deals_name}")
+    value = raw["value"].str.strip()
+    is_amount, is_date = field_.eq("amount"), field_.eq("expected_close_date")
+    amount, bad_amount = parse_amounts(value.where(is_amount, ""))
+    c.add(bad_amount, "value", raw["value"], "cannot parse the amount as a number")
+    c.add(amount < 0, "value", raw["value"], "amount is negative")
+    date, bad_date = parse_timestamps(value.where(is_date, ""), pipeline.date_format)
+    c.add(bad_date, "value", raw["value"], f"cannot parse the date ({fmt})")
+    chg = pd.DataFrame({"deal_id": deal_id, "changed_at": at, "field": field_, "value": value,
+                        "amount": amount, "date": date, "_line": raw["_line"]}, index=raw.index)
+    ok = ~c.bad
+    key = chg.loc[ok, ["deal_id", "field", "changed_at"]]
+    twice = key.duplicated(keep="first")
+    if twice.any():
+        first_line = chg.loc[ok, "_line"].groupby([key["deal_id"], key["field"], key["changed_at"]]).transform("first")
+        c.add(twice.reindex(raw.index, fill_value=False), "changed_at", raw["changed_at"],
+              lambda: "a second change of this field of this deal at the same instant (first on line "
+              + first_line.reindex(raw.index).astype("Int64").astype(str) + ")")
+    _check_last_values(c, chg[~c.bad], raw["value"], valid, deals_name)
+    return chg, c.sorted(), c.bad
+
+
+def _check_last_values(c: "_Collector", chg: pd.DataFrame, raw_values: pd.Series, valid: pd.DataFrame,
+                       deals_name: str) -> None:
+    """Each deal's last change of a field must give its deals.csv value (the value at export)."""
+    last = chg.sort_values(["changed_at", "_line"], kind="stable").drop_duplicates(["deal_id", "field"], keep="last")
+    for field_, column in (("amount", "amount"), ("expected_close_date", "date"), ("forecast_category", "value")):
+        if field_ not in valid.columns:
+            continue
+        rows = last[last["field"].eq(field_)]
+        if field_ == "expected_close_date":
+            # Only open deals have an expected close date in deals.csv.
+            rows = rows[rows["deal_id"].map(valid["status"]).eq("open").to_numpy()]
+        export = rows["deal_id"].map(valid[field_])
+        mine = rows[column]
+        if field_ == "forecast_category":
+            export, mine = export.fillna(""), mine.fillna("")
+        same = (mine == export) | (mine.isna() & export.isna())
+        wrong = ~same
+        if not wrong.any():
+            continue
+        shown = export.astype(object).where(export.notna(), "empty").astype(str)
+        mask = pd.Series(False, index=c.lines.index)
+        mask[wrong[wrong].index] = True
+        reason = pd.Series("", index=c.lines.index)
+        reason[wrong[wrong].index] = (f"the deal's last {field_} change disagrees with {deals_name} "
+                                      f"{field_} (" + shown[wrong] + f"): {deals_name} holds the value at "
+                                      "export, which the last change must give")
+        c.add(mask, "value", raw_values, reason)
 
 
 def _when(ts: pd.Series) -> pd.Series:
@@ -373,6 +475,25 @@ def _finish_deals(deals: pd.DataFrame) -> pd.DataFrame:
         deals[col] = deals[col].astype("category")
     front = list(DEAL_COLUMNS)
     return deals[front + [c for c in deals.columns if c not in front]]
+
+
+def _finish_changes(chg: pd.DataFrame) -> pd.DataFrame:
+    """The valid changes, typed and ordered by deal, time and field."""
+    out = chg[["deal_id", "changed_at", "field", "value", "amount", "date"]].copy()
+    for col in ("deal_id", "field", "value"):
+        out[col] = _plain_text(out[col])
+    out = out.sort_values(["deal_id", "changed_at", "field"], kind="stable").reset_index(drop=True)
+    return out
+
+
+def _earliest_known(changes: pd.DataFrame, deals: pd.DataFrame) -> dict[str, int]:
+    """Per field, the deals whose first change comes after their creation: between the two, the
+    first change's value (the earliest known) stands for the value."""
+    first = changes.drop_duplicates(["deal_id", "field"], keep="first")
+    created = first["deal_id"].map(deals.set_index("deal_id")["created_at"])
+    later = first[(first["changed_at"] > created).to_numpy()]
+    counts = later["field"].value_counts()
+    return {f: int(counts.get(f, 0)) for f in CHANGE_FIELDS}
 
 
 def _normalise_history(hist: pd.DataFrame, deals: pd.DataFrame, pipeline: Pipeline):

@@ -99,6 +99,9 @@ class ValidationReport:
     closed_without_amount: int = 0
     #: Deals whose source/product/owner was empty, per column (filled with "(not set)").
     not_set: dict[str, int] = field(default_factory=dict)
+    #: With a change log: per field, the deals whose first change comes after their creation (before
+    #: it, the first change's value, the earliest known, stands for the value). Empty without one.
+    earliest_known: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -117,6 +120,10 @@ class ValidationReport:
         for col, n in self.not_set.items():
             if n:
                 lines.append(f"  deals with empty {col} (shown as '(not set)'): {n}")
+        for fld, n in self.earliest_known.items():
+            if n:
+                lines.append(f"  deals whose {fld} before its first change is that change's value "
+                             f"(the earliest known): {n}")
         if self.problems:
             lines.append(f"  {len(self.problems)} problem(s):")
             lines += [f"    - {p}" for p in self.problems[:MAX_LISTED]]
@@ -135,6 +142,7 @@ class ValidationReport:
             "repeats_merged": self.repeats_merged,
             "not_set": dict(self.not_set),
             "closed_without_amount": self.closed_without_amount,
+            "earliest_known": dict(self.earliest_known),
             "problems": [str(p) for p in self.problems],
         }
 

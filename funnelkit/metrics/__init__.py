@@ -19,6 +19,7 @@ from .closing import CloseTimeSurvival, close_time_survival, closed_in_period, d
 from .landing import LandingForecast, coverage, landing_by_week, landing_forecast, pacing, won_between
 from .forecast import (ForecastBacktest, NotEnoughHistory, backtest_forecast, default_backtest_dates,
                        expected_won_by, forecast_range, win_forecast)
+from .movement import PipelineWaterfall, pipeline_at, pipeline_waterfall, stage_movement
 from .size import deal_size, deal_size_by_month, outlier_deals, sales_velocity, target_plan, win_rate
 from .stage_time import ended_visits, stage_thresholds, stuck_deals, time_in_stage, win_rate_by_time_in_stage
 from .stages import (bottleneck, cohort_outcomes, funnel, snapshot, stage_flow, unvisited_stages,
@@ -43,6 +44,8 @@ __all__ = [
     # will we hit the number
     "landing_forecast", "LandingForecast", "landing_by_week", "coverage", "pacing", "won_between",
     "forecast_accuracy", "ForecastAccuracy", "default_accuracy_periods",
+    # where the pipeline went
+    "pipeline_at", "pipeline_waterfall", "stage_movement", "PipelineWaterfall",
     # everything for one period
     "metrics_summary", "format_summary", "amount_coverage",
 ]

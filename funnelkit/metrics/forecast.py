@@ -40,6 +40,7 @@ from dataclasses import replace, dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..changes import known_for
 from ..dataset import Dataset, MixedCurrencyError
 from ..history import _ts
 
@@ -280,7 +281,8 @@ def win_forecast(ds: Dataset, as_of=None, *, prior_strength: float = 10.0,
     rows = vz.deal_row[pos]
     p, p_stage, n, w, factor = _predict(vz, fit, stage, days, k, rows)
     deals = ds.deals
-    amount = deals["amount"].to_numpy(dtype=float)[rows]
+    # The amount as known at as_of (with a change log; else deals.csv's).
+    amount = known_for(ds, "amount", rows, np.full(len(rows), as_of.to_datetime64())).astype(float)
     out = pd.DataFrame({
         "deal_id": deals["deal_id"].to_numpy()[rows],
         "stage": pd.Categorical.from_codes(stage, categories=ds.stages, ordered=True),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..changes import field_changes, has_changes
 from ..dataset import Dataset
 from ..history import OUTCOMES, _ts, deals_as_of, visits_as_of
 from ..period import Period
@@ -84,13 +85,59 @@ def _open_by_stage(ds: Dataset, times: list[pd.Timestamp], *,
     counts = np.rint(spread(None)).astype("int64")
     if not amounts:
         return counts, None, None
-    amount = ds.deals["amount"].to_numpy(dtype="float64")[v["deal_row"].to_numpy()[keep]]
+    rows = v["deal_row"].to_numpy()[keep]
+    amount = _first_known_amounts(ds)[rows]
     total = spread(np.nan_to_num(amount, nan=0.0)).astype("float64")
-    unknown = np.rint(spread(np.isnan(amount).astype("float64"))).astype("int64")
+    unknown_sum = spread(np.isnan(amount).astype("float64"))
+    if has_changes(ds, "amount"):
+        # With a change log: each change moves the amount (and its unknown-ness) from its instant on.
+        value_step, unknown_step = _amount_steps(ds, t, rows, lo, hi, stage, n_st)
+        total += value_step
+        unknown_sum += unknown_step
+    unknown = np.rint(unknown_sum).astype("int64")
     # Cumulative sums of floats may leave tiny residues where a stage empties: clear them.
     total[counts == 0] = 0.0
     total[(counts > 0) & (unknown == counts)] = np.nan   # only unknown amounts: unknown, not 0
     return counts, total, unknown
+
+
+def _first_known_amounts(ds: Dataset) -> np.ndarray:
+    """Each deal's amount before any change: its first change's value, else deals.csv's."""
+    amount = ds.deals["amount"].to_numpy(dtype="float64").copy()
+    ch = field_changes(ds, "amount")
+    first = ch[ch["is_first"].to_numpy()]
+    amount[first["deal_row"].to_numpy()] = first["value"].to_numpy(dtype="float64")
+    return amount
+
+
+def _amount_steps(ds: Dataset, t: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                  stage: np.ndarray, n_st: int) -> tuple[np.ndarray, np.ndarray]:
+    """What the amount changes add to each stage's open amount (and to its count of unknown amounts)
+    at each instant: a change at c moves its deal's amount by (value - previous) at every instant
+    T > c of the visits that hold T."""
+    ch = field_changes(ds, "amount")
+    ch = ch[~ch["is_first"].to_numpy()]
+    delta = (np.nan_to_num(ch["value"].to_numpy(dtype="float64"), nan=0.0)
+             - np.nan_to_num(ch["previous"].to_numpy(dtype="float64"), nan=0.0))
+    value, previous = ch["value"].to_numpy(dtype="float64"), ch["previous"].to_numpy(dtype="float64")
+    steps = pd.DataFrame({"deal_row": ch["deal_row"].to_numpy(), "delta": delta,
+                          "unknown_delta": np.isnan(value).astype("float64") - np.isnan(previous),
+                          "from_t": np.searchsorted(t, ch["changed_at"].to_numpy(dtype="datetime64[ns]"),
+                                                    side="right")})
+    visits = pd.DataFrame({"deal_row": rows, "lo": lo, "hi": hi, "stage": stage})
+    both = visits.merge(steps, on="deal_row")
+    start = np.maximum(both["lo"].to_numpy(), both["from_t"].to_numpy())
+    held = start < both["hi"].to_numpy()
+    both, start = both[held], start[held]
+    width = len(t) + 1
+    code = both["stage"].to_numpy() * width
+
+    def spread(w):
+        diff = (np.bincount(code + start, weights=w, minlength=n_st * width)
+                - np.bincount(code + both["hi"].to_numpy(), weights=w, minlength=n_st * width))
+        return np.cumsum(diff.reshape(n_st, width), axis=1)[:, :len(t)]
+
+    return spread(both["delta"].to_numpy()), spread(both["unknown_delta"].to_numpy())
 
 
 def snapshot(ds: Dataset, at, *, amounts: bool = True) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from . import breakdown as _amount_by
 from . import closing as _dtc
 from . import size as _size
 from . import forecast as _forecast
+from . import movement as _movement
 from . import stages as _stages
 from . import stage_time as _tis
 from .accuracy import default_accuracy_periods, forecast_accuracy
@@ -177,6 +178,7 @@ def _summary(ds: Dataset, period: Period, target: float | None, stuck_quantile: 
         "unvisited_stages": _stages.unvisited_stages(ds),
         "currencies": currencies,
         "amount_coverage": None if mixed else amount_coverage(ds, period),
+        "pipeline_waterfall": _waterfall_fields(ds, period),
     }
     if mixed:
         _blank_amounts(out)
@@ -256,6 +258,16 @@ def _forecast_fields(forecast: pd.DataFrame) -> dict:
             **_range_fields(forecast),
             "expected_won_deals": jsonable(forecast["p_win"].sum(min_count=1)) if len(forecast) else 0.0,
             "amount_unknown_deals": unknown}
+
+
+def _waterfall_fields(ds: Dataset, period: Period) -> list[dict]:
+    """Where the pipeline went in [period start, as_of]: every open deal, and those expected to close
+    in the period (expected close date as known at each instant). None for several currencies."""
+    if len(ds.currencies) > 1:
+        return None
+    start = min(period.start, period.as_of)
+    return [jsonable(_movement.pipeline_waterfall(ds, start, period.as_of, window=w).to_dict(label))
+            for label, w in (("all", None), ("period", period))]
 
 
 def _range_fields(forecast: pd.DataFrame, level: float = 0.8) -> dict:

@@ -1,0 +1,187 @@
+"""Where the pipeline went: the pipeline at an instant, the waterfall between two instants (hand data
+of movement_hand_data.py, the worked example of docs/metrics.md section 8), and its balance on random data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from movement_hand_data import END, START, write_movement
+
+import funnelkit as fk
+from funnelkit.metrics import pipeline_at, pipeline_waterfall, snapshot, stage_movement
+from funnelkit.metrics.movement import MOVEMENTS
+
+
+@pytest.fixture(scope="module")
+def hand(tmp_path_factory):
+    return fk.load(write_movement(tmp_path_factory.mktemp("mv") / "hand"))
+
+
+def _moves(w):
+    m = w.movements.set_index("movement")
+    return {k: (int(m.loc[k, "deals"]), float(m.loc[k, "amount"])) for k in MOVEMENTS}
+
+
+def _list(w):
+    return [(r.movement, r.deal_id, str(pd.Timestamp(r.at).date()), r.amount) for r in w.deals.itertuples()]
+
+
+def test_in_quarter_pipeline_by_hand(hand):
+    w = pipeline_waterfall(hand, START, END, window="2026Q2")
+    assert w.start_set["deal_id"].tolist() == ["A", "C", "E", "F", "J"]
+    assert (w.start_deals, w.start_amount) == (5, 9600.0)
+    assert w.end_set["deal_id"].tolist() == ["A", "C", "D", "F", "J"]
+    assert (w.end_deals, w.end_amount) == (5, 6900.0)
+    assert _moves(w) == {"created": (1, 2000.0), "pulled_in": (2, 3800.0), "reopened": (0, 0.0),
+                         "amount_up": (1, 500.0), "amount_down": (1, 500.0), "pushed_out": (1, 3000.0),
+                         "won": (1, 2000.0), "lost": (1, 3500.0)}
+    # Every bar's deal list, in time order. C is pushed out and pulled back in (both shown); D's amount
+    # change on 04-20 happens outside the window (no movement), then D is pulled in with 800; E's change
+    # at the instant of its close comes first, so it is lost with the amount it closed with.
+    assert _list(w) == [
+        ("created", "B", "2026-04-10", 2000.0), ("pushed_out", "C", "2026-04-15", 3000.0),
+        ("amount_up", "F", "2026-04-25", 500.0), ("pulled_in", "D", "2026-05-05", 800.0),
+        ("pulled_in", "C", "2026-05-10", 3000.0), ("won", "B", "2026-05-20", 2000.0),
+        ("amount_down", "E", "2026-06-05", 500.0), ("lost", "E", "2026-06-05", 3500.0)]
+    assert w.balance == {"deals": 5, "end_deals": 5, "amount": 6900.0, "end_amount": 6900.0, "balanced": True}
+
+
+def test_every_open_deal_by_hand(hand):
+    w = pipeline_waterfall(hand, START, END)
+    assert (w.start_deals, w.start_amount, w.end_deals, w.end_amount) == (6, 10100.0, 6, 7600.0)
+    assert _moves(w) == {"created": (2, 2700.0), "pulled_in": (0, 0.0), "reopened": (0, 0.0),
+                         "amount_up": (2, 800.0), "amount_down": (1, 500.0), "pushed_out": (0, 0.0),
+                         "won": (1, 2000.0), "lost": (1, 3500.0)}
+    d = w.deals.set_index(["movement", "deal_id"])
+    assert d.loc[("amount_up", "D"), ["amount_before", "amount_after"]].tolist() == [500.0, 800.0]
+    assert d.loc[("lost", "E"), ["amount_before", "stage"]].tolist() == [3500.0, "Proposal"]
+    assert d.loc[("won", "B"), "stage"] == "Proposal"
+
+
+def test_the_set_at_end_is_the_snapshot_at_end(hand):
+    snap = snapshot(hand, END)
+    at_end = pipeline_at(hand, END)
+    assert snap["open_deals"].sum() == len(at_end) == 6
+    assert snap["open_amount"].sum() == at_end["amount"].sum() == 7600.0
+
+
+def test_stage_to_stage_view_by_hand(hand):
+    v = stage_movement(hand, START, END, window="2026Q2")
+    got = {(r["from"], r["to"]): (r["deals"], r["start_amount"], r["end_amount"]) for _, r in v.iterrows()}
+    assert got == {
+        ("(entered)", "Lead"): (1, 0.0, 800.0),          # D, pulled in
+        ("(entered)", "won"): (1, 0.0, 0.0),             # B, created and won inside
+        ("Lead", "Qualified"): (1, 3000.0, 3000.0),      # C
+        ("Lead", "Lead"): (1, 1000.0, 1500.0),           # F
+        ("Qualified", "Qualified"): (2, 1600.0, 1600.0),  # A, J
+        ("Lead", "lost"): (1, 4000.0, 0.0),              # E (in Proposal from 04-10, lost from there)
+    }
+
+
+def test_without_a_change_log_nothing_moves_but_deals(tmp_path):
+    plain = fk.load(write_movement(tmp_path / "plain", changes=None))
+    w = pipeline_waterfall(plain, START, END)
+    # deals.csv values throughout: D is 800 and E 3500 at every instant.
+    assert (w.start_amount, w.end_amount) == (1000 + 3000 + 800 + 3500 + 1500 + 600, 7600.0)
+    assert _moves(w)["amount_up"] == (0, 0.0) and _moves(w)["lost"] == (1, 3500.0)
+    assert w.balance["balanced"]
+
+
+def test_window_forms_agree(hand):
+    a = pipeline_waterfall(hand, START, END, window="2026Q2")
+    b = pipeline_waterfall(hand, START, END, window=("2026-04-01", "2026-06-30"))
+    c = pipeline_waterfall(hand, START, END, window=fk.Period.quarter("2026Q2"))
+    assert _moves(a) == _moves(b) == _moves(c)
+
+
+def test_end_before_start_is_refused(hand):
+    with pytest.raises(ValueError, match="before start"):
+        pipeline_waterfall(hand, END, START)
+
+
+# --------------------------------------------------------------------------------------------
+# Random data: the waterfall balances, and its end set is the snapshot.
+
+def _random_dataset(seed: int, n: int, with_window: bool):
+    rng = np.random.default_rng(seed)
+    base = pd.Timestamp("2026-01-01")
+    day = lambda k: base + pd.to_timedelta(k, unit="D")  # noqa: E731
+    created = rng.integers(0, 60, n)
+    life = rng.integers(0, 50, n)
+    status = rng.choice(["open", "won", "lost"], n)
+    closed = np.where(status == "open", -1, created + life)
+    amount = rng.integers(0, 5, n) * 100.0
+    deals = pd.DataFrame({
+        "deal_id": [f"d{i}" for i in range(n)], "created_at": day(created),
+        "status": pd.Categorical(status, categories=["open", "won", "lost"]),
+        "closed_at": pd.Series(day(closed)).where(closed >= 0).to_numpy(),
+        "amount": amount, "source": "s", "product": "p", "owner": "o",
+        "expected_close_date": day(created + rng.integers(0, 90, n)),
+    })
+    hist = pd.DataFrame({"deal_id": deals["deal_id"], "stage": pd.Categorical(["A"] * n, categories=["A", "B"]),
+                         "stage_index": np.zeros(n, dtype="int16"), "entered_at": deals["created_at"]})
+    rows = []
+    for i in range(n):
+        end = closed[i] if closed[i] >= 0 else 100
+        k = int(rng.integers(0, 4))
+        times = sorted(rng.integers(created[i], end + 1, k)) if k else []
+        for t in times:
+            fld = rng.choice(["amount", "expected_close_date"]) if with_window else "amount"
+            rows.append((f"d{i}", day(t), fld, float(rng.integers(0, 5) * 100.0),
+                         day(t + int(rng.integers(-20, 60)))))
+    ch = pd.DataFrame(rows, columns=["deal_id", "changed_at", "field", "amount", "date"])
+    ch = ch.drop_duplicates(["deal_id", "changed_at", "field"])
+    ch["amount"] = ch["amount"].where(ch["field"] == "amount")
+    ch["date"] = ch["date"].where(ch["field"] == "expected_close_date")
+    ch["value"] = ""
+    # The last change gives deals.csv's value (what the loader checks).
+    last = ch.sort_values("changed_at").drop_duplicates(["deal_id", "field"], keep="last").set_index("deal_id")
+    la = last[last["field"] == "amount"]["amount"]
+    deals.loc[deals["deal_id"].isin(la.index), "amount"] = deals["deal_id"].map(la)
+    ld = last[last["field"] == "expected_close_date"]["date"]
+    deals.loc[deals["deal_id"].isin(ld.index), "expected_close_date"] = deals["deal_id"].map(ld)
+    pipe = fk.Pipeline(("A", "B"))
+    ds = fk.Dataset(deals=deals, stage_history=hist.sort_values(["deal_id"]).reset_index(drop=True),
+                    pipeline=pipe, name="random",
+                    deal_changes=ch[["deal_id", "changed_at", "field", "value", "amount", "date"]]
+                    .sort_values(["deal_id", "changed_at", "field"]).reset_index(drop=True))
+    return ds
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 40), a=st.integers(0, 80), span=st.integers(0, 60),
+       windowed=st.booleans())
+def test_waterfall_balances_on_random_data(seed, n, a, span, windowed):
+    ds = _random_dataset(seed, n, windowed)
+    start = pd.Timestamp("2026-01-01") + pd.Timedelta(days=a)
+    end = start + pd.Timedelta(days=span)
+    window = ("2026-02-01", "2026-04-30") if windowed else None
+    w = pipeline_waterfall(ds, start, end, window=window)
+    m = w.movements.set_index("movement")["deals"]
+    assert w.start_deals + m["created"] + m["pulled_in"] + m["reopened"] - m["pushed_out"] - m["won"] \
+        - m["lost"] == w.end_deals
+    # Amounts are whole hundreds: the float sums are exact.
+    assert w.start_amount + w.movements["change"].sum() == w.end_amount
+    assert (w.movements["amount"] >= 0).all()
+    if window is None:
+        snap = snapshot(ds, end)
+        assert snap["open_deals"].sum() == w.end_deals and snap["open_amount"].sum() == w.end_amount
+    else:
+        known = fk.metrics.pipeline_at(ds, end)
+        inside = known["expected_close_date"].between(pd.Timestamp("2026-02-01"), pd.Timestamp("2026-04-30"))
+        assert inside.sum() == w.end_deals
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 30), a=st.integers(0, 100))
+def test_without_changes_open_amounts_are_todays(seed, n, a):
+    ds = _random_dataset(seed, n, False)
+    plain = fk.Dataset(deals=ds.deals, stage_history=ds.stage_history, pipeline=ds.pipeline)
+    at = pd.Timestamp("2026-01-01") + pd.Timedelta(days=a)
+    open_now = plain.deals[(plain.deals["created_at"] < at)
+                           & ~(plain.deals["closed_at"] < at)]
+    assert snapshot(plain, at)["open_amount"].sum() == open_now["amount"].sum()
+    assert pipeline_at(plain, at)["amount"].sum() == open_now["amount"].sum()
