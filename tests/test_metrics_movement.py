@@ -133,6 +133,9 @@ def _random_dataset(seed: int, n: int, with_window: bool):
             rows.append((f"d{i}", day(t), fld, float(rng.integers(0, 5) * 100.0),
                          day(t + int(rng.integers(-20, 60)))))
     ch = pd.DataFrame(rows, columns=["deal_id", "changed_at", "field", "amount", "date"])
+    ch = ch.astype({"deal_id": object, "field": object, "amount": "float64"})
+    ch["changed_at"] = pd.to_datetime(ch["changed_at"]).astype("datetime64[ns]")
+    ch["date"] = pd.to_datetime(ch["date"]).astype("datetime64[ns]")
     ch = ch.drop_duplicates(["deal_id", "changed_at", "field"])
     ch["amount"] = ch["amount"].where(ch["field"] == "amount")
     ch["date"] = ch["date"].where(ch["field"] == "expected_close_date")
@@ -140,9 +143,12 @@ def _random_dataset(seed: int, n: int, with_window: bool):
     # The last change gives deals.csv's value (what the loader checks).
     last = ch.sort_values("changed_at").drop_duplicates(["deal_id", "field"], keep="last").set_index("deal_id")
     la = last[last["field"] == "amount"]["amount"]
-    deals.loc[deals["deal_id"].isin(la.index), "amount"] = deals["deal_id"].map(la)
+    has = deals["deal_id"].isin(la.index).to_numpy()
+    deals["amount"] = np.where(has, la.reindex(deals["deal_id"]).to_numpy(dtype=float), deals["amount"])
     ld = last[last["field"] == "expected_close_date"]["date"]
-    deals.loc[deals["deal_id"].isin(ld.index), "expected_close_date"] = deals["deal_id"].map(ld)
+    has = deals["deal_id"].isin(ld.index).to_numpy()
+    deals["expected_close_date"] = np.where(has, ld.reindex(deals["deal_id"]).to_numpy(dtype="datetime64[ns]"),
+                                            deals["expected_close_date"].to_numpy(dtype="datetime64[ns]"))
     pipe = fk.Pipeline(("A", "B"))
     ds = fk.Dataset(deals=deals, stage_history=hist.sort_values(["deal_id"]).reset_index(drop=True),
                     pipeline=pipe, name="random",
