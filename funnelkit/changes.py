@@ -23,7 +23,17 @@ import pandas as pd
 from .contract import CHANGE_FIELDS
 from .dataset import Dataset
 
-__all__ = ["known_at", "known_for", "has_changes", "field_changes"]
+__all__ = ["known_at", "known_for", "has_changes", "field_changes", "instant"]
+
+
+def instant(value) -> pd.Timestamp:
+    """An instant as the loader stores times: naive, in UTC when ``value`` has a zone.
+
+    >>> instant("2026-04-01T02:00:00+02:00")
+    Timestamp('2026-04-01 00:00:00')
+    """
+    ts = pd.Timestamp(value)
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 #: The typed column of :attr:`Dataset.deal_changes` that holds each field's values.
 _VALUE_COLUMN = {"amount": "amount", "expected_close_date": "date", "forecast_category": "value"}
@@ -117,8 +127,7 @@ def known_at(ds: Dataset, field: str, at) -> pd.Series:
     >>> known_at(ds, "amount", "2026-04-01")                       # doctest: +SKIP
     """
     _check_field(field)
-    at = pd.Timestamp(at)
-    at = at.tz_convert("UTC").tz_localize(None) if at.tzinfo is not None else at
+    at = instant(at)
     values = known_for(ds, field, np.arange(len(ds.deals)), np.full(len(ds.deals), at.to_datetime64()))
     return pd.Series(values, index=ds.deals.index, name=field,
                      dtype=_export_values(ds, field).dtype if field != "forecast_category" else object)

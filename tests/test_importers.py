@@ -59,7 +59,7 @@ def test_salesforce_import_known_outcome(tmp_path):
     assert d.loc[o(1), "closed_at"] == pd.Timestamp("2024-02-15")
     # CloseDate (a date) on the creation day, before the CreatedDate time: clamped to created_at.
     assert d.loc[o(5), "closed_at"] == d.loc[o(5), "created_at"] == pd.Timestamp("2024-03-05 15:00")
-    assert pd.isna(d.loc[o(3), "closed_at"]) and d.loc[o(3), "expected_close_date"] == "2024-06-30"
+    assert pd.isna(d.loc[o(3), "closed_at"]) and d.loc[o(3), "expected_close_date"] == pd.Timestamp("2024-06-30")
     assert ds.stages == ["Prospecting", "Qualification", "Needs Analysis", "Proposal/Price Quote",
                          "Negotiation/Review"]
     h = ds.stage_history
@@ -142,7 +142,7 @@ def test_hubspot_snapshots_combined(hs_snapshots, tmp_path):
     assert d.loc["2", "status"] == "lost" and d.loc["2", "closed_at"] == pd.Timestamp("2024-03-10 16:00")
     assert d.loc["3", "status"] == "won"
     assert d.loc["1", "status"] == "open" and pd.isna(d.loc["1", "closed_at"])
-    assert d.loc["1", "expected_close_date"] == "2024-04-30T10:00:00"
+    assert d.loc["1", "expected_close_date"] == pd.Timestamp("2024-04-30 10:00")   # parsed: a contract column
     assert d.loc["4", "last_export"] == "2024-03-01"       # gone from the later export, kept
     assert ds.pipeline.currency == "EUR"
     h = ds.stage_history

@@ -31,13 +31,13 @@ def _list(w):
 
 def test_in_quarter_pipeline_by_hand(hand):
     w = pipeline_waterfall(hand, START, END, window="2026Q2")
-    assert w.start_set["deal_id"].tolist() == ["A", "C", "E", "F", "J"]
-    assert (w.start_deals, w.start_amount) == (5, 9600.0)
+    assert w.start_set["deal_id"].tolist() == ["A", "C", "E", "F", "J", "K"]
+    assert (w.start_deals, w.start_amount) == (6, 10800.0)
     assert w.end_set["deal_id"].tolist() == ["A", "C", "D", "F", "J"]
     assert (w.end_deals, w.end_amount) == (5, 6900.0)
     assert _moves(w) == {"created": (1, 2000.0), "pulled_in": (2, 3800.0), "reopened": (0, 0.0),
                          "amount_up": (1, 500.0), "amount_down": (1, 500.0), "pushed_out": (1, 3000.0),
-                         "won": (1, 2000.0), "lost": (1, 3500.0)}
+                         "won": (2, 3200.0), "lost": (1, 3500.0)}
     # Every bar's deal list, in time order. C is pushed out and pulled back in (both shown); D's amount
     # change on 04-20 happens outside the window (no movement), then D is pulled in with 800; E's change
     # at the instant of its close comes first, so it is lost with the amount it closed with.
@@ -45,16 +45,17 @@ def test_in_quarter_pipeline_by_hand(hand):
         ("created", "B", "2026-04-10", 2000.0), ("pushed_out", "C", "2026-04-15", 3000.0),
         ("amount_up", "F", "2026-04-25", 500.0), ("pulled_in", "D", "2026-05-05", 800.0),
         ("pulled_in", "C", "2026-05-10", 3000.0), ("won", "B", "2026-05-20", 2000.0),
-        ("amount_down", "E", "2026-06-05", 500.0), ("lost", "E", "2026-06-05", 3500.0)]
+        ("amount_down", "E", "2026-06-05", 500.0), ("lost", "E", "2026-06-05", 3500.0),
+        ("won", "K", "2026-06-25", 1200.0)]
     assert w.balance == {"deals": 5, "end_deals": 5, "amount": 6900.0, "end_amount": 6900.0, "balanced": True}
 
 
 def test_every_open_deal_by_hand(hand):
     w = pipeline_waterfall(hand, START, END)
-    assert (w.start_deals, w.start_amount, w.end_deals, w.end_amount) == (6, 10100.0, 6, 7600.0)
+    assert (w.start_deals, w.start_amount, w.end_deals, w.end_amount) == (7, 11300.0, 6, 7600.0)
     assert _moves(w) == {"created": (2, 2700.0), "pulled_in": (0, 0.0), "reopened": (0, 0.0),
                          "amount_up": (2, 800.0), "amount_down": (1, 500.0), "pushed_out": (0, 0.0),
-                         "won": (1, 2000.0), "lost": (1, 3500.0)}
+                         "won": (2, 3200.0), "lost": (1, 3500.0)}
     d = w.deals.set_index(["movement", "deal_id"])
     assert d.loc[("amount_up", "D"), ["amount_before", "amount_after"]].tolist() == [500.0, 800.0]
     assert d.loc[("lost", "E"), ["amount_before", "stage"]].tolist() == [3500.0, "Proposal"]
@@ -77,7 +78,8 @@ def test_stage_to_stage_view_by_hand(hand):
         ("Lead", "Qualified"): (1, 3000.0, 3000.0),      # C
         ("Lead", "Lead"): (1, 1000.0, 1500.0),           # F
         ("Qualified", "Qualified"): (2, 1600.0, 1600.0),  # A, J
-        ("Lead", "lost"): (1, 4000.0, 0.0),              # E (in Proposal from 04-10, lost from there)
+        ("Lead", "lost"): (1, 4000.0, 0.0),
+        ("Lead", "won"): (1, 1200.0, 0.0),               # K              # E (in Proposal from 04-10, lost from there)
     }
 
 
@@ -85,7 +87,7 @@ def test_without_a_change_log_nothing_moves_but_deals(tmp_path):
     plain = fk.load(write_movement(tmp_path / "plain", changes=None))
     w = pipeline_waterfall(plain, START, END)
     # deals.csv values throughout: D is 800 and E 3500 at every instant.
-    assert (w.start_amount, w.end_amount) == (1000 + 3000 + 800 + 3500 + 1500 + 600, 7600.0)
+    assert (w.start_amount, w.end_amount) == (1000 + 3000 + 800 + 3500 + 1500 + 600 + 1200, 7600.0)
     assert _moves(w)["amount_up"] == (0, 0.0) and _moves(w)["lost"] == (1, 3500.0)
     assert w.balance["balanced"]
 

@@ -20,6 +20,7 @@ from .landing import LandingForecast, coverage, landing_by_week, landing_forecas
 from .forecast import (ForecastBacktest, NotEnoughHistory, backtest_forecast, default_backtest_dates,
                        expected_won_by, forecast_range, win_forecast)
 from .movement import PipelineWaterfall, pipeline_at, pipeline_waterfall, stage_movement
+from .slippage import date_changes, expected_to_close, lost_reasons, slipping_deals, win_rate_by_pushes
 from .size import deal_size, deal_size_by_month, outlier_deals, sales_velocity, target_plan, win_rate
 from .stage_time import ended_visits, stage_thresholds, stuck_deals, time_in_stage, win_rate_by_time_in_stage
 from .stages import (bottleneck, cohort_outcomes, funnel, snapshot, stage_flow, unvisited_stages,
@@ -46,6 +47,8 @@ __all__ = [
     "forecast_accuracy", "ForecastAccuracy", "default_accuracy_periods",
     # where the pipeline went
     "pipeline_at", "pipeline_waterfall", "stage_movement", "PipelineWaterfall",
+    # slipping deals
+    "date_changes", "slipping_deals", "expected_to_close", "win_rate_by_pushes", "lost_reasons",
     # everything for one period
     "metrics_summary", "format_summary", "amount_coverage",
 ]

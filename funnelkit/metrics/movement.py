@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..changes import field_changes, known_for
+from ..changes import field_changes, instant, known_for
 from ..dataset import Dataset
 from ..history import stage_at
 from ..period import Period
@@ -40,9 +40,7 @@ ENTERED, LEFT = "(entered)", "(left the window)"
 
 
 def _instant(value) -> np.datetime64:
-    ts = pd.Timestamp(value)
-    ts = ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
-    return ts.to_datetime64().astype("datetime64[ns]")
+    return instant(value).to_datetime64().astype("datetime64[ns]")
 
 
 def _window(window) -> Period | None:
