@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace a data set already in OUT_DIR")
     p.add_argument("--lang", choices=["en", "zh"], default="en",
                    help="language of the stage, source, product and owner names (zh: Chinese, amounts in CNY)")
+    p.add_argument("--with-changes", action="store_true",
+                   help="also write deal_changes.csv (pushed close dates, amount edits, forecast categories)")
 
     p = sub.add_parser("metrics", help="compute the funnel metrics for a period")
     p.add_argument("path", metavar="DATA_DIR")
@@ -150,8 +152,10 @@ def _cmd_validate(args) -> int:
 def _cmd_sample(args) -> int:
     from .sample import write_sample
     out = write_sample(args.out, deals=args.deals, seed=args.seed, start=args.start, days=args.days,
-                       table_format=args.table_format, force=args.force, lang=args.lang)
-    print(f"wrote a sample data set of {args.deals} deals (seed {args.seed}) to {out}")
+                       table_format=args.table_format, force=args.force, lang=args.lang,
+                       with_changes=args.with_changes)
+    print(f"wrote a sample data set of {args.deals} deals (seed {args.seed}) to {out}"
+          + (" with a change log" if args.with_changes else ""))
     return 0
 
 

@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .contract import DEAL_COLUMNS, DEALS_FILE, HISTORY_COLUMNS, HISTORY_FILE, PIPELINE_FILE, Pipeline
+from .contract import (CHANGE_COLUMNS, CHANGES_FILE, DEAL_COLUMNS, DEALS_FILE, HISTORY_COLUMNS, HISTORY_FILE,
+                       PIPELINE_FILE, Pipeline)
 from .io import atomic_path, atomic_write_text
 
 __all__ = ["generate", "write_sample", "STAGES", "SOURCES", "PRODUCTS", "OWNERS",
@@ -249,6 +250,130 @@ def _simulate(n: int, seed: int, start: np.datetime64, days: int) -> dict:
                 e_deal=e_deal[order], e_stage=e_stage[order], e_time=e_time[order])
 
 
+#: Forecast categories of the sample's change log, in order.
+_CATEGORIES = ("Pipeline", "Best Case", "Commit", "Closed", "Omitted")
+
+
+def _changes(sim: dict, seed: int, end: int) -> dict:
+    """A change log for the simulated deals, from its own random stream (the deals and the stage
+    history are the same with or without it). Times are minutes after start, like the other events.
+
+    * Expected close date: set at creation (a typical cycle ahead; close to the real length for the
+      deals that will be won, since reps read good deals well); when it passes with the deal still
+      open, the rep pushes it out a few days later by 2 to 7 weeks, again and again; about one deal in
+      ten is pulled in once. Open deals carry their last date in deals.csv.
+    * Amount: a third of the deals with an amount start at another figure and are edited once or twice;
+      a fifth of those edited and won get their final figure at the very instant of the close.
+    * Forecast category: Pipeline at creation, Best Case on reaching Proposal, Commit on reaching
+      Negotiation, Closed or Omitted at the close (the deals.csv value).
+    """
+    rng = np.random.default_rng([int(seed), 13])
+    n, created, closed = sim["n"], sim["created"], sim["closed"]
+    stop = np.where(closed >= 0, closed, end - 1)          # the last instant a change may have
+    day = 1440
+    parts = []                                                # (deal, time, field code, value)
+
+    # ---- expected close dates (values in whole days since start) ----------------------------------
+    # Reps date the deals they will win well (about their real length); the rest hopefully early.
+    hopeful = np.round(np.exp(rng.normal(np.log(45), 0.45, n))).astype(np.int64)
+    real = np.maximum(np.round((closed - created) / day * rng.uniform(0.75, 1.25, n)), 1).astype(np.int64)
+    expected = created // day + np.where(sim["status"] == 1, real, hopeful)
+    parts.append((np.arange(n), created, 1, expected.astype(float)))
+    pulled = rng.random(n) < 0.1
+    pull_at = created + (rng.random(n) * np.maximum(expected * day - created, 0)).astype(np.int64)
+    pull_to = np.maximum(pull_at // day + 1, expected - rng.integers(7, 30, n))
+    do_pull = pulled & (pull_at < stop) & (pull_to < expected) & (pull_at > created)
+    parts.append((np.flatnonzero(do_pull), pull_at[do_pull], 1, pull_to[do_pull].astype(float)))
+    expected = np.where(do_pull, pull_to, expected)
+    current = expected.copy()
+    for _ in range(24):
+        when = (current + 1) * day + rng.integers(0, 5 * day, n)   # a few days after the date passed
+        push = when < stop
+        if not push.any():
+            break
+        current = np.where(push, current + 7 * rng.integers(2, 8, n), current)
+        parts.append((np.flatnonzero(push), when[push], 1, current[push].astype(float)))
+    sim_expected = current
+
+    # ---- amount edits ---------------------------------------------------------------------------
+    amount = sim["amount"]
+    edited = ~sim["no_amount"] & (rng.random(n) < 0.33)
+    first = np.round(amount * rng.uniform(0.6, 1.3, n), -1)
+    two = edited & (rng.random(n) < 0.35)
+    life = stop - created
+    t1 = created + (life * rng.uniform(0.1, 0.5, n)).astype(np.int64)
+    t2 = created + (life * rng.uniform(0.5, 0.95, n)).astype(np.int64)
+    at_close = edited & (sim["status"] == 1) & (rng.random(n) < 0.2)
+    t2 = np.where(at_close, stop, t2)
+    middle = np.round((first + amount) / 2, -1)
+    parts.append((np.flatnonzero(edited), created[edited], 0, first[edited]))
+    parts.append((np.flatnonzero(two), t1[two], 0, middle[two]))
+    parts.append((np.flatnonzero(edited), t2[edited], 0, amount[edited]))
+
+    # ---- forecast categories --------------------------------------------------------------------
+    parts.append((np.arange(n), created, 2, np.zeros(n)))
+    for stage, code in ((3, 1.0), (4, 2.0)):
+        e = sim["e_stage"] >= stage
+        reached = pd.Series(sim["e_time"][e]).groupby(sim["e_deal"][e]).min()
+        rows = reached.index.to_numpy()
+        parts.append((rows, reached.to_numpy(), 2, np.full(len(rows), code)))
+    shut = closed >= 0
+    parts.append((np.flatnonzero(shut), closed[shut], 2, np.where(sim["status"][shut] == 1, 3.0, 4.0)))
+
+    deal = np.concatenate([p[0] for p in parts])
+    time = np.concatenate([p[1] for p in parts])
+    fld = np.concatenate([np.full(len(p[0]), p[2]) for p in parts])
+    value = np.concatenate([p[3] for p in parts])
+    return dict(c_deal=deal, c_time=time, c_field=fld, c_value=value, expected=sim_expected)
+
+
+def _amount_text(amount: np.ndarray) -> np.ndarray:
+    whole = amount == np.round(amount)
+    return np.where(whole, np.char.mod("%d", amount.astype(np.int64)), np.char.mod("%.2f", amount)).astype(object)
+
+
+def _change_rows(sim: dict, start64: np.datetime64) -> pd.DataFrame:
+    """The change log as text: one row per change, by deal, time and field; a change that lands on the
+    same instant as another of its field (date-only deals keep dates only) gives way to the later one."""
+    deal, code = sim["c_deal"], sim["c_field"]
+    when = _iso(sim["c_time"], start64, sim["date_only"][deal])
+    days = (start64.astype("datetime64[D]") + sim["c_value"].astype(np.int64)).astype(str)
+    value = np.where(code == 0, _amount_text(sim["c_value"]),
+                     np.where(code == 1, days, np.array(_CATEGORIES, dtype=object)[
+                         np.clip(sim["c_value"], 0, 4).astype(np.int64)]))
+    df = pd.DataFrame({"_deal": deal, "_time": sim["c_time"], "_code": code, "_seq": np.arange(len(deal)),
+                       "deal_id": _ids(deal, sim["n"]), "changed_at": when,
+                       "field": np.array(["amount", "expected_close_date", "forecast_category"], dtype=object)[code],
+                       "value": value})
+    df = df.sort_values(["_deal", "_time", "_code", "_seq"], kind="stable")
+    df = df.drop_duplicates(["_deal", "_code", "changed_at"], keep="last")
+    return df[list(CHANGE_COLUMNS)].reset_index(drop=True)
+
+
+#: Reasons the sample's lost deals give, with their shares.
+_LOST_REASONS = {"Price": 0.3, "Chose a competitor": 0.25, "No decision": 0.2, "No budget": 0.15, "Timing": 0.1}
+
+
+def _with_changes(sim: dict, seed: int, start64: np.datetime64, end: int) -> dict:
+    """``sim`` plus the change log (as text rows) and the deals' optional columns taken from its last
+    values, so that each deal's last change gives its deals.csv value."""
+    sim = {**sim, **_changes(sim, seed, end)}
+    rows = _change_rows(sim, start64)
+    last = rows.drop_duplicates(["deal_id", "field"], keep="last")
+    n = sim["n"]
+    ids = pd.Index(_ids(np.arange(n), n))
+    expected = last[last["field"] == "expected_close_date"].set_index("deal_id")["value"].reindex(ids)
+    category = last[last["field"] == "forecast_category"].set_index("deal_id")["value"].reindex(ids)
+    is_open = sim["status"] == 0
+    rng = np.random.default_rng([int(seed), 14])
+    reason = np.array(list(_LOST_REASONS), dtype=object)[_pick(rng, n, list(_LOST_REASONS.values()))]
+    sim["extra"] = {"expected_close_date": np.where(is_open, expected.fillna("").to_numpy(dtype=object), ""),
+                    "forecast_category": category.fillna("").to_numpy(dtype=object),
+                    "lost_reason": np.where(sim["status"] == 2, reason, "")}
+    sim["change_rows"] = rows
+    return sim
+
+
 def _iso(minutes: np.ndarray, start: np.datetime64, date_only: np.ndarray) -> np.ndarray:
     """ISO 8601 text: ``YYYY-MM-DDTHH:MM:SS``, or ``YYYY-MM-DD`` where ``date_only``."""
     at = start + minutes.astype("timedelta64[m]")
@@ -274,7 +399,7 @@ def _parse_start(start) -> np.datetime64:
         raise ValueError(f"start {start!r} is not a date such as 2024-10-01") from None
 
 
-def _run(deals, seed, start, days) -> tuple[dict, np.datetime64]:
+def _run(deals, seed, start, days, with_changes: bool = False) -> tuple[dict, np.datetime64]:
     n = int(deals)
     if n < 1:
         raise ValueError("deals must be at least 1")
@@ -282,11 +407,14 @@ def _run(deals, seed, start, days) -> tuple[dict, np.datetime64]:
     if days < 1:
         raise ValueError("days must be at least 1")
     start64 = _parse_start(start)
-    return _simulate(n, int(seed), start64, days), start64
+    sim = _simulate(n, int(seed), start64, days)
+    if with_changes:
+        sim = _with_changes(sim, int(seed), start64, days * 1440)
+    return sim, start64
 
 
-def generate(deals: int = 3000, seed: int = 7, start=None,
-             days: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, Pipeline]:
+def generate(deals: int = 3000, seed: int = 7, start=None, days: int | None = None,
+             with_changes: bool = False) -> tuple:
     """Generate a synthetic data set in the contract's text-ready form.
 
     Parameters
@@ -301,10 +429,17 @@ def generate(deals: int = 3000, seed: int = 7, start=None,
         Length of the creation window in days (default 730). The data ends at ``start + days``
         (the export instant): later events are not recorded, so the deals still going are open.
 
+    with_changes
+        Also generate a change log (``deal_changes.csv``: pushed and pulled-in expected close dates,
+        amount edits, forecast category moves) and the deals' ``expected_close_date``,
+        ``forecast_category`` and ``lost_reason`` columns. The deals and the stage history are the
+        same either way (the log has its own random stream).
+
     Returns
     -------
-    (deals, stage_history, pipeline)
-        ``deals`` has exactly the columns :data:`~funnelkit.contract.DEAL_COLUMNS` and
+    (deals, stage_history, pipeline), or with ``with_changes`` (deals, stage_history, pipeline, changes)
+        ``deals`` has exactly the columns :data:`~funnelkit.contract.DEAL_COLUMNS` (plus the three
+        optional ones with ``with_changes``) and
         ``stage_history`` exactly :data:`~funnelkit.contract.HISTORY_COLUMNS`. Timestamps and
         amounts are text as they would be in the CSV (empty = missing); labels are categoricals.
 
@@ -314,10 +449,12 @@ def generate(deals: int = 3000, seed: int = 7, start=None,
     >>> sorted(d.status.unique()) <= ["lost", "open", "won"]
     True
     """
-    sim, start64 = _run(deals, seed, start, days)
+    sim, start64 = _run(deals, seed, start, days, with_changes)
     n = sim["n"]
     deals_df = _deal_rows(sim, start64, 0, n)
     hist_df = _history_rows(sim, start64, 0, len(sim["e_deal"]))
+    if with_changes:
+        return deals_df, hist_df, _PIPELINE, sim["change_rows"]
     return deals_df, hist_df, _PIPELINE
 
 
@@ -336,10 +473,7 @@ def _deal_rows(sim: dict, start64: np.datetime64, lo: int, hi: int) -> pd.DataFr
     closed = sim["closed"][cut]
     closed_text = _iso(np.maximum(closed, 0), start64, date_only)
     closed_text[closed < 0] = ""
-    amount = sim["amount"][cut]
-    whole = amount == np.round(amount)
-    amount_text = np.where(whole, np.char.mod("%d", amount.astype(np.int64)),
-                           np.char.mod("%.2f", amount)).astype(object)
+    amount_text = _amount_text(sim["amount"][cut])
     amount_text[sim["no_amount"][cut]] = ""
     df = pd.DataFrame({
         "deal_id": _ids(np.arange(lo, hi), sim["n"]),
@@ -352,6 +486,8 @@ def _deal_rows(sim: dict, start64: np.datetime64, lo: int, hi: int) -> pd.DataFr
         "owner": _labels(sim["owner"][cut], sim["owner_names"]),
     })
     assert tuple(df.columns) == DEAL_COLUMNS
+    for col, values in sim.get("extra", {}).items():
+        df[col] = values[cut]
     return df
 
 
@@ -372,11 +508,13 @@ _CHUNK = 200_000
 
 
 def write_sample(out, deals: int = 3000, seed: int = 7, start=None, days: int | None = None,
-                 table_format: str = "csv", force: bool = False, lang: str = "en") -> Path:
+                 table_format: str = "csv", force: bool = False, lang: str = "en",
+                 with_changes: bool = False) -> Path:
     """Write :func:`generate`'s data set to folder ``out`` and return the folder.
 
     Writes ``deals``, ``stage_history`` (as ``.csv``, ``.parquet`` or ``.xlsx``) and
-    ``pipeline.yml``, each atomically. ``lang="zh"`` names the stages, sources, products and owners in
+    ``pipeline.yml``, each atomically (with ``with_changes``, also ``deal_changes``: see
+    :func:`generate`). ``lang="zh"`` names the stages, sources, products and owners in
     Chinese (:data:`NAMES_ZH`; amounts in CNY). The same arguments give byte-identical CSV files. A folder
     that already holds a data set is refused unless ``force=True`` (then its files are replaced).
 
@@ -392,7 +530,8 @@ def write_sample(out, deals: int = 3000, seed: int = 7, start=None, days: int | 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out} exists and is not a folder")
-    existing = [f"{stem}.{ext}" for stem in (DEALS_FILE, HISTORY_FILE) for ext in ("csv", "parquet", "xlsx")
+    existing = [f"{stem}.{ext}" for stem in (DEALS_FILE, HISTORY_FILE, CHANGES_FILE)
+                for ext in ("csv", "parquet", "xlsx")
                 if (out / f"{stem}.{ext}").exists()] + (["pipeline.yml"] if (out / "pipeline.yml").exists() else [])
     if existing and not force:
         raise FileExistsError(f"{out} already holds a data set ({', '.join(existing)}); "
@@ -400,12 +539,19 @@ def write_sample(out, deals: int = 3000, seed: int = 7, start=None, days: int | 
     if lang not in LANGUAGES:
         raise ValueError(f"lang must be one of {', '.join(LANGUAGES)}, not {lang!r}")
     out.mkdir(parents=True, exist_ok=True)
-    sim, start64 = _run(deals, seed, start, days)
+    sim, start64 = _run(deals, seed, start, days, with_changes)
     pipeline = _PIPELINE
     if lang == "zh":
         sim, pipeline = _in_chinese(sim)
     n = sim["n"]
-    tables = ((DEALS_FILE, _deal_rows, n), (HISTORY_FILE, _history_rows, len(sim["e_deal"])))
+    tables = [(DEALS_FILE, _deal_rows, n), (HISTORY_FILE, _history_rows, len(sim["e_deal"]))]
+    if with_changes:
+        tables.append((CHANGES_FILE, lambda sim_, start_, lo, hi: sim_["change_rows"].iloc[lo:hi],
+                       len(sim["change_rows"])))
+    else:
+        # A change log left from an earlier --with-changes sample would not match the new deals.
+        for other in ("csv", "parquet", "xlsx"):
+            (out / f"{CHANGES_FILE}.{other}").unlink(missing_ok=True)
     for stem, rows, total in tables:
         target = out / f"{stem}.{table_format}"
         # Never leave a table of another format beside the new one (the loader prefers .csv).

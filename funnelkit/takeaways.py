@@ -34,7 +34,7 @@ __all__ = [
     "days_to_close_takeaway", "deal_size_takeaway", "deal_size_trend_takeaway", "outliers_takeaway",
     "target_takeaway", "amount_by_takeaway", "product_mix_takeaway", "rep_takeaway",
     "forecast_takeaway", "calibration_takeaway", "survival_takeaway", "week_label", "won_amount",
-    "previous_precedes_data",
+    "previous_precedes_data", "pushes_takeaway",
 ]
 
 
@@ -925,3 +925,43 @@ def accuracy_takeaway(accuracy: Any) -> str:
 
 
 __all__ += ["landing_takeaway", "accuracy_takeaway"]
+
+
+# --------------------------------------------------------------------------------- slipping deals
+
+def pushes_takeaway(data: pd.DataFrame, min_closed: int = 5, min_gap: float = 0.10, z: float = 1.96) -> str:
+    """Whether deals whose expected close date was pushed more often were won less often.
+
+    ``data`` is :func:`funnelkit.metrics.win_rate_by_pushes`. The same evidence rule as
+    :func:`win_rate_by_time_takeaway`: only buckets with at least ``min_closed`` closed deals count;
+    the claim needs a change of at least ``min_gap`` from the first to the last such bucket *and* a
+    Cochran-Armitage trend test beyond ``z``. Otherwise the text says there is no clear trend.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"pushes": ["0", "1", "2", "3+"], "deals": [40, 20, 10, 10],
+    ...                   "won": [20, 8, 2, 1], "lost": [20, 12, 8, 9]})
+    >>> pushes_takeaway(t)
+    'Deals that kept slipping were won less often: 50% with no push, 10% with 3+ pushes.'
+    """
+    closed = (data["won"] + data["lost"]).to_numpy(float)
+    keep = closed >= max(min_closed, 1)
+    if keep.sum() < 2:
+        return "Too few closed deals to relate pushed close dates to winning."
+    won = data["won"].to_numpy(float)[keep]
+    n = closed[keep]
+    pos = np.flatnonzero(keep).astype(float)
+    labels = data["pushes"].astype(str).to_numpy()[keep]
+    first, last = won[0] / n[0], won[-1] / n[-1]
+    stat = _trend_z(won, n, pos)
+
+    def name(label: str) -> str:
+        return "no push" if label == "0" else f"{label} push{'' if label == '1' else 'es'}"
+
+    span = f"{pct(first)} with {name(labels[0])}, {pct(last)} with {name(labels[-1])}"
+    if first - last >= min_gap and stat <= -z:
+        return f"Deals that kept slipping were won less often: {span}."
+    if last - first >= min_gap and stat >= z:
+        return f"Deals that were pushed were won more often, not less: {span}."
+    return (f"Pushed close dates show no clear link to winning ({span}; no steady change of "
+            f"{100 * min_gap:.0f}+ points beyond chance).")

@@ -75,3 +75,21 @@ def test_without_a_change_log_nothing_slips(tmp_path):
     assert date_changes(plain).empty
     s = slipping_deals(plain, "2026-07-01")
     assert s["pushes"].sum() == 0 and s["past_due"].sum() == 5
+
+
+def test_pushes_takeaway_claims_only_with_evidence():
+    import pandas as pd
+
+    from funnelkit.takeaways import pushes_takeaway
+
+    def table(won, lost):
+        return pd.DataFrame({"pushes": ["0", "1", "2", "3+"], "deals": [w + x for w, x in zip(won, lost)],
+                             "won": won, "lost": lost})
+    assert pushes_takeaway(table([20, 8, 2, 1], [20, 12, 8, 9])) == \
+        "Deals that kept slipping were won less often: 50% with no push, 10% with 3+ pushes."
+    # A 20-point fall on 5 + 5 deals is not beyond chance.
+    assert pushes_takeaway(table([3, 0, 0, 2], [2, 0, 0, 3])).startswith(
+        "Pushed close dates show no clear link to winning (60% with no push, 40% with 3+ pushes")
+    # Buckets under 5 closed deals do not count: one bucket left is no evidence.
+    assert pushes_takeaway(table([3, 1, 0, 0], [2, 2, 0, 0])) == \
+        "Too few closed deals to relate pushed close dates to winning."

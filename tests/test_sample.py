@@ -256,3 +256,33 @@ def test_chinese_named_variant_is_the_same_data_with_chinese_names(tmp_path):
     assert {"张伟", "李娜"} <= set(ds.deals["owner"].astype(str))
     with pytest.raises(ValueError, match="lang must be one of en, zh, not 'fr'"):
         write_sample(tmp_path / "fr", deals=10, lang="fr")
+
+
+def test_with_changes_same_deals_a_clean_log_and_the_same_bytes(tmp_path, monkeypatch):
+    import funnelkit.sample as sample
+    from funnelkit.metrics import date_changes, pipeline_waterfall
+    plain = write_sample(tmp_path / "plain", deals=600, seed=4)
+    a = write_sample(tmp_path / "a", deals=600, seed=4, with_changes=True)
+    monkeypatch.setattr(sample, "_CHUNK", 97)
+    b = write_sample(tmp_path / "b", deals=600, seed=4, with_changes=True)
+    assert _digest(a) == _digest(b)
+    assert sorted(_digest(a)) == ["deal_changes.csv", "deals.csv", "pipeline.yml", "stage_history.csv"]
+    assert _digest(a)["stage_history.csv"] == _digest(plain)["stage_history.csv"]
+    with_log = pd.read_csv(a / "deals.csv", dtype=str, keep_default_na=False)
+    assert list(with_log.columns) == list(DEAL_COLUMNS) + ["expected_close_date", "forecast_category", "lost_reason"]
+    assert with_log[list(DEAL_COLUMNS)].to_csv(index=False, lineterminator="\n") == (plain / "deals.csv").read_text()
+    ds = fk.load(a)                       # strict: every change valid, every last change = deals.csv
+    fields = ds.deal_changes["field"].value_counts()
+    assert set(fields.index) == {"amount", "expected_close_date", "forecast_category"}
+    moves = date_changes(ds)["kind"].value_counts()
+    assert moves["push"] > 100 and moves["pull_in"] > 10
+    # Some amount edits land on the very instant of a won deal's close.
+    won = ds.deals[ds.deals["status"] == "won"].set_index("deal_id")["closed_at"]
+    amt = ds.deal_changes[ds.deal_changes["field"] == "amount"]
+    assert (amt["changed_at"].to_numpy() == won.reindex(amt["deal_id"]).to_numpy()).sum() > 0
+    assert set(ds.deals.loc[ds.deals["status"] == "lost", "lost_reason"]) == set(sample._LOST_REASONS)
+    w = pipeline_waterfall(ds, "2025-04-01", "2025-07-01", window="2025Q2")
+    assert w.balance["balanced"] and w.movements.set_index("movement").loc["pushed_out", "deals"] > 0
+    # Writing a plain sample over it (with --force) removes the stale log.
+    write_sample(a, deals=600, seed=4, force=True)
+    assert sorted(_digest(a)) == ["deals.csv", "pipeline.yml", "stage_history.csv"]

@@ -16,6 +16,7 @@ landing forecast's record, rebuilt for past periods), :mod:`.summary` (everythin
 from .accuracy import ForecastAccuracy, default_accuracy_periods, forecast_accuracy
 from .breakdown import amount_by
 from .closing import CloseTimeSurvival, close_time_survival, closed_in_period, days_to_close, size_band
+from .cohorts import cohort_conversion
 from .landing import LandingForecast, coverage, landing_by_week, landing_forecast, pacing, won_between
 from .forecast import (ForecastBacktest, NotEnoughHistory, backtest_forecast, default_backtest_dates,
                        expected_won_by, forecast_range, win_forecast)
@@ -47,6 +48,8 @@ __all__ = [
     "forecast_accuracy", "ForecastAccuracy", "default_accuracy_periods",
     # where the pipeline went
     "pipeline_at", "pipeline_waterfall", "stage_movement", "PipelineWaterfall",
+    # cohort conversion over time
+    "cohort_conversion",
     # slipping deals
     "date_changes", "slipping_deals", "expected_to_close", "win_rate_by_pushes", "lost_reasons",
     # everything for one period
