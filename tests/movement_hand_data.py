@@ -1,4 +1,4 @@
-"""Hand-made data of the change-log, waterfall and slippage tests (and docs/metrics.md section 8).
+"""Hand-made data of the change-log, waterfall and slippage tests (and docs/metrics.md section 9).
 
 Pipeline: Lead -> Qualified -> Proposal. The interval is [2026-04-01, 2026-07-01); the window is the
 quarter 2026Q2 (expected close date 2026-04-01..2026-06-30).

@@ -1,4 +1,4 @@
-"""Cohort conversion over time (hand data of movement_hand_data.py, docs/metrics.md section 10)."""
+"""Cohort conversion over time (hand data of movement_hand_data.py, docs/metrics.md section 11)."""
 
 from __future__ import annotations
 

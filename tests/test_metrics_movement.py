@@ -1,5 +1,5 @@
 """Where the pipeline went: the pipeline at an instant, the waterfall between two instants (hand data
-of movement_hand_data.py, the worked example of docs/metrics.md section 8), and its balance on random data."""
+of movement_hand_data.py, the worked example of docs/metrics.md section 9), and its balance on random data."""
 
 from __future__ import annotations
 

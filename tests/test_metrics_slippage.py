@@ -1,5 +1,5 @@
 """Slipping deals, expected-to-close outcomes, win rate by pushes and lost reasons (hand data of
-movement_hand_data.py, docs/metrics.md section 9)."""
+movement_hand_data.py, docs/metrics.md section 10)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Cohort conversion over time: deals by month of creation × months since creation.
 
-Definition (``docs/metrics.md``, section 10): the cohort of month M is the deals created in M (and
+Definition (``docs/metrics.md``, section 11): the cohort of month M is the deals created in M (and
 before ``as_of``). Month k since creation is the k-th calendar month after M (k = 0 is M itself). For
 every cohort and every k whose month has begun before ``as_of``, the deals won, lost and still open
 at the end of that month (or at ``as_of`` when earlier); a cell whose month has not ended by

@@ -1,6 +1,6 @@
 """Where the pipeline went: the open pipeline at an instant and the waterfall between two instants.
 
-Definitions (``docs/metrics.md``, section 8):
+Definitions (``docs/metrics.md``, section 9):
 
 - **The pipeline at T** (optionally in a window W of expected close dates): the deals created before T
   and not closed before T, whose expected close date as known at T lies in W. A deal without an

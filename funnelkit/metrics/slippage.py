@@ -1,7 +1,7 @@
 """Slipping deals: pushes of the expected close date, past-due deals, what became of the deals expected
 to close in a period, win rate by number of pushes, and lost reasons.
 
-Definitions (``docs/metrics.md``, section 9):
+Definitions (``docs/metrics.md``, section 10):
 
 - A **push** is a change of a deal's expected close date (``deal_changes.csv``) to a later date than
   the one before it; a **pull-in**, to an earlier one. A deal's first recorded date is neither, and
