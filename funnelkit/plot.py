@@ -1004,3 +1004,99 @@ def accuracy_plot(by_week: pd.DataFrame, *, title: str | None = None, ax: Axes |
 
 
 __all__ += ["landing_plot", "accuracy_plot"]
+
+
+# --------------------------------------------------------------------------------- pipeline movement
+
+#: Display names of the waterfall's movements (:data:`funnelkit.metrics.movement.MOVEMENTS`).
+MOVEMENT_LABELS = {"created": "created", "pulled_in": "pulled in", "reopened": "reopened",
+                   "amount_up": "amount up", "amount_down": "amount down", "pushed_out": "pushed out",
+                   "won": "won", "lost": "lost"}
+
+
+def waterfall_plot(data: pd.DataFrame, *, start_amount: float, end_amount: float, movement: str = "movement",
+                   change: str = "change", deals: str = "deals", currency: str | None = None,
+                   title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Where the pipeline went: the amount at the start, one floating bar per movement, the end.
+
+    ``data`` is :attr:`funnelkit.metrics.PipelineWaterfall.movements`; ``change`` is each movement's
+    signed effect, so the bars walk from ``start_amount`` to ``end_amount``. Additions are green,
+    reductions red, the two totals grey; each bar is labelled with its amount and deal count.
+    """
+    ax = _new_ax(ax, figsize=(8.5, 3.8))
+    title = title or "Where the pipeline went"
+    labels = ["start"] + [MOVEMENT_LABELS.get(str(m), str(m)) for m in data[movement]] + ["end"]
+    steps = data[change].to_numpy(dtype=float)
+    level = float(start_amount) + np.concatenate([[0.0], np.cumsum(steps)])
+    bottoms = np.concatenate([[0.0], np.minimum(level[:-1], level[1:]), [0.0]])
+    heights = np.concatenate([[float(start_amount)], np.abs(steps), [float(end_amount)]])
+    colours = ["#8C8C8C"] + [STATUS_COLORS["won"] if s > 0 else STATUS_COLORS["lost"] for s in steps] + ["#8C8C8C"]
+    x = np.arange(len(labels))
+    ax.bar(x, heights, bottom=bottoms, color=colours, width=0.7)
+    counts = [""] + [f"{int(n)} deals" for n in data[deals]] + [""]
+    top = float(max((bottoms + heights).max(), 1.0))
+    for i, (b, h, n) in enumerate(zip(bottoms, heights, counts)):
+        ax.text(i, b + h + top * 0.015, money(h, "") + (f"\n{n}" if n else ""), ha="center", va="bottom",
+                fontsize=7)
+    ax.set_xticks(x, labels=labels, rotation=30, ha="right")
+    ax.set_ylim(0, top * 1.2)
+    _money_axis(ax, currency or "")
+    ax.set_title(title)
+    ax.set_ylabel(f"Open pipeline ({_unit(currency)})")
+    ax.grid(axis="x", visible=False)
+    return ax
+
+
+def win_rate_by_pushes_plot(data: pd.DataFrame, *, pushes: str = "pushes", deals: str = "deals",
+                            win_rate: str = "win_rate", title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Win rate of the deals closed in a period by how often their close date was pushed (bars,
+    each labelled with its closed deals). ``data`` is :func:`funnelkit.metrics.win_rate_by_pushes`."""
+    ax = _new_ax(ax)
+    title = title or "Win rate by number of pushed close dates"
+    if data.empty or not data[deals].fillna(0).any():
+        return _empty(ax, title, "Pushes of the expected close date", "Win rate")
+    x = np.arange(len(data))
+    rates = data[win_rate].to_numpy(dtype=float)
+    ax.bar(x, np.nan_to_num(rates), color="#4C72B0", width=0.6)
+    for i, (r, n) in enumerate(zip(rates, data[deals])):
+        ax.text(i, (0 if np.isnan(r) else r) + 0.02, f"{int(n)} deals", ha="center", fontsize=8)
+    ax.set_xticks(x, labels=[str(p) for p in data[pushes]])
+    ax.set_ylim(0, 1.1)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_title(title)
+    ax.set_xlabel("Pushes of the expected close date")
+    ax.set_ylabel("Win rate (deals closed)")
+    return ax
+
+
+def cohort_curves_plot(data: pd.DataFrame, *, cohort: str = "cohort", months: str = "months_since",
+                       value: str = "won_share", complete: str = "complete", last: int = 8,
+                       title: str | None = None, ax: Axes | None = None) -> Axes:
+    """Cohort curves: share won by months since creation, one line per creation month (the ``last``
+    cohorts). Points of months not yet ended are hollow and joined by a dotted line: not yet complete,
+    not worse. ``data`` is :func:`funnelkit.metrics.cohort_conversion`."""
+    ax = _new_ax(ax)
+    title = title or "Share won by months since creation, per creation month"
+    if data.empty:
+        return _empty(ax, title, "Months since creation", "Share won")
+    names = sorted(data[cohort].unique())[-last:]
+    cmap = plt.get_cmap("viridis")
+    for i, name in enumerate(names):
+        d = data[data[cohort] == name].sort_values(months)
+        colour = cmap(i / max(len(names) - 1, 1))
+        done = d[d[complete]]
+        ax.plot(done[months], done[value], "-o", color=colour, label=name, markersize=4)
+        if (~d[complete]).any():
+            tail = d[~d[complete] | (d[months] == done[months].max())] if len(done) else d[~d[complete]]
+            ax.plot(tail[months], tail[value], ":", color=colour)
+            ax.plot(d.loc[~d[complete], months], d.loc[~d[complete], value], "o", mfc="white", color=colour,
+                    markersize=4)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_title(title)
+    ax.set_xlabel("Months since creation (hollow: month not over yet)")
+    ax.set_ylabel("Share won so far")
+    ax.legend(fontsize=7, ncol=2, title="created", title_fontsize=7)
+    return ax
+
+
+__all__ += ["MOVEMENT_LABELS", "waterfall_plot", "win_rate_by_pushes_plot", "cohort_curves_plot"]
