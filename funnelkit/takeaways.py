@@ -34,7 +34,7 @@ __all__ = [
     "days_to_close_takeaway", "deal_size_takeaway", "deal_size_trend_takeaway", "outliers_takeaway",
     "target_takeaway", "amount_by_takeaway", "product_mix_takeaway", "rep_takeaway",
     "forecast_takeaway", "calibration_takeaway", "survival_takeaway", "week_label", "won_amount",
-    "previous_precedes_data", "pushes_takeaway",
+    "previous_precedes_data", "pushes_takeaway", "waterfall_takeaway",
 ]
 
 
@@ -965,3 +965,36 @@ def pushes_takeaway(data: pd.DataFrame, min_closed: int = 5, min_gap: float = 0.
         return f"Deals that were pushed were won more often, not less: {span}."
     return (f"Pushed close dates show no clear link to winning ({span}; no steady change of "
             f"{100 * min_gap:.0f}+ points beyond chance).")
+
+
+def _deals(n: Any) -> str:
+    return f"{int(n)} deal{'' if int(n) == 1 else 's'}"
+
+
+def waterfall_takeaway(waterfall: Any, currency: str = "") -> str:
+    """Where the pipeline went, in one sentence, with the check that the bars add up.
+
+    ``waterfall`` is :func:`funnelkit.metrics.pipeline_waterfall` output: the open amount at the
+    start and the end, the biggest addition and the biggest reduction, and ``start + movements = end``
+    for deals and amounts.
+    """
+    m = waterfall.movements.set_index("movement")
+    b = waterfall.balance
+    text = (f"The pipeline went from {money(waterfall.start_amount, currency)} ({_deals(waterfall.start_deals)}) "
+            f"to {money(waterfall.end_amount, currency)} ({_deals(waterfall.end_deals)})")
+    adds = m[m["change"] > 0]["change"]
+    cuts = m[m["change"] < 0]["change"]
+    parts = []
+    if len(adds):
+        k = adds.idxmax()
+        parts.append(f"most was added by {k.replace('_', ' ')} ({money(adds[k], currency)}, "
+                     f"{_deals(m.loc[k, 'deals'])})")
+    if len(cuts):
+        k = cuts.idxmin()
+        parts.append(f"most went out as {k.replace('_', ' ')} ({money(-cuts[k], currency)}, "
+                     f"{_deals(m.loc[k, 'deals'])})")
+    if parts:
+        text += "; " + " and ".join(parts)
+    check = "adds up" if b["balanced"] else "does NOT add up"
+    return (text + f". Check: start + movements = end {check} ({b['deals']} deals = {b['end_deals']}; "
+            f"{money(b['amount'], currency)} = {money(b['end_amount'], currency)}).")
