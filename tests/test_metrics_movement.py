@@ -199,6 +199,6 @@ def test_waterfall_takeaway_states_the_check(hand):
     from funnelkit.takeaways import waterfall_takeaway
     w = pipeline_waterfall(hand, START, END, window="2026Q2")
     assert waterfall_takeaway(w, "USD") == (
-        "The pipeline went from 10.8k USD (6 deals) to 6.9k USD (5 deals); most was added by pulled in "
+        "The pipeline went from 11k USD (6 deals) to 6.9k USD (5 deals); most was added by pulled in "
         "(3.8k USD, 2 deals) and most went out as lost (3.5k USD, 1 deal). Check: start + movements = end "
         "adds up (5 deals = 5; 6.9k USD = 6.9k USD).")
