@@ -1040,7 +1040,7 @@ def waterfall_plot(data: pd.DataFrame, *, start_amount: float, end_amount: float
                 fontsize=7)
     ax.set_xticks(x, labels=labels, rotation=30, ha="right")
     ax.set_ylim(0, top * 1.2)
-    _money_axis(ax, currency or "")
+    money_axis(ax, currency or "")
     ax.set_title(title)
     ax.set_ylabel(f"Open pipeline ({_unit(currency)})")
     ax.grid(axis="x", visible=False)
