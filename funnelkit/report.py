@@ -731,7 +731,7 @@ def write_index(out: Path, ds, outcome: RenderOutcome, title: str | None,
     labels = [label for label, _p in outcome.rendered]
     h = quarter_headlines(ds, labels)
     head = "".join(f'<th scope="col"><a href="{escape(quote(links[q]))}">{escape(q)}</a>'
-                   f'<br><small>{dates(q)}</small></th>' for q in labels)
+                   f'<br><small>{dates(q).replace(" to ", " to<br>")}</small></th>' for q in labels)
     won = "".join(f"<td>{_amount_cell(r.won_amount, r.won_deals, r.won_unknown, currency)}</td>"
                   for r in h.itertuples())
     rate = "".join("<td>" + ("-<br><small>no deal closed</small>" if r.win_rate is None or r.win_rate != r.win_rate
@@ -760,7 +760,7 @@ def write_index(out: Path, ds, outcome: RenderOutcome, title: str | None,
 .meta{{color:#555}}.failed li{{color:#a00}}.dates{{color:#666;margin-left:.5em}}
 .scroll{{max-width:100%;overflow-x:auto}}table{{border-collapse:collapse;font-size:.92em}}
 th,td{{border-bottom:1px solid #ddd;padding:.35em .7em;text-align:right;vertical-align:top}}
-th[scope=row]{{text-align:left;font-weight:600}}small{{color:#666;font-weight:normal}}
+th[scope=row]{{text-align:left;font-weight:600;min-width:11em}}small{{color:#666;font-weight:normal}}
 thead small{{white-space:nowrap}}
 img.trend{{max-width:100%;height:auto;margin:.5em 0 1em 0}}
 @media print{{th,td{{font-size:9pt}}.scroll{{overflow:visible}}table,img{{break-inside:avoid}}}}</style></head>
