@@ -176,8 +176,13 @@ def note_missing_scripts() -> None:
 
 
 def _missing_note(script: str) -> str:
-    return (f"Chart labels in {script} script cannot be drawn: no installed font has it. "
-            f"Install {install_hint(script)}, then restart the kernel.")
+    if script in {entry.name for entry in SCRIPTS}:
+        return (f"Chart labels in {script} script cannot be drawn: no installed font has it. "
+                f"Install {install_hint(script)}, then restart the kernel.")
+    covered = ", ".join(entry.name for entry in SCRIPTS)
+    return (f"Chart labels in {script} script cannot be drawn: the chart fonts cover Latin, {covered}. "
+            f"Install a font for it ({install_hint(script)}) and append its family to "
+            "matplotlib.rcParams['font.family'] after funnelkit.plot.set_theme().")
 
 
 @lru_cache(maxsize=1)
