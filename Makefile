@@ -1,9 +1,11 @@
 # funnelkit: the commands of the README, and the set-up they need.
 #   make report   renders the sample data's quarterly reports into reports/
 #   make explore  starts JupyterLab on the explorer notebook (notebooks/explore.ipynb)
-#   make test     runs the whole test suite
+#   make test     runs the whole test suite (on the default engine, in-process DuckDB)
 #   make test-fast  the suite without browser tests and end-to-end renders (a few minutes)
 #   make test-lowest-pandas  the fast suite in a second venv with the lowest pandas pyproject allows
+#   make engines  runs the cross-engine group: the ported metrics' hand tests on PySpark local[2] and
+#                 on a throwaway PostgreSQL server on 127.0.0.1 (installed with apt, stopped after)
 # Each creates .venv and installs the package on first use (and again when pyproject.toml changes),
 # saying what it does: a line per step, then pip's own lines (a few minutes on a fresh machine).
 
@@ -18,7 +20,7 @@ REPORT_ARGS ?= --all-quarters
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 EXPLORE_ARGS ?=
 
-.PHONY: report explore test test-fast test-lowest-pandas venv browser fonts bench clean
+.PHONY: report explore test test-fast test-lowest-pandas venv browser fonts bench engines clean
 
 venv: $(STAMP)
 
@@ -67,10 +69,21 @@ fonts:
 	else echo "fonts missing:$$missing (apt-get install$$missing): charts may lack some scripts"; fi; fi
 
 test: $(STAMP) browser fonts
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=300 -p no:cacheprovider
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=300 -p no:cacheprovider -m "not engines"
+
+# Java (for Spark) must be on the machine; PostgreSQL is installed by .ci/postgres when missing.
+# ENGINES=postgres (or pyspark) runs one engine only, installing only its extra.
+ENGINE_TESTS ?= tests/test_metrics_stage_time.py tests/test_metrics_breakdown.py tests/test_engine.py
+ENGINES ?= postgres pyspark
+engines: $(STAMP)
+	$(PY) -m pip install --quiet --quiet -e '.[test,$(subst $(eval) ,$(comma),$(strip $(ENGINES)))]'
+	@bash -c 'set -e; trap ".ci/postgres stop" EXIT; \
+		export FUNNELKIT_TEST_POSTGRES="$$(.ci/postgres start)"; \
+		$(PY) -m pytest $(ENGINE_TESTS) -m engines -k "$(subst $(eval) , or ,$(strip $(ENGINES)))" -p no:cacheprovider -q'
+comma := ,
 
 test-fast: $(STAMP) fonts
-	$(PY) -m pytest tests -q -m "not slow and not browser" -p no:cacheprovider
+	$(PY) -m pytest tests -q -m "not slow and not browser and not engines" -p no:cacheprovider
 
 # The lowest pandas pyproject.toml allows ("pandas>=2.2" -> pandas==2.2.*), read from pyproject so
 # the two never disagree; everything else resolves as in a fresh install.
@@ -87,7 +100,7 @@ $(LOWEST_STAMP): pyproject.toml
 
 test-lowest-pandas: $(LOWEST_STAMP) fonts
 	$(LOWEST_VENV)/bin/python -c "import pandas; print('pandas', pandas.__version__)"
-	$(LOWEST_VENV)/bin/python -m pytest tests -q -m "not slow and not browser" -p no:cacheprovider
+	$(LOWEST_VENV)/bin/python -m pytest tests -q -m "not slow and not browser and not engines" -p no:cacheprovider
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --quiet -e '.[bench]'

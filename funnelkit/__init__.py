@@ -4,6 +4,8 @@ One import gives everything::
 
     import funnelkit as fk
     ds = fk.load("data/sample")                 # validated; a clear error on bad input
+    ds = fk.connect("postgres://...", deals="deals", stage_history="stage_history",
+                    pipeline="pipeline.yml")    # or a data set held in a database
     fk.metrics.funnel(ds, "2026Q2")             # every metric under fk.metrics
     fk.plot.funnel_plot(fk.metrics.funnel(ds, "2026Q2"))   # every chart under fk.plot
 
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING
 from . import metrics
 from .contract import Pipeline
 from .dataset import Dataset, MixedCurrencyError
+from .engine import connect
 from .loading import load, validate
 from .period import Period
 from .validation import DataError, Problem, ValidationReport
@@ -29,7 +32,7 @@ if TYPE_CHECKING:  # imported on first use: matplotlib and seaborn are slow to i
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "validate", "Dataset", "Period", "Pipeline", "metrics", "plot",
+__all__ = ["load", "connect", "validate", "Dataset", "Period", "Pipeline", "metrics", "plot",
            "MixedCurrencyError", "DataError", "Problem", "ValidationReport", "__version__"]
 
 

@@ -71,6 +71,11 @@ class Dataset:
         return list(self.pipeline.stages)
 
     @property
+    def deal_columns(self) -> list[str]:
+        """The names of the deal columns."""
+        return [str(c) for c in self.deals.columns]
+
+    @property
     def currency(self) -> str:
         """The currency of the amounts (the one in the deals' ``currency`` column, if any)."""
         found = self.currencies
@@ -159,7 +164,7 @@ class Dataset:
         ``stage_history`` in place. Treating a Dataset as read-only (derive new ones with
         :meth:`filter` or :func:`dataclasses.replace`) never needs this."""
         for key in ("visits", "_visits_as_of_cache", "_deals_as_of_cache", "_forecast_visits",
-                    "_changes_by_field"):
+                    "_changes_by_field", "_engine_tables"):
             self.__dict__.pop(key, None)
         return self
 

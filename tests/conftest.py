@@ -37,6 +37,30 @@ def real_path() -> Path:
     return REAL
 
 
+@pytest.fixture(scope="session")
+def spark_session():
+    """A local[2] Spark session for the cross-engine tests (tests/engines.py), UTC, no web UI."""
+    from pyspark.sql import SparkSession
+
+    session = (SparkSession.builder.master("local[2]").appName("funnelkit-tests")
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.ui.enabled", "false")
+               .config("spark.sql.shuffle.partitions", "2")
+               .config("spark.driver.host", "127.0.0.1")
+               .config("spark.driver.bindAddress", "127.0.0.1")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .getOrCreate())
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_backend(spark_session):
+    import ibis
+
+    return ibis.pyspark.connect(spark_session)
+
+
 @pytest.fixture(autouse=True)
 def _close_figures():
     yield

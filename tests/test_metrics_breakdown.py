@@ -12,6 +12,7 @@ from funnelkit.dataset import MixedCurrencyError
 from funnelkit.metrics.breakdown import amount_by
 from funnelkit.metrics.size import deal_size, win_rate
 from funnelkit.period import Period
+from engines import ENGINES, on_engine
 from close_hand_data import (deal_tuples, make_dataset, random_deals, write_dataset,
                              write_mixed_currency)
 
@@ -20,9 +21,9 @@ COLUMNS = ["won_amount", "won_deals", "lost_deals", "win_rate", "mean_size", "sh
 NAN = float("nan")
 
 
-@pytest.fixture(scope="module")
-def ds(tmp_path_factory):
-    return fk.load(write_dataset(tmp_path_factory.mktemp("hand")))
+@pytest.fixture(scope="module", params=ENGINES)
+def ds(request, tmp_path_factory):
+    return on_engine(request.param, write_dataset(tmp_path_factory.mktemp("hand")), request)
 
 
 def check(out, by, expected):

@@ -13,6 +13,7 @@ import funnelkit as fk
 from funnelkit.metrics.stage_time import (stage_thresholds, stuck_deals, time_in_stage,
                                              win_rate_by_time_in_stage)
 from funnelkit.period import Period
+from engines import ENGINES, on_engine
 from stages_hand_data import STAGES, write_dataset
 from stages_random_data import random_dataset
 
@@ -21,9 +22,9 @@ JAN_EARLY = Period("2024-01-01", "2024-01-31", as_of="2024-01-16")
 NAN = float("nan")
 
 
-@pytest.fixture(scope="module")
-def ds(tmp_path_factory):
-    return fk.load(write_dataset(tmp_path_factory.mktemp("hand")))
+@pytest.fixture(scope="module", params=ENGINES)
+def ds(request, tmp_path_factory):
+    return on_engine(request.param, write_dataset(tmp_path_factory.mktemp("hand")), request)
 
 
 def _rows(df, cols):

@@ -9,7 +9,7 @@ from ..contract import NOT_SET
 from ..dataset import Dataset
 from ..history import DAY
 
-__all__ = ["DAY", "NOT_SET", "stage_column", "group_labels", "require_column"]
+__all__ = ["DAY", "NOT_SET", "stage_column", "group_labels", "group_label", "require_column"]
 
 
 def stage_column(ds: Dataset, codes: np.ndarray | None = None) -> pd.Categorical:
@@ -27,8 +27,17 @@ def group_labels(values: pd.Series) -> pd.Series:
     return text.where(text.ne(""), NOT_SET)
 
 
+def group_label(column):
+    """:func:`group_labels` on the engine: an Ibis column as trimmed text, ``(not set)`` where
+    missing or empty."""
+    import ibis
+
+    text = column.cast("string").strip()
+    return ibis.ifelse(text.fill_null("") == "", NOT_SET, text)
+
+
 def require_column(ds: Dataset, column: str) -> None:
     """Raise a ValueError naming the available columns when ``column`` is not a deal column."""
-    if column not in ds.deals.columns:
+    if column not in ds.deal_columns:
         raise ValueError(f"no deal column {column!r} to group by (columns: "
-                         f"{', '.join(map(str, ds.deals.columns))})")
+                         f"{', '.join(map(str, ds.deal_columns))})")

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 
 from ..dataset import Dataset
-from ..history import deals_as_of
+from ..engine.tables import tables_of, to_frame
+from ..engine.views import count_if, days_between, deals_as_of, exact_quantile, in_period
 from ..period import Period
-from ._common import DAY, NOT_SET, group_labels, require_column
+from ._common import NOT_SET, group_label, require_column
 
 __all__ = ["amount_by", "NOT_SET"]
 
@@ -66,45 +67,46 @@ def amount_by(ds: Dataset, period: Period, by: str | list[str] = "source", *,
         require_column(ds, col)
     if with_days is None:
         with_days = keys == ["owner"]
-    d = deals_as_of(ds, period.as_of)
-    status = d["status_as_of"].astype(str).to_numpy()
-    in_p = period.contains(d["closed_as_of"]).to_numpy()
-    won = (status == "won") & in_p
-    lost = (status == "lost") & in_p
-    is_open = status == "open"
-    keep = won | lost | is_open
-    d = d[keep]
-    won, lost, is_open = won[keep], lost[keep], is_open[keep]
-    amount = d["amount"].to_numpy(dtype=float)
-    frame = pd.DataFrame({
-        **{col: group_labels(d[col]).to_numpy() for col in keys},
-        "won_amount": np.where(won, amount, np.nan),
-        "won_deals": won.astype("int64"),
-        "_won_known": (won & ~np.isnan(amount)).astype("int64"),
-        "lost_deals": lost.astype("int64"),
-        "open_amount": np.where(is_open, amount, np.nan),
-        "won_amount_unknown": (won & np.isnan(amount)).astype("int64"),
-        "open_deals": is_open.astype("int64"),
-        "open_amount_unknown": (is_open & np.isnan(amount)).astype("int64"),
-    })
+    t = tables_of(ds)
+    d = deals_as_of(t, period.as_of)
+    in_p = in_period(d.closed_as_of, period)
+    d = d.mutate(_won=(d.status_as_of == "won") & in_p, _lost=(d.status_as_of == "lost") & in_p,
+                 _open=d.status_as_of == "open")
+    d = d.filter(d._won | d._lost | d._open)
+    d = d.mutate(**{col: group_label(d[col]) for col in keys})
+    agg = {
+        "won_amount": d.amount.sum(where=d._won).fill_null(0.0),
+        "won_deals": count_if(d._won),
+        # Won deals of unknown amount (possible only with allow_missing_amounts) are left out of the mean.
+        "_won_known": count_if(d._won & d.amount.notnull()),
+        "lost_deals": count_if(d._lost),
+        "open_amount": d.amount.sum(where=d._open).fill_null(0.0),
+        "won_amount_unknown": count_if(d._won & d.amount.isnull()),
+        "open_deals": count_if(d._open),
+        "open_amount_unknown": count_if(d._open & d.amount.isnull()),
+    }
     if with_days:
-        days = (d["closed_at"].to_numpy() - d["created_at"].to_numpy()) / DAY
-        frame["median_days_to_close"] = np.where(won, days, np.nan)
-    agg = {"won_amount": "sum", "won_deals": "sum", "_won_known": "sum", "lost_deals": "sum",
-           "open_amount": "sum", "won_amount_unknown": "sum", "open_deals": "sum",
-           "open_amount_unknown": "sum"}
-    if with_days:
-        agg["median_days_to_close"] = "median"
-    out = frame.groupby(keys, sort=False).agg(agg).reset_index()
+        agg["median_days_to_close"] = exact_quantile(days_between(d.created_at, d.closed_at), 0.5,
+                                                     t.backend, where=d._won)
+    out = to_frame(d.group_by(keys).aggregate(**agg))
+    for col in ("won_amount", "open_amount"):
+        out[col] = out[col].astype("float64")
+    for col in ("won_deals", "_won_known", "lost_deals", "won_amount_unknown", "open_deals",
+                "open_amount_unknown"):
+        out[col] = out[col].astype("int64")
     for col, n in (("won_amount", "won_deals"), ("open_amount", "open_deals")):   # unknown, not 0
         out[col] = out[col].where((out[n] == 0) | (out[f"{col}_unknown"] < out[n]))
     closed = out["won_deals"] + out["lost_deals"]
     out["win_rate"] = (out["won_deals"] / closed.where(closed > 0)).astype(float)
-    # Won deals of unknown amount (possible only with allow_missing_amounts) are left out of the mean.
     out["mean_size"] = (out["won_amount"] / out["_won_known"].where(out["_won_known"] > 0)).astype(float)
     total = float(out["won_amount"].sum())
     out["share"] = out["won_amount"] / total if total > 0 else np.nan
     out = out.sort_values(["won_amount", *keys], ascending=[False] + [True] * len(keys), kind="stable",
                           na_position="last")
     cols = keys + _COLUMNS + (["median_days_to_close"] if with_days else [])
-    return out[cols].reset_index(drop=True)
+    out = out[cols].reset_index(drop=True)
+    for col in keys:
+        out[col] = out[col].astype(str)
+    if with_days:
+        out["median_days_to_close"] = out["median_days_to_close"].astype("float64")
+    return out

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ..dataset import Dataset
-from ..history import _ts, visits_as_of
+from ..engine.tables import Tables, tables_of, to_frame
+from ..engine.views import OUTCOMES, count_if, exact_quantile, in_period, instant, visits_as_of
 from ..period import Period
 from ._common import stage_column
 
@@ -26,34 +27,34 @@ __all__ = ["time_in_stage", "ended_visits", "stage_thresholds", "stuck_deals", "
 DEFAULT_BUCKETS: tuple[float, ...] = (0, 7, 14, 30, 60, 90)
 
 
-
-def _per_stage(ds: Dataset, stage_index: np.ndarray, days: np.ndarray, quantiles: dict[str, float],
-               mean: bool) -> pd.DataFrame:
-    """Count, optional mean and the given quantiles of ``days`` per stage, every stage present.
-
-    One numpy pass per stage (a handful), linear-interpolation quantiles; NaN for empty stages.
-    """
-    n = len(ds.stages)
-    stage_index = np.asarray(stage_index).astype("int64")
-    days = np.asarray(days, dtype="float64")
-    count = np.bincount(stage_index, minlength=n).astype("int64")
-    stats = {name: np.full(n, np.nan) for name in (["mean_days"] if mean else []) + list(quantiles)}
-    for i in np.flatnonzero(count):
-        x = days[stage_index == i]
-        if mean:
-            stats["mean_days"][i] = x.mean()
-        for name, q in quantiles.items():
-            stats[name][i] = np.quantile(x, q)
-    return pd.DataFrame({"stage": stage_column(ds), "visits": count, **stats})
+def _per_stage(ds: Dataset, t: Tables, v, quantiles: dict[str, float], mean: bool) -> pd.DataFrame:
+    """Count, optional mean and the given exact (linear) quantiles of ``days`` per stage of the
+    visits ``v`` (an Ibis table), computed by the engine; every stage present, NaN where empty."""
+    aggs = {"visits": v.count()}
+    if mean:
+        aggs["mean_days"] = v.days.mean()
+    for name, q in quantiles.items():
+        aggs[name] = exact_quantile(v.days, q, t.backend)
+    got = to_frame(v.group_by("stage_index").aggregate(**aggs))
+    got = got.set_index(got["stage_index"].astype("int64")).reindex(range(len(ds.stages)))
+    stats = {name: got[name].to_numpy(dtype="float64") for name in aggs if name != "visits"}
+    return pd.DataFrame({"stage": stage_column(ds), "visits": got["visits"].fillna(0).to_numpy(dtype="int64"),
+                         **stats})
 
 
-def _thresholds(ds: Dataset, v: pd.DataFrame, quantile: float) -> pd.DataFrame:
+def _check_quantile(quantile: float) -> None:
     if not 0 <= quantile <= 1:
         raise ValueError(f"quantile must lie in [0, 1], got {quantile}")
-    ended = ~v["is_open"].to_numpy()
-    out = _per_stage(ds, v["stage_index"].to_numpy()[ended], v["days"].to_numpy()[ended],
-                     {"threshold_days": quantile}, mean=False)
+
+
+def _thresholds(ds: Dataset, t: Tables, v, quantile: float) -> pd.DataFrame:
+    out = _per_stage(ds, t, v.filter(~v.is_open), {"threshold_days": quantile}, mean=False)
     return out[["stage", "threshold_days", "visits"]]
+
+
+def _ended_in(t: Tables, period: Period):
+    v = visits_as_of(t, period.as_of)
+    return v.filter(~v.is_open & in_period(v.ended_at, period))
 
 
 def time_in_stage(ds: Dataset, period: Period) -> pd.DataFrame:
@@ -73,16 +74,29 @@ def time_in_stage(ds: Dataset, period: Period) -> pd.DataFrame:
     --------
     >>> time_in_stage(ds, Period("2024-01-01", "2024-01-31"))           # doctest: +SKIP
     """
-    v = ended_visits(ds, period)
-    return _per_stage(ds, v["stage_index"].to_numpy(), v["days"].to_numpy(),
-                      {"median_days": 0.5, "p90_days": 0.9}, mean=True)
+    t = tables_of(ds)
+    return _per_stage(ds, t, _ended_in(t, period), {"median_days": 0.5, "p90_days": 0.9}, mean=True)
 
 
 def ended_visits(ds: Dataset, period: Period) -> pd.DataFrame:
     """The stage visits that ended in ``period`` (seen at its ``as_of``): what :func:`time_in_stage`
-    summarises, one row per visit (the columns of :func:`funnelkit.history.visits_as_of`)."""
-    v = visits_as_of(ds, period.as_of)
-    return v[(~v["is_open"] & period.contains(v["ended_at"])).to_numpy()]
+    summarises, one row per visit: ``deal_id``, ``stage`` (ordered Categorical), ``stage_index``,
+    ``entered_at``, ``ended_at``, ``outcome`` (Categorical of :data:`funnelkit.engine.views.OUTCOMES`),
+    ``days``; in deal, then entry order.
+
+    Examples
+    --------
+    >>> ended_visits(ds, Period.quarter("2024Q1"))[["deal_id", "stage", "days"]]   # doctest: +SKIP
+    """
+    v = _ended_in(tables_of(ds), period)
+    v = to_frame(v.select("deal_id", "stage_index", "entered_at", "ended_at", "outcome", "days")
+                 .order_by(["deal_id", "entered_at", "stage_index"]))
+    return pd.DataFrame({
+        "deal_id": v["deal_id"], "stage": stage_column(ds, v["stage_index"].to_numpy()),
+        "stage_index": v["stage_index"].astype("int16"), "entered_at": v["entered_at"],
+        "ended_at": v["ended_at"],
+        "outcome": pd.Categorical.from_codes(v["outcome"].to_numpy(dtype="int64"), categories=list(OUTCOMES)),
+        "days": v["days"].astype("float64")})
 
 
 def stage_thresholds(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
@@ -98,7 +112,9 @@ def stage_thresholds(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
     --------
     >>> stage_thresholds(ds, "2024-02-01", quantile=0.9)                # doctest: +SKIP
     """
-    return _thresholds(ds, visits_as_of(ds, _ts(as_of)), quantile)
+    _check_quantile(quantile)
+    t = tables_of(ds)
+    return _thresholds(ds, t, visits_as_of(t, as_of), quantile)
 
 
 def stuck_deals(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
@@ -119,25 +135,27 @@ def stuck_deals(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
     --------
     >>> stuck_deals(ds, "2024-02-01")                                   # doctest: +SKIP
     """
-    v = visits_as_of(ds, _ts(as_of))
-    thr = _thresholds(ds, v, quantile)["threshold_days"].to_numpy()
-    cur = v[v["is_open"].to_numpy()]          # the current visit of each deal open at as_of
-    idx = cur["stage_index"].to_numpy().astype("int64")
-    limit = thr[idx]
-    days = cur["days"].to_numpy()
-    keep = np.isfinite(limit) & (days > np.nan_to_num(limit, nan=np.inf))
-    cur = cur[keep]
-    rows = cur["deal_row"].to_numpy()
-    d = ds.deals
+    _check_quantile(quantile)
+    t = tables_of(ds)
+    v = visits_as_of(t, as_of)
+    ended = v.filter(~v.is_open)
+    thr = ended.group_by("stage_index").aggregate(
+        threshold_days=exact_quantile(ended.days, quantile, t.backend))
+    cur = v.filter(v.is_open)             # the current visit of each deal open at as_of
+    cur = cur.join(thr, "stage_index").filter(lambda r: r.days > r.threshold_days)
+    d = t.deals
+    cur = cur.join(d.select("deal_id", "owner", "amount", "source", "product"), "deal_id")
+    got = to_frame(cur.select("deal_id", "owner", "stage_index", "days", "threshold_days", "amount",
+                              "source", "product"))
     out = pd.DataFrame({
-        "deal_id": d["deal_id"].to_numpy()[rows],
-        "owner": d["owner"].iloc[rows].reset_index(drop=True),
-        "stage": stage_column(ds, idx[keep]),
-        "days_in_stage": days[keep],
-        "threshold_days": limit[keep],
-        "amount": d["amount"].to_numpy(dtype="float64")[rows],
-        "source": d["source"].iloc[rows].reset_index(drop=True),
-        "product": d["product"].iloc[rows].reset_index(drop=True),
+        "deal_id": got["deal_id"].astype(str),
+        "owner": got["owner"],
+        "stage": stage_column(ds, got["stage_index"].to_numpy()),
+        "days_in_stage": got["days"].to_numpy(dtype="float64"),
+        "threshold_days": got["threshold_days"].to_numpy(dtype="float64"),
+        "amount": got["amount"].to_numpy(dtype="float64"),
+        "source": got["source"],
+        "product": got["product"],
     })
     out = out.sort_values(["stage", "days_in_stage", "deal_id"], ascending=[True, False, True],
                           kind="stable")
@@ -149,6 +167,17 @@ def _bucket_labels(edges: Sequence[float]) -> list[str]:
     for a, b in zip(edges[:-1], edges[1:]):
         labels.append(f"{a:g}+ days" if np.isinf(b) else f"{a:g}-{b:g} days")
     return labels
+
+
+def _bucket(days, edges: list[float]):
+    """Position of the left-closed bucket ``[a, b)`` holding ``days`` (an Ibis column); ``edges``
+    end with infinity, so the last bucket takes every duration past the last finite edge."""
+    import ibis
+
+    finite = edges[1:-1]
+    if not finite:
+        return ibis.literal(0)
+    return ibis.cases(*[(days < edge, i) for i, edge in enumerate(finite)], else_=len(finite))
 
 
 def win_rate_by_time_in_stage(ds: Dataset, period: Period,
@@ -185,15 +214,17 @@ def win_rate_by_time_in_stage(ds: Dataset, period: Period,
     labels = _bucket_labels(edges)
     n_st, n_b = len(ds.stages), len(labels)
 
-    v = visits_as_of(ds, period.as_of)
-    closed = (v["closed_at"] < period.as_of) & period.contains(v["closed_at"])
-    keep = closed.to_numpy()
-    b = np.searchsorted(np.asarray(edges), v["days"].to_numpy()[keep], side="right") - 1
-    b = np.clip(b, 0, n_b - 1)
-    key = v["stage_index"].to_numpy().astype("int64")[keep] * n_b + b
-    won = (v["status"] == "won").to_numpy()[keep]
-    deals = np.bincount(key, minlength=n_st * n_b).astype("int64")
-    wins = np.bincount(key[won], minlength=n_st * n_b).astype("int64")
+    t = tables_of(ds)
+    v = visits_as_of(t, period.as_of)
+    v = v.filter(v.closed_at.notnull() & (v.closed_at < instant(period.as_of)) & in_period(v.closed_at, period))
+    v = v.mutate(bucket=_bucket(v.days, edges))
+    got = to_frame(v.group_by(["stage_index", "bucket"]).aggregate(deals=v.count(),
+                                                                    won=count_if(v.status == "won")))
+    key = got["stage_index"].to_numpy(dtype="int64") * n_b + got["bucket"].to_numpy(dtype="int64")
+    deals = np.zeros(n_st * n_b, dtype="int64")
+    wins = np.zeros(n_st * n_b, dtype="int64")
+    deals[key] = got["deals"].to_numpy(dtype="int64")
+    wins[key] = got["won"].to_numpy(dtype="int64")
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(deals > 0, wins / np.maximum(deals, 1), np.nan)
     return pd.DataFrame({

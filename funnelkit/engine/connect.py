@@ -1,0 +1,186 @@
+"""A data set that lives in a database: ``fk.connect(backend_or_url, deals=..., stage_history=...)``.
+
+The deal and stage-history tables stay where they are; the contract is checked there
+(:mod:`funnelkit.engine.checks`) and the ported metrics run there as Ibis expressions. The pipeline
+settings come from a small local ``pipeline.yml`` or as arguments. Connection options and
+per-engine limits: ``docs/engines.md``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import pandas as pd
+
+from ..contract import PIPELINE_FILE, STATUSES, Pipeline
+from ..dataset import Dataset
+from ..validation import DataError, Problem, ValidationReport
+from .checks import check_tables
+from .tables import Tables, to_frame
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+__all__ = ["connect", "DatabaseDataset"]
+
+
+def connect(source, deals: "str | ir.Table" = "deals", stage_history: "str | ir.Table" = "stage_history",
+            pipeline: "str | Path | Pipeline | dict | None" = None, *, stages=None, currency: str = "USD",
+            name: str | None = None, allow_missing_amounts: bool = False, database=None,
+            errors: Literal["raise", "report"] = "raise") -> "DatabaseDataset":
+    """Open a data set held in a database, check it against the data contract there, and return it.
+
+    Parameters
+    ----------
+    source
+        An Ibis backend (``ibis.postgres.connect(...)``, ``ibis.pyspark.connect(session)``, ...) or
+        a URL that :func:`ibis.connect` understands (``"postgres://user@host/db"``,
+        ``"duckdb:///path/file.duckdb"``).
+    deals, stage_history
+        Table names (in ``database`` when given), or Ibis table expressions with the contract's
+        columns (map a CRM connector's tables with ``.select(...)``: docs/engines.md).
+    pipeline
+        A ``pipeline.yml`` (its path, or a folder holding it), a :class:`Pipeline`, or the YAML's
+        mapping. Without it, ``stages`` (and ``currency``, ``name``, ``allow_missing_amounts``) give
+        the settings.
+    database
+        The database/schema of the named tables (e.g. ``"crm"`` or ``("catalog", "schema")``).
+    errors
+        ``"raise"`` (default): a :class:`DataError` lists every broken rule with counts and example
+        deal ids. ``"report"``: return the data set with the problems in ``ds.report`` (metrics on
+        a data set with problems are not trustworthy: fix the data first).
+
+    Examples
+    --------
+    >>> import ibis, funnelkit as fk
+    >>> con = ibis.duckdb.connect()
+    >>> _ = con.create_table("deals", fk.load("data/sample").deals)        # doctest: +SKIP
+    >>> ds = fk.connect(con, pipeline="data/sample/pipeline.yml")           # doctest: +SKIP
+    >>> fk.metrics.time_in_stage(ds, fk.Period.quarter("2026Q2"))         # doctest: +SKIP
+    """
+    import ibis
+
+    con = ibis.connect(source) if isinstance(source, (str, Path)) else source
+    settings = _pipeline(pipeline, stages=stages, currency=currency, name=name,
+                         allow_missing_amounts=allow_missing_amounts)
+    deals_t, deals_name = _table(con, deals, database, "deals")
+    hist_t, hist_name = _table(con, stage_history, database, "stage_history")
+    checked = check_tables(deals_t, hist_t, settings, deals_name=deals_name, history_name=hist_name)
+    where = f"{getattr(con, 'name', 'database')}: {deals_name} + {hist_name}"
+    if checked.problems and errors == "raise":
+        raise DataError(checked.problems, where)
+    report = ValidationReport(path=where, problems=list(checked.problems),
+                              entries_added=checked.entries_added, repeats_merged=checked.repeats_merged,
+                              closed_without_amount=checked.closed_without_amount)
+    if checked.deals is None:
+        raise DataError(checked.problems, where)
+    tables = Tables(con=con, deals=checked.deals, entries=checked.entries, pipeline=settings)
+    return DatabaseDataset(tables, report=report, name=name or settings.name)
+
+
+def _pipeline(pipeline, *, stages, currency, name, allow_missing_amounts) -> Pipeline:
+    if isinstance(pipeline, Pipeline):
+        return pipeline
+    where = "pipeline settings"
+    if isinstance(pipeline, (str, Path)):
+        import yaml
+
+        path = Path(pipeline)
+        path = path / PIPELINE_FILE if path.is_dir() else path
+        where = str(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise DataError([Problem(where, None, None, None, f"cannot read the pipeline settings: {exc}")]) from None
+    elif isinstance(pipeline, dict):
+        raw = pipeline
+    elif pipeline is None and stages is not None:
+        raw = {"stages": list(stages), "currency": currency, "name": name or "Sales pipeline",
+               "allow_missing_amounts": allow_missing_amounts}
+    else:
+        raise TypeError("give pipeline= (a pipeline.yml, a Pipeline or its mapping) or stages=[...]")
+    found, problems = Pipeline.from_dict(raw)
+    if found is None:
+        raise DataError([Problem(where, None, key or None, value, reason) for key, value, reason in problems])
+    return found
+
+
+def _table(con, table, database, role: str) -> tuple["ir.Table", str]:
+    if isinstance(table, str):
+        try:
+            t = con.table(table, database=database) if database is not None else con.table(table)
+        except Exception as exc:  # each backend raises its own "no such table" error
+            shown = f"{database}.{table}" if database is not None else table
+            raise DataError([Problem(f"table {shown}", None, None, None,
+                                     f"cannot open the {role} table: {type(exc).__name__}: "
+                                     f"{str(exc).splitlines()[0] if str(exc) else ''}")]) from None
+        shown = f"{database}.{table}" if database is not None else table
+        return t, f"table {shown}"
+    return table, f"{role} expression"
+
+
+class DatabaseDataset(Dataset):
+    """A :class:`Dataset` whose tables stay in a database.
+
+    The ported metrics run in the database; ``deals`` and ``stage_history`` are fetched into pandas
+    only when something asks for them (a metric not yet on the engine, :meth:`filter`, plots),
+    then cached.
+    """
+
+    def __init__(self, tables: Tables, *, report: ValidationReport, name: str):
+        self.pipeline = tables.pipeline
+        self.report = report
+        self.name = name
+        self.path = None
+        self.__dict__["_engine_tables"] = tables
+
+    @property
+    def tables(self) -> Tables:
+        return self.__dict__["_engine_tables"]
+
+    @cached_property
+    def deals(self) -> pd.DataFrame:  # type: ignore[override]
+        d = to_frame(self.tables.deals.order_by("deal_row")).drop(columns=["deal_row"])
+        d["status"] = pd.Categorical(d["status"], categories=list(STATUSES))
+        for col in ("source", "product", "owner") + (("currency",) if "currency" in d.columns else ()):
+            d[col] = d[col].astype("category")
+        d["amount"] = d["amount"].astype("float64")
+        return d
+
+    @cached_property
+    def stage_history(self) -> pd.DataFrame:  # type: ignore[override]
+        t = self.tables
+        e = t.entries.join(t.deals.select("deal_id", "deal_row"), "deal_id")
+        h = to_frame(e.order_by(["deal_row", "entered_at", "stage_index"]).select(
+            "deal_id", "stage_index", "entered_at"))
+        codes = h["stage_index"].to_numpy(dtype="int64")
+        return pd.DataFrame({
+            "deal_id": h["deal_id"].astype(str),
+            "stage": pd.Categorical.from_codes(codes, categories=self.stages, ordered=True),
+            "stage_index": codes.astype("int16"),
+            "entered_at": h["entered_at"],
+        })
+
+    @property
+    def deal_columns(self) -> list[str]:
+        return [c for c in self.tables.deals.columns if c != "deal_row"]
+
+    @property
+    def currencies(self) -> list[str]:
+        if "currency" not in self.tables.deals.columns:
+            return [self.pipeline.currency]
+        found = self.tables.deals.select("currency").distinct().execute()["currency"]
+        return sorted(str(c) for c in found)
+
+    def refresh(self) -> "DatabaseDataset":
+        """Forget the fetched frames and derived views (the tables stay connected)."""
+        for key in ("deals", "stage_history", "visits", "_visits_as_of_cache", "_deals_as_of_cache",
+                    "_forecast_visits"):
+            self.__dict__.pop(key, None)
+        return self
+
+    def __repr__(self) -> str:
+        return (f"DatabaseDataset({self.name!r} on {self.tables.backend}: stages {self.stages}, "
+                f"currency {self.currency})")

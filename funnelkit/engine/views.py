@@ -1,0 +1,148 @@
+"""Stage visits and the as-of views as Ibis expressions: the one definition every metric uses.
+
+Visibility rule (``docs/metrics.md``): an event at ``t`` is seen at ``as_of`` when ``t < as_of``; a
+deal closed at or after ``as_of`` is open at ``as_of``. A *visit* runs from a stage entry to the
+deal's next entry; the last visit of a closed deal ends at ``closed_at``; a visit not ended before
+``as_of`` is open (censored at ``as_of``).
+
+Portable across engines: no boolean-to-integer casts (Postgres refuses them), every division on
+floats (Postgres divides integers as integers), durations from epoch seconds (whole seconds on
+Spark, BigQuery and Snowflake: ``docs/engines.md``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+    from ..period import Period
+    from .tables import Tables
+
+__all__ = ["OUTCOMES", "visits", "visits_as_of", "deals_as_of", "instant", "in_period", "days_between",
+           "count_if", "exact_quantile"]
+
+#: What became of a stage visit, in display order (``outcome`` holds the position in this tuple).
+OUTCOMES = ("advanced", "skipped ahead", "moved back", "won", "lost", "still there")
+
+SECONDS_PER_DAY = 86_400.0
+
+
+def instant(value) -> "ir.TimestampScalar":
+    """A naive timestamp literal (UTC where ``value`` has a zone)."""
+    import ibis
+
+    return ibis.literal(naive(value).to_pydatetime(), type="timestamp")
+
+
+def naive(value) -> pd.Timestamp:
+    """``value`` as a naive timestamp, in UTC when it has a zone."""
+    ts = pd.Timestamp(value)
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+
+
+def in_period(column: "ir.TimestampValue", period: "Period") -> "ir.BooleanValue":
+    """``start <= t < end + 1 day`` (null is in no period)."""
+    return (column >= instant(period.start)) & (column < instant(period.stop))
+
+
+def days_between(start: "ir.TimestampValue", end: "ir.TimestampValue") -> "ir.FloatingValue":
+    """Fractional days from ``start`` to ``end`` (seconds / 86400, on floats)."""
+    seconds = end.epoch_seconds().cast("float64") - start.epoch_seconds().cast("float64")
+    return seconds / SECONDS_PER_DAY
+
+
+def count_if(condition: "ir.BooleanValue") -> "ir.IntegerScalar":
+    """How many rows meet ``condition`` (a sum of a conditional: Postgres has no bool-to-int cast)."""
+    import ibis
+
+    return ibis.ifelse(condition, 1, 0).sum().fill_null(0)
+
+
+def exact_quantile(values: "ir.NumericColumn", q: float, backend: str,
+                   where: "ir.BooleanValue | None" = None) -> "ir.FloatingScalar":
+    """The linear-interpolation ``q`` quantile (of the rows meeting ``where``), on engines that
+    compute it exactly.
+
+    Raises
+    ------
+    NotImplementedError
+        On engines where Ibis has only an approximate quantile (BigQuery, Trino): funnelkit never
+        approximates silently.
+    """
+    if backend in APPROXIMATE_QUANTILE_BACKENDS:
+        raise NotImplementedError(
+            f"the {backend} backend has no exact quantile in Ibis, and funnelkit does not approximate "
+            "quantiles silently (docs/engines.md): run this metric on DuckDB, Postgres or PySpark")
+    return values.quantile(q, where=where)
+
+
+#: Backends whose Ibis quantile is approximate: quantile metrics are refused there.
+APPROXIMATE_QUANTILE_BACKENDS = frozenset({"bigquery", "trino", "druid", "clickhouse"})
+
+
+def visits(t: "Tables") -> "ir.Table":
+    """One row per stage visit over the whole history (not cut at any as-of instant).
+
+    Columns: ``deal_id``, ``deal_row``, ``stage_index``, ``entered_at``, ``next_entered_at`` and
+    ``next_stage_index`` (the deal's next entry; null for its last visit), ``is_last``, and the
+    deal's ``created_at``, ``closed_at`` and ``status``.
+    """
+    import ibis
+
+    e = t.entries
+    w = ibis.window(group_by=e.deal_id, order_by=[e.entered_at, e.stage_index])
+    v = e.mutate(next_entered_at=e.entered_at.lead().over(w),
+                 next_stage_index=e.stage_index.lead().over(w))
+    d = t.deals.select("deal_id", "deal_row", "created_at", "closed_at", "status")
+    v = v.join(d, "deal_id")
+    return v.mutate(is_last=v.next_stage_index.isnull())
+
+
+def visits_as_of(t: "Tables", as_of) -> "ir.Table":
+    """Stage visits begun before ``as_of``, ended or still open at ``as_of``.
+
+    The columns of :func:`visits` plus ``ended_at`` (null while open), ``is_open``, ``outcome``
+    (position in :data:`OUTCOMES`) and ``days`` (fractional days from entry to ``ended_at``, or to
+    ``as_of`` for an open visit).
+    """
+    import ibis
+
+    at = instant(as_of)
+    v = t.visits
+    v = v.filter(v.entered_at < at)
+    next_seen = v.next_entered_at.notnull() & (v.next_entered_at < at)
+    close_seen = v.is_last & v.closed_at.notnull() & (v.closed_at < at)
+    none = ibis.null().cast("timestamp")
+    v = v.mutate(
+        ended_at=ibis.cases((next_seen, v.next_entered_at), (close_seen, v.closed_at), else_=none),
+        is_open=~(next_seen | close_seen),
+        outcome=ibis.cases(
+            (next_seen & (v.next_stage_index == v.stage_index + 1), 0),
+            (next_seen & (v.next_stage_index > v.stage_index + 1), 1),
+            (next_seen & (v.next_stage_index < v.stage_index), 2),
+            (close_seen & (v.status == "won"), 3),
+            (close_seen & (v.status == "lost"), 4),
+            else_=5),
+    )
+    return v.mutate(days=days_between(v.entered_at, v.ended_at.fill_null(at)))
+
+
+def deals_as_of(t: "Tables", as_of) -> "ir.Table":
+    """Deals created before ``as_of``, with ``status_as_of`` (open/won/lost as seen at ``as_of``)
+    and ``closed_as_of`` (``closed_at`` when before ``as_of``, else null); other columns kept. With a
+    change log, ``amount`` is the amount as known at ``as_of`` (:attr:`Tables.amounts_at`)."""
+    import ibis
+
+    at = instant(as_of)
+    d = t.deals.filter(t.deals.created_at < at)
+    if t.amounts_at is not None:
+        known = ibis.memtable(t.amounts_at(naive(as_of)),
+                              schema={"deal_row": "int64", "amount": "float64"})
+        d = d.drop("amount").join(known, "deal_row")
+    seen_close = d.closed_at.notnull() & (d.closed_at < at)
+    return d.mutate(closed_as_of=ibis.ifelse(seen_close, d.closed_at, ibis.null().cast("timestamp")),
+                    status_as_of=ibis.ifelse(seen_close, d.status, "open"))

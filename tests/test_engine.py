@@ -1,0 +1,195 @@
+"""The engine layer: a data set read straight from a database (fk.connect), its contract checks run
+in the engine (counts and example deal ids), the normalisation there, and the same numbers as the
+folder loader. Runs on in-process DuckDB always, and on PySpark and PostgreSQL in `make engines`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import funnelkit as fk
+from funnelkit.engine.views import exact_quantile
+from funnelkit.metrics import amount_by, stuck_deals, time_in_stage
+from funnelkit.period import Period
+from engines import ENGINES, put_tables, raw_tables
+from stages_hand_data import DEALS, HISTORY, STAGES, write_dataset
+
+JAN = Period("2024-01-01", "2024-01-31")
+
+
+@pytest.fixture(scope="module")
+def hand(tmp_path_factory):
+    folder = write_dataset(tmp_path_factory.mktemp("hand"))
+    return folder, fk.load(folder)
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request):
+    return request.param
+
+
+def _connect(engine, request, deals, hist, **kw):
+    con, names = put_tables(engine, request, deals, hist)
+    kw.setdefault("stages", STAGES)
+    return fk.connect(con, deals=names[0], stage_history=names[1], **kw)
+
+
+def test_connected_data_set_gives_the_loaders_numbers(engine, request, hand):
+    folder, loaded = hand
+    deals, hist = raw_tables(loaded)
+    ds = _connect(engine, request, deals, hist)
+    assert isinstance(ds, fk.Dataset) and ds.stages == STAGES
+    pd.testing.assert_frame_equal(time_in_stage(ds, JAN), time_in_stage(loaded, JAN))
+    pd.testing.assert_frame_equal(amount_by(ds, JAN, by="owner"), amount_by(loaded, JAN, by="owner"))
+    a, b = stuck_deals(ds, JAN.as_of), stuck_deals(loaded, JAN.as_of)
+    assert a["deal_id"].tolist() == b["deal_id"].tolist() == ["D8", "D6", "D3"]
+    np.testing.assert_allclose(a["days_in_stage"], b["days_in_stage"])
+    # A metric not yet on the engine works on the fetched frames: same values as the loaded ones.
+    assert fk.metrics.win_rate(ds, JAN) == fk.metrics.win_rate(loaded, JAN)
+    assert ds.deals["deal_id"].tolist() == sorted(d[0] for d in DEALS)
+
+
+def test_the_engine_normalises_entries_like_the_loader(engine, request, hand):
+    _, loaded = hand
+    deals, hist = raw_tables(loaded)
+    # Unnormalised input: D1 has a repeated Qualified entry (merged), D7 has no entry (one is added
+    # at its created_at, first stage), and the rows are in no particular order.
+    hist = pd.concat([hist, pd.DataFrame({"deal_id": ["D1"], "stage": ["Qualified"],
+                                          "entered_at": [pd.Timestamp("2024-01-07")]})])
+    hist = hist[hist["deal_id"] != "D7"].iloc[::-1].astype({"entered_at": "datetime64[us]"})
+    ds = _connect(engine, request, deals, hist)
+    assert (ds.report.entries_added, ds.report.repeats_merged) == (1, 1)
+    got = ds.stage_history
+    want = loaded.stage_history
+    assert got["deal_id"].tolist() == want["deal_id"].tolist()
+    assert got["stage"].astype(str).tolist() == want["stage"].astype(str).tolist()
+    assert got["entered_at"].tolist() == want["entered_at"].tolist()
+
+
+def _bad_tables():
+    deals = pd.DataFrame([
+        # deal_id, created_at, status, closed_at, amount, source, product, owner
+        ("A1", "2024-01-01", "won", None, 10.0, "Web", "X", "Ann"),          # won without closed_at
+        ("A2", "2024-01-01", "WON ", "2024-01-05", 10.0, "Web", "X", "Ann"),  # status in any case: fine
+        ("A3", "2024-01-01", "pending", None, 5.0, "Web", "X", "Ann"),       # unknown status
+        ("A3", "2024-01-02", "open", None, 5.0, "Web", "X", "Ann"),          # duplicate id
+        ("A4", "2024-01-10", "lost", "2024-01-05", 1.0, "", None, "Bo"),     # closed before created
+        ("A5", "2024-01-01", "open", None, -3.0, "Web", "X", "Bo"),          # negative amount
+        ("A6", "2024-01-01", "lost", "2024-01-09", None, "Web", "X", "Bo"),  # lost, amount unknown
+    ], columns=["deal_id", "created_at", "status", "closed_at", "amount", "source", "product", "owner"])
+    for col in ("created_at", "closed_at"):
+        deals[col] = pd.to_datetime(deals[col]).astype("datetime64[us]")
+    hist = pd.DataFrame([
+        ("A2", "Lead", "2024-01-01"),
+        ("A2", "Closing", "2024-01-02"),        # unknown stage
+        ("A5", "Lead", "2023-12-01"),           # before created_at
+        ("A6", "Qualified", "2024-01-20"),      # after closed_at
+        ("ZZ", "Lead", "2024-01-01"),           # unknown deal
+    ], columns=["deal_id", "stage", "entered_at"])
+    hist["entered_at"] = pd.to_datetime(hist["entered_at"]).astype("datetime64[us]")
+    return deals, hist
+
+
+def test_contract_checks_run_in_the_engine_with_counts_and_examples(engine, request):
+    deals, hist = _bad_tables()
+    with pytest.raises(fk.DataError) as err:
+        _connect(engine, request, deals, hist)
+    found = {(p.column, p.reason.split(":")[0]): p for p in err.value.problems}
+    assert set(found) == {
+        ("status", "unknown status (expected open, won or lost, in any case)"),
+        ("closed_at", "a won or lost deal needs closed_at"),
+        ("closed_at", "closed_at is before created_at"),
+        ("amount", "amount is negative"),
+        ("amount", "amount is empty on a won or lost deal (allowed only for open deals, unless "
+                   "pipeline.yml says allow_missing_amounts"),
+        ("deal_id", "duplicate deal_id"),
+        ("deal_id", "stage entry for a deal not in the deals table"),
+        ("stage", "stage not in pipeline.yml (stages"),
+        ("entered_at", "stage entry before the deal's created_at"),
+        ("entered_at", "stage entry after the deal's closed_at"),
+    }
+    dup = found[("deal_id", "duplicate deal_id")]
+    assert dup.reason == "duplicate deal_id: 2 rows (deal ids, e.g.: A3, A3)"
+    status = found[("status", "unknown status (expected open, won or lost, in any case)")]
+    assert status.value == "'pending'" and status.reason.endswith("1 row (deal ids, e.g.: A3)")
+    stage = found[("stage", "stage not in pipeline.yml (stages")]
+    assert stage.value == "'Closing'" and stage.reason.endswith("1 row (deal ids, e.g.: A2)")
+    assert found[("entered_at", "stage entry before the deal's created_at")].reason.endswith("e.g.: A5)")
+    assert "table fk_t" in str(err.value) and str(err.value).startswith("10 problems in data set")
+
+
+def test_missing_amounts_allowed_by_the_pipeline(engine, request):
+    deals, hist = _bad_tables()
+    deals = deals[deals["deal_id"].isin(["A2", "A6"])]
+    hist = hist[hist["deal_id"] == "A2"].iloc[:1]
+    ds = _connect(engine, request, deals, hist, allow_missing_amounts=True)
+    assert ds.report.closed_without_amount == 1 and ds.report.entries_added == 1
+    assert ds.deals["status"].astype(str).tolist() == ["won", "lost"]
+
+
+def test_wrong_column_types_and_missing_tables_are_named():
+    import ibis
+
+    con = ibis.duckdb.connect()
+    deals, hist = _bad_tables()
+    con.create_table("deals", deals.astype({"created_at": str}))
+    con.create_table("stage_history", hist.drop(columns=["stage"]))
+    with pytest.raises(fk.DataError) as err:
+        fk.connect(con, stages=STAGES)
+    text = str(err.value)
+    assert "table deals, column 'created_at': is string in the database" in text
+    assert "table stage_history, column 'stage': required column missing" in text
+    with pytest.raises(fk.DataError, match="table nowhere: cannot open the deals table"):
+        fk.connect(con, deals="nowhere", stages=STAGES)
+    with pytest.raises(TypeError, match="pipeline="):
+        fk.connect(con)
+
+
+def test_pipeline_from_a_local_file_or_a_mapping(hand):
+    import ibis
+
+    folder, loaded = hand
+    con = ibis.duckdb.connect()
+    deals, hist = raw_tables(loaded)
+    con.create_table("deals", deals)
+    con.create_table("stage_history", hist)
+    ds = fk.connect(con, pipeline=folder)              # the folder's pipeline.yml
+    assert ds.stages == STAGES and ds.currency == "USD"
+    ds = fk.connect(con, pipeline={"stages": STAGES, "currency": "eur"})
+    assert ds.currency == "EUR"
+    with pytest.raises(fk.DataError, match="stage listed twice"):
+        fk.connect(con, pipeline={"stages": ["Lead", "Lead"]})
+
+
+def test_a_database_file_by_url(tmp_path, hand):
+    import ibis
+
+    _, loaded = hand
+    path = tmp_path / "crm.duckdb"
+    con = ibis.duckdb.connect(str(path))
+    deals, hist = raw_tables(loaded)
+    con.create_table("deals", deals)
+    con.create_table("stage_history", hist)
+    con.disconnect()
+    ds = fk.connect(f"duckdb://{path}", stages=STAGES)
+    assert time_in_stage(ds, JAN)["visits"].tolist() == [4, 3, 3, 0]
+
+
+def test_quantiles_are_refused_where_the_engine_only_approximates():
+    import ibis
+
+    t = ibis.table({"x": "float64"}, name="t")
+    with pytest.raises(NotImplementedError, match="no exact quantile"):
+        exact_quantile(t.x, 0.5, "bigquery")
+    assert exact_quantile(t.x, 0.5, "duckdb") is not None
+
+
+def test_history_and_views_are_unchanged_by_the_engine(hand):
+    # The loaded data set's frames are copied into the engine, never modified.
+    _, loaded = hand
+    before = loaded.deals.copy(), loaded.stage_history.copy()
+    time_in_stage(loaded, JAN)
+    pd.testing.assert_frame_equal(loaded.deals, before[0])
+    pd.testing.assert_frame_equal(loaded.stage_history, before[1])
+    assert len(HISTORY) == 17
