@@ -10,6 +10,7 @@ with the reason, or fail when ``CI`` is set (there they must run).
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 from pathlib import Path
@@ -85,9 +86,7 @@ def put_tables(engine: str, request, *frames: pd.DataFrame):
 
 
 def _spark(request):
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("pyspark") is None:
         _unavailable("pyspark is not installed: pip install -e '.[pyspark]' (make engines)")
     return request.getfixturevalue("spark_session"), request.getfixturevalue("spark_backend")
 
@@ -96,9 +95,8 @@ def _postgres(request):
     url = os.environ.get(POSTGRES_ENV)
     if not url:
         _unavailable(f"no PostgreSQL server: set {POSTGRES_ENV} (make engines starts one on localhost)")
-    try:
-        import ibis
-        import psycopg  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("psycopg") is None:
         _unavailable("the postgres extra is not installed: pip install -e '.[postgres]' (make engines)")
+    import ibis
+
     return ibis.connect(url)
