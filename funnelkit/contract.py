@@ -20,6 +20,7 @@ __all__ = [
     "CHANGE_COLUMNS",
     "CHANGE_FIELDS",
     "STATUSES",
+    "MAX_AMOUNT",
     "Pipeline",
 ]
 
@@ -41,6 +42,10 @@ CHANGE_COLUMNS = ("deal_id", "changed_at", "field", "value")
 CHANGE_FIELDS = ("amount", "expected_close_date", "forecast_category")
 #: The label shown for an empty source, product, owner (or any grouping column).
 NOT_SET = "(not set)"
+#: Amounts from this on are refused: no deal is worth a thousand trillion, and sums of such
+#: values (1e308) overflow to infinity. Below it a float64 holds every whole unit exactly
+#: (up to 2**53, about 9e15), and sums over millions of deals stay finite.
+MAX_AMOUNT = 1e15
 #: Deal outcomes; ``won`` and ``lost`` are closed.
 STATUSES = ("open", "won", "lost")
 

@@ -16,10 +16,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .contract import (NOT_SET, CHANGE_COLUMNS, CHANGE_FIELDS, CHANGES_FILE, DEAL_COLUMNS, DEALS_FILE,
-                       HISTORY_COLUMNS, HISTORY_FILE, PIPELINE_FILE, STATUSES, TABLE_SUFFIXES, Pipeline)
+from .contract import (MAX_AMOUNT, NOT_SET, CHANGE_COLUMNS, CHANGE_FIELDS, CHANGES_FILE, DEAL_COLUMNS,
+                       DEALS_FILE, HISTORY_COLUMNS, HISTORY_FILE, PIPELINE_FILE, STATUSES, TABLE_SUFFIXES,
+                       Pipeline)
 from .dataset import Dataset, empty_changes
-from .parsing import INTERNAL_COLUMNS, parse_amounts, parse_timestamps, read_text_table
+from .io import AliasRefused, InputRefused, check_input_file, read_settings_yaml
+from .parsing import (INTERNAL_COLUMNS, currency_marks, mark_agrees, parse_amounts, parse_timestamps,
+                      partial_dates, read_text_table)
 from .validation import DataError, FileAccount, Problem, ValidationReport, row_json
 
 __all__ = ["load", "validate"]
@@ -133,10 +136,14 @@ def _read_pipeline(folder: Path) -> tuple[Pipeline, list[Problem]]:
     name = str(file)
     if not file.exists():
         return Pipeline(("?",)), [Problem(name, None, None, None, "file is missing")]
-    if not file.is_file():
+    if file.is_dir():
         return Pipeline(("?",)), [Problem(name, None, None, None, "not a file (a folder?)")]
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8-sig"))
+        raw = read_settings_yaml(file)
+    except InputRefused as exc:
+        return Pipeline(("?",)), [Problem(name, None, None, None, str(exc))]
+    except AliasRefused as exc:
+        return Pipeline(("?",)), [Problem(name, exc.problem_mark.line + 1, None, None, str(exc))]
     except OSError as exc:
         return Pipeline(("?",)), [Problem(name, None, None, None, f"cannot read the file: {exc.strerror}")]
     except UnicodeDecodeError as exc:
@@ -171,7 +178,10 @@ def _read_table(folder: Path, stem: str, required: tuple[str, ...], *,
             f"file is missing (also looked for {stem}.parquet and {stem}.xlsx)")]
     name = str(file)
     try:
+        check_input_file(file)       # before opening: a device or FIFO would fill memory or hang
         df = read_text_table(file, arrow_strings=True, with_lines=True)
+    except InputRefused as exc:
+        return pd.DataFrame(), name, [Problem(name, None, None, None, str(exc))]
     except UnicodeDecodeError as exc:
         return pd.DataFrame(), name, [Problem(
             name, None, None, None,
@@ -236,9 +246,28 @@ def _check_field_counts(c: "_Collector", raw: pd.DataFrame) -> None:
     c.skip = n != width
 
 
+def _check_cells(c: "_Collector", raw: pd.DataFrame) -> None:
+    """Problems any cell can have: a NUL byte, an XLSX formula whose value was never saved."""
+    for col in raw.columns:
+        if col in INTERNAL_COLUMNS:
+            continue
+        text = raw[col]
+        c.add(text.str.contains("\x00", regex=False), col, text,
+              "the value contains a NUL byte (\\0): invisible in reports, it would make two values that "
+              "look the same differ (or a label merge with another); remove it")
+    formulas = raw.attrs.get("formulas_without_value", [])
+    for line, col, formula in formulas:
+        c.add(raw["_line"].eq(line), col, pd.Series(formula, index=raw.index),
+              "a formula cell with no saved value (the workbook was written by a program, not saved by "
+              "a spreadsheet): open and save it in a spreadsheet, or export it as CSV")
+    if formulas:    # the row's cells are not what the sheet shows: named once, not checked further
+        c.skip = c.skip | raw["_line"].isin([line for line, _, _ in formulas])
+
+
 def _check_deals(raw: pd.DataFrame, file: str, pipeline: Pipeline):
     c = _Collector(file, raw["_line"])
     _check_field_counts(c, raw)
+    _check_cells(c, raw)
     deals = raw.copy()
     deal_id = raw["deal_id"].str.strip()
     c.add(deal_id.eq(""), "deal_id", raw["deal_id"], "deal_id is empty")
@@ -254,11 +283,10 @@ def _check_deals(raw: pd.DataFrame, file: str, pipeline: Pipeline):
     c.add(~status.isin(STATUSES), "status", raw["status"],
           "unknown status (expected open, won or lost, in any case)")
     created, bad_created = parse_timestamps(raw["created_at"], pipeline.date_format)
-    fmt = _date_hint(pipeline)
     c.add(raw["created_at"].str.strip().eq(""), "created_at", raw["created_at"], "created_at is required")
-    c.add(bad_created, "created_at", raw["created_at"], f"cannot parse the date ({fmt})")
+    _add_bad_dates(c, raw, "created_at", bad_created, pipeline)
     closed, bad_closed = parse_timestamps(raw["closed_at"], pipeline.date_format)
-    c.add(bad_closed, "closed_at", raw["closed_at"], f"cannot parse the date ({fmt})")
+    _add_bad_dates(c, raw, "closed_at", bad_closed, pipeline)
     has_closed = raw["closed_at"].str.strip().ne("")
     closed_status = status.isin(["won", "lost"])
     c.add(closed_status & ~has_closed, "closed_at", raw["closed_at"],
@@ -269,7 +297,9 @@ def _check_deals(raw: pd.DataFrame, file: str, pipeline: Pipeline):
           lambda: "closed_at is before created_at (" + raw["created_at"].str.strip() + ")")
     amount, bad_amount = parse_amounts(raw["amount"])
     c.add(bad_amount, "amount", raw["amount"], "cannot parse the amount as a number")
-    c.add(amount < 0, "amount", raw["amount"], "amount is negative")
+    c.add(amount < 0, "amount", raw["amount"], lambda: "amount is negative" + pd.Series(np.where(
+        raw["amount"].str.strip().str.startswith("("), " (parentheses are accounting notation for a negative amount)", ""),
+        index=raw.index, dtype=object))
     if not pipeline.allow_missing_amounts:
         c.add(closed_status & raw["amount"].str.strip().eq(""), "amount", raw["amount"],
               lambda: "amount is empty on a " + status + " deal (empty is allowed only for open deals, "
@@ -280,10 +310,12 @@ def _check_deals(raw: pd.DataFrame, file: str, pipeline: Pipeline):
         c.add(cur.ne("") & ~cur.str.fullmatch(r"[A-Z]{3}"), "currency", raw["currency"],
               "currency must be a 3-letter ISO 4217 code such as EUR")
         deals["currency"] = cur.where(cur.ne(""), pipeline.currency)
+    _check_amounts(c, raw, amount, deals["currency"] if "currency" in raw.columns
+                   else pd.Series(pipeline.currency, index=raw.index))
     if "expected_close_date" in raw.columns:
         # Optional column: the expected close date of an open deal (ignored on closed deals).
         expected, bad_expected = parse_timestamps(raw["expected_close_date"], pipeline.date_format)
-        c.add(bad_expected, "expected_close_date", raw["expected_close_date"], f"cannot parse the date ({fmt})")
+        _add_bad_dates(c, raw, "expected_close_date", bad_expected, pipeline)
         deals["expected_close_date"] = expected
     for col in ("forecast_category", "lost_reason"):
         if col in raw.columns:
@@ -302,6 +334,7 @@ def _check_history(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: 
                    deals_file: str, pipeline: Pipeline):
     c = _Collector(file, raw["_line"])
     _check_field_counts(c, raw)
+    _check_cells(c, raw)
     deal_id = raw["deal_id"].str.strip()
     stage = raw["stage"].str.strip()
     stage_pos = {s: i for i, s in enumerate(pipeline.stages)}
@@ -327,7 +360,7 @@ def _check_history(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: 
           "stage not in pipeline.yml (stages: " + ", ".join(pipeline.stages) + ")")
     entered, bad_entered = parse_timestamps(raw["entered_at"], pipeline.date_format)
     c.add(raw["entered_at"].str.strip().eq(""), "entered_at", raw["entered_at"], "entered_at is required")
-    c.add(bad_entered, "entered_at", raw["entered_at"], f"cannot parse the date ({_date_hint(pipeline)})")
+    _add_bad_dates(c, raw, "entered_at", bad_entered, pipeline)
     joined = pd.DataFrame({col: np.append(known[col].to_numpy(), np.datetime64("NaT", "ns"))[pos]
                            for col in ("created_at", "closed_at")}, index=raw.index)
     c.add(entered < joined["created_at"], "entered_at", raw["entered_at"],
@@ -345,6 +378,7 @@ def _check_changes(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: 
     its creation and its close; each deal's last value of a field equals the deals.csv value."""
     c = _Collector(file, raw["_line"])
     _check_field_counts(c, raw)
+    _check_cells(c, raw)
     deals_name = Path(deals_file).name
     deal_id = raw["deal_id"].str.strip()
     valid = deals.loc[~deal_bad.to_numpy() & deals["deal_id"].ne("").to_numpy()].drop_duplicates("deal_id")
@@ -416,6 +450,33 @@ def _check_last_values(c: "_Collector", chg: pd.DataFrame, raw_values: pd.Series
                                       f"{field_} (" + shown[wrong] + f"): {deals_name} holds the value at "
                                       "export, which the last change must give")
         c.add(mask, "value", raw_values, reason)
+
+
+def _add_bad_dates(c: "_Collector", raw: pd.DataFrame, column: str, bad: pd.Series, pipeline: Pipeline) -> None:
+    partial = partial_dates(raw[column], pipeline.date_format)
+    c.add(partial, column, raw[column],
+          "a partial date (a year or a year and month, not a day); give the full date, or set "
+          "date_format in pipeline.yml if every date has this shape")
+    c.add(bad & ~partial, column, raw[column], f"cannot parse the date ({_date_hint(pipeline)})")
+
+
+def _check_amounts(c: "_Collector", raw: pd.DataFrame, amount: pd.Series, currency: pd.Series) -> None:
+    """Amounts too large to be real, and currency marks that are not the deal's currency."""
+    c.add(amount >= MAX_AMOUNT, "amount", raw["amount"],
+          f"amount is {MAX_AMOUNT:,.0f} or more: too large to be a deal amount (a unit or typing error?)")
+    marks = currency_marks(raw["amount"])
+    marked = marks.ne("")
+    if marked.any():
+        pairs = pd.DataFrame({"mark": marks[marked], "currency": currency[marked]})
+        agree = pd.Series([mark_agrees(m, cur) for m, cur in zip(pairs["mark"], pairs["currency"])],
+                          index=pairs.index)
+        wrong = pd.Series(False, index=raw.index)
+        wrong[pairs.index] = ~agree
+        source = "its currency column" if "currency" in raw.columns else "pipeline.yml"
+        c.add(wrong, "amount", raw["amount"],
+              lambda: "the amount's currency mark (" + marks.astype(str) + ") is not the deal's currency ("
+              + currency.astype(str) + f", from {source}): convert the amount, or give the deal its "
+              "currency in a currency column")
 
 
 def _when(ts: pd.Series) -> pd.Series:

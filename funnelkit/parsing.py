@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["parse_timestamps", "parse_amounts", "read_text_table"]
+__all__ = ["parse_timestamps", "partial_dates", "parse_amounts", "currency_marks", "mark_agrees",
+           "read_text_table"]
 
 _TZ_SUFFIX = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 #: Dates outside this range are almost always typos or spreadsheet artefacts (Excel's 1900 epoch).
@@ -38,6 +39,10 @@ def parse_timestamps(raw: pd.Series, date_format: str | None = None) -> tuple[pd
     text = (raw if _arrow_text(raw) else raw.astype("string")).fillna("").str.strip()
     empty = text.eq("")
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    # A year or a year-month alone is not a day (pandas would read it as the first day): bad,
+    # unless date_format says that is the shape of the dates.
+    partial = _partial(text) if not date_format else pd.Series(False, index=text.index)
+    empty = empty | partial
     if date_format:
         parsed = pd.to_datetime(text.where(~empty), format=date_format, errors="coerce")
         if getattr(parsed.dt, "tz", None) is not None:
@@ -57,8 +62,28 @@ def parse_timestamps(raw: pd.Series, date_format: str | None = None) -> tuple[pd
             out[aware] = _to_ns(parsed.dt.tz_localize(None))
     in_range = out.isna() | ((out >= EARLIEST) & (out < LATEST))
     out = out.where(in_range)
-    bad = ~empty & out.isna()
+    bad = (~empty & out.isna()) | partial
     return out, bad
+
+
+def partial_dates(raw: pd.Series, date_format: str | None = None) -> pd.Series:
+    """True where a value is only a year or a year and month (``2025``, ``2025-05``, ``202505``).
+
+    :func:`parse_timestamps` counts them as bad unless ``date_format`` is given (which then decides).
+
+    Examples
+    --------
+    >>> partial_dates(pd.Series(["2025", "2025-05", "2025-05-01", ""])).tolist()
+    [True, True, False, False]
+    """
+    if date_format:
+        return pd.Series(False, index=raw.index)
+    text = (raw if _arrow_text(raw) else raw.astype("string")).fillna("").str.strip()
+    return _partial(text)
+
+
+def _partial(text: pd.Series) -> pd.Series:
+    return text.str.fullmatch(r"[+-]?\d{4}(?:-?\d{2})?").fillna(False).astype(bool)
 
 
 #: The two shapes the fast path takes (years 1900-2199, valid clock times); anything else -> pandas.
@@ -96,14 +121,56 @@ def _to_ns(s: pd.Series) -> pd.Series:
 
 
 _CURRENCY_MARKS = r"^(?:[A-Z]{3}|[$€£¥₹]|R\$|US\$)\s*|\s*(?:[A-Z]{3}|[$€£¥₹])$"
+_LEADING_MARK = r"^\(?\s*(US\$|R\$|[A-Z]{3}|[$€£¥₹])"
+_TRAILING_MARK = r"([A-Z]{3}|[$€£¥₹])\s*\)?$"
+
+#: The currencies a symbol may stand for: ``$`` and ``¥`` are each used by several.
+CURRENCY_SYMBOLS = {
+    "$": ("USD", "CAD", "AUD", "NZD", "SGD", "HKD", "TWD", "MXN", "ARS", "CLP", "COP"),
+    "US$": ("USD",), "R$": ("BRL",), "€": ("EUR",), "£": ("GBP",), "¥": ("JPY", "CNY"), "₹": ("INR",),
+}
+
+
+def currency_marks(raw: pd.Series) -> pd.Series:
+    """The currency symbol or ISO code written with each amount (``""`` when none).
+
+    These are the marks :func:`parse_amounts` strips; :func:`mark_agrees` tells whether one fits a
+    currency.
+
+    Examples
+    --------
+    >>> currency_marks(pd.Series(["€1000", "JPY 5", "100 GBP", "US$ 3", "12", "(£4)"])).tolist()
+    ['€', 'JPY', 'GBP', 'US$', '', '£']
+    """
+    text = raw.astype("string").fillna("").str.strip()
+    marks = pd.Series("", index=text.index, dtype=object)
+    maybe = text.str.contains(r"[A-Z$€£¥₹]", regex=True).fillna(False).astype(bool)
+    if maybe.any():
+        t = text[maybe]
+        lead = t.str.extract(_LEADING_MARK, expand=False)
+        trail = t.str.extract(_TRAILING_MARK, expand=False)
+        marks[maybe] = lead.fillna(trail).fillna("").astype(object)
+    return marks
+
+
+def mark_agrees(mark: str, currency: str) -> bool:
+    """True when an amount's currency ``mark`` can stand for ISO ``currency`` (or there is no mark).
+
+    Examples
+    --------
+    >>> mark_agrees("$", "CAD"), mark_agrees("€", "USD"), mark_agrees("USD", "USD")
+    (True, False, True)
+    """
+    return not mark or mark == currency or currency in CURRENCY_SYMBOLS.get(mark, ())
 
 
 def parse_amounts(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Parse amounts such as ``1200.5``, ``"$1,200.50"``, ``"1 200.50"``, ``"EUR 300"`` or ``"(25)"``.
 
     Commas and spaces (also non-breaking ones) are thousands separators; the decimal mark is ``.``.
-    A currency symbol or ISO code before or after the number is ignored (the pipeline's currency
-    applies). ``(25)`` is accounting notation for -25.
+    A currency symbol or ISO code before or after the number is stripped here; the loader checks
+    it against the deal's currency (:func:`currency_marks`). ``(25)`` is accounting notation for
+    -25, and ``(-25)`` is -25 as well; ``(+25)`` is not a number.
 
     Returns
     -------
@@ -133,7 +200,9 @@ def parse_amounts(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
             r"[+-]?(?:\d{1,3}(?:[,\s\u00a0\u202f]\d{3})+|\d+)(?:\.\d*)?|[+-]?\.\d+").fillna(False)
         t = t.str.replace(r"[\s\u00a0\u202f,]", "", regex=True)
         vals = pd.to_numeric(t.where(ok_shape), errors="coerce")
-        vals = vals.where(~paren, -vals)
+        # (25) is -25; (-25) is -25 too (the sign repeats the parentheses); (+25) contradicts them.
+        signed = t.str.match(r"^[+-]")
+        vals = vals.where(~paren | signed, -vals).where(~(paren & t.str.startswith("+")))
         fast = fast.astype("float64")
         fast[slow] = vals.astype("float64")
     values = fast.astype("float64")
@@ -180,6 +249,7 @@ def read_text_table(path, sheet: str | int = 0, *, arrow_strings: bool = False,
     elif suffix == ".xlsx":
         df = pd.read_excel(path, sheet_name=sheet, dtype=object)
         df = _cells_to_text(df)
+        df.attrs["formulas_without_value"] = _formulas_without_value(path, sheet, list(df.columns))
     elif suffix == ".parquet":
         df = _cells_to_text(pd.read_parquet(path))
     else:
@@ -191,6 +261,53 @@ def read_text_table(path, sheet: str | int = 0, *, arrow_strings: bool = False,
         df["_line"] = np.arange(2, len(df) + 2)
         df["_fields"] = width
     return df
+
+
+def _formulas_without_value(path, sheet: str | int, columns: list) -> list[tuple[int, str, str]]:
+    """``(sheet row, column name, formula)`` of each data cell holding a formula with no saved value.
+
+    A workbook written by a program (not saved by Excel) may carry formulas without their results;
+    read for values such a cell is empty, which would silently lose what it computes. The sheet XML
+    is first scanned for formulas (most exports have none, so the workbook is read once only).
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            sheets = [n for n in z.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml")]
+            if not any(_has_formula(z, n) for n in sheets):
+                return []
+    except (zipfile.BadZipFile, OSError, KeyError):
+        return []
+    import openpyxl
+
+    found = []
+    wb_f = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    wb_v = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        ws_f = wb_f.worksheets[sheet] if isinstance(sheet, int) else wb_f[sheet]
+        ws_v = wb_v.worksheets[sheet] if isinstance(sheet, int) else wb_v[sheet]
+        rows = zip(ws_f.iter_rows(min_row=2), ws_v.iter_rows(min_row=2, values_only=True))
+        for r, (cells, values) in enumerate(rows, start=2):
+            for j, cell in enumerate(cells):
+                value = values[j] if j < len(values) else None
+                if getattr(cell, "data_type", None) == "f" and value is None and j < len(columns):
+                    found.append((r, str(columns[j]).strip(), str(cell.value)))
+    finally:
+        wb_f.close()
+        wb_v.close()
+    return found
+
+
+def _has_formula(z, name: str) -> bool:
+    """True when the sheet XML has a formula element (read in chunks: the XML may be large)."""
+    tail = b""
+    with z.open(name) as fh:
+        while chunk := fh.read(1 << 20):
+            if b"<f>" in tail + chunk or b"<f " in tail + chunk:
+                return True
+            tail = chunk[-2:]
+    return False
 
 
 def _refuse_reserved(columns) -> None:

@@ -93,6 +93,23 @@ ROW_CASES = [
      "entered_at", "", "entered_at is required"),
     ("empty history deal_id", "stage_history.csv", 7, ",Qualified,2024-01-06",
      "deal_id", "", "deal_id is empty"),
+    # Issue 9: values that must not be silently reinterpreted.
+    ("foreign currency mark", "deals.csv", 2, "D1,2024-01-02,won,2024-01-20,$1000,Web,Set,Ann",
+     "amount", "$1000", "the amount's currency mark ($) is not the deal's currency (EUR, from pipeline.yml)"),
+    ("foreign currency code", "deals.csv", 3, "D2,2024-01-03,lost,2024-01-12,JPY 1000000,Referral,Set,Bo",
+     "amount", "JPY 1000000", "the amount's currency mark (JPY) is not the deal's currency (EUR"),
+    ("accounting negative", "deals.csv", 2, "D1,2024-01-02,won,2024-01-20,(-5),Web,Set,Ann",
+     "amount", "(-5)", "amount is negative (parentheses are accounting notation for a negative amount)"),
+    ("amount too large", "deals.csv", 2, "D1,2024-01-02,won,2024-01-20,1e308,Web,Set,Ann",
+     "amount", "1e308", "amount is 1,000,000,000,000,000 or more"),
+    ("year-month date", "deals.csv", 4, "D3,2024-01,open,,2000,Web,Collection,Ann",
+     "created_at", "2024-01", "a partial date (a year or a year and month, not a day)"),
+    ("year-only date", "stage_history.csv", 7, "D3,Qualified,2024",
+     "entered_at", "2024", "a partial date"),
+    ("NUL byte in a label", "deals.csv", 3, "D2,2024-01-03,lost,2024-01-12,500,Referral,Set,Bo\0",
+     "owner", "Bo\0", "the value contains a NUL byte"),
+    ("NUL byte in an id", "stage_history.csv", 5, "D2\0,Lead,2024-01-03",
+     "deal_id", "D2\0", "the value contains a NUL byte"),
 ]
 
 

@@ -88,7 +88,7 @@ def _fixed_part(reason: str) -> str:
 
 
 def test_every_reason_in_the_doc_is_in_the_code():
-    code = "".join((ROOT / "funnelkit" / f).read_text() for f in ("loading.py", "contract.py"))
+    code = "".join((ROOT / "funnelkit" / f).read_text() for f in ("loading.py", "contract.py", "io.py"))
     reasons = _doc_reasons()
     assert len(reasons) >= 30
     for reason in reasons:

@@ -58,7 +58,7 @@ def test_hand_dataset_outcome_row_by_row(tmp_path):
     deals = [
         DEAL_HEADER,
         "A1,2024-01-02,won,2024-01-20,1000,Web,Set,Ann",            # 2 ok
-        "A2,2024-01-03,Lost,2024-01-12,\"$1,200.50\",Web,Set,Bo",    # 3 ok (case, text amount)
+        "A2,2024-01-03,Lost,2024-01-12,\"€1,200.50\",Web,Set,Bo",    # 3 ok (case, text amount)
         "A3,2024-01-04,open,,,Web,Set,",                           # 4 ok (no amount, no owner)
         "A4,2024-01-05,won,,300,Web,Set,Ann",                       # 5 rejected: no closed_at
         "A5,2024-01-06,maybe,,300,Web,Set,Ann",                     # 6 rejected: status
@@ -668,3 +668,93 @@ def test_a_ragged_row_does_not_make_a_later_row_a_duplicate(tmp_path):
     rejected = ds.report.rejected
     assert list(rejected.loc[rejected["file"].str.endswith("deals.csv"), "line"]) == [2]
     assert "D1" in set(ds.deals["deal_id"])     # line 3's D1 loads: it is not a duplicate of line 2
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 9, hostile input: special files, alias bombs, formulas without values, currency columns
+
+def test_special_files_are_file_problems_not_hangs(tmp_path):
+    import os
+    import time
+    folder = write_dataset(tmp_path / "d")
+    (folder / "deals.csv").unlink()
+    os.symlink("/dev/zero", folder / "deals.csv")
+    (folder / "stage_history.csv").unlink()
+    os.mkfifo(folder / "stage_history.csv")
+    started = time.monotonic()
+    with pytest.raises(DataError) as err:
+        fk.load(folder, errors="report")      # lenient too: nothing to read row by row
+    assert time.monotonic() - started < 10
+    assert [(Path(p.file).name, p.line, p.reason) for p in err.value.problems] == [
+        ("deals.csv", None, "not a regular file but a character device: give a saved file"),
+        ("stage_history.csv", None, "not a regular file but a named pipe (FIFO): give a saved file")]
+
+
+def test_a_table_over_the_size_bound_is_a_file_problem(tmp_path, monkeypatch):
+    folder = write_dataset(tmp_path / "d")
+    monkeypatch.setenv("FUNNELKIT_MAX_INPUT_BYTES", "100")
+    with pytest.raises(DataError) as err:
+        fk.load(folder)
+    assert [str(p) for p in err.value.problems] == [
+        f"{folder / name}: file is {(folder / name).stat().st_size:,} bytes, more than the 100-byte limit "
+        "on an input file; set FUNNELKIT_MAX_INPUT_BYTES (e.g. 8G) to read larger files"
+        for name in ("deals.csv", "stage_history.csv")]
+    monkeypatch.setenv("FUNNELKIT_MAX_INPUT_BYTES", "1M")
+    assert len(fk.load(folder).deals) == 4
+
+
+def test_yaml_alias_bomb_in_pipeline_is_a_named_problem(tmp_path):
+    import time
+    levels = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+        f"{n}: &{n} [" + ",".join([f"*{p}"] * 9) + "]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+    folder = write_dataset(tmp_path / "d", pipeline=levels + PIPELINE)
+    started = time.monotonic()
+    report = fk.validate(folder)
+    assert time.monotonic() - started < 10
+    assert [(p.line, p.reason) for p in report.problems] == [
+        (1, "YAML anchors and aliases (&a, *a) are not accepted in a settings file (a few bytes of them can "
+            "expand to gigabytes); write the values out")]
+
+
+def test_partial_dates_load_when_date_format_says_so(tmp_path):
+    deals = [DEAL_HEADER, "D1,2024-01,won,2024-03,1000,Web,Set,Ann"]
+    pipeline = PIPELINE + 'date_format: "%Y-%m"\n'
+    ds = fk.load(write_dataset(tmp_path / "d", deals, [HISTORY_HEADER, "D1,Lead,2024-01"], pipeline))
+    assert ds.deals["closed_at"].tolist() == [pd.Timestamp("2024-03-01")]
+
+
+def test_currency_marks_must_agree_with_the_currency_column(tmp_path):
+    deals = [DEAL_HEADER + ",currency",
+             "D1,2024-01-02,won,2024-01-20,€1000,Web,Set,Ann,EUR",      # agrees
+             "D2,2024-01-03,won,2024-01-12,$500,Web,Set,Bo,CAD",       # $ may be CAD
+             "D3,2024-01-04,won,2024-01-12,¥500,Web,Set,Bo,CNY",       # ¥ may be CNY
+             "D4,2024-01-04,won,2024-01-12,GBP 70,Web,Set,Bo,",         # empty: the pipeline's EUR
+             "D5,2024-01-04,won,2024-01-12,€9,Web,Set,Bo,USD",          # disagrees
+             "D6,2024-01-04,won,2024-01-12,80 USD,Web,Set,Bo,USD"]      # agrees
+    report = fk.validate(write_dataset(tmp_path / "d", deals, [HISTORY_HEADER, "D1,Lead,2024-01-02"]))
+    got = [(p.line, p.value, p.reason) for p in report.problems if p.column == "amount"]
+    assert got == [
+        (5, "GBP 70", "the amount's currency mark (GBP) is not the deal's currency (EUR, from its currency "
+                      "column): convert the amount, or give the deal its currency in a currency column"),
+        (6, "€9", "the amount's currency mark (€) is not the deal's currency (USD, from its currency column): "
+                  "convert the amount, or give the deal its currency in a currency column")]
+
+
+def test_xlsx_formula_without_a_saved_value_is_named(tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    folder = write_dataset(tmp_path / "d")
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    for row in csv.reader(io.StringIO("\n".join(DEALS))):
+        ws.append([int(v) if v.isdigit() else v for v in row])
+    ws["E3"] = "=250*2"            # D2's amount: a formula openpyxl saves without its value
+    wb.save(folder / "deals.xlsx")
+    (folder / "deals.csv").unlink()
+    with pytest.raises(DataError) as err:
+        fk.load(folder)
+    # Named once (not also as an empty amount); D2's stage entry goes with its deal.
+    assert [(Path(p.file).name, p.line, p.column, p.value) for p in err.value.problems] == [
+        ("deals.xlsx", 3, "amount", "=250*2"), ("stage_history.csv", 5, "deal_id", "D2")]
+    assert err.value.problems[0].reason.startswith("a formula cell with no saved value")
+    ds = fk.load(folder, errors="report")
+    assert ds.deals["deal_id"].tolist() == ["D1", "D3", "D4"]
