@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .dataset import Dataset
+from .dataset import Dataset, label_counts
 from .loading import load
 from .period import Period
 from .plot import DPI, format_table, to_png
@@ -146,8 +146,7 @@ def single_value_note(ds: Dataset, column: str) -> str | None:
     """
     if column not in ds.deals:
         return f"The data has no {column} information (no {column} column)."
-    values = ds.deals[column].astype(str).value_counts()
-    values = values[values > 0]
+    values = label_counts(ds.deals[column])
     if len(values) > 1:
         return None
     if not len(values) or values.index[0] == "(not set)":

@@ -30,6 +30,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
+from .dataset import label_text
 from .formatting import compact_money, table_cell
 
 __all__ = [
@@ -449,7 +450,8 @@ def duration_plot(data: pd.DataFrame, *, stage: str = "stage", days: str = "days
     title = title or "How long visits last, per stage"
     order = list(stages) if stages is not None else _stage_order(data, stage)
     palette = palette or stage_palette(order)
-    groups = [data.loc[data[stage].astype(str) == s, days].dropna().to_numpy(dtype=float) for s in order]
+    labels = label_text(data[stage])
+    groups = [data.loc[labels == s, days].dropna().to_numpy(dtype=float) for s in order]
     if not any(len(g) for g in groups):
         return _empty(ax, title, "Days in stage (log scale)", "Stage")
     groups = [np.clip(g, 0.01, None) if len(g) else np.array([np.nan]) for g in groups]

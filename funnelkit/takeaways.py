@@ -26,6 +26,7 @@ import pandas as pd
 
 from . import formatting
 from .contract import NOT_SET
+from .dataset import label_counts, label_text
 from .plot import money
 
 __all__ = [
@@ -443,7 +444,7 @@ def time_in_stage_takeaway(tis: pd.DataFrame, stuck: pd.DataFrame | None = None,
             worth = (f" worth {money(amount, currency)}"
                      + (f" ({unknown:,} more of unknown amount)" if unknown else "") if _num(amount) else
                      " of unknown amount" if unknown == len(stuck) else "")
-            top = stuck["stage"].astype(str).value_counts()
+            top = label_counts(stuck["stage"])
             parts.append(f"{len(stuck):,} open deals{worth} "
                          f"are stuck past their stage's threshold, most in {top.index[0]} ({int(top.iloc[0])})")
         else:
@@ -834,7 +835,7 @@ def forecast_takeaway(forecast: pd.DataFrame, currency: str = "", hindsight: boo
     if r["deals"] and r["high"] > r["low"]:
         text += (f"; 8 times in 10 the won amount lands between {money(r['low'], currency)} and "
                  f"{money(r['high'], currency)}")
-    by = forecast.groupby(forecast["stage"].astype(str))["expected_won_amount"].sum()
+    by = forecast.groupby(label_text(forecast["stage"]))["expected_won_amount"].sum()
     if len(by) and by.max() > 0:
         text += f"; most from {by.idxmax()} ({money(by.max(), currency)})"
     if hindsight:

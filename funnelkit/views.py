@@ -29,7 +29,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .dataset import Dataset
+from .dataset import Dataset, label_counts
 from .period import Period
 from .plot import DPI, chart_alt_text, png_data_uri
 
@@ -71,8 +71,7 @@ class SlicedViews:
 def slice_values(ds: Dataset, column: str, max_slices: int | None = None) -> list[str]:
     """The values of ``column`` to slice by: those with deals, most deals first (every one unless
     ``max_slices`` is given)."""
-    counts = ds.deals[column].astype(str).value_counts(sort=True)
-    counts = counts[counts > 0]
+    counts = label_counts(ds.deals[column])
     values = sorted(counts.index, key=lambda v: (-counts[v], v))
     return values[:max_slices] if max_slices else values
 

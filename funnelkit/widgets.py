@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from .dataset import Dataset
+from .dataset import Dataset, label_counts, label_text
 from .period import Period, quarters_between
 from .plot import DPI, to_png
 from .views import csv_data_uri, table_html
@@ -109,8 +109,7 @@ def _period_text(p: Period) -> str:
 
 
 def _values(ds: Dataset, col: str) -> list[str]:
-    counts = ds.deals[col].astype(str).value_counts()
-    return sorted(counts[counts > 0].index)
+    return sorted(label_counts(ds.deals[col]).index)
 
 
 class Explorer:
@@ -288,10 +287,10 @@ class Explorer:
                    tk.as_html(tk.snapshot_takeaway(weekly)))
 
         visits = fkp.visit_days(ds, period)
-        visits = visits[visits["stage"].astype(str) == stage]
+        visits = visits[label_text(visits["stage"]) == stage]
         thresholds = tis.stage_thresholds(ds, period.as_of, quantile=self.stuck_quantile)
         stuck = tis.stuck_deals(ds, period.as_of, quantile=self.stuck_quantile)
-        stuck = stuck[stuck["stage"].astype(str) == stage]
+        stuck = stuck[label_text(stuck["stage"]) == stage]
         wrt = tis.win_rate_by_time_in_stage(ds, period)
         wrt = wrt[wrt["stage"].astype(str) == stage]
         self._fill(self.outputs["stage"],

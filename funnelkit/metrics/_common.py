@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..contract import NOT_SET
-from ..dataset import Dataset
+from ..dataset import Dataset, label_text
 from ..history import DAY
 
 __all__ = ["DAY", "NOT_SET", "stage_column", "group_labels", "group_label", "require_column"]
@@ -19,12 +19,15 @@ def stage_column(ds: Dataset, codes: np.ndarray | None = None) -> pd.Categorical
 
 
 def group_labels(values: pd.Series) -> pd.Series:
-    """Text labels for grouping deals by a column: missing or empty values become ``(not set)``."""
+    """Text labels for grouping deals by a column: missing or empty values become ``(not set)``.
+
+    Object dtype, built from the categorical codes where the column has them: memory is one pointer
+    per row, never rows x the longest label (see :func:`funnelkit.dataset.label_text`).
+    """
     if isinstance(values.dtype, pd.CategoricalDtype):
-        text = values.astype(str)
-        return text.where(values.notna(), NOT_SET)
-    text = values.astype(object).where(values.notna(), "").astype(str).str.strip()
-    return text.where(text.ne(""), NOT_SET)
+        return label_text(values, missing=NOT_SET)
+    text = label_text(values).str.strip()
+    return text.where(text.ne(""), NOT_SET).astype(object)
 
 
 def group_label(column):

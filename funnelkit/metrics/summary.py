@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..dataset import Dataset
+from ..dataset import Dataset, label_text
 from ..history import deals_as_of
 from ..period import Period
 from ..targets import target_for, targets_of
@@ -68,7 +68,7 @@ def _records(df: pd.DataFrame, columns: list[str]) -> list[dict]:
     out = df[columns].copy()
     for col in out.columns:
         if isinstance(out[col].dtype, pd.CategoricalDtype):
-            out[col] = out[col].astype(str)
+            out[col] = label_text(out[col], missing=None)
     return jsonable(out)
 
 
