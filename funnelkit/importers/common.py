@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 from ..contract import DEAL_COLUMNS, HISTORY_COLUMNS, PIPELINE_FILE, Pipeline
-from ..io import atomic_write_text, is_inside
+from ..io import InputRefused, atomic_write_text, check_input_file, is_inside, read_settings_yaml
 from ..parsing import parse_amounts, parse_timestamps, read_text_table
 
 REPORT_MD = "import_report.md"
@@ -238,6 +238,10 @@ def read_source(path: str | Path, encoding: str | None = None) -> tuple[pd.DataF
         raise FileNotFoundError(f"{path}: source file not found")
     if path.is_dir():
         raise ImportProblem(f"{path}: is a folder; give the export file(s)")
+    try:
+        check_input_file(path)     # before opening: a device or FIFO would fill memory or hang
+    except InputRefused as exc:
+        raise ImportProblem(f"{path}: {exc}") from None
     suffix = path.suffix.lower()
     lines = None
     if suffix in (".xlsx", ".parquet"):
@@ -366,7 +370,9 @@ class StageMap:
             if not p.exists():
                 raise FileNotFoundError(f"{p}: stage map not found")
             try:
-                raw = yaml.safe_load(p.read_text(encoding="utf-8-sig")) or {}
+                raw = read_settings_yaml(p) or {}
+            except InputRefused as exc:
+                raise ImportProblem(f"{p}: {exc}") from None
             except yaml.YAMLError as exc:
                 raise ImportProblem(f"{p}: not valid YAML: {exc}") from None
         if not isinstance(raw, dict):

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ..io import InputRefused, read_settings_yaml
 from .common import (OUTCOMES, ImportProblem, ImportResult, StageMap, finish, map_labels, order_stages,
                      parse_amounts, parse_dates, read_source, require_columns)
 
@@ -50,7 +51,9 @@ def resolve_map(column_map) -> tuple[dict, str]:
             raise FileNotFoundError(f"column map {column_map!r} not found (a YAML file, or one of the shipped "
                                     f"maps: {', '.join(shipped)})")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8-sig"))
+        raw = read_settings_yaml(p)
+    except InputRefused as exc:
+        raise ImportProblem(f"{p}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ImportProblem(f"{p}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("columns"), dict):
