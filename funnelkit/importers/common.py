@@ -671,7 +671,9 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
     ``inputs``: other files the import read (stage map, column map); like the sources and the rates
     table they must not lie in ``out`` (see :func:`check_out`).
     """
-    out = Path(out)
+    given = Path(out)
+    # --out a symbolic link: the folder it points to is replaced, and the link keeps pointing at it.
+    out = Path(os.path.realpath(given)) if given.is_symlink() else given
     check_out(out, sources, [rates, *inputs])
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} exists and is not a folder")
@@ -736,7 +738,7 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
     out_hist = pd.DataFrame({"deal_id": hist["deal_id"].astype(str), "stage": hist["stage"],
                              "entered_at": _fmt_ts(hist["entered_at"])})
 
-    result.out = out
+    result.out = given
     result.deals_written = len(out_deals)
     result.history_written = len(out_hist)
     result.stages = list(stages)
@@ -767,17 +769,24 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
         (tmp / REPORT_MD).write_text(result.markdown(), encoding="utf-8")
         if out.exists():
             old = out.with_name(f".{out.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
+            _remove(old)            # left by an interrupted earlier run
             out.rename(old)
             tmp.rename(out)
-            shutil.rmtree(old)
+            _remove(old)
         else:
             tmp.rename(out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
     return result
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, a link (not what it points to) or a folder tree, if present."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
 
 
 def _umask() -> int:
@@ -794,6 +803,9 @@ def check_out(out: Path, sources, inputs=()) -> None:
     source inside ``.<out>.old``, the name the old ``--out`` gets while it is replaced. Allowed: a
     new subfolder next to the export (``--out ./imported``).
     """
+    if not out.resolve().name:
+        raise ImportProblem(f"--out {out} is the root folder: give a new folder for the data set, "
+                            "e.g. ./imported")
     old = out.resolve().with_name(f".{out.resolve().name}.old")
     named = [("source", s) for s in sources] + [("input", p) for p in inputs if p]
     for what, s in named:
