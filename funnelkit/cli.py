@@ -231,6 +231,14 @@ def main(argv: list[str] | None = None) -> int:
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        # A full disk, a read-only folder, an I/O error: "PATH: reason" (outputs are atomic, so
+        # nothing half-written is left).
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"funnelkit {args.command}: {where}{(exc.strerror or str(exc)).lower()}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,6 +35,7 @@ PosixPath('reports/2026Q3.html')
 
 from __future__ import annotations
 
+import errno
 import html as _html
 import logging
 import os
@@ -450,6 +451,8 @@ def _execute(notebook: Path, out_nb: Path, params: dict, timeout: int, label: st
             where = _cell_message(out_nb, exc.cell_index)
             raise ReportError(f"report {label} failed in {where}: {exc.ename}: {exc.evalue}") from exc
         except Exception as exc:  # noqa: BLE001 - timeouts retried, the rest named and re-raised
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise     # the disk is full: the caller names the output; a retry cannot help
             if not _is_timeout(exc):
                 where = _cell_message(out_nb, _timeout_cell(out_nb))
                 raise ReportError(f"report {label} failed{' in ' + where if where else ''}: "
@@ -527,7 +530,10 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
             nb = _execute(nb_path, tmp_nb, params, timeout, label)
         except ReportError:
             if tmp_nb.exists() and tmp_nb.stat().st_size:
-                shutil.copyfile(tmp_nb, failed_path)
+                try:
+                    shutil.copyfile(tmp_nb, failed_path)
+                except OSError:      # e.g. the disk is full: the render's own error matters more
+                    failed_path.unlink(missing_ok=True)
             raise
         if _span is None:
             _span = _data_span(_load(data, lenient, currency))

@@ -775,6 +775,10 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
             _remove(old)
         else:
             tmp.rename(out)
+    except OSError as exc:
+        if exc.errno is None or (exc.filename is not None and str(tmp) not in str(exc.filename)):
+            raise
+        raise type(exc)(exc.errno, exc.strerror, str(given)) from exc   # e.g. a full disk
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
