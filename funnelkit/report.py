@@ -13,7 +13,11 @@ Guarantees
 - **Atomic.** Both files are written to temporary names in ``out`` and renamed only when the render
   succeeded. A failed render raises :class:`ReportError` naming the period and the failing cell
   (index, exception name and message, first source line), leaves no HTML behind, and keeps the
-  executed notebook with its traceback as ``<label>.failed.ipynb`` for debugging.
+  executed notebook with its traceback as ``<label>.failed.ipynb`` for debugging. A render killed
+  midway leaves its hidden ``.<label>.ipynb.XXXXXXXX.tmp``; the next render of that label removes it
+  (only temporary files of that naming whose writer has ended: :func:`funnelkit.io.atomic_path`). A
+  full disk ends the run with ``OSError`` naming the output (the CLI: ``PATH: no space left on
+  device``), not a retry.
 - **Offline.** The HTML uses the template in ``funnelkit/templates/funnelkit_offline``: nbconvert's
   ``lab`` template minus everything it would fetch from a CDN (require.js, MathJax, mermaid, the
   ipywidgets HTML manager). Its CSS is inlined, plots are inline ``data:image/png;base64`` images, and

@@ -8,8 +8,6 @@ import errno
 import os
 from pathlib import Path
 
-import pytest
-
 import funnelkit as fk
 from funnelkit.cli import main
 
