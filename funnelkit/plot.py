@@ -894,6 +894,15 @@ DISPLAY_NAMES: dict[str, tuple[str, str]] = {
     "model": ("Model", "text"), "brier": ("Brier score (lower is better)", "dec3"),
     "scored": ("Forecasts scored", "count"), "as_of_dates": ("Backtest dates", "count"),
     "skill_vs_baseline": ("Improvement on the baseline", "pct"),
+    # will we hit the number
+    "won_so_far_amount": ("Won so far{cur}", "money"), "expected_amount": ("Expected landing{cur}", "money"),
+    "low_amount": ("80% range from{cur}", "money"), "high_amount": ("80% range to{cur}", "money"),
+    "target": ("Target{cur}", "money"), "p_reach_target": ("P(reach target)", "pct"),
+    "compared": ("Won by the same point of", "text"), "period": ("Period", "text"),
+    "from": ("From", "date"), "to": ("To (exclusive)", "date"),
+    "forecast": ("Forecast", "text"), "forecasts": ("Weekly forecasts", "count"),
+    "mape": ("Mean abs. error", "pct"), "bias": ("Bias (+ = too high)", "pct"),
+    "range_hit_rate": ("Actual inside the 80% range", "pct"),
 }
 
 

@@ -889,7 +889,7 @@ def landing_takeaway(landing: Any, pace: pd.DataFrame | None = None, currency: s
             text += (f"; the chance of reaching the target of {money(landing.target, currency)} is "
                      f"{pct(landing.p_reach_target)}")
     if pace is not None and not ended:
-        prev = pace.set_index("row").loc["previous period"]
+        prev = pace.set_index("compared").loc["previous period"]
         if bool(prev["covered_by_data"]) and _num(prev["won_amount"]) and _num(prev["change"]) is not None:
             text += (f"; that is {pct(abs(prev['change']))} {'ahead of' if prev['change'] >= 0 else 'behind'} "
                      f"the previous period at the same point ({money(prev['won_amount'], currency)})")

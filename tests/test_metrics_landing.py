@@ -89,7 +89,7 @@ def test_unknown_won_amounts_are_counted_not_added_as_zero(ds):
 
 
 def test_pacing_against_the_same_point_of_earlier_periods(ds):
-    p = pacing(ds, Q2, AT).set_index("row")
+    p = pacing(ds, Q2, AT).set_index("compared")
     assert p.loc["this period", "won_amount"] == 2000.0
     # previous period to the same offset (30 days): 2024-01-01..01-31: H1
     assert p.loc["previous period", "won_amount"] == 1000.0

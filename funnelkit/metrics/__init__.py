@@ -15,6 +15,7 @@ landing forecast's record, rebuilt for past periods), :mod:`.summary` (everythin
 
 from .accuracy import ForecastAccuracy, default_accuracy_periods, forecast_accuracy
 from .breakdown import amount_by
+from .categories import forecast_categories
 from .closing import CloseTimeSurvival, close_time_survival, closed_in_period, days_to_close, size_band
 from .cohorts import cohort_conversion
 from .landing import LandingForecast, coverage, landing_by_week, landing_forecast, pacing, won_between
@@ -45,7 +46,7 @@ __all__ = [
     "ForecastBacktest", "NotEnoughHistory",
     # will we hit the number
     "landing_forecast", "LandingForecast", "landing_by_week", "coverage", "pacing", "won_between",
-    "forecast_accuracy", "ForecastAccuracy", "default_accuracy_periods",
+    "forecast_accuracy", "ForecastAccuracy", "default_accuracy_periods", "forecast_categories",
     # where the pipeline went
     "pipeline_at", "pipeline_waterfall", "stage_movement", "PipelineWaterfall",
     # cohort conversion over time

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..changes import has_changes
 from ..dataset import Dataset
 from ..period import Period, quarters_between
 from .landing import landing_by_week, won_between
@@ -158,7 +159,7 @@ def forecast_accuracy(ds: Dataset, periods=None, *, level: float = 0.8, simulati
     if periods is None:
         periods = default_accuracy_periods(ds, until=until)
     periods = [p if isinstance(p, Period) else Period.quarter(str(p)) for p in periods]
-    has_category = "forecast_category" in ds.deals.columns
+    has_category = "forecast_category" in ds.deals.columns or has_changes(ds, "forecast_category")
     frames = []
     for p in periods:
         weekly = landing_by_week(ds, p, until=p.stop, level=level, simulations=simulations, **landing_options)
@@ -178,10 +179,10 @@ def forecast_accuracy(ds: Dataset, periods=None, *, level: float = 0.8, simulati
     f["inside_range"] = (f["low"] <= f["actual"]) & (f["actual"] <= f["high"])
     by_week = _by_week(f)
     notes = []
-    if getattr(ds, "changes", None) is None:
+    if not has_changes(ds, "amount"):
         notes.append("amounts are the values at export (no change log): forecasts of past weeks use "
                      "amounts that may have been edited later")
-    if has_category:
+    if has_category and not has_changes(ds, "forecast_category"):
         notes.append("forecast categories are the values at export: the closed + commit baseline of "
                      "past weeks leans on hindsight")
     return ForecastAccuracy(forecasts=f, by_week=by_week, level=level, notes=notes)

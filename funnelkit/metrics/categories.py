@@ -10,7 +10,8 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..period import Period
-from .landing import landing_forecast, won_between
+from ..changes import has_changes, known_at
+from .landing import categories_at, landing_forecast, won_between
 
 __all__ = ["forecast_categories", "STANDARD_CATEGORIES", "CLOSED"]
 
@@ -55,28 +56,32 @@ def forecast_categories(ds: Dataset, period: Period, at=None, *, order: list[str
         (Σ ``p_in_period × amount``), ``model_p_in_period`` (mean over the category's deals), and
         once the period has ended in the data: ``won_in_period_deals``, ``won_in_period_amount``,
         ``won_in_period_share`` (deals won before the period's end / deals), else NaN.
-        ``attrs["basis"]`` says which open deals count; ``attrs["hindsight"]`` is True when the
-        categories are the values at export (no change log).
+        Categories and expected close dates are those known at ``at`` (with a change log; without
+        one, the export's values). ``attrs["basis"]`` says which open deals count;
+        ``attrs["hindsight"]`` is True when the categories are the values at export (no change of
+        ``forecast_category`` in the change log).
 
     Examples
     --------
     >>> forecast_categories(ds, Period.quarter("2024Q2"))           # doctest: +SKIP
     """
-    if "forecast_category" not in ds.deals.columns:
+    known = categories_at(ds, period.start if at is None else pd.Timestamp(at))
+    if known is None:
         raise ValueError("the deals carry no forecast_category column (import it from the CRM, or map "
                          "a column to it)")
     at = period.start if at is None else pd.Timestamp(at)
     lf = landing_forecast(ds, period, at, **landing_options)
     fc = lf.open_deals
     deals = ds.deals.set_index("deal_id")
-    cat = deals.loc[fc["deal_id"], "forecast_category"].astype(object)
+    cat = pd.Series(known.to_numpy(), index=ds.deals["deal_id"].to_numpy()).loc[fc["deal_id"]].astype(object)
     cat = cat.where(cat.notna() & cat.astype(str).str.strip().ne(""), "(not set)").astype(str).to_numpy()
     basis = "every open deal"
     keep = np.ones(len(fc), dtype=bool)
-    if "expected_close_date" in deals.columns:
-        exp = pd.to_datetime(deals.loc[fc["deal_id"], "expected_close_date"], errors="coerce")
+    if "expected_close_date" in deals.columns or has_changes(ds, "expected_close_date"):
+        exp = pd.Series(pd.to_datetime(known_at(ds, "expected_close_date", at), errors="coerce").to_numpy(),
+                        index=ds.deals["deal_id"].to_numpy()).loc[fc["deal_id"]]
         keep = period.contains(exp).to_numpy()
-        basis = "open deals expected to close in the period"
+        basis = "open deals expected to close in the period (as known then)"
     fc, cat = fc[keep].reset_index(drop=True), cat[keep]
     last = max(x for x in (ds.deals["created_at"].max(), ds.deals["closed_at"].max()) if pd.notna(x))
     ended = period.stop <= last.normalize() + pd.Timedelta(days=1)
@@ -103,5 +108,5 @@ def forecast_categories(ds: Dataset, period: Period, at=None, *, order: list[str
             "won_in_period_share": float(won_in[m].mean()) if ended else np.nan,
         })
     out = pd.DataFrame(rows)
-    out.attrs.update(basis=basis, at=at, hindsight=getattr(ds, "changes", None) is None)
+    out.attrs.update(basis=basis, at=at, hindsight=not has_changes(ds, "forecast_category"))
     return out

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..changes import has_changes, known_at
 from ..dataset import Dataset
 from ..period import Period
 from ._common import group_labels
@@ -599,7 +600,7 @@ def landing_by_week(ds: Dataset, period: Period, *, until=None, target: float | 
         ``won_so_far`` (amount), ``expected``, ``low``, ``high``, ``p_reach_target``, and
         ``weighted`` (the stage-weighted pipeline baseline: won so far + open amount x the stage's
         historical win rate) and, when the deals carry ``forecast_category``, ``commit`` (won so far
-        + open amount in category Commit). ``attrs["last"]`` holds the :class:`LandingForecast` of
+        + open amount in category Commit, the category as known at that instant). ``attrs["last"]`` holds the :class:`LandingForecast` of
         the last week.
 
     Examples
@@ -611,9 +612,6 @@ def landing_by_week(ds: Dataset, period: Period, *, until=None, target: float | 
     """
     until = period.as_of if until is None else _instant(until)
     rows, lf = [], None
-    cats = None
-    if "forecast_category" in ds.deals.columns:
-        cats = ds.deals.set_index("deal_id")["forecast_category"]
     for week in range(math.ceil(period.days / 7)):
         at = period.start + pd.Timedelta(days=7 * week)
         if at >= until and week > 0:
@@ -628,8 +626,10 @@ def landing_by_week(ds: Dataset, period: Period, *, until=None, target: float | 
                "expected": lf.expected_amount, "low": lf.low_amount, "high": lf.high_amount,
                "p_reach_target": lf.p_reach_target,
                "weighted": (won or 0.0) + float(np.nansum(fc["amount"] * fc["stage_win_rate"]))}
+        cats = categories_at(ds, at)
         if cats is not None:
-            commit = cats.loc[fc["deal_id"]].astype(str).str.strip().str.lower().eq("commit").to_numpy()
+            by_id = pd.Series(cats.to_numpy(), index=ds.deals["deal_id"].to_numpy())
+            commit = by_id.loc[fc["deal_id"]].astype(str).str.strip().str.lower().eq("commit").to_numpy()
             row["commit"] = (won or 0.0) + float(np.nansum(fc["amount"].to_numpy(dtype=float)[commit]))
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -664,7 +664,7 @@ def pacing(ds: Dataset, period: Period, at=None) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        One row each for ``this period``, ``previous period`` and ``a year before``: ``period``
+        One row each (``compared``) for ``this period``, ``previous period`` and ``a year before``: ``period``
         (label), ``from``, ``to`` (the same offset from each start, at most that period's end), ``won_deals``, ``won_amount``
         (None when unknown), ``amount_unknown_deals``, ``change`` (this period's won amount relative
         to that row's, e.g. 0.25 = 25% ahead; None when either is unknown or zero).
@@ -680,7 +680,7 @@ def pacing(ds: Dataset, period: Period, at=None) -> pd.DataFrame:
     for name, p in (("this period", period), ("previous period", period.previous()), ("a year before", year)):
         to = min(p.start + offset, p.stop)   # a shorter period ends at its own end
         w = won_between(ds, p.start, to)
-        rows.append({"row": name, "period": p.label, "from": p.start, "to": to, "won_deals": w["deals"],
+        rows.append({"compared": name, "period": p.label, "from": p.start, "to": to, "won_deals": w["deals"],
                      "won_amount": w["amount"], "amount_unknown_deals": w["amount_unknown_deals"]})
     out = pd.DataFrame(rows)
     now = out.loc[0, "won_amount"]
@@ -744,12 +744,19 @@ def _open_pipeline(ds: Dataset, period: Period, at: pd.Timestamp) -> dict:
     d = ds.deals
     open_ = ((d["created_at"] < at) & ~(d["closed_at"] < at)).to_numpy()
     basis = "every open deal (the deals carry no expected close date)"
-    if "expected_close_date" in d.columns:
-        exp = pd.to_datetime(d["expected_close_date"], errors="coerce")
+    if "expected_close_date" in d.columns or has_changes(ds, "expected_close_date"):
+        exp = pd.to_datetime(known_at(ds, "expected_close_date", at), errors="coerce")
         open_ &= period.contains(exp).to_numpy()
-        basis = "open deals expected to close in the period"
-    amounts = d["amount"].to_numpy(dtype=float)[open_]
+        basis = "open deals expected to close in the period (expected close date as known then)"
+    amounts = known_at(ds, "amount", at).to_numpy(dtype=float)[open_]
     known = ~np.isnan(amounts)
     return {"deals": int(open_.sum()), "amount": float(amounts[known].sum()),
             "amount_unknown_deals": int((~known).sum()), "deal_ids": d["deal_id"].to_numpy()[open_],
             "basis": basis}
+
+
+def categories_at(ds: Dataset, at: pd.Timestamp) -> pd.Series | None:
+    """Each deal's forecast category as known at ``at`` (None when the data has no categories)."""
+    if "forecast_category" not in ds.deals.columns and not has_changes(ds, "forecast_category"):
+        return None
+    return known_at(ds, "forecast_category", at)
