@@ -48,7 +48,10 @@ def label_text(values: pd.Series, missing: str = "") -> pd.Series:
         text = np.array([str(c) for c in values.cat.categories] + [missing], dtype=object)
         return pd.Series(text[values.cat.codes.to_numpy()], index=values.index, name=values.name, dtype=object)
     # Not categorical: object -> str converts cell by cell (no fixed-width array on pandas 2 or 3).
-    return values.astype(object).where(values.notna(), missing).astype(str).astype(object)
+    known = values.notna().to_numpy()
+    out = np.full(len(values), missing, dtype=object)
+    out[known] = values[known].astype(object).astype(str).to_numpy(dtype=object)
+    return pd.Series(out, index=values.index, name=values.name, dtype=object)
 
 
 def label_counts(values: pd.Series) -> pd.Series:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..contract import Pipeline
+from ..dataset import label_text
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -149,10 +150,8 @@ def deal_frame(deals: pd.DataFrame) -> pd.DataFrame:
 
 
 def _text(s: pd.Series) -> np.ndarray:
-    values = s.astype(object).to_numpy()
-    return np.array([None if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA
-                     else str(v) for v in values], dtype=object) if s.isna().any() else \
-        s.astype(str).to_numpy(dtype=object)
+    # From the categorical codes where there are some: never rows x the longest label (pandas 2).
+    return label_text(s, missing=None).to_numpy(dtype=object)
 
 
 def _micros(s: pd.Series) -> np.ndarray:
