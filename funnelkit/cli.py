@@ -104,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--currency", help="currency to convert into (with --rates)")
     p.add_argument("--encoding", help="source encoding (default: detected)")
     p.add_argument("--force", action="store_true", help="overwrite a non-empty --out folder")
+    p.add_argument("--strict-dates", action="store_true",
+                   help="reject won/lost deals whose close date is before their creation date "
+                        "(default: keep them for counts and amounts, flagged dates_estimated)")
+    p.add_argument("--escape-formulas", action="store_true",
+                   help="prefix text cells starting with =, +, - or @ with ' (for files opened in a spreadsheet)")
     return parser
 
 
@@ -193,7 +198,8 @@ def _cmd_import(args) -> int:
     from .importers import import_export
     result = import_export(args.format, args.sources, args.out, column_map=args.column_map,
                            stage_map=args.stage_map, rates=args.rates, currency=args.currency,
-                           encoding=args.encoding, force=args.force)
+                           encoding=args.encoding, force=args.force, strict_dates=args.strict_dates,
+                           escape_formulas=args.escape_formulas)
     print(result.summary())
     return 0
 

@@ -21,6 +21,7 @@ __all__ = [
     "CHANGE_FIELDS",
     "STATUSES",
     "MAX_AMOUNT",
+    "DATES_ESTIMATED",
     "Pipeline",
 ]
 
@@ -40,6 +41,9 @@ HISTORY_COLUMNS = ("deal_id", "stage", "entered_at")
 CHANGE_COLUMNS = ("deal_id", "changed_at", "field", "value")
 #: The fields the change log may change; each is also an (optional, for the last two) deals.csv column.
 CHANGE_FIELDS = ("amount", "expected_close_date", "forecast_category")
+#: Optional deals.csv column: ``true`` marks a deal whose dates do not measure its duration (e.g.
+#: entered into the CRM after it was signed): counted, but left out of duration metrics.
+DATES_ESTIMATED = "dates_estimated"
 #: The label shown for an empty source, product, owner (or any grouping column).
 NOT_SET = "(not set)"
 #: Amounts from this on are refused: no deal is worth a thousand trillion, and sums of such

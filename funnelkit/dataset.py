@@ -146,8 +146,8 @@ class Dataset:
 
         Columns: ``deal_id``, ``stage``, ``stage_index``, ``entered_at``, ``next_entered_at`` and
         ``next_stage_index`` (the deal's next entry; NaT / -1 for its last visit), ``is_last``,
-        ``deal_row`` (row position in :attr:`deals`), and the deal's ``created_at``, ``closed_at``
-        and ``status``.
+        ``deal_row`` (row position in :attr:`deals`), and the deal's ``created_at``, ``closed_at``,
+        ``status`` and ``dates_estimated`` (bool, see :attr:`dates_estimated`).
         """
         h = self.stage_history
         same_next = h["deal_id"].eq(h["deal_id"].shift(-1)).to_numpy()
@@ -175,7 +175,17 @@ class Dataset:
         status = pd.Categorical(self.deals["status"], categories=["open", "won", "lost"])
         v["status"] = pd.Categorical.from_codes(status.codes[v["deal_row"].to_numpy()],
                                                 categories=["open", "won", "lost"])
+        v["dates_estimated"] = self.dates_estimated[v["deal_row"].to_numpy()]
         return v
+
+    @property
+    def dates_estimated(self) -> np.ndarray:
+        """Per deal (row of :attr:`deals`): True where the optional ``dates_estimated`` column flags
+        the deal's dates as not measuring its duration (such deals count, but every duration metric
+        leaves them out and says how many); all False without the column."""
+        if "dates_estimated" not in self.deals.columns:
+            return np.zeros(len(self.deals), dtype=bool)
+        return self.deals["dates_estimated"].fillna(False).to_numpy(dtype=bool)
 
     def in_currency(self, currency: str) -> "Dataset":
         """The deals in one currency (code in any case); a clear error when there are none.

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .contract import (MAX_AMOUNT, NOT_SET, CHANGE_COLUMNS, CHANGE_FIELDS, CHANGES_FILE, DEAL_COLUMNS,
+from .contract import (DATES_ESTIMATED, MAX_AMOUNT, NOT_SET, CHANGE_COLUMNS, CHANGE_FIELDS, CHANGES_FILE, DEAL_COLUMNS,
                        DEALS_FILE, HISTORY_COLUMNS, HISTORY_FILE, PIPELINE_FILE, STATUSES, TABLE_SUFFIXES,
                        Pipeline)
 from .dataset import Dataset, empty_changes
@@ -103,6 +103,8 @@ def load(path: str | Path, errors: Literal["raise", "report"] = "raise") -> Data
     hist = hist[~hist_bad.to_numpy()].reset_index(drop=True)
     report.closed_without_amount = int((deals["status"].isin(["won", "lost"])
                                         & deals["amount"].isna()).sum())
+    if DATES_ESTIMATED in deals.columns:
+        report.dates_estimated = int(deals[DATES_ESTIMATED].sum())
     for col in _LABEL_COLUMNS:
         empty = deals[col].eq("")
         report.not_set[col] = int(empty.sum())
@@ -293,8 +295,13 @@ def _check_deals(raw: pd.DataFrame, file: str, pipeline: Pipeline):
           lambda: "a " + status + " deal needs closed_at")
     c.add(status.eq("open") & has_closed, "closed_at", raw["closed_at"],
           "an open deal must not have closed_at (won/lost deals have one)")
-    c.add(closed < created, "closed_at", raw["closed_at"],
-          lambda: "closed_at is before created_at (" + raw["created_at"].str.strip() + ")")
+    flagged = _dates_estimated(c, raw)
+    c.add((closed < created) & ~flagged, "closed_at", raw["closed_at"],
+          lambda: "closed_at is before created_at (" + raw["created_at"].str.strip() + "); if the deal was "
+          f"entered into the CRM after it closed, set {DATES_ESTIMATED}=true")
+    # A flagged deal closed before its recorded creation: the close (the signing) is the real event,
+    # so the deal is taken as created then (docs/data-contract.md, dates_estimated).
+    created = created.where(~(flagged & (closed < created)), closed)
     amount, bad_amount = parse_amounts(raw["amount"])
     c.add(bad_amount, "amount", raw["amount"], "cannot parse the amount as a number")
     c.add(amount < 0, "amount", raw["amount"], lambda: "amount is negative" + pd.Series(np.where(
@@ -320,6 +327,8 @@ def _check_deals(raw: pd.DataFrame, file: str, pipeline: Pipeline):
     for col in ("forecast_category", "lost_reason"):
         if col in raw.columns:
             deals[col] = raw[col].str.strip()
+    if DATES_ESTIMATED in raw.columns:
+        deals[DATES_ESTIMATED] = flagged.to_numpy()
     deals["deal_id"] = deal_id
     deals["status"] = status
     deals["created_at"] = created
@@ -328,6 +337,16 @@ def _check_deals(raw: pd.DataFrame, file: str, pipeline: Pipeline):
     for col in _LABEL_COLUMNS:
         deals[col] = raw[col].str.strip()
     return deals, c.sorted(), c.bad
+
+
+def _dates_estimated(c, raw: pd.DataFrame) -> pd.Series:
+    """The optional ``dates_estimated`` column as booleans (``true``/``false``/empty, any case)."""
+    if DATES_ESTIMATED not in raw.columns:
+        return pd.Series(False, index=raw.index)
+    text = raw[DATES_ESTIMATED].str.strip().str.lower()
+    c.add(~text.isin(["", "true", "false"]), DATES_ESTIMATED, raw[DATES_ESTIMATED],
+          f"{DATES_ESTIMATED} must be true, false or empty")
+    return text.eq("true")
 
 
 def _check_history(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: pd.Series,

@@ -34,11 +34,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from .contract import (CHANGE_COLUMNS, CHANGES_FILE, DEAL_COLUMNS, DEALS_FILE, HISTORY_COLUMNS, HISTORY_FILE,
                        PIPELINE_FILE, Pipeline)
-from .io import atomic_path, atomic_write_text
+from .writer import TABLE_FORMATS, write_dataset
 
 __all__ = ["generate", "write_sample", "STAGES", "SOURCES", "PRODUCTS", "OWNERS",
            "DEFAULT_START", "DEFAULT_DAYS", "NAMES_ZH", "LANGUAGES"]
@@ -525,55 +524,37 @@ def write_sample(out, deals: int = 3000, seed: int = 7, start=None, days: int | 
     >>> sorted(p.name for p in folder.iterdir())
     ['deals.csv', 'pipeline.yml', 'stage_history.csv']
     """
-    if table_format not in ("csv", "parquet", "xlsx"):
+    if table_format not in TABLE_FORMATS:
         raise ValueError("table_format must be csv, parquet or xlsx")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out} exists and is not a folder")
-    existing = [f"{stem}.{ext}" for stem in (DEALS_FILE, HISTORY_FILE, CHANGES_FILE)
-                for ext in ("csv", "parquet", "xlsx")
-                if (out / f"{stem}.{ext}").exists()] + (["pipeline.yml"] if (out / "pipeline.yml").exists() else [])
+    existing = [f"{stem}.{ext}" for stem in (DEALS_FILE, HISTORY_FILE, CHANGES_FILE) for ext in TABLE_FORMATS
+                if (out / f"{stem}.{ext}").exists()] + ([PIPELINE_FILE] if (out / PIPELINE_FILE).exists() else [])
     if existing and not force:
         raise FileExistsError(f"{out} already holds a data set ({', '.join(existing)}); "
                               "choose an empty folder, or pass --force to replace it")
     if lang not in LANGUAGES:
         raise ValueError(f"lang must be one of {', '.join(LANGUAGES)}, not {lang!r}")
-    out.mkdir(parents=True, exist_ok=True)
     sim, start64 = _run(deals, seed, start, days, with_changes)
     pipeline = _PIPELINE
     if lang == "zh":
         sim, pipeline = _in_chinese(sim)
-    n = sim["n"]
-    tables = [(DEALS_FILE, _deal_rows, n), (HISTORY_FILE, _history_rows, len(sim["e_deal"]))]
+
+    def chunks(rows, total):
+        """The table in chunks of _CHUNK rows (bounds the memory of big data sets)."""
+        for lo in range(0, max(total, 1), _CHUNK):
+            yield rows(sim, start64, lo, min(total, lo + _CHUNK))
+
+    changes = None
     if with_changes:
-        tables.append((CHANGES_FILE, lambda sim_, start_, lo, hi: sim_["change_rows"].iloc[lo:hi],
-                       len(sim["change_rows"])))
-    else:
-        # A change log left from an earlier --with-changes sample would not match the new deals.
-        for other in ("csv", "parquet", "xlsx"):
-            (out / f"{CHANGES_FILE}.{other}").unlink(missing_ok=True)
-    for stem, rows, total in tables:
-        target = out / f"{stem}.{table_format}"
-        # Never leave a table of another format beside the new one (the loader prefers .csv).
-        for other in ("csv", "parquet", "xlsx"):
-            stale = out / f"{stem}.{other}"
-            if other != table_format and stale.exists():
-                stale.unlink()
-        with atomic_path(target, suffix=f".{table_format}") as tmp:
-            if table_format == "csv":
-                with open(tmp, "w", encoding="utf-8", newline="") as fh:
-                    for lo in range(0, total, _CHUNK):
-                        rows(sim, start64, lo, min(total, lo + _CHUNK)).to_csv(
-                            fh, index=False, header=lo == 0, lineterminator="\n")
-            elif table_format == "parquet":
-                rows(sim, start64, 0, total).astype(str).to_parquet(tmp, index=False)
-            else:
-                rows(sim, start64, 0, total).astype(str).to_excel(tmp, index=False)
-    text = ("# Sample pipeline written by `funnelkit sample-data` "
-            f"(seed {int(seed)}, {int(deals)} deals).\n"
-            + yaml.safe_dump(pipeline.to_yaml_dict(), sort_keys=False, allow_unicode=True))
-    atomic_write_text(out / PIPELINE_FILE, text)
-    return out
+        changes = chunks(lambda sim_, start_, lo, hi: sim_["change_rows"].iloc[lo:hi], len(sim["change_rows"]))
+    # Without changes, write_dataset removes a change log left from an earlier --with-changes sample
+    # (it would not match the new deals).
+    return write_dataset(out, chunks(_deal_rows, sim["n"]), chunks(_history_rows, len(sim["e_deal"])),
+                         pipeline, changes=changes, table_format=table_format,
+                         comment=f"Sample pipeline written by `funnelkit sample-data` (seed {int(seed)}, "
+                                 f"{int(deals)} deals).")
 
 
 def _in_chinese(sim: dict) -> tuple[dict, Pipeline]:

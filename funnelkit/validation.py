@@ -102,6 +102,8 @@ class ValidationReport:
     #: With a change log: per field, the deals whose first change comes after their creation (before
     #: it, the first change's value, the earliest known, stands for the value). Empty without one.
     earliest_known: dict[str, int] = field(default_factory=dict)
+    #: Deals flagged ``dates_estimated``: counted, left out of duration metrics.
+    dates_estimated: int = 0
 
     @property
     def ok(self) -> bool:
@@ -117,6 +119,8 @@ class ValidationReport:
         if self.closed_without_amount:
             lines.append(f"  won/lost deals with unknown amount (allowed by pipeline.yml): "
                          f"{self.closed_without_amount}")
+        if self.dates_estimated:
+            lines.append(f"  deals with dates_estimated (counted, left out of durations): {self.dates_estimated}")
         for col, n in self.not_set.items():
             if n:
                 lines.append(f"  deals with empty {col} (shown as '(not set)'): {n}")
@@ -143,6 +147,7 @@ class ValidationReport:
             "not_set": dict(self.not_set),
             "closed_without_amount": self.closed_without_amount,
             "earliest_known": dict(self.earliest_known),
+            "dates_estimated": self.dates_estimated,
             "problems": [str(p) for p in self.problems],
         }
 

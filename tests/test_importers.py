@@ -41,13 +41,12 @@ def test_salesforce_import_known_outcome(tmp_path):
     r = import_export("salesforce", [OPP, HIST], tmp_path / "sf")
     assert digest(SF.iterdir()) == before  # sources untouched
     acc = {Path(k).name: a for k, a in r.accounts.items()}
-    assert (acc["Opportunity.csv"].read, acc["Opportunity.csv"].used, acc["Opportunity.csv"].rejected) == (8, 6, 2)
+    assert (acc["Opportunity.csv"].read, acc["Opportunity.csv"].used, acc["Opportunity.csv"].rejected) == (8, 7, 1)
     assert acc["Opportunity.csv"].encoding == "cp1252"
     assert (acc["OpportunityHistory.csv"].read, acc["OpportunityHistory.csv"].rejected) == (19, 2)
     reasons = set(r.rejected["reason"])
     assert "IsDeleted is true (the opportunity is in the Recycle Bin)" in reasons
     assert "OpportunityId not in Opportunity.csv" in reasons
-    assert any(x.startswith("CloseDate 2024-01-20") for x in reasons)
 
     ds = load(tmp_path / "sf")  # strict
     d = ds.deals.set_index("deal_id")
@@ -56,6 +55,9 @@ def test_salesforce_import_known_outcome(tmp_path):
     # "Closed – No Budget" is a custom closed stage: IsClosed/IsWon decide -> lost.
     assert d.loc[o(2), "status"] == "lost"
     assert d.loc[[o(3), o(4), o(8)], "status"].tolist() == ["open"] * 3
+    # CloseDate 2024-01-20 before CreatedDate 2024-01-30: kept, dated by the close, flagged.
+    assert d.loc[o(7), "status"] == "lost" and bool(d.loc[o(7), "dates_estimated"])
+    assert d.loc[o(7), "created_at"] == d.loc[o(7), "closed_at"] == pd.Timestamp("2024-01-20")
     assert d.loc[o(1), "closed_at"] == pd.Timestamp("2024-02-15")
     # CloseDate (a date) on the creation day, before the CreatedDate time: clamped to created_at.
     assert d.loc[o(5), "closed_at"] == d.loc[o(5), "created_at"] == pd.Timestamp("2024-03-05 15:00")
@@ -68,7 +70,7 @@ def test_salesforce_import_known_outcome(tmp_path):
     # The amount-only change of o(1) is no stage entry; its Closed Won row is the outcome.
     assert h[h.deal_id == o(1)]["stage"].astype(str).tolist() == ["Prospecting", "Qualification",
                                                                   "Proposal/Price Quote"]
-    assert len(h) == 14
+    assert len(h) == 15  # 14 + the kept deal o(7) entering the first stage at its (estimated) creation
     # Two currencies, no rates: kept apart, and adding them is refused.
     assert sorted(ds.currencies) == ["EUR", "USD"]
     with pytest.raises(MixedCurrencyError):
@@ -76,7 +78,7 @@ def test_salesforce_import_known_outcome(tmp_path):
     assert any("several currencies" in a for a in r.assumptions)
     for f in ("import_report.md", "import_report.json", "import_rejected.csv"):
         assert (tmp_path / "sf" / f).exists()
-    assert len(pd.read_csv(tmp_path / "sf" / "import_rejected.csv")) == 4
+    assert len(pd.read_csv(tmp_path / "sf" / "import_rejected.csv")) == 3
 
 
 def test_salesforce_rates_users_and_stage_picklist(tmp_path):
@@ -212,10 +214,16 @@ def test_table_with_map_day_first_dates_and_missing_created(tmp_path):
     d = ds.deals.set_index("deal_id")
     assert d.loc["A1", "amount"] == 1200 and d.loc["A1", "closed_at"] == pd.Timestamp("2024-02-10")
     assert d.loc["A3", "created_at"] == pd.Timestamp("2024-02-10")      # latest date in the export
-    assert "A4" not in d.index                                         # closed before created: rejected
-    assert r.rejected["line"].tolist() == [5]
-    assert "done 2024-02-01" in r.rejected["reason"].iat[0]
+    # Closed before created: kept by default, dated by its close, flagged.
+    assert d.loc["A4", "created_at"] == d.loc["A4", "closed_at"] == pd.Timestamp("2024-02-01")
+    assert d.loc["A4", "crm_created_at"] == "2024-02-07" and bool(d.loc["A4", "dates_estimated"])
+    assert r.rejected.empty
     assert ds.pipeline.currency == "GBP" and ds.stages == ["Lead", "Pitch"]
+    # Strict dates: rejected, naming both dates.
+    r = import_export("table", [src], tmp_path / "strict", column_map=cmap, strict_dates=True)
+    assert "A4" not in load(tmp_path / "strict").deals["deal_id"].tolist()
+    assert r.rejected["line"].tolist() == [5]
+    assert r.rejected["reason"].iat[0] == "done is before the opened: done 2024-02-01, opened 2024-02-07, deal A4"
 
 
 def test_table_unmapped_label_names_file_column_value(tmp_path):

@@ -31,7 +31,8 @@ def shipped_maps() -> dict[str, Path]:
 
 
 def import_export(fmt: str, sources, out, *, column_map=None, stage_map=None, rates=None,
-                  currency=None, encoding=None, force: bool = False) -> ImportResult:
+                  currency=None, encoding=None, force: bool = False, strict_dates: bool = False,
+                  escape_formulas: bool = False) -> ImportResult:
     """Import the export ``sources`` of format ``fmt`` into the data set folder ``out``.
 
     Parameters
@@ -56,6 +57,16 @@ def import_export(fmt: str, sources, out, *, column_map=None, stage_map=None, ra
         Source encoding; detected when not given (UTF-8 with or without BOM, else e.g. cp1252).
     force
         Replace a non-empty ``out``.
+    strict_dates
+        Reject won/lost deals whose close date lies on a day before their creation date. By default
+        they are kept for counts and amounts (the close date, the signing, is the close and also
+        taken as the creation; the export's creation date is kept in ``crm_created_at``), flagged
+        ``dates_estimated`` and left out of duration metrics. A table map can ask for the same with
+        ``closed_before_created: reject``.
+    escape_formulas
+        Prefix text cells starting with ``=``, ``+``, ``-`` or ``@`` with ``'`` so that a spreadsheet
+        shows them as text (for files meant to be opened in one). Off by default: cells are kept
+        verbatim.
 
     Returns
     -------
@@ -88,4 +99,4 @@ def import_export(fmt: str, sources, out, *, column_map=None, stage_map=None, ra
     else:
         from .table import import_table as run
     return run(sources, out, column_map=column_map, stage_map=stage_map, rates=rates, currency=currency,
-               encoding=encoding, force=force)
+               encoding=encoding, force=force, strict_dates=strict_dates, escape_formulas=escape_formulas)

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..contract import DEAL_COLUMNS, HISTORY_COLUMNS, PIPELINE_FILE, Pipeline
+from ..contract import DEAL_COLUMNS, HISTORY_COLUMNS, Pipeline
 from ..io import InputRefused, atomic_write_text, check_input_file, is_inside, read_settings_yaml
+from ..writer import write_dataset
 from ..parsing import parse_amounts, parse_timestamps, read_text_table
 
 REPORT_MD = "import_report.md"
@@ -72,6 +73,9 @@ class ImportResult:
     currencies: dict[str, int] = field(default_factory=dict)
     #: Each source table as read (text cells and ``_line``), to show a rejected row as it was in the file.
     raw: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    #: Rows of other files that belong to a deal (e.g. its history rows): ``deal_id``, ``file``, ``line``.
+    #: When the deal is rejected, :meth:`drop_deals` rejects them too, so no row counts as used in vain.
+    links: list[pd.DataFrame] = field(default_factory=list, repr=False)
 
     # -- building
     def account(self, file: str | Path, read: int, encoding: str = "", note: str = "",
@@ -90,12 +94,18 @@ class ImportResult:
         if text not in self.assumptions:
             self.assumptions.append(text)
 
-    def reject(self, file: str, lines, reason, rows: pd.DataFrame | None = None) -> None:
-        """Reject rows of ``file`` (their line numbers) with ``reason`` (a text or one per row)."""
+    def reject(self, file: str, lines, reason, rows: pd.DataFrame | None = None, *, detail=None) -> None:
+        """Reject rows of ``file`` (their line numbers) with ``reason``.
+
+        ``reason`` is one text for all rows, or one per row; ``detail`` (optional, one text per row)
+        adds the row's own values (``reason: detail`` in the rejected-rows file). The summary groups
+        rows by ``reason`` and shows the details of the first few, so no value is hidden.
+        """
         lines = list(lines)
         if not lines:
             return
         reasons = list(reason) if isinstance(reason, (list, pd.Series, np.ndarray)) else [reason] * len(lines)
+        details = list(detail) if detail is not None else [""] * len(lines)
         raw = self.raw.get(str(file))
         pos = None
         if raw is not None and len(raw):
@@ -113,20 +123,81 @@ class ImportResult:
             records = rows.to_dict("records") if rows is not None else [{}] * len(lines)
             texts = [json.dumps({k: v for k, v in rec.items() if not str(k).startswith("_")},
                                 ensure_ascii=False, default=str) for rec in records]
-        for line, why, text in zip(lines, reasons, texts):
-            self.rejected_rows.append({"file": str(file), "line": int(line), "reason": why, "row": text})
+        for line, why, more, text in zip(lines, reasons, details, texts):
+            self.rejected_rows.append({"file": str(file), "line": int(line), "kind": why,
+                                       "reason": f"{why}: {more}" if more else why, "row": text})
         self.accounts[str(file)].rejected += len(lines)
+
+    def link(self, file: str | Path, deal_ids, lines) -> None:
+        """Record that rows ``lines`` of ``file`` belong to the deals ``deal_ids`` (one per row)."""
+        self.links.append(pd.DataFrame({"deal_id": np.asarray(deal_ids, dtype=object),
+                                        "file": str(file), "line": np.asarray(lines, dtype=np.int64)}))
+
+    def drop_deals(self, deals: pd.DataFrame, mask, reason: str, detail=None) -> pd.DataFrame:
+        """Reject the deals where ``mask`` holds, and every linked row of theirs; return the rest.
+
+        The one way to drop a deal once it is built: its own row (``_file``, ``_line``) is rejected
+        with ``reason`` (and ``detail``, one text per rejected deal), and the rows of other files that
+        belong to it (see :meth:`link`) with "its deal was rejected", naming the deal's file and line.
+
+        Examples
+        --------
+        >>> r = ImportResult("table", ["t.csv"])
+        >>> _ = r.account("t.csv", 2)
+        >>> d = pd.DataFrame({"deal_id": ["A", "B"], "_file": "t.csv", "_line": [2, 3]})
+        >>> r.drop_deals(d, d["deal_id"].eq("B"), "no good")["deal_id"].tolist()
+        ['A']
+        >>> r.rejected[["line", "reason"]].values.tolist()
+        [[3, 'no good']]
+        """
+        mask = pd.Series(mask, index=deals.index).fillna(False).astype(bool)
+        if not mask.any():
+            return deals
+        bad = deals[mask]
+        details = None if detail is None else list(detail)
+        for f, grp in bad.groupby("_file", sort=False):
+            pick = bad["_file"].eq(f).to_numpy()
+            self.reject(f, grp["_line"], reason, grp,
+                        detail=None if details is None else [x for x, p in zip(details, pick) if p])
+        self._reject_linked(bad, reason)
+        return deals[~mask]
+
+    def _reject_linked(self, bad: pd.DataFrame, reason: str) -> None:
+        if not self.links:
+            return
+        links = pd.concat(self.links, ignore_index=True)
+        done = {(r["file"], r["line"]) for r in self.rejected_rows}
+        hit = links["deal_id"].isin(set(bad["deal_id"])) & ~pd.Series(
+            [(f, int(n)) in done for f, n in zip(links["file"], links["line"])], index=links.index, dtype=bool)
+        if not hit.any():
+            return
+        where = dict(zip(bad["deal_id"], zip(bad["_file"], bad["_line"])))
+        for f, grp in links[hit].groupby("file", sort=False):
+            self.reject(f, grp["line"], f"its deal was rejected ({reason})",
+                        detail=[f"deal {d}, {Path(where[d][0]).name} line {where[d][1]}" for d in grp["deal_id"]])
+        self.links = [links[~hit]]
 
     @property
     def rejected(self) -> pd.DataFrame:
         return pd.DataFrame(self.rejected_rows, columns=["file", "line", "reason", "row"])
 
     def reasons(self) -> dict[str, int]:
+        """Rejected rows per reason (without the rows' own values), most frequent first."""
         counts: dict[str, int] = {}
         for r in self.rejected_rows:
-            key = re.sub(r"\d[\d:\-T. ]*\d|\d", "#", r["reason"])
-            counts[key] = counts.get(key, 0) + 1
+            counts[r["kind"]] = counts.get(r["kind"], 0) + 1
         return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+    def reason_lines(self, examples: int = 3) -> list[str]:
+        """One line per reason: ``N x reason``, then the first rows' values (file, line, detail)."""
+        out = []
+        for why, n in self.reasons().items():
+            rows = [r for r in self.rejected_rows if r["kind"] == why and r["reason"] != why][:examples]
+            shown = "; ".join(f"{Path(r['file']).name} line {r['line']}: {r['reason'][len(why) + 2:]}"
+                              for r in rows)
+            more = ", ..." if shown and n > len(rows) else ""
+            out.append(f"{n} x {why}" + (f" ({shown}{more})" if shown else ""))
+        return out
 
     # -- output
     def summary(self) -> str:
@@ -147,7 +218,7 @@ class ImportResult:
             lines.append(f"  currency: {self.currency}")
         if self.rejected_rows:
             lines.append(f"  rejected rows: {len(self.rejected_rows)} (with reasons in {REJECTED_CSV}):")
-            lines += [f"    - {n} x {why}" for why, n in self.reasons().items()]
+            lines += [f"    - {text}" for text in self.reason_lines()]
         else:
             lines.append("  rejected rows: none")
         lines.append(f"  assumptions ({len(self.assumptions)}):")
@@ -176,28 +247,55 @@ class ImportResult:
         }
 
     def markdown(self) -> str:
+        """The report as Markdown; every text from the export (labels, values, paths) is escaped, so a
+        Markdown or HTML viewer shows it as text (a ``<script>`` stage label stays text)."""
         d = self.to_dict()
-        out = [f"# Import report: {self.format}", "",
+        e = md_escape
+        out = [f"# Import report: {e(self.format)}", "",
                "Sources (read only, never modified):", ""]
-        out += [f"- `{s}`" for s in d["sources"]]
+        out += [f"- {e(s)}" for s in d["sources"]]
         out += ["", "## Rows", "", "| file | encoding | read | used | rejected | note |", "|---|---|---|---|---|---|"]
         for name, a in d["files"].items():
-            out.append(f"| {name} | {a['encoding']} | {a['read']} | {a['used']} | {a['rejected']} | {a['note']} |")
+            out.append(f"| {e(name)} | {e(a['encoding'])} | {a['read']} | {a['used']} | {a['rejected']} | "
+                       f"{e(a['note'])} |")
         st = ", ".join(f"{k} {v}" for k, v in d["status"].items())
         out += ["", f"Deals written: **{self.deals_written}** ({st}). Stage entries written: "
                 f"**{self.history_written}**.", "",
-                f"Pipeline stages: {' > '.join(self.stages)}. Currency: {self.currency}"
-                + (f" (deals in {', '.join(self.currencies)}: see the `currency` column)"
+                f"Pipeline stages: {e(' > '.join(self.stages))}. Currency: {e(self.currency)}"
+                + (f" (deals in {e(', '.join(self.currencies))}: see the `currency` column)"
                    if len(self.currencies) > 1 else "") + ".", "", "## Rejected rows", ""]
         if self.rejected_rows:
             out.append(f"{len(self.rejected_rows)} rows, each with its reason in `{REJECTED_CSV}`:")
             out.append("")
-            out += [f"- {n} x {why}" for why, n in self.reasons().items()]
+            out += [f"- {e(text)}" for text in self.reason_lines()]
         else:
             out.append("None.")
         out += ["", "## Assumptions", ""]
-        out += [f"- {a}" for a in self.assumptions]
+        out += [f"- {e(a)}" for a in self.assumptions]
         return "\n".join(out) + "\n"
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+
+
+def md_escape(text: object) -> str:
+    """``text`` shown as text by a Markdown viewer and by the HTML it becomes.
+
+    ``<`` becomes ``&lt;`` (no HTML tag can form), an ``&`` that would start an entity becomes
+    ``&amp;``, the Markdown marks that work inside a line (backtick, ``*``, ``_``, ``[``, ``]``,
+    ``|``, ``~``, backslash) are backslash-escaped, and line breaks become spaces (every text sits
+    in one list item or table cell, after its start, so ``>`` and ``#`` cannot start a quote or a
+    heading and are left as they are).
+
+    Examples
+    --------
+    >>> print(md_escape("<script>alert(1)</script> *won* | R&D &amp; co"))
+    &lt;script>alert(1)&lt;/script> \\*won\\* \\| R&D &amp;amp; co
+    """
+    text = re.sub(r"&(?=#?\w+;)", "&amp;", str(text))
+    text = text.replace("<", "&lt;")
+    text = re.sub(r"[\r\n]+", " ", text)
+    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -541,7 +639,7 @@ def apply_currency(deals: pd.DataFrame, result: ImportResult, *, default: str, r
         converted = present != [target]
         deals["amount_original"] = deals["amount"]
         deals["currency_original"] = cur
-        deals["amount"] = (deals["amount"] * factor).round(2)
+        deals["amount"] = deals["amount"] * factor  # not rounded: the original precision carries
         deals = deals.drop(columns=["currency"])
         used = ", ".join(f"1 {c} = {table[c]:g} {target}" for c in present if c != target)
         if converted:
@@ -575,48 +673,136 @@ def apply_currency(deals: pd.DataFrame, result: ImportResult, *, default: str, r
 # ---------------------------------------------------------------------------------------------
 # Reconciling dates, then writing
 
-def reconcile(deals: pd.DataFrame, history: pd.DataFrame, result: ImportResult, *,
-              closed_before_created: str = "reject", what_closed: str = "close date",
-              what_created: str = "create date") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Make dates consistent with the contract, saying what was done.
+#: What to do with a won/lost deal whose close date lies before its creation date (the deal was
+#: entered into the CRM after it was signed): ``keep`` it (the default; flagged ``dates_estimated``)
+#: or ``reject`` it (``--strict-dates``). ``clamp`` is the older name of ``keep``.
+CLOSED_BEFORE_CREATED = ("keep", "reject", "clamp")
+#: The optional deals.csv column that flags deals whose dates are estimated (see docs/data-contract.md).
+FLAG = "dates_estimated"
+#: The creation date the export gave a flagged deal, kept beside the estimate.
+RECORDED_CREATED = "crm_created_at"
 
-    ``deals`` needs ``_file`` and ``_line`` (for rejections); ``history`` has deal_id, stage, entered_at.
+
+def reconcile(deals: pd.DataFrame, history: pd.DataFrame, result: ImportResult, *,
+              closed_before_created: str = "keep", what_closed: str = "close date",
+              what_created: str = "create date") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Make the dates consistent with the contract, saying what was done.
+
+    Three steps, each reported: a close earlier on the creation day is moved to the creation time
+    (:func:`_close_on_creation_day`); a close on an earlier day is kept and flagged, or rejected
+    (:func:`_close_before_creation`); stage entries are put within their deal's life
+    (:func:`_entries_within_deal`).
+
+    Parameters
+    ----------
+    deals
+        The deals, with ``_file`` and ``_line`` (their source row).
+    history
+        Stage entries: ``deal_id``, ``stage``, ``entered_at``; with ``_file`` and ``_line`` when the
+        entries are rows of a source file (then an entry left out is a rejected row).
+    result
+        Where decisions and rejections are recorded.
+    closed_before_created
+        ``keep`` (default) or ``reject``; see :data:`CLOSED_BEFORE_CREATED`.
+    what_closed, what_created
+        The export's names of the close and creation dates, used in the messages.
+
+    Returns
+    -------
+    tuple of DataFrame
+        The deals (with a ``dates_estimated`` column when any deal is flagged) and the history.
+
+    Examples
+    --------
+    >>> r = ImportResult("table", ["t.csv"]); _ = r.account("t.csv", 1)
+    >>> d = pd.DataFrame({"deal_id": ["A"], "created_at": pd.to_datetime(["2024-03-10"]),
+    ...                   "closed_at": pd.to_datetime(["2024-03-01"]), "status": ["won"],
+    ...                   "_file": "t.csv", "_line": [2]})
+    >>> h = pd.DataFrame({"deal_id": ["A"], "stage": ["Lead"], "entered_at": pd.to_datetime(["2024-03-10"])})
+    >>> d2, h2 = reconcile(d, h, r)
+    >>> d2.loc[0, ["created_at", "closed_at", "dates_estimated"]].tolist()
+    [Timestamp('2024-03-01 00:00:00'), Timestamp('2024-03-01 00:00:00'), True]
     """
-    closed = deals["closed_at"]
-    created = deals["created_at"]
-    before = closed.notna() & (closed < created)
-    same_day = before & (closed.dt.normalize() == created.dt.normalize())
+    if closed_before_created not in CLOSED_BEFORE_CREATED:
+        raise ImportProblem(f"closed_before_created must be keep or reject, not {closed_before_created!r}")
+    names = (what_closed, what_created)
+    deals = _close_on_creation_day(deals.copy(), result, *names)
+    deals = _close_before_creation(deals, result, "reject" if closed_before_created == "reject" else "keep",
+                                   *names).reset_index(drop=True)
+    return deals, _entries_within_deal(deals, history, result, *names)
+
+
+def _close_on_creation_day(deals, result, what_closed, what_created):
+    """A close earlier on the creation day (close dates are often dates without a time): closed_at
+    set to created_at."""
+    closed, created = deals["closed_at"], deals["created_at"]
+    same_day = closed.notna() & (closed < created) & (closed.dt.normalize() == created.dt.normalize())
     if same_day.any():
         deals.loc[same_day, "closed_at"] = created[same_day]
         result.assume(f"{int(same_day.sum())} deals closed on their creation day with a {what_closed} "
                       f"earlier in that day than the {what_created} (close dates are often dates without a "
                       "time): closed_at set to created_at")
-    worse = before & ~same_day
-    if worse.any():
-        if closed_before_created == "clamp":
-            n = int(worse.sum())
-            days = (created[worse] - closed[worse]).dt.total_seconds() / 86400
-            deals.loc[worse, "closed_at"] = created[worse]
-            result.assume(f"{n} deals have a {what_closed} before their {what_created} (by up to "
-                          f"{days.max():.1f} days), a defect of the export: closed_at set to created_at "
-                          "(0 days to close) rather than dropping the deal")
-        else:
-            bad = deals[worse]
-            for f, grp in bad.groupby("_file", sort=False):
-                result.reject(f, grp["_line"], [f"{what_closed} {c} is before the {what_created} {k}"
-                                                for c, k in zip(grp["closed_at"], grp["created_at"])], grp)
-            deals = deals[~worse]
-    deals = deals.reset_index(drop=True)
+    return deals
 
-    h = history.merge(deals[["deal_id", "created_at", "closed_at"]], on="deal_id", how="inner")
-    early = h["entered_at"] < h["created_at"]
+
+def _close_before_creation(deals, result, how, what_closed, what_created):
+    """Deals closed on a day before their creation (entered into the CRM after they were signed).
+
+    ``keep``: the close (the signing, the real event) stays ``closed_at``; ``created_at`` becomes the
+    close too (the deal existed by then at the latest), the export's creation date is kept in
+    ``crm_created_at``, and the deal is flagged ``dates_estimated`` (left out of durations).
+    ``reject``: the deals are rejected, with their linked rows.
+    """
+    closed, created = deals["closed_at"], deals["created_at"]
+    worse = closed.notna() & (closed < created)
+    if not worse.any():
+        return deals
+    bad = deals[worse]
+    detail = (f"{what_closed} " + _fmt_ts(bad["closed_at"]) + f", {what_created} " + _fmt_ts(bad["created_at"])
+              + ", deal " + bad["deal_id"].astype(str))
+    if how == "reject":
+        result.assume(f"{int(worse.sum())} deals have a {what_closed} on a day before their {what_created}: "
+                      "rejected (strict dates); by default they are kept and flagged dates_estimated")
+        return result.drop_deals(deals, worse, f"{what_closed} is before the {what_created}", detail.to_numpy())
+    days = (created[worse] - closed[worse]).dt.total_seconds() / 86400
+    deals[RECORDED_CREATED] = created.where(worse)
+    deals[FLAG] = worse.to_numpy()
+    deals.loc[worse, "created_at"] = closed[worse]
+    by_status = bad["status"].value_counts()
+    amounts = ""
+    if "amount" in bad.columns:
+        cur = bad["currency"].astype(str).str.strip().str.upper() if "currency" in bad.columns else \
+            pd.Series("", index=bad.index)
+        parts = [f"{c + ' ' if c else ''}{v:,.15g}" for c, v in
+                 bad.groupby(cur)["amount"].sum(min_count=1).dropna().items()]
+        amounts = f"; amount {', '.join(parts)}" if parts else ""
+    named = _named(bad["deal_id"])
+    result.assume(
+        f"{len(bad)} deals have a {what_closed} before their {what_created} (by {days.min():.0f} to "
+        f"{days.max():.0f} days: entered into the CRM after they were signed; "
+        + ", ".join(f"{k} {v}" for k, v in by_status.items()) + amounts + "): kept for counts and amounts, "
+        f"with the {what_closed} (the signing) as closed_at and as created_at (the {what_created} is kept "
+        f"in '{RECORDED_CREATED}'), flagged '{FLAG}' = true, and left out of durations (days to close, "
+        f"time in stage, close-time estimate); --strict-dates rejects them instead. Deals: {named}")
+    return deals
+
+
+def _entries_within_deal(deals, history, result, what_closed, what_created):
+    """Stage entries before the creation moved to it; after the close: the same day moves the close
+    to the entry, another day (or any day on a flagged deal) leaves the entry out (a rejected row
+    when it is one)."""
+    cols = ["deal_id", "stage", "entered_at"] + [c for c in ("_file", "_line") if c in history.columns]
+    h = history[cols].merge(deals[["deal_id", "created_at", "closed_at"]], on="deal_id", how="inner")
+    flagged = h["deal_id"].isin(set(deals.loc[deals[FLAG], "deal_id"])) if FLAG in deals.columns else \
+        pd.Series(False, index=h.index)
+    early = (h["entered_at"] < h["created_at"]) & ~flagged
     if early.any():
         h.loc[early, "entered_at"] = h.loc[early, "created_at"]
         result.assume(f"{int(early.sum())} stage entries dated before their deal's {what_created} moved to "
                       "the create date")
-    late = h["closed_at"].notna() & (h["entered_at"] > h["closed_at"])
+    late = h["closed_at"].notna() & ((h["entered_at"] > h["closed_at"]) | (flagged & (h["entered_at"] < h["created_at"])))
     if late.any():
-        same = late & (h["entered_at"].dt.normalize() == h["closed_at"].dt.normalize())
+        same = late & ~flagged & (h["entered_at"].dt.normalize() == h["closed_at"].dt.normalize())
         if same.any():
             last = h[same].groupby("deal_id")["entered_at"].max()
             idx = deals["deal_id"].isin(last.index)
@@ -625,24 +811,113 @@ def reconcile(deals: pd.DataFrame, history: pd.DataFrame, result: ImportResult, 
                           "closed_at moved to that entry's time (the close date has no time)")
         drop = late & ~same
         if drop.any():
-            result.assume(f"{int(drop.sum())} stage entries dated after their deal's {what_closed} "
-                          f"(on another day) were left out of the stage history")
+            out = h[drop]
+            why = (f"stage entry dated after its deal's {what_closed} (on another day, or recorded after a "
+                   "deal entered into the CRM once signed): left out of the stage history")
+            if "_file" in h.columns:
+                for f, grp in out.groupby("_file", sort=False):
+                    result.reject(f, grp["_line"], why, detail=("deal " + grp["deal_id"].astype(str) + ", entered "
+                                                              + _fmt_ts(grp["entered_at"]) + f", {what_closed} "
+                                                              + _fmt_ts(grp["closed_at"])).to_numpy())
+            else:
+                result.assume(f"{int(drop.sum())} {why}")
         h = h[~drop]
-    return deals, h[["deal_id", "stage", "entered_at"]].reset_index(drop=True)
+    return h[["deal_id", "stage", "entered_at"]].reset_index(drop=True)
+
+
+#: The close date the export gave a deal whose close was dated by a witness instead.
+RECORDED_CLOSE = "crm_close_date"
+
+
+def close_by_witness(deals: pd.DataFrame, witness: pd.Series, export_end, result: ImportResult, *,
+                     what_closed: str = "close date", witness_name: str = "the history") -> pd.DataFrame:
+    """Closed deals whose close date lies after the export's last recorded timestamp.
+
+    No close can happen after the export was taken: such a close date is a planned date that was
+    never updated when the deal was closed (CRMs keep the expected close date a user typed). When
+    the export holds a *witness*, a recorded event of the close (Salesforce: the OpportunityHistory
+    row that enters the closed stage; HubSpot: the first export that shows the deal closed), that
+    is the close; the export's date is kept in ``crm_close_date``. Without a witness the close date
+    stays. Either way the deals are named in the import report.
+
+    Parameters
+    ----------
+    deals
+        The deals (``deal_id``, ``status``, ``closed_at``).
+    witness
+        The time of each deal's witness, indexed by deal id (deals without one may be absent).
+    export_end
+        The export's last recorded timestamp (NaT: nothing is checked).
+    result
+        Where the decisions are recorded.
+    what_closed, witness_name
+        The export's name of the close date and of the witness, for the report.
+
+    Examples
+    --------
+    >>> r = ImportResult("salesforce", [])
+    >>> d = pd.DataFrame({"deal_id": ["A", "B"], "status": ["lost", "lost"],
+    ...                   "closed_at": pd.to_datetime(["2024-09-30", "2024-03-01"])})
+    >>> w = pd.Series(pd.to_datetime(["2024-04-02 10:00"]), index=["A"])
+    >>> close_by_witness(d, w, pd.Timestamp("2024-05-02 10:00"), r)["closed_at"].tolist()
+    [Timestamp('2024-04-02 10:00:00'), Timestamp('2024-03-01 00:00:00')]
+    """
+    if pd.isna(export_end):
+        return deals
+    after = deals["status"].isin(OUTCOMES) & (deals["closed_at"] > export_end)
+    if not after.any():
+        return deals
+    seen = deals["deal_id"].map(witness)
+    has = after & seen.notna() & (seen <= export_end)
+    end = pd.Timestamp(export_end).strftime("%Y-%m-%d %H:%M")
+    if has.any():
+        deals = deals.copy()
+        deals[RECORDED_CLOSE] = deals["closed_at"].where(has)
+        deals.loc[has, "closed_at"] = seen[has]
+        lag = (deals.loc[has, RECORDED_CLOSE] - seen[has]).dt.days
+        result.assume(f"{int(has.sum())} closed deals have a {what_closed} after the export's last recorded "
+                      f"timestamp ({end}; by {lag.min()} to {lag.max()} days after the recorded close): no close "
+                      f"lies after the export, so that {what_closed} is a planned date never updated; closed_at "
+                      f"is taken from {witness_name}, the recorded close ({what_closed} kept in "
+                      f"'{RECORDED_CLOSE}'). Deals: {_named(deals.loc[has, 'deal_id'])}")
+    rest = after & ~has
+    if rest.any():
+        result.assume(f"{int(rest.sum())} closed deals have a {what_closed} after the export's last recorded "
+                      f"timestamp ({end}) and no {witness_name}: their {what_closed} is kept as closed_at, so "
+                      f"they count as open until then. Deals: {_named(deals.loc[rest, 'deal_id'])}")
+    return deals
+
+
+def _named(ids, limit: int = 20) -> str:
+    """Deal ids for the report: the first ``limit``, then how many more."""
+    ids = [str(i) for i in ids]
+    return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
 def format_amounts(amount: pd.Series) -> pd.Series:
-    """Amounts as text with at most 2 decimals and no trailing zeros (``1200``, ``12.5``, ``0.07``); NaN -> "".
+    """Amounts as text with the export's precision (no rounding to cents); NaN -> "".
 
-    Text is made per value (``f"{v:.2f}"``, rounding as Python does), but only for known amounts and
-    over plain floats. A numpy version (whole cents, a table of decimal parts) gave the same text but
-    was no faster: numpy also turns numbers into text one by one.
+    Each value is written with up to 15 significant digits (``repr``-like, without float noise):
+    ``1200``, ``12.5``, ``9225.225``, ``0.0001``. Every decimal number of up to 15 significant
+    digits, which covers every amount an export writes, comes back exactly as it was read.
+
+    Examples
+    --------
+    >>> format_amounts(pd.Series([9225.225, 1200.0, 0.1 + 0.2, float("nan")])).tolist()
+    ['9225.225', '1200', '0.3', '']
     """
     v = pd.to_numeric(amount, errors="coerce").to_numpy(dtype=float)
     known = ~np.isnan(v)
     out = np.full(len(v), "", dtype=object)
-    out[known] = [t.rstrip("0").rstrip(".") for t in map("{:.2f}".format, v[known].tolist())]
+    out[known] = [_amount_text(x) for x in v[known].tolist()]
     return pd.Series(out, index=amount.index, dtype=object)
+
+
+def _amount_text(x: float) -> str:
+    text = f"{x:.15g}"
+    if "e" in text:  # very large or small: plain digits, still 15 significant at most
+        text = np.format_float_positional(float(text), trim="-")
+    return text
 
 
 def _fmt_ts(s: pd.Series) -> pd.Series:
@@ -664,12 +939,43 @@ def _fmt_ts(s: pd.Series) -> pd.Series:
 def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, stages: list[str], *,
            out, force: bool, sources, name: str, currency_default: str | None = None,
            rates: str | None = None, currency: str | None = None,
-           closed_before_created: str = "reject", what_closed: str = "close date",
-           what_created: str = "create date", missing_amount: str = "unknown", inputs=()) -> ImportResult:
-    """Apply the shared rules, write the data set atomically, check it loads, write the report.
+           closed_before_created: str = "keep", what_closed: str = "close date",
+           what_created: str = "create date", missing_amount: str = "unknown", inputs=(),
+           escape_formulas: bool = False) -> ImportResult:
+    """Apply the shared rules, write the data set atomically, check that it loads, write the report.
 
-    ``inputs``: other files the import read (stage map, column map); like the sources and the rates
-    table they must not lie in ``out`` (see :func:`check_out`).
+    The last steps of every importer, in order: refuse a bad ``--out`` (:func:`check_out`),
+    reconcile the dates (:func:`reconcile`), settle closed deals without an amount
+    (:func:`_missing_amounts`), settle currencies (:func:`apply_currency`), turn the tables into the
+    contract's text (:func:`contract_tables`), and write them with the report (:func:`_write`).
+
+    Parameters
+    ----------
+    result
+        The import so far (accounting, rejections, assumptions); completed and returned.
+    deals, history
+        The importer's deals (contract columns as values plus extras; ``_file``/``_line``) and stage
+        entries (``deal_id``, ``stage``, ``entered_at``; ``_file``/``_line`` when rows of a file).
+    stages
+        The pipeline's open stages in order.
+    out, force, sources, inputs
+        The data set folder, whether to replace it, and the files read (never inside ``out``).
+    name
+        The pipeline's display name.
+    currency_default, rates, currency
+        See :func:`apply_currency`.
+    closed_before_created, what_closed, what_created
+        See :func:`reconcile`.
+    missing_amount
+        ``unknown`` (default), ``zero`` or ``reject``: won/lost deals without an amount.
+    escape_formulas
+        Prefix text cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``)
+        with ``'`` (see :func:`escape_formula_cells`); off by default: cells are kept verbatim.
+
+    Returns
+    -------
+    ImportResult
+        ``result``, with what was written.
     """
     given = Path(out)
     # --out a symbolic link: the folder it points to is replaced, and the link keeps pointing at it.
@@ -680,35 +986,22 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
     if out.exists() and any(out.iterdir()) and not force:
         raise FileExistsError(f"--out {out} is not empty; use --force to replace it")
 
+    stages, history = _reserved_stage_names(stages, history, result)
     deals, history = reconcile(deals, history, result, closed_before_created=closed_before_created,
                                what_closed=what_closed, what_created=what_created)
+    lone = ~deals["deal_id"].isin(history["deal_id"])
+    if lone.any():
+        # E.g. a flagged deal whose entries were all recorded after its close: the loader's rule, said.
+        history = pd.concat([history, pd.DataFrame({"deal_id": deals.loc[lone, "deal_id"], "stage": stages[0],
+                                                    "entered_at": deals.loc[lone, "created_at"]})],
+                            ignore_index=True)
+        result.assume(f"{int(lone.sum())} deals have no stage entry left: recorded as entering the first stage "
+                      f"({stages[0]!r}) at created_at")
     if deals.empty:
         listed = "; ".join(f"{n} x {why}" for why, n in list(result.reasons().items())[:10])
         raise ImportProblem(f"no deal left to write: every row was rejected ({listed or 'the export has no rows'})")
-    allow_missing_amounts = False
-    closed = deals["status"].isin(OUTCOMES)
-    no_amount = closed & deals["amount"].isna()
-    if no_amount.any():
-        if missing_amount == "reject":
-            for f, grp in deals[no_amount].groupby("_file", sort=False):
-                result.reject(f, grp["_line"], "a won/lost deal without an amount", grp)
-            deals = deals[~no_amount].reset_index(drop=True)
-            history = history[history["deal_id"].isin(deals["deal_id"])]
-        elif missing_amount == "zero":
-            counts = deals.loc[no_amount, "status"].value_counts()
-            deals["amount_missing"] = np.where(no_amount, "yes", "")
-            deals.loc[no_amount, "amount"] = 0.0
-            result.assume(f"{int(no_amount.sum())} closed deals have no amount ("
-                          + ", ".join(f"{k} {v}" for k, v in counts.items()) +
-                          "): written as 0 (the column map says amount_missing_on_closed: zero), "
-                          "flagged amount_missing=yes")
-        else:
-            counts = deals.loc[no_amount, "status"].value_counts()
-            allow_missing_amounts = True
-            result.assume(f"{int(no_amount.sum())} closed deals have no amount ("
-                          + ", ".join(f"{k} {v}" for k, v in counts.items()) +
-                          "): kept with an unknown (empty) amount, and pipeline.yml says "
-                          "allow_missing_amounts: true; sums skip them, deal-size means use known amounts")
+    deals, allow_missing_amounts = _missing_amounts(deals, result, missing_amount)
+    history = history[history["deal_id"].isin(deals["deal_id"])]
     if currency_default is None:
         currency_default = (currency or "USD").strip().upper()
         if "currency" not in deals.columns:
@@ -720,7 +1013,62 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
         acc.used = acc.read - acc.rejected
     pipeline = Pipeline(tuple(stages), currency=cur, name=name,
                         allow_missing_amounts=allow_missing_amounts)
+    out_deals, out_hist = contract_tables(deals, history)
+    if escape_formulas:
+        out_deals, n_deals = escape_formula_cells(out_deals)
+        out_hist, n_hist = escape_formula_cells(out_hist, skip=("stage",))  # stage names are pipeline.yml's
+        result.assume(f"--escape-formulas: {n_deals + n_hist} text cells starting with =, +, - or @ were "
+                      "prefixed with ' so a spreadsheet shows them as text")
 
+    result.out = given
+    result.deals_written = len(out_deals)
+    result.history_written = len(out_hist)
+    result.stages = list(stages)
+    result.currency = cur
+    result.status_counts = {s: int((out_deals["status"] == s).sum()) for s in ("open", "won", "lost")}
+    _write(result, out, out_deals, out_hist, pipeline, deals, given)
+    return result
+
+
+def _reserved_stage_names(stages: list[str], history: pd.DataFrame, result: ImportResult):
+    """A CRM stage literally named ``Open``, ``Won`` or ``Lost`` (any case) becomes ``<name> (stage)``:
+    those words are deal outcomes in the contract, never stage names."""
+    reserved = {s: f"{s} (stage)" for s in stages if str(s).strip().lower() in ("open", "won", "lost")}
+    if not reserved:
+        return list(stages), history
+    for old, new in reserved.items():
+        result.assume(f"the CRM stage {old!r} is an open stage, but {old.lower()!r} is a deal status in the data "
+                      f"contract: the stage is named {new!r} (the deal's own label stays in 'crm_stage')")
+    history = history.assign(stage=history["stage"].replace(reserved))
+    return [reserved.get(s, s) for s in stages], history
+
+
+def _missing_amounts(deals: pd.DataFrame, result: ImportResult, how: str) -> tuple[pd.DataFrame, bool]:
+    """Won/lost deals without an amount: kept as unknown (and allowed in pipeline.yml), written as 0
+    (flagged ``amount_missing``) or rejected. Returns the deals and whether unknown amounts are allowed."""
+    closed = deals["status"].isin(OUTCOMES)
+    no_amount = closed & deals["amount"].isna()
+    if not no_amount.any():
+        return deals, False
+    if how == "reject":
+        return result.drop_deals(deals, no_amount, "a won/lost deal without an amount").reset_index(drop=True), False
+    counts = ", ".join(f"{k} {v}" for k, v in deals.loc[no_amount, "status"].value_counts().items())
+    if how == "zero":
+        deals["amount_missing"] = np.where(no_amount, "yes", "")
+        deals.loc[no_amount, "amount"] = 0.0
+        result.assume(f"{int(no_amount.sum())} closed deals have no amount ({counts}): written as 0 (the column "
+                      "map says amount_missing_on_closed: zero), flagged amount_missing=yes")
+        return deals, False
+    result.assume(f"{int(no_amount.sum())} closed deals have no amount ({counts}): kept with an unknown (empty) "
+                  "amount, and pipeline.yml says allow_missing_amounts: true; sums skip them, deal-size means "
+                  "use known amounts")
+    return deals, True
+
+
+def contract_tables(deals: pd.DataFrame, history: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The deals and stage history as the text tables of the contract: the required columns first,
+    then the extras; timestamps ISO 8601, amounts at full precision, the ``dates_estimated`` flag as
+    ``true`` or empty; bookkeeping columns (``_file``, ``_line``) dropped."""
     out_deals = pd.DataFrame({
         "deal_id": deals["deal_id"].astype(str),
         "created_at": _fmt_ts(deals["created_at"]),
@@ -733,18 +1081,50 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
     extra = [c for c in deals.columns if c not in out_deals.columns and not c.startswith("_")]
     for c in extra:
         col = deals[c]
-        out_deals[c] = _fmt_ts(col) if pd.api.types.is_datetime64_any_dtype(col) else col.astype(str)
+        if c == FLAG:
+            out_deals[c] = np.where(col.fillna(False).astype(bool), "true", "")
+        elif pd.api.types.is_datetime64_any_dtype(col):
+            out_deals[c] = _fmt_ts(col)
+        else:
+            out_deals[c] = col.astype(str)
     hist = history.sort_values(["deal_id", "entered_at"], kind="stable")
     out_hist = pd.DataFrame({"deal_id": hist["deal_id"].astype(str), "stage": hist["stage"],
                              "entered_at": _fmt_ts(hist["entered_at"])})
+    return out_deals, out_hist
 
-    result.out = given
-    result.deals_written = len(out_deals)
-    result.history_written = len(out_hist)
-    result.stages = list(stages)
-    result.currency = cur
-    result.status_counts = {s: int((out_deals["status"] == s).sum()) for s in ("open", "won", "lost")}
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula_cells(table: pd.DataFrame, skip=()) -> tuple[pd.DataFrame, int]:
+    """Prefix with ``'`` every text cell that a spreadsheet would run as a formula; return the table
+    and how many cells were changed.
+
+    Cells that are numbers or timestamps are left alone (``-5`` is a number, not a formula), so the
+    data set still loads; only text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+    return is changed.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"owner": ["=HYPERLINK(1)", "Ann", "-5", "@SUM(A1)"]})
+    >>> escape_formula_cells(t)[0]["owner"].tolist(), escape_formula_cells(t)[1]
+    (["'=HYPERLINK(1)", 'Ann', '-5', "'@SUM(A1)"], 2)
+    """
+    out, changed = table.copy(), 0
+    for col in [c for c in out.columns if c not in skip]:
+        text = out[col].astype(str)
+        risky = text.str.startswith(FORMULA_START) & pd.to_numeric(text, errors="coerce").isna()
+        if risky.any():
+            out[col] = text.where(~risky, "'" + text)
+            changed += int(risky.sum())
+    return out, changed
+
+
+def _write(result: ImportResult, out: Path, out_deals, out_hist, pipeline: Pipeline, deals, given: Path) -> None:
+    """Write the data set and the report into a temporary folder beside ``out``, check that it loads
+    strictly, then put it in place of ``out`` (atomic for readers: old or new, never half). ``given``
+    is ``--out`` as the user wrote it (``out`` is where a symbolic link points), for messages."""
     out.parent.mkdir(parents=True, exist_ok=True)
     # mkdtemp makes a private (0700) folder: give the data set the mode a new folder gets (umask),
     # or, when replacing one, the mode it had.
@@ -752,10 +1132,7 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         os.chmod(tmp, mode)
-        out_deals.to_csv(tmp / "deals.csv", index=False)
-        out_hist.to_csv(tmp / "stage_history.csv", index=False)
-        (tmp / PIPELINE_FILE).write_text(yaml.safe_dump(pipeline.to_yaml_dict(), sort_keys=False,
-                                                        allow_unicode=True), encoding="utf-8")
+        write_dataset(tmp, out_deals, out_hist, pipeline)
         from ..loading import load
 
         try:
@@ -782,7 +1159,6 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    return result
 
 
 def _remove(path: Path) -> None:

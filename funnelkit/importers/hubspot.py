@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .common import (OUTCOMES, default_outcome, ImportProblem, ImportResult, StageMap, finish, map_labels, order_stages,
-                     parse_amounts, parse_dates, read_source, require_columns)
+from .common import (OUTCOMES, default_outcome, ImportProblem, ImportResult, StageMap, close_by_witness, finish,
+                     map_labels, order_stages, parse_amounts, parse_dates, read_source, require_columns)
 
 REQUIRED = ["Record ID", "Deal Stage", "Create Date", "Close Date", "Amount"]
 #: HubSpot's default sales pipeline, in order.
@@ -51,7 +51,27 @@ def export_date(path: Path, df: pd.DataFrame) -> tuple[pd.Timestamp, str]:
 
 
 def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, encoding=None,
-                   force=False, **_) -> ImportResult:
+                   force=False, strict_dates=False, escape_formulas=False, **_) -> ImportResult:
+    """Import one or several HubSpot deal exports (snapshots of one pipeline) into ``out``.
+
+    Parameters
+    ----------
+    sources
+        The exports (CSV or XLSX), each dated by the ``YYYY-MM-DD`` in its file name; any order.
+    out
+        The data set folder to write.
+    stage_map, rates, currency, encoding, force, strict_dates, escape_formulas
+        See :func:`funnelkit.importers.import_export`.
+
+    Returns
+    -------
+    ImportResult
+        Accounting per file, rejected rows with reasons, assumptions.
+
+    Examples
+    --------
+    >>> r = import_hubspot(["deals-2024-03-01.csv", "deals-2024-03-15.csv"], "data/hs")  # doctest: +SKIP
+    """
     sources = [Path(s) for s in sources]
     result = ImportResult("hubspot", [str(s) for s in sources])
     smap = StageMap.from_yaml(stage_map) if stage_map else StageMap()
@@ -226,8 +246,15 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
             "entered_at": deals.set_index("deal_id").loc[never_open, "created_at"].to_numpy()})],
             ignore_index=True)
     name = (sorted(pipes)[0] if len(pipes) == 1 else "HubSpot deals")
+    # A Close Date after the latest export cannot be the close: the first export showing the deal
+    # closed witnesses it (its date is the day that export was taken).
+    deals = close_by_witness(deals, first_closed, dates[order[-1]] + pd.Timedelta(days=1), result,
+                             what_closed="Close Date", witness_name="the date of the first export that "
+                             "shows it closed")
     return finish(result, deals, entries, stages, out=out, force=force, sources=sources, name=name,
-                  rates=rates, currency=currency, inputs=[stage_map])
+                  rates=rates, currency=currency, inputs=[stage_map],
+                  closed_before_created="reject" if strict_dates else "keep", what_closed="Close Date",
+                  what_created="Create Date", escape_formulas=escape_formulas)
 
 
 def _drop(rows: pd.DataFrame, mask: pd.Series, reason: str, result: ImportResult) -> pd.DataFrame:

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .common import (OUTCOMES, ImportProblem, ImportResult, StageMap, default_outcome, finish, map_labels,
-                     order_stages, parse_amounts, parse_dates, read_source, require_columns)
+from .common import (OUTCOMES, ImportProblem, ImportResult, StageMap, close_by_witness, default_outcome, finish,
+                     map_labels, order_stages, parse_amounts, parse_dates, read_source, require_columns)
 
 OPP_REQUIRED = ["Id", "CreatedDate", "StageName", "CloseDate", "Amount", "IsClosed", "IsWon"]
 HIST_REQUIRED = ["OpportunityId", "StageName", "CreatedDate"]
@@ -55,10 +55,66 @@ def _bool(s: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None, encoding=None,
-                      force=False, **_) -> ImportResult:
+                      force=False, strict_dates=False, escape_formulas=False, **_) -> ImportResult:
+    """Import a Salesforce data export into the data set folder ``out``.
+
+    The steps, each a function of this module: recognise the files by their columns
+    (:func:`_read_files`); reject unusable opportunity rows with their reasons
+    (:func:`_usable_opportunities`); build the deals (:func:`_deals`); learn which labels are closed
+    (:func:`_closed_labels`); turn OpportunityHistory into stage entries (:func:`_stage_entries`)
+    and add each open deal's current stage (:func:`_current_stages`); choose the stage order
+    (:func:`_stage_order`); date closes that the export dates after itself by their recorded move to
+    the closed stage (:func:`~funnelkit.importers.common.close_by_witness`); then the shared
+    :func:`~funnelkit.importers.common.finish`.
+
+    Parameters
+    ----------
+    sources
+        ``Opportunity.csv`` and usually ``OpportunityHistory.csv``; optionally ``OpportunityStage.csv``
+        and ``User.csv`` (CSV, XLSX or Parquet; any order).
+    out
+        The data set folder to write.
+    stage_map, rates, currency, encoding, force, strict_dates, escape_formulas
+        See :func:`funnelkit.importers.import_export`.
+
+    Returns
+    -------
+    ImportResult
+        Accounting per file, rejected rows with reasons, assumptions.
+
+    Examples
+    --------
+    >>> r = import_salesforce(["Opportunity.csv", "OpportunityHistory.csv"], "data/sf")  # doctest: +SKIP
+    >>> print(r.summary())                                                               # doctest: +SKIP
+    """
     sources = [Path(s) for s in sources]
     result = ImportResult("salesforce", [str(s) for s in sources])
     smap = StageMap.from_yaml(stage_map) if stage_map else StageMap()
+    found = _read_files(sources, encoding, result)
+    opp_path, opp = found["opportunity"]
+    file = str(opp_path)
+    opp, parsed = _usable_opportunities(opp, file, result)
+    deals = _deals(opp, parsed, file, found, result)
+    closed_labels, picklist_order = _closed_labels(found, deals)
+    if smap.given:
+        _check_open_labels(deals, smap, file, result)
+    deals["stage_now"] = np.where(deals["status"].eq("open"), _stage_of(deals["crm_stage"], smap), "")
+    hist, witness = _stage_entries(found, deals, smap, closed_labels, result)
+    hist = _current_stages(deals, hist, opp, result)
+    stages = _stage_order(deals, hist, opp, found, smap, picklist_order, result)
+    hist = _first_stage_for_the_rest(deals, hist, stages, result)
+    deals = close_by_witness(deals.drop(columns=["stage_now"]).reset_index(drop=True), witness,
+                             _export_end(opp, found), result, what_closed="CloseDate",
+                             witness_name="its OpportunityHistory row entering the closed stage")
+    return finish(result, deals, hist, stages, out=out, force=force, sources=sources,
+                  name="Salesforce opportunities", rates=rates, currency=currency,
+                  closed_before_created="reject" if strict_dates else "keep",
+                  what_closed="CloseDate", what_created="CreatedDate", inputs=[stage_map],
+                  escape_formulas=escape_formulas)
+
+
+def _read_files(sources: list[Path], encoding, result: ImportResult) -> dict[str, tuple[Path, pd.DataFrame]]:
+    """Read each source and recognise it by its columns (or name); require Opportunity's columns."""
     found: dict[str, tuple[Path, pd.DataFrame]] = {}
     for path in sources:
         df, enc = read_source(path, encoding)
@@ -76,60 +132,63 @@ def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None
         result.account(path, len(df), enc, raw=df)
     if "opportunity" not in found:
         raise ImportProblem("no Opportunity.csv among the sources (the file with Id, StageName, IsClosed, IsWon)")
-    opp_path, opp = found["opportunity"]
-    require_columns(opp, opp_path, OPP_REQUIRED, "a Salesforce Opportunity export")
+    require_columns(found["opportunity"][1], found["opportunity"][0], OPP_REQUIRED,
+                    "a Salesforce Opportunity export")
     if "history" not in found:
         result.assume("no OpportunityHistory.csv given: no stage history beyond each opportunity's current stage")
     else:
         require_columns(found["history"][1], found["history"][0], HIST_REQUIRED,
                         "a Salesforce OpportunityHistory export")
-    file = str(opp_path)
+    return found
+
+
+def _usable_opportunities(opp: pd.DataFrame, file: str, result: ImportResult):
+    """Reject the opportunity rows that cannot be a deal, each with its reason; return the rest and
+    the parsed columns (parsed once, for all rows)."""
     opp = opp.copy()
     opp["_file"] = file
+    keep = pd.Series(True, index=opp.index)
 
     def drop(mask, reason):
-        nonlocal opp
-        mask = mask.reindex(opp.index, fill_value=False).fillna(False).astype(bool)
+        mask = mask.reindex(opp.index, fill_value=False).fillna(False).astype(bool) & keep
         if mask.any():
-            grp = opp[mask]
-            result.reject(file, grp["_line"], reason, grp)
-        opp = opp[~mask]
+            result.reject(file, opp.loc[mask, "_line"], reason, opp[mask])
+            keep[mask] = False
 
-    # Each column is parsed once (values are parsed one by one, so parsing all rows and taking
-    # the rows still kept gives the same values as parsing the kept rows again).
     opp["deal_id"] = opp["Id"].str.strip()
-    stage_all = opp["StageName"].str.strip()
-    closed_all, bad_c = _bool(opp["IsClosed"])
-    won_all, bad_w = _bool(opp["IsWon"])
-    created_all, bad_created = parse_dates(opp["CreatedDate"])
-    close_all, bad_close = parse_dates(opp["CloseDate"])
+    p = {"stage": opp["StageName"].str.strip()}
+    p["closed"], bad_c = _bool(opp["IsClosed"])
+    p["won"], bad_w = _bool(opp["IsWon"])
+    p["created"], bad_created = parse_dates(opp["CreatedDate"])
+    p["close"], bad_close = parse_dates(opp["CloseDate"])
+    p["amount"], bad_amount = parse_amounts(opp["Amount"])
     drop(opp["deal_id"].eq(""), "Id is empty")
-    drop(opp["deal_id"].duplicated(), "Id appears twice (the first row was used)")
+    drop(opp["deal_id"].where(keep).duplicated() & keep, "Id appears twice (the first row was used)")
     if "IsDeleted" in opp.columns:
-        deleted, _ = _bool(opp["IsDeleted"])
-        drop(deleted, "IsDeleted is true (the opportunity is in the Recycle Bin)")
+        drop(_bool(opp["IsDeleted"])[0], "IsDeleted is true (the opportunity is in the Recycle Bin)")
     drop(bad_c, "IsClosed is not true/false")
-    drop(bad_w & ~bad_c, "IsWon is not true/false")
-    drop(won_all & ~closed_all, "IsWon is true but IsClosed is false (inconsistent)")
-    drop(bad_created | created_all.isna(), "CreatedDate is empty or not a date-time")
+    drop(bad_w, "IsWon is not true/false")
+    drop(p["won"] & ~p["closed"], "IsWon is true but IsClosed is false (inconsistent)")
+    drop(bad_created | p["created"].isna(), "CreatedDate is empty or not a date-time")
     drop(bad_close, "CloseDate is not a date")
-    drop(closed_all & close_all.isna(), "CloseDate is empty on a closed opportunity")
-    amount_all, bad = parse_amounts(opp["Amount"])
-    drop(bad | (amount_all < 0), "Amount is not a number >= 0")
-    drop(stage_all.eq(""), "StageName is empty")
+    drop(p["closed"] & p["close"].isna(), "CloseDate is empty on a closed opportunity")
+    drop(bad_amount | (p["amount"] < 0), "Amount is not a number >= 0")
+    drop(p["stage"].eq(""), "StageName is empty")
+    return opp[keep], {k: v[keep] for k, v in p.items()}
 
-    kept = opp.index
-    is_closed, is_won = closed_all[kept], won_all[kept]
+
+def _deals(opp: pd.DataFrame, p: dict, file: str, found: dict, result: ImportResult) -> pd.DataFrame:
+    """The deals in the contract's columns (plus the export's useful extras), from usable rows."""
+    is_closed, is_won = p["closed"], p["won"]
     status = np.where(is_closed, np.where(is_won, "won", "lost"), "open")
-    created, close, amount = created_all[kept], close_all[kept], amount_all[kept]
     result.assume("status from IsClosed/IsWon (Salesforce's own flags), not from the stage label")
     result.assume("CreatedDate is UTC; CloseDate is a date without a time, used as closed_at on closed "
                   "opportunities")
-    deals = pd.DataFrame({"deal_id": opp["deal_id"], "created_at": created, "status": status,
-                          "closed_at": close.where(is_closed), "amount": amount,
+    deals = pd.DataFrame({"deal_id": opp["deal_id"], "created_at": p["created"], "status": status,
+                          "closed_at": p["close"].where(is_closed), "amount": p["amount"],
                           "_file": file, "_line": opp["_line"]})
-    deals["expected_close_date"] = close.where(~is_closed)
-    n_open_close = int((~is_closed & close.notna()).sum())
+    deals["expected_close_date"] = p["close"].where(~is_closed)
+    n_open_close = int((~is_closed & p["close"].notna()).sum())
     if n_open_close:
         result.assume(f"CloseDate on {n_open_close} open opportunities is the expected close date: not a "
                       "closed_at (kept as 'expected_close_date')")
@@ -152,136 +211,223 @@ def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None
     for col, name in (("Name", "name"), ("AccountId", "account_id"), ("ForecastCategoryName", "forecast_category")):
         if col in opp.columns:
             deals[name] = opp[col].str.strip()
-    deals["crm_stage"] = stage_all[kept]
+    deals["crm_stage"] = p["stage"]
+    deals["_won"] = is_won.to_numpy()
+    return deals
 
-    # Stage labels: closed ones (from the picklist, the opportunities and the defaults) are outcomes.
-    stage_tab = found.get("stage")
+
+def _closed_labels(found: dict, deals: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
+    """Closed stage labels (label -> won/lost) and the picklist's open stages in SortOrder: from
+    OpportunityStage.csv when given, and from the closed opportunities' own labels."""
     closed_labels: dict[str, str] = {}
     picklist_order: list[str] = []
-    if stage_tab is not None:
-        spath, st = stage_tab
+    if "stage" in found:
+        _, st = found["stage"]
         label_col = "ApiName" if "ApiName" in st.columns else "MasterLabel"
         st = st.assign(_order=pd.to_numeric(st["SortOrder"], errors="coerce")).sort_values("_order")
-        st_closed, _ = _bool(st["IsClosed"]) if "IsClosed" in st.columns else (pd.Series(False, index=st.index), None)
-        st_won, _ = _bool(st["IsWon"]) if "IsWon" in st.columns else (pd.Series(False, index=st.index), None)
+        none = pd.Series(False, index=st.index)
+        st_closed = _bool(st["IsClosed"])[0] if "IsClosed" in st.columns else none
+        st_won = _bool(st["IsWon"])[0] if "IsWon" in st.columns else none
         for lab, c, w in zip(st[label_col].str.strip(), st_closed, st_won):
             if c:
                 closed_labels[lab] = "won" if w else "lost"
             else:
                 picklist_order.append(lab)
-        result.assume(f"stage order and closed stages from {spath.name} (SortOrder, IsClosed, IsWon)")
     # Labels of closed opportunities: the first opportunity with each label says won or lost.
-    first = pd.DataFrame({"lab": deals["crm_stage"], "won": is_won})[is_closed].drop_duplicates("lab")
-    for lab, w in zip(first["lab"], first["won"]):
+    closed = deals[deals["status"].ne("open")].drop_duplicates("crm_stage")
+    for lab, w in zip(closed["crm_stage"], closed["_won"]):
         closed_labels.setdefault(lab, "won" if w else "lost")
+    return closed_labels, picklist_order
 
-    open_smap = smap
+
+def _check_open_labels(deals: pd.DataFrame, smap: StageMap, file: str, result: ImportResult) -> None:
+    """With a stage map: every open opportunity's label must map to an open stage."""
+    labels_open = deals.loc[deals["status"].eq("open"), "crm_stage"]
+    mapped = map_labels(labels_open, smap, file=file, column="StageName", result=result, strict=True)
+    bad_map = mapped.isin(OUTCOMES)
+    if bad_map.any():
+        raise ImportProblem(f"{file}: column 'StageName' label(s) "
+                            + ", ".join(repr(x) for x in labels_open[bad_map].unique())
+                            + " are on open opportunities (IsClosed = false) but the stage map maps them "
+                              "to won/lost")
+
+
+def _stage_of(labels: pd.Series, smap: StageMap) -> pd.Series:
+    """Pipeline stage of each label (looked up once per distinct label)."""
+    if not smap.given:
+        return labels
+    return labels.map({lab: smap.lookup(lab) or lab for lab in labels.unique()})
+
+
+def _stage_entries(found: dict, deals: pd.DataFrame, smap: StageMap, closed_labels: dict,
+                   result: ImportResult) -> tuple[pd.DataFrame, pd.Series]:
+    """OpportunityHistory -> stage entries (with ``_file``/``_line``), and each closed deal's
+    *witness*: the time its history enters the closed stage it ended in (NaT when none).
+
+    Rows are rejected with reasons (deleted, unknown or rejected opportunity, bad date, empty
+    stage); every other row is linked to its deal, so if the deal is rejected later, so are they.
+    """
+    empty = pd.DataFrame({"deal_id": pd.Series(dtype=object), "stage": pd.Series(dtype=object),
+                          "entered_at": pd.Series(dtype="datetime64[ns]"), "_file": pd.Series(dtype=object),
+                          "_line": pd.Series(dtype="int64")})
+    witness = pd.Series(pd.NaT, index=pd.Index([], dtype=object), dtype="datetime64[ns]")
+    if "history" not in found:
+        return empty, witness
+    hpath, h = found["history"]
+    hfile = str(hpath)
+    h = h.copy()
+
+    def hdrop(mask, reason):
+        nonlocal h
+        mask = mask.reindex(h.index, fill_value=False).fillna(False).astype(bool)
+        if mask.any():
+            result.reject(hfile, h.loc[mask, "_line"], reason, h[mask])
+        h = h[~mask]
+
+    h["deal_id"] = h["OpportunityId"].str.strip()
+    if "IsDeleted" in h.columns:
+        hdrop(_bool(h["IsDeleted"])[0], "IsDeleted is true (history row in the Recycle Bin)")
+    all_ids = set(found["opportunity"][1]["Id"].str.strip())
+    hdrop(~h["deal_id"].isin(all_ids), "OpportunityId not in Opportunity.csv")
+    hdrop(~h["deal_id"].isin(set(deals["deal_id"])),
+          "its opportunity's row in Opportunity.csv was rejected (see there)")
+    ts, bad = parse_dates(h["CreatedDate"])
+    label = h["StageName"].str.strip()
+    hdrop(bad | ts.isna(), "CreatedDate is empty or not a date-time")
+    hdrop(label.eq(""), "StageName is empty")
+    h = h.assign(entered_at=ts[h.index], label=label[h.index])
+    h = h.sort_values(["deal_id", "entered_at"], kind="stable")
+    result.link(hfile, h["deal_id"], h["_line"])
+    same = h["deal_id"].eq(h["deal_id"].shift()) & h["label"].eq(h["label"].shift())
+    kinds = {lab: closed_labels.get(lab) or (smap.lookup(lab) if smap.given else None) or default_outcome(lab)
+             for lab in h["label"].unique()}
+    outcome = h["label"].map(kinds).isin(OUTCOMES)
+    n_same, n_out = int(same.sum()), int((outcome & ~same).sum())
+    if n_same:
+        result.assume(f"{n_same} OpportunityHistory rows change Amount, CloseDate or Probability but not the "
+                      "stage: not stage entries")
+    if n_out:
+        result.assume(f"{n_out} OpportunityHistory rows enter a closed stage: the outcome is the deal's "
+                      "status (IsClosed/IsWon) and closed_at its CloseDate, so they are not stage entries")
+    # The witness: the first row of the closed run that ends the deal's history.
+    last_open = h[~outcome].groupby("deal_id")["entered_at"].max()
+    after = h["entered_at"] > h["deal_id"].map(last_open).fillna(pd.Timestamp.min)
+    witness = h[outcome & after].groupby("deal_id")["entered_at"].min()
+    entries = h[~same & ~outcome]
     if smap.given:
-        labels_open = deals.loc[deals["status"].eq("open"), "crm_stage"]
-        mapped = map_labels(labels_open, smap, file=file, column="StageName", result=result, strict=True)
-        bad_map = mapped.isin(OUTCOMES)
-        if bad_map.any():
-            raise ImportProblem(f"{file}: column 'StageName' label(s) "
-                                + ", ".join(repr(x) for x in labels_open[bad_map].unique())
-                                + " are on open opportunities (IsClosed = false) but the stage map maps them "
-                                  "to won/lost")
-    def stage_of(labels: pd.Series) -> pd.Series:
-        """Pipeline stage of each label (looked up once per distinct label)."""
-        if not smap.given:
-            return labels
-        return labels.map({lab: smap.lookup(lab) or lab for lab in labels.unique()})
+        map_labels(entries["label"], smap, file=hfile, column="StageName", result=result, strict=True)
+    hist = pd.DataFrame({"deal_id": entries["deal_id"], "stage": _stage_of(entries["label"], smap),
+                         "entered_at": entries["entered_at"], "_file": hfile, "_line": entries["_line"]})
+    result.accounts[hfile].note = f"{len(hist)} stage entries"
+    return hist, witness
 
-    deals["stage_now"] = np.where(deals["status"].eq("open"), stage_of(deals["crm_stage"]), "")
 
-    hist = pd.DataFrame(columns=["deal_id", "stage", "entered_at"])
-    if "history" in found:
-        hpath, h = found["history"]
-        hfile = str(hpath)
-        h = h.copy()
-
-        def hdrop(mask, reason):
-            nonlocal h
-            mask = mask.fillna(False).astype(bool)
-            if mask.any():
-                result.reject(hfile, h.loc[mask, "_line"], reason, h[mask])
-            h = h[~mask]
-
-        h["deal_id"] = h["OpportunityId"].str.strip()
-        if "IsDeleted" in h.columns:
-            hdrop(_bool(h["IsDeleted"])[0], "IsDeleted is true (history row in the Recycle Bin)")
-        all_ids = set(found["opportunity"][1]["Id"].str.strip())
-        hdrop(~h["deal_id"].isin(all_ids), "OpportunityId not in Opportunity.csv")
-        hdrop(~h["deal_id"].isin(set(deals["deal_id"])),
-              "its opportunity's row in Opportunity.csv was rejected (see there)")
-        ts, bad = parse_dates(h["CreatedDate"])
-        label = h["StageName"].str.strip()
-        hdrop(bad | ts.isna(), "CreatedDate is empty or not a date-time")
-        hdrop(label.reindex(h.index).eq(""), "StageName is empty")
-        h = h.assign(entered_at=ts[h.index], label=label[h.index])
-        h = h.sort_values(["deal_id", "entered_at"], kind="stable")
-        same = h["deal_id"].eq(h["deal_id"].shift()) & h["label"].eq(h["label"].shift())
-        kinds = {lab: closed_labels.get(lab) or (smap.lookup(lab) if smap.given else None) or default_outcome(lab)
-                 for lab in h["label"].unique()}
-        outcome = h["label"].map(kinds).isin(OUTCOMES)
-        n_same, n_out = int(same.sum()), int((outcome & ~same).sum())
-        if n_same:
-            result.assume(f"{n_same} OpportunityHistory rows change Amount, CloseDate or Probability but not the "
-                          "stage: not stage entries")
-        if n_out:
-            result.assume(f"{n_out} OpportunityHistory rows enter a closed stage: the outcome is the deal's "
-                          "status (IsClosed/IsWon) and closed_at its CloseDate, so they are not stage entries")
-        entries = h[~same & ~outcome]
-        if smap.given:
-            map_labels(entries["label"], smap, file=hfile, column="StageName", result=result, strict=True)
-        hist = pd.DataFrame({"deal_id": entries["deal_id"], "stage": stage_of(entries["label"]),
-                             "entered_at": entries["entered_at"]})
-        result.accounts[hfile].note = f"{len(hist)} stage entries"
-
-    # Open deals whose current stage is not their last history entry: add the current stage.
+def _current_stages(deals: pd.DataFrame, hist: pd.DataFrame, opp: pd.DataFrame,
+                    result: ImportResult) -> pd.DataFrame:
+    """Open deals whose current stage is not their last history entry: add the current stage,
+    entered at LastStageChangeDate (or LastModifiedDate; CreatedDate with no history)."""
     last_stage = hist.sort_values("entered_at").groupby("deal_id")["stage"].last()
     is_open = deals["status"].eq("open")
     missing = is_open & deals["stage_now"].ne(deals["deal_id"].map(last_stage).fillna(""))
-    if missing.any():
-        when_col = next((c for c in ("LastStageChangeDate", "LastModifiedDate") if c in opp.columns), None)
-        when = parse_dates(opp[when_col])[0] if when_col else pd.Series(pd.NaT, index=opp.index)
-        no_hist = missing & ~deals["deal_id"].isin(last_stage.index)
-        at = when.where(~no_hist, deals["created_at"]).fillna(deals["created_at"])
-        add = pd.DataFrame({"deal_id": deals.loc[missing, "deal_id"], "stage": deals.loc[missing, "stage_now"],
-                            "entered_at": at[missing]})
-        hist = pd.concat([hist, add], ignore_index=True)
-        n_nh = int(no_hist.sum())
-        if n_nh:
-            result.assume(f"{n_nh} open opportunities have no history row: their current stage is taken as "
-                          "entered at CreatedDate")
-        if int(missing.sum()) - n_nh:
-            result.assume(f"{int(missing.sum()) - n_nh} open opportunities are in a stage their history does not "
-                          f"show: entered at {when_col or 'CreatedDate'}")
-    no_entries = ~deals["deal_id"].isin(hist["deal_id"])
-    # Closed deals without history: the loader's rule (first stage at created_at), said here.
+    if not missing.any():
+        return hist
+    when_col = next((c for c in ("LastStageChangeDate", "LastModifiedDate") if c in opp.columns), None)
+    when = parse_dates(opp[when_col])[0] if when_col else pd.Series(pd.NaT, index=opp.index)
+    no_hist = missing & ~deals["deal_id"].isin(last_stage.index)
+    at = when.where(~no_hist, deals["created_at"]).fillna(deals["created_at"])
+    add = pd.DataFrame({"deal_id": deals.loc[missing, "deal_id"], "stage": deals.loc[missing, "stage_now"],
+                        "entered_at": at[missing]})
+    n_nh = int(no_hist.sum())
+    if n_nh:
+        result.assume(f"{n_nh} open opportunities have no history row: their current stage is taken as "
+                      "entered at CreatedDate")
+    if int(missing.sum()) - n_nh:
+        result.assume(f"{int(missing.sum()) - n_nh} open opportunities are in a stage their history does not "
+                      f"show: entered at {when_col or 'CreatedDate'}")
+    return pd.concat([hist, add], ignore_index=True)
+
+
+def _stage_order(deals, hist, opp, found, smap: StageMap, picklist_order: list[str],
+                 result: ImportResult) -> list[str]:
+    """The pipeline order, from the first of: the stage map's ``stages``, OpportunityStage.csv's
+    SortOrder, the export's ``StageSortOrder`` column, Salesforce's default picklist and the mean
+    Probability per stage. The report says which was used."""
+    open_labels = list(deals.loc[deals["status"].eq("open"), "stage_now"].unique()) + list(hist["stage"].unique())
+    labels = list(dict.fromkeys(s for s in open_labels if s))
+    if smap.stages:
+        stages, how = order_stages(open_labels, smap)
+        result.assume(how)
+        return stages
+    if picklist_order:
+        order = picklist_order + [s for s in labels if s not in picklist_order]
+        stages, _ = order_stages(open_labels, StageMap({}, order, "OpportunityStage.csv"))
+        result.assume(f"stage order and closed stages from {found['stage'][0].name} (SortOrder, IsClosed, IsWon)")
+        return stages
+    sort_order = _stage_sort_order(deals, found, smap)
+    if sort_order and all(s in sort_order for s in labels):
+        stages = sorted(labels, key=lambda s: (sort_order[s], s))
+        result.assume("pipeline stage order from the export's own StageSortOrder column ("
+                      + ", ".join(f"{s!r} {sort_order[s]:g}" for s in stages) + ")")
+        return stages
+    if sort_order:
+        result.assume("StageSortOrder does not cover the stage(s) "
+                      + ", ".join(repr(s) for s in labels if s not in sort_order) + ": not used")
     score = None
     prob_parts = []
     if "Probability" in opp.columns:
-        prob_parts.append(pd.DataFrame({"stage": deals["stage_now"], "p": parse_amounts(opp["Probability"])[0]}))
+        prob_parts.append(pd.DataFrame({"stage": deals["stage_now"].to_numpy(),
+                                        "p": parse_amounts(opp["Probability"])[0].to_numpy()}))
     if "history" in found and "Probability" in found["history"][1].columns:
         hh = found["history"][1]
-        prob_parts.append(pd.DataFrame({"stage": stage_of(hh["StageName"].str.strip()),
+        prob_parts.append(pd.DataFrame({"stage": _stage_of(hh["StageName"].str.strip(), smap),
                                         "p": parse_amounts(hh["Probability"])[0]}))
     if prob_parts:
         score = pd.concat(prob_parts).groupby("stage")["p"].mean().to_dict()
-    open_labels = list(deals.loc[is_open, "stage_now"].unique()) + list(hist["stage"].unique())
-    if picklist_order and not smap.stages:
-        open_smap = StageMap({}, [s for s in picklist_order] + [s for s in dict.fromkeys(open_labels)
-                                                               if s not in picklist_order], "OpportunityStage.csv")
-    stages, how = order_stages(open_labels, open_smap, DEFAULT_ORDER, score)
-    if not picklist_order or smap.stages:
-        result.assume(how)
-    if no_entries.any():
-        result.assume(f"{int(no_entries.sum())} opportunities have no stage entry: recorded as entering the first "
-                      f"stage ({stages[0]!r}) at CreatedDate")
-        hist = pd.concat([hist, pd.DataFrame({"deal_id": deals.loc[no_entries, "deal_id"], "stage": stages[0],
-                                              "entered_at": deals.loc[no_entries, "created_at"]})],
-                         ignore_index=True)
-    deals = deals.drop(columns=["stage_now"]).reset_index(drop=True)
-    return finish(result, deals, hist, stages, out=out, force=force, sources=sources,
-                  name="Salesforce opportunities", rates=rates, currency=currency,
-                  what_closed="CloseDate", what_created="CreatedDate", inputs=[stage_map])
+    stages, how = order_stages(open_labels, smap, DEFAULT_ORDER, score)
+    result.assume(how)
+    return stages
+
+
+def _stage_sort_order(deals: pd.DataFrame, found: dict, smap: StageMap) -> dict[str, float]:
+    """Each stage's ``StageSortOrder`` (a column some Salesforce exports carry on Opportunity and
+    OpportunityHistory rows), taken from every row that has one; empty when no file has it."""
+    parts = []
+    opp = found["opportunity"][1]
+    if "StageSortOrder" in opp.columns:
+        parts.append(pd.DataFrame({"label": opp["StageName"].str.strip(), "order": opp["StageSortOrder"]}))
+    if "history" in found and "StageSortOrder" in found["history"][1].columns:
+        hh = found["history"][1]
+        parts.append(pd.DataFrame({"label": hh["StageName"].str.strip(), "order": hh["StageSortOrder"]}))
+    if not parts:
+        return {}
+    t = pd.concat(parts, ignore_index=True)
+    t["order"] = pd.to_numeric(t["order"].str.strip(), errors="coerce")
+    t = t.dropna(subset=["order"])
+    t["stage"] = _stage_of(t["label"], smap)
+    return t.groupby("stage")["order"].min().to_dict()
+
+
+def _first_stage_for_the_rest(deals, hist, stages, result: ImportResult) -> pd.DataFrame:
+    """Deals with no stage entry at all: recorded as entering the first stage at CreatedDate (the
+    loader's rule, said here)."""
+    no_entries = ~deals["deal_id"].isin(hist["deal_id"])
+    if not no_entries.any():
+        return hist
+    result.assume(f"{int(no_entries.sum())} opportunities have no stage entry: recorded as entering the first "
+                  f"stage ({stages[0]!r}) at CreatedDate")
+    return pd.concat([hist, pd.DataFrame({"deal_id": deals.loc[no_entries, "deal_id"], "stage": stages[0],
+                                          "entered_at": deals.loc[no_entries, "created_at"]})],
+                     ignore_index=True)
+
+
+def _export_end(opp: pd.DataFrame, found: dict) -> pd.Timestamp:
+    """The export's last recorded timestamp: the latest CreatedDate, LastModifiedDate,
+    SystemModstamp or LastStageChangeDate of Opportunity, or CreatedDate of OpportunityHistory."""
+    latest = []
+    for col in ("CreatedDate", "LastModifiedDate", "SystemModstamp", "LastStageChangeDate"):
+        if col in opp.columns:
+            latest.append(parse_dates(opp[col])[0].max())
+    if "history" in found:
+        latest.append(parse_dates(found["history"][1]["CreatedDate"])[0].max())
+    latest = [t for t in latest if pd.notna(t)]
+    return max(latest) if latest else pd.NaT

@@ -12,7 +12,8 @@ product, owner, currency: each an export column or null), ``keep`` (more columns
 ``won_when: COLUMN`` non-empty = won; ``lost_after_days: N`` un-won deals count as lost N days after
 creation when that lies within the data, else open), ``join`` (``file`` and ``on``: a second export
 joined to the first, one row per key), ``missing_created_at`` (``reject`` or ``latest``),
-``closed_before_created`` (``reject`` or ``clamp``), ``amount_missing_on_closed`` (``unknown``, the default, ``zero`` or
+``closed_before_created`` (``keep``, the default: a deal closed before its creation is kept, dated
+by its close and flagged ``dates_estimated``; or ``reject``; ``clamp`` is the older name of ``keep``), ``amount_missing_on_closed`` (``unknown``, the default, ``zero`` or
 ``reject``), ``notes`` (assumptions the map makes, copied into the import report).
 """
 
@@ -71,7 +72,30 @@ def resolve_map(column_map) -> tuple[dict, str]:
 
 
 def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, currency=None, encoding=None,
-                 force=False, **_) -> ImportResult:
+                 force=False, strict_dates=False, escape_formulas=False, **_) -> ImportResult:
+    """Import a one-row-per-deal table (plus an optional joined second file) with a column map.
+
+    Parameters
+    ----------
+    sources
+        The table, and the file named under the map's ``join:`` when it has one.
+    out
+        The data set folder to write.
+    column_map
+        A YAML column map (path or dict) or the name of a shipped map; see this module's docstring.
+    stage_map, rates, currency, encoding, force, strict_dates, escape_formulas
+        See :func:`funnelkit.importers.import_export`. ``strict_dates`` overrides the map's
+        ``closed_before_created`` with ``reject``.
+
+    Returns
+    -------
+    ImportResult
+        Accounting per file, rejected rows with reasons, assumptions.
+
+    Examples
+    --------
+    >>> r = import_table(["sales_pipeline.csv"], "data/maven", column_map="maven_crm")  # doctest: +SKIP
+    """
     cmap, map_name = resolve_map(column_map)
     sources = [Path(s) for s in sources]
     result = ImportResult("table", [str(s) for s in sources])
@@ -127,20 +151,21 @@ def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, c
                     list(dict.fromkeys(need)), f"the column map {map_name}")
     df = df.copy()
 
-    def drop(mask, reason):
+    def drop(mask, reason, detail=None):
         nonlocal df
         mask = mask.reindex(df.index, fill_value=False).fillna(False).astype(bool)
         if mask.any():
             grp = df[mask]
-            result.reject(file, grp["_line"], reason if isinstance(reason, str) else list(reason[mask]), grp)
+            result.reject(file, grp["_line"], reason if isinstance(reason, str) else list(reason[mask]), grp,
+                          detail=None if detail is None else list(detail[mask]))
         df = df[~mask]
 
     fmt = cmap.get("date_format")
     df["deal_id"] = df[cols["deal_id"]].str.strip()
     drop(df["deal_id"].eq(""), f"{cols['deal_id']} (deal_id) is empty")
     first_line = df.groupby("deal_id")["_line"].transform("first")
-    drop(df["deal_id"].duplicated(), f"{cols['deal_id']} (deal_id) appears twice (first on line "
-         + first_line.astype(str) + ")")
+    drop(df["deal_id"].duplicated(), f"{cols['deal_id']} (deal_id) appears twice (the first row was used)",
+         detail="first on line " + first_line.astype(str))
 
     # Status and stage.
     smap = StageMap.from_yaml(None, {"stages": cmap.get("stages") or [], "map": cmap.get("stage_map") or {}})
@@ -270,7 +295,8 @@ def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, c
                   name=str(cmap.get("name") or main_path.stem),
                   currency_default=None if not cmap.get("currency") else str(cmap["currency"]).upper(),
                   rates=rates, currency=currency,
-                  closed_before_created=cmap.get("closed_before_created", "reject"),
+                  closed_before_created="reject" if strict_dates else cmap.get("closed_before_created", "keep"),
                   what_closed=closed_col or "closed_at", what_created=cols["created_at"],
                   missing_amount=cmap.get("amount_missing_on_closed", "unknown"),
-                  inputs=[stage_map, column_map if isinstance(column_map, (str, Path)) else None])
+                  inputs=[stage_map, column_map if isinstance(column_map, (str, Path)) else None],
+                  escape_formulas=escape_formulas)

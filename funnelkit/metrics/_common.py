@@ -9,7 +9,11 @@ from ..contract import NOT_SET
 from ..dataset import Dataset, label_text
 from ..history import DAY
 
-__all__ = ["DAY", "NOT_SET", "stage_column", "group_labels", "group_label", "require_column"]
+__all__ = ["DAY", "NOT_SET", "LEFT_OUT", "stage_column", "group_labels", "group_label", "require_column",
+           "dates_estimated"]
+
+#: ``attrs`` key of a duration table: how many deals flagged ``dates_estimated`` it leaves out.
+LEFT_OUT = "left_out_dates_estimated"
 
 
 def stage_column(ds: Dataset, codes: np.ndarray | None = None) -> pd.Categorical:
@@ -44,3 +48,12 @@ def require_column(ds: Dataset, column: str) -> None:
     if column not in ds.deal_columns:
         raise ValueError(f"no deal column {column!r} to group by (columns: "
                          f"{', '.join(map(str, ds.deal_columns))})")
+
+
+
+def dates_estimated(table: pd.DataFrame) -> np.ndarray:
+    """Per row of a deals or visits table: True where the deal is flagged ``dates_estimated`` (its
+    dates do not measure a duration: every duration metric leaves it out and says how many)."""
+    if "dates_estimated" not in table.columns:
+        return np.zeros(len(table), dtype=bool)
+    return table["dates_estimated"].fillna(False).to_numpy(dtype=bool)

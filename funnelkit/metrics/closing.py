@@ -17,7 +17,7 @@ from scipy.stats import CensoredData, ecdf
 from ..dataset import Dataset
 from ..history import deals_as_of
 from ..period import Period
-from ._common import DAY, group_labels, require_column
+from ._common import DAY, LEFT_OUT, dates_estimated, group_labels, require_column
 
 __all__ = ["closed_in_period", "size_band", "days_to_close", "close_time_survival",
            "CloseTimeSurvival", "SIZE_BAND", "UNKNOWN_BAND"]
@@ -34,7 +34,8 @@ def closed_in_period(ds: Dataset, period: Period) -> pd.DataFrame:
 
     A deal counts when its close is seen at ``as_of`` (``closed_at < as_of``) and lies in P
     (``start <= closed_at < end + 1 day``). Adds ``days_to_close`` = (``closed_at`` - ``created_at``)
-    in fractional days; ``status_as_of`` equals ``status`` for these deals.
+    in fractional days (NaN, unknown, for a deal flagged ``dates_estimated``); ``status_as_of``
+    equals ``status`` for these deals.
 
     Examples
     --------
@@ -44,7 +45,9 @@ def closed_in_period(ds: Dataset, period: Period) -> pd.DataFrame:
     d = deals_as_of(ds, period.as_of)
     closed = d["status_as_of"].isin(_STATUSES).to_numpy() & period.contains(d["closed_as_of"]).to_numpy()
     d = d[closed].copy()
-    d["days_to_close"] = (d["closed_at"].to_numpy() - d["created_at"].to_numpy()) / DAY
+    days = (d["closed_at"].to_numpy() - d["created_at"].to_numpy()) / DAY
+    # A deal flagged dates_estimated counts, but its days to close are unknown (never shown as 0).
+    d["days_to_close"] = np.where(dates_estimated(d), np.nan, days)
     return d
 
 
@@ -99,6 +102,8 @@ def days_to_close(ds: Dataset, period: Period, by: str | None = None, *,
         ``median_days`` (NaN when no deals). Without ``by`` both statuses always appear. With a
         column, every group present among the deals closed in P appears under both statuses (zeros
         where none); with size bands every band appears (the unknown-amount band only when used).
+        Deals flagged ``dates_estimated`` are left out; ``result.attrs["left_out_dates_estimated"]``
+        says how many.
 
     Examples
     --------
@@ -109,6 +114,8 @@ def days_to_close(ds: Dataset, period: Period, by: str | None = None, *,
     >>> days_to_close(ds, Period.quarter("2026Q3"), by="product")    # doctest: +SKIP
     """
     d = closed_in_period(ds, period)
+    left_out = dates_estimated(d)
+    d = d[~left_out]
     status = pd.Categorical(d["status"].astype(str), categories=_STATUSES)
     if by is None:
         frame = pd.DataFrame({"status": status, "days": d["days_to_close"].to_numpy()})
@@ -116,6 +123,7 @@ def days_to_close(ds: Dataset, period: Period, by: str | None = None, *,
         out = pd.DataFrame({"deals": g.size(), "mean_days": g.mean(), "median_days": g.median()})
         out = out.reindex(_STATUSES).reset_index()
         out["deals"] = out["deals"].fillna(0).astype("int64")
+        out.attrs[LEFT_OUT] = int(left_out.sum())
         return out
     edges_used = None
     if by == SIZE_BAND:
@@ -152,6 +160,7 @@ def days_to_close(ds: Dataset, period: Period, by: str | None = None, *,
     out[by] = out[by].astype(str)
     if edges_used is not None:
         out.attrs["band_edges"] = [float(e) for e in edges_used]
+    out.attrs[LEFT_OUT] = int(left_out.sum())
     return out
 
 
@@ -191,6 +200,8 @@ class CloseTimeSurvival:
     horizons: tuple = (30, 60, 90)
     _max_days: float = field(default=float("nan"), repr=False)
     _open_tail: bool = field(default=True, repr=False)
+    #: Deals of the cohort left out because they are flagged ``dates_estimated``.
+    left_out_dates_estimated: int = 0
 
     @property
     def deals(self) -> int:
@@ -280,6 +291,8 @@ def close_time_survival(ds: Dataset, period: Period, *, close: Literal["any", "w
         if not lookback_days > 0:
             raise ValueError("lookback_days must be a positive number of days")
         d = d[(d["created_at"] >= as_of - pd.Timedelta(days=lookback_days)).to_numpy()]
+    left_out = dates_estimated(d)
+    d = d[~left_out]
     outcome = d["status_as_of"].astype(str).to_numpy()
     closed = outcome != "open"
     end = np.where(closed, d["closed_as_of"].to_numpy(), np.datetime64(as_of))
@@ -290,7 +303,8 @@ def close_time_survival(ds: Dataset, period: Period, *, close: Literal["any", "w
     if cohort.empty:
         col = "KM_estimate" if close == "any" else "not_won"
         sf = pd.DataFrame({col: [1.0]}, index=pd.Index([0.0], name="timeline"))
-        return CloseTimeSurvival(period, close, cohort, sf, None, horizons)
+        return CloseTimeSurvival(period, close, cohort, sf, None, horizons,
+                                 left_out_dates_estimated=int(left_out.sum()))
     days_arr = cohort["days"].to_numpy(dtype=float)
     event = cohort["event"].to_numpy().astype(bool)
     fit = ecdf(CensoredData(uncensored=days_arr[event], right=days_arr[~event]))
@@ -309,4 +323,5 @@ def close_time_survival(ds: Dataset, period: Period, *, close: Literal["any", "w
         sf = pd.DataFrame({"not_won": 1.0 - cif}, index=pd.Index(times, name="timeline"))
         cohort["event"] = (outcome == "won").astype("int8")
     return CloseTimeSurvival(period, close, cohort, sf, fit, horizons,
-                             _max_days=float(cohort["days"].max()), _open_tail=open_tail)
+                             _max_days=float(cohort["days"].max()), _open_tail=open_tail,
+                             left_out_dates_estimated=int(left_out.sum()))

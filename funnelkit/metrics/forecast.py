@@ -43,6 +43,7 @@ import pandas as pd
 from ..changes import known_for
 from ..dataset import Dataset, MixedCurrencyError
 from ..history import _ts
+from ._common import dates_estimated
 
 __all__ = ["win_forecast", "forecast_range", "NotEnoughHistory", "expected_won_by", "backtest_forecast", "ForecastBacktest",
            "default_backtest_dates"]
@@ -82,7 +83,8 @@ class _Visits:
         self.closed = closed[self.deal_row]
         ever_closed = self.closed != _NEVER
         end = np.where(v["is_last"].to_numpy(), self.closed, self.next_entered)
-        idx = np.flatnonzero(ever_closed)
+        # Visits of deals flagged dates_estimated have no known duration: not training visits.
+        idx = np.flatnonzero(ever_closed & ~dates_estimated(v))
         dur = (end[idx] - self.entered[idx]) / _NS_PER_DAY
         by_days = np.argsort(dur, kind="stable")
         # by stage, then days; int16 codes let numpy use its radix sort for the stable sort

@@ -194,6 +194,7 @@ def sales_velocity(ds: Dataset, period: Period) -> dict:
     opportunities = int(period.contains(d["created_at"]).sum())
     won = _won(ds, period)
     days = won["days_to_close"].to_numpy(dtype=float)
+    days = days[~np.isnan(days)]  # unknown for deals flagged dates_estimated: left out of the mean
     mean_days = float(days.mean()) if len(days) else float("nan")
     rate = win_rate(ds, period)
     size = deal_size(ds, period)["mean"]
