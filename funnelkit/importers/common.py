@@ -778,8 +778,8 @@ def _close_before_creation(deals, result, how, what_closed, what_created):
         amounts = f"; amount {', '.join(parts)}" if parts else ""
     named = _named(bad["deal_id"])
     result.assume(
-        f"{len(bad)} deals have a {what_closed} before their {what_created} (by {days.min():.0f} to "
-        f"{days.max():.0f} days: entered into the CRM after they were signed; "
+        f"{len(bad)} deals have a {what_closed} before their {what_created} (by {_span(days)}: entered into "
+        "the CRM after they were signed; "
         + ", ".join(f"{k} {v}" for k, v in by_status.items()) + amounts + "): kept for counts and amounts, "
         f"with the {what_closed} (the signing) as closed_at and as created_at (the {what_created} is kept "
         f"in '{RECORDED_CREATED}'), flagged '{FLAG}' = true, and left out of durations (days to close, "
@@ -867,7 +867,8 @@ def close_by_witness(deals: pd.DataFrame, witness: pd.Series, export_end, result
     after = deals["status"].isin(OUTCOMES) & (deals["closed_at"] > export_end)
     if not after.any():
         return deals
-    seen = deals["deal_id"].map(witness)
+    seen = pd.Series(pd.to_datetime(witness).reindex(deals["deal_id"].to_numpy()).to_numpy(), index=deals.index,
+                     dtype="datetime64[ns]")
     has = after & seen.notna() & (seen <= export_end)
     end = pd.Timestamp(export_end).strftime("%Y-%m-%d %H:%M")
     if has.any():
@@ -876,16 +877,22 @@ def close_by_witness(deals: pd.DataFrame, witness: pd.Series, export_end, result
         deals.loc[has, "closed_at"] = seen[has]
         lag = (deals.loc[has, RECORDED_CLOSE] - seen[has]).dt.days
         result.assume(f"{int(has.sum())} closed deals have a {what_closed} after the export's last recorded "
-                      f"timestamp ({end}; by {lag.min()} to {lag.max()} days after the recorded close): no close "
+                      f"timestamp ({end}; by {_span(lag)} after the recorded close): no close "
                       f"lies after the export, so that {what_closed} is a planned date never updated; closed_at "
                       f"is taken from {witness_name}, the recorded close ({what_closed} kept in "
                       f"'{RECORDED_CLOSE}'). Deals: {_named(deals.loc[has, 'deal_id'])}")
     rest = after & ~has
     if rest.any():
         result.assume(f"{int(rest.sum())} closed deals have a {what_closed} after the export's last recorded "
-                      f"timestamp ({end}) and no {witness_name}: their {what_closed} is kept as closed_at, so "
+                      f"timestamp ({end}) and {witness_name} is missing: their {what_closed} is kept as closed_at, so "
                       f"they count as open until then. Deals: {_named(deals.loc[rest, 'deal_id'])}")
     return deals
+
+
+def _span(days: pd.Series) -> str:
+    """``"16 days"`` or ``"16 to 58 days"`` (whole days, rounded)."""
+    lo, hi = int(round(float(days.min()))), int(round(float(days.max())))
+    return f"{lo} days" if lo == hi else f"{lo} to {hi} days"
 
 
 def _named(ids, limit: int = 20) -> str:

@@ -328,7 +328,8 @@ def _current_stages(deals: pd.DataFrame, hist: pd.DataFrame, opp: pd.DataFrame,
     entered at LastStageChangeDate (or LastModifiedDate; CreatedDate with no history)."""
     last_stage = hist.sort_values("entered_at").groupby("deal_id")["stage"].last()
     is_open = deals["status"].eq("open")
-    missing = is_open & deals["stage_now"].ne(deals["deal_id"].map(last_stage).fillna(""))
+    last = deals["deal_id"].map(last_stage).astype(object)
+    missing = is_open & deals["stage_now"].ne(last.where(last.notna(), ""))
     if not missing.any():
         return hist
     when_col = next((c for c in ("LastStageChangeDate", "LastModifiedDate") if c in opp.columns), None)
