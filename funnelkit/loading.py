@@ -345,7 +345,7 @@ def _dates_estimated(c, raw: pd.DataFrame) -> pd.Series:
         return pd.Series(False, index=raw.index)
     text = raw[DATES_ESTIMATED].str.strip().str.lower()
     c.add(~text.isin(["", "true", "false"]), DATES_ESTIMATED, raw[DATES_ESTIMATED],
-          f"{DATES_ESTIMATED} must be true, false or empty")
+          "dates_estimated must be true, false or empty")
     return text.eq("true")
 
 

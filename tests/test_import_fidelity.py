@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from funnelkit.cli import main
-from funnelkit.importers import ImportProblem, import_export
+from funnelkit.importers import import_export
 from funnelkit.loading import load
 from funnelkit.metrics import close_time_survival, days_to_close, time_in_stage, win_rate
 from funnelkit.metrics.breakdown import amount_by

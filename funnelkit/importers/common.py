@@ -133,6 +133,42 @@ class ImportResult:
         self.links.append(pd.DataFrame({"deal_id": np.asarray(deal_ids, dtype=object),
                                         "file": str(file), "line": np.asarray(lines, dtype=np.int64)}))
 
+    def drop_rows(self, rows: pd.DataFrame, mask, reason, *, file: str | None = None, detail=None) -> pd.DataFrame:
+        """Reject the rows of a source table where ``mask`` holds; return the others.
+
+        The one way an importer drops a row: ``rows`` is (a part of) a source table with ``_line``
+        and either a ``_file`` column or ``file``; ``reason`` is one text or one per row of ``rows``,
+        ``detail`` (optional) one text per row of ``rows`` with the row's own values.
+
+        Examples
+        --------
+        >>> r = ImportResult("table", ["t.csv"])
+        >>> _ = r.account("t.csv", 2)
+        >>> t = pd.DataFrame({"id": ["A", ""], "_line": [2, 3]})
+        >>> r.drop_rows(t, t["id"].eq(""), "id is empty", file="t.csv")["id"].tolist()
+        ['A']
+        >>> r.accounts["t.csv"].rejected
+        1
+        """
+        mask = pd.Series(mask, index=rows.index) if not isinstance(mask, pd.Series) else mask
+        mask = mask.reindex(rows.index, fill_value=False).fillna(False).astype(bool)
+        if not mask.any():
+            return rows
+        pick = mask.to_numpy()
+
+        def part(values):
+            if values is None or isinstance(values, str):
+                return values
+            return list(np.asarray(values, dtype=object)[pick])
+
+        bad = rows[mask].assign(_why=part(reason) if not isinstance(reason, str) else reason,
+                                _detail=part(detail) if detail is not None else "")
+        files = bad["_file"] if file is None else pd.Series(str(file), index=bad.index)
+        for f, grp in bad.groupby(files, sort=False):
+            self.reject(f, grp["_line"], list(grp["_why"]), grp.drop(columns=["_why", "_detail"]),
+                        detail=list(grp["_detail"]) if detail is not None else None)
+        return rows[~mask]
+
     def drop_deals(self, deals: pd.DataFrame, mask, reason: str, detail=None) -> pd.DataFrame:
         """Reject the deals where ``mask`` holds, and every linked row of theirs; return the rest.
 
@@ -153,14 +189,12 @@ class ImportResult:
         mask = pd.Series(mask, index=deals.index).fillna(False).astype(bool)
         if not mask.any():
             return deals
-        bad = deals[mask]
-        details = None if detail is None else list(detail)
-        for f, grp in bad.groupby("_file", sort=False):
-            pick = bad["_file"].eq(f).to_numpy()
-            self.reject(f, grp["_line"], reason, grp,
-                        detail=None if details is None else [x for x, p in zip(details, pick) if p])
-        self._reject_linked(bad, reason)
-        return deals[~mask]
+        if detail is not None:  # one per dropped deal: spread over all rows for drop_rows
+            full = np.full(len(deals), "", dtype=object)
+            full[mask.to_numpy()] = list(detail)
+            detail = full
+        self._reject_linked(deals[mask], reason)
+        return self.drop_rows(deals, mask, reason, detail=detail)
 
     def _reject_linked(self, bad: pd.DataFrame, reason: str) -> None:
         if not self.links:
@@ -814,13 +848,13 @@ def _entries_within_deal(deals, history, result, what_closed, what_created):
             out = h[drop]
             why = (f"stage entry dated after its deal's {what_closed} (on another day, or recorded after a "
                    "deal entered into the CRM once signed): left out of the stage history")
-            if "_file" in h.columns:
-                for f, grp in out.groupby("_file", sort=False):
-                    result.reject(f, grp["_line"], why, detail=("deal " + grp["deal_id"].astype(str) + ", entered "
-                                                              + _fmt_ts(grp["entered_at"]) + f", {what_closed} "
-                                                              + _fmt_ts(grp["closed_at"])).to_numpy())
-            else:
-                result.assume(f"{int(drop.sum())} {why}")
+            rows = out["_file"].notna() if "_file" in out.columns else pd.Series(False, index=out.index)
+            for f, grp in (out[rows].groupby("_file", sort=False) if rows.any() else []):  # rows of a file
+                result.reject(f, grp["_line"], why, detail=("deal " + grp["deal_id"].astype(str) + ", entered "
+                                                          + _fmt_ts(grp["entered_at"]) + f", {what_closed} "
+                                                          + _fmt_ts(grp["closed_at"])).to_numpy())
+            if (~rows).any():  # entries the importer derived (dates in columns, snapshots)
+                result.assume(f"{int((~rows).sum())} {why}")
         h = h[~drop]
     return h[["deal_id", "stage", "entered_at"]].reset_index(drop=True)
 
@@ -998,12 +1032,13 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
                                what_closed=what_closed, what_created=what_created)
     lone = ~deals["deal_id"].isin(history["deal_id"])
     if lone.any():
-        # E.g. a flagged deal whose entries were all recorded after its close: the loader's rule, said.
+        # No entry at all, or none left (a flagged deal's entries recorded after its close): the
+        # loader's rule, said.
         history = pd.concat([history, pd.DataFrame({"deal_id": deals.loc[lone, "deal_id"], "stage": stages[0],
                                                     "entered_at": deals.loc[lone, "created_at"]})],
                             ignore_index=True)
-        result.assume(f"{int(lone.sum())} deals have no stage entry left: recorded as entering the first stage "
-                      f"({stages[0]!r}) at created_at")
+        result.assume(f"{int(lone.sum())} deals have no stage entry: recorded as entering the first stage "
+                      f"({stages[0]!r}) at created_at (their path through the stages is unknown)")
     if deals.empty:
         listed = "; ".join(f"{n} x {why}" for why, n in list(result.reasons().items())[:10])
         raise ImportProblem(f"no deal left to write: every row was rejected ({listed or 'the export has no rows'})")

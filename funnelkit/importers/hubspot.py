@@ -100,20 +100,20 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
 
     # Row-level problems: rejected with reasons.
     bad = rows["deal_id"].eq("")
-    rows = _drop(rows, bad, "Record ID is empty", result)
+    rows = result.drop_rows(rows, bad, "Record ID is empty")
     dup = rows.duplicated(["_file", "deal_id"], keep="first")
-    rows = _drop(rows, dup, "Record ID appears twice in this export (the first row was used)", result)
+    rows = result.drop_rows(rows, dup, "Record ID appears twice in this export (the first row was used)")
     empty_stage = rows["Deal Stage"].eq("")
-    rows = _drop(rows, empty_stage, "Deal Stage is empty (the deal is in no pipeline stage)", result)
+    rows = result.drop_rows(rows, empty_stage, "Deal Stage is empty (the deal is in no pipeline stage)")
     created, bad_created = parse_dates(rows["Create Date"])
     rows = rows.assign(created_at=created)
-    rows = _drop(rows, bad_created | created.isna(), "Create Date is empty or not a date", result)
+    rows = result.drop_rows(rows, bad_created | created.isna(), "Create Date is empty or not a date")
     close, bad_close = parse_dates(rows["Close Date"])
     rows = rows.assign(close_date=close)
-    rows = _drop(rows, bad_close, "Close Date is not a date", result)
+    rows = result.drop_rows(rows, bad_close, "Close Date is not a date")
     amount, bad_amount = parse_amounts(rows["Amount"])
     rows = rows.assign(amount=amount)
-    rows = _drop(rows, bad_amount | (amount < 0), "Amount is not a number >= 0", result)
+    rows = result.drop_rows(rows, bad_amount | (amount < 0), "Amount is not a number >= 0")
 
     rows["mapped"] = map_labels(rows["Deal Stage"], smap, file=", ".join(s.name for s in sources),
                                 column="Deal Stage", result=result, strict=smap.given)
@@ -255,10 +255,3 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
                   rates=rates, currency=currency, inputs=[stage_map],
                   closed_before_created="reject" if strict_dates else "keep", what_closed="Close Date",
                   what_created="Create Date", escape_formulas=escape_formulas)
-
-
-def _drop(rows: pd.DataFrame, mask: pd.Series, reason: str, result: ImportResult) -> pd.DataFrame:
-    mask = mask.fillna(False).astype(bool)
-    for f, grp in rows[mask].groupby("_file", sort=False):
-        result.reject(f, grp["_line"], reason, grp)
-    return rows[~mask]

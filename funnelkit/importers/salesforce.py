@@ -65,7 +65,8 @@ def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None
     and add each open deal's current stage (:func:`_current_stages`); choose the stage order
     (:func:`_stage_order`); date closes that the export dates after itself by their recorded move to
     the closed stage (:func:`~funnelkit.importers.common.close_by_witness`); then the shared
-    :func:`~funnelkit.importers.common.finish`.
+    :func:`~funnelkit.importers.common.finish` (which also gives a deal with no stage entry the
+    first stage at its creation).
 
     Parameters
     ----------
@@ -102,7 +103,6 @@ def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None
     hist, witness = _stage_entries(found, deals, smap, closed_labels, result)
     hist = _current_stages(deals, hist, opp, result)
     stages = _stage_order(deals, hist, opp, found, smap, picklist_order, result)
-    hist = _first_stage_for_the_rest(deals, hist, stages, result)
     deals = close_by_witness(deals.drop(columns=["stage_now"]).reset_index(drop=True), witness,
                              _export_end(opp, found), result, what_closed="CloseDate",
                              witness_name="its OpportunityHistory row entering the closed stage")
@@ -147,13 +147,10 @@ def _usable_opportunities(opp: pd.DataFrame, file: str, result: ImportResult):
     the parsed columns (parsed once, for all rows)."""
     opp = opp.copy()
     opp["_file"] = file
-    keep = pd.Series(True, index=opp.index)
 
     def drop(mask, reason):
-        mask = mask.reindex(opp.index, fill_value=False).fillna(False).astype(bool) & keep
-        if mask.any():
-            result.reject(file, opp.loc[mask, "_line"], reason, opp[mask])
-            keep[mask] = False
+        nonlocal opp
+        opp = result.drop_rows(opp, mask, reason)
 
     opp["deal_id"] = opp["Id"].str.strip()
     p = {"stage": opp["StageName"].str.strip()}
@@ -163,7 +160,7 @@ def _usable_opportunities(opp: pd.DataFrame, file: str, result: ImportResult):
     p["close"], bad_close = parse_dates(opp["CloseDate"])
     p["amount"], bad_amount = parse_amounts(opp["Amount"])
     drop(opp["deal_id"].eq(""), "Id is empty")
-    drop(opp["deal_id"].where(keep).duplicated() & keep, "Id appears twice (the first row was used)")
+    drop(opp["deal_id"].duplicated(), "Id appears twice (the first row was used)")
     if "IsDeleted" in opp.columns:
         drop(_bool(opp["IsDeleted"])[0], "IsDeleted is true (the opportunity is in the Recycle Bin)")
     drop(bad_c, "IsClosed is not true/false")
@@ -174,7 +171,7 @@ def _usable_opportunities(opp: pd.DataFrame, file: str, result: ImportResult):
     drop(p["closed"] & p["close"].isna(), "CloseDate is empty on a closed opportunity")
     drop(bad_amount | (p["amount"] < 0), "Amount is not a number >= 0")
     drop(p["stage"].eq(""), "StageName is empty")
-    return opp[keep], {k: v[keep] for k, v in p.items()}
+    return opp, {k: v[opp.index] for k, v in p.items()}
 
 
 def _deals(opp: pd.DataFrame, p: dict, file: str, found: dict, result: ImportResult) -> pd.DataFrame:
@@ -279,10 +276,7 @@ def _stage_entries(found: dict, deals: pd.DataFrame, smap: StageMap, closed_labe
 
     def hdrop(mask, reason):
         nonlocal h
-        mask = mask.reindex(h.index, fill_value=False).fillna(False).astype(bool)
-        if mask.any():
-            result.reject(hfile, h.loc[mask, "_line"], reason, h[mask])
-        h = h[~mask]
+        h = result.drop_rows(h, mask, reason, file=hfile)
 
     h["deal_id"] = h["OpportunityId"].str.strip()
     if "IsDeleted" in h.columns:
@@ -406,19 +400,6 @@ def _stage_sort_order(deals: pd.DataFrame, found: dict, smap: StageMap) -> dict[
     t = t.dropna(subset=["order"])
     t["stage"] = _stage_of(t["label"], smap)
     return t.groupby("stage")["order"].min().to_dict()
-
-
-def _first_stage_for_the_rest(deals, hist, stages, result: ImportResult) -> pd.DataFrame:
-    """Deals with no stage entry at all: recorded as entering the first stage at CreatedDate (the
-    loader's rule, said here)."""
-    no_entries = ~deals["deal_id"].isin(hist["deal_id"])
-    if not no_entries.any():
-        return hist
-    result.assume(f"{int(no_entries.sum())} opportunities have no stage entry: recorded as entering the first "
-                  f"stage ({stages[0]!r}) at CreatedDate")
-    return pd.concat([hist, pd.DataFrame({"deal_id": deals.loc[no_entries, "deal_id"], "stage": stages[0],
-                                          "entered_at": deals.loc[no_entries, "created_at"]})],
-                     ignore_index=True)
 
 
 def _export_end(opp: pd.DataFrame, found: dict) -> pd.Timestamp:

@@ -132,11 +132,9 @@ def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, c
         jdf = jdf.copy()
         jdf["_key"] = jdf[key].str.strip()
         dup = jdf["_key"].duplicated()
-        result.reject(str(join_path), jdf.loc[dup, "_line"], f"{key} appears twice (the first row was used)", jdf[dup])
-        jdf = jdf[~dup]
+        jdf = result.drop_rows(jdf, dup, f"{key} appears twice (the first row was used)", file=str(join_path))
         orphan = ~jdf["_key"].isin(set(df[key].str.strip()))
-        result.reject(str(join_path), jdf.loc[orphan, "_line"], f"{key} not in {main_path.name}", jdf[orphan])
-        jdf = jdf[~orphan]
+        jdf = result.drop_rows(jdf, orphan, f"{key} not in {main_path.name}", file=str(join_path))
         jacc.note = f"joined on {key}: {len(jdf)} rows matched"
         clash = [c for c in jdf.columns if c in df.columns and c not in (key,) and not c.startswith("_")]
         jdf = jdf.drop(columns=["_line", key] + clash).rename(columns={"_key": "_jkey"})
@@ -153,12 +151,7 @@ def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, c
 
     def drop(mask, reason, detail=None):
         nonlocal df
-        mask = mask.reindex(df.index, fill_value=False).fillna(False).astype(bool)
-        if mask.any():
-            grp = df[mask]
-            result.reject(file, grp["_line"], reason if isinstance(reason, str) else list(reason[mask]), grp,
-                          detail=None if detail is None else list(detail[mask]))
-        df = df[~mask]
+        df = result.drop_rows(df, mask, reason, detail=detail)
 
     fmt = cmap.get("date_format")
     df["deal_id"] = df[cols["deal_id"]].str.strip()
