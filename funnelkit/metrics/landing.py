@@ -54,7 +54,7 @@ import pandas as pd
 from ..changes import has_changes, known_at
 from ..dataset import Dataset
 from ..period import Period
-from ._common import group_labels
+from ._common import dates_estimated, group_labels
 from .forecast import DEFAULT_ADJUST, SIMULATE_UP_TO, win_forecast
 
 __all__ = ["landing_forecast", "LandingForecast", "landing_by_week", "coverage", "pacing", "won_between"]
@@ -103,6 +103,7 @@ class _Arrays:
         self.closed = _ns(v["closed_at"])
         self.is_last = v["is_last"].to_numpy()
         self.won = (v["status"] == "won").to_numpy()
+        self.timed = ~dates_estimated(v)  # visits of deals flagged dates_estimated have no duration
         d = ds.deals
         self.deal_amount = d["amount"].to_numpy(dtype=float)
         self.visit_amount = self.deal_amount[v["deal_row"].to_numpy()]
@@ -141,7 +142,7 @@ class _WindowEvidence:
 
     def __init__(self, arr: _Arrays, at: pd.Timestamp):
         t = int(at.value)
-        keep = arr.entered < t
+        keep = (arr.entered < t) & arr.timed
         entered = arr.entered[keep]
         closed = arr.closed[keep]
         nxt = arr.next_entered[keep]
