@@ -39,6 +39,13 @@ def hist(j, i, stage, at, amount="1000", prob="10", close="2024-06-30"):
     return [f"008H{j}", f"006A{i}", stage, amount, prob, close, at]
 
 
+def hubspot_export(folder: Path, head: str, rows: list[str]) -> Path:
+    """A HubSpot deals export taken on 2024-05-01 (the date is in its name)."""
+    src = folder / "deals-2024-05-01.csv"
+    src.write_text("\n".join([head] + rows) + "\n", encoding="utf-8")
+    return src
+
+
 @pytest.fixture
 def signed_before_entered(tmp_path):
     """Six opportunities; 3 and 4 were signed before they were entered into Salesforce."""
@@ -134,11 +141,10 @@ def test_strict_dates_rejects_them_with_their_history(tmp_path, signed_before_en
 
 
 def test_same_rule_in_hubspot(tmp_path):
-    src = tmp_path / "deals-2024-05-01.csv"
-    src.write_text("Record ID,Deal Stage,Create Date,Close Date,Amount\n"
-                   "1,Closed won,2024-03-10 09:00,2024-03-01 12:00,900\n"
-                   "2,Closed won,2024-03-10 09:00,2024-03-20 12:00,100\n"
-                   "3,Discovery,2024-03-10 09:00,,50\n", encoding="utf-8")
+    src = hubspot_export(tmp_path, "Record ID,Deal Stage,Create Date,Close Date,Amount", [
+        "1,Closed won,2024-03-10 09:00,2024-03-01 12:00,900",
+        "2,Closed won,2024-03-10 09:00,2024-03-20 12:00,100",
+        "3,Discovery,2024-03-10 09:00,,50"])
     import_export("hubspot", [src], tmp_path / "ds", currency="EUR")
     d = load(tmp_path / "ds").deals.set_index("deal_id")
     assert bool(d.loc["1", "dates_estimated"]) and d.loc["1", "created_at"] == pd.Timestamp("2024-03-01 12:00")
@@ -245,11 +251,10 @@ def test_stage_sort_order_of_the_export_is_used(tmp_path):
 # ------------------------------------------------------------------- 14. output hygiene
 
 def test_formula_cells_kept_verbatim_or_escaped(tmp_path):
-    src = tmp_path / "deals-2024-05-01.csv"
-    src.write_text("Record ID,Deal Stage,Create Date,Close Date,Amount,Deal owner,Deal Name\n"
-                   "1,Discovery,2024-03-10 09:00,,50,=HYPERLINK(\"http://x\"),@SUM(A1)\n"
-                   "2,Discovery,2024-03-10 09:00,,60,-Ann,+1 555\n"
-                   "3,Discovery,2024-03-10 09:00,,70,Bo,-5\n", encoding="utf-8")
+    src = hubspot_export(tmp_path, "Record ID,Deal Stage,Create Date,Close Date,Amount,Deal owner,Deal Name", [
+        '1,Discovery,2024-03-10 09:00,,50,=HYPERLINK("http://x"),@SUM(A1)',
+        "2,Discovery,2024-03-10 09:00,,60,-Ann,+1 555",
+        "3,Discovery,2024-03-10 09:00,,70,Bo,-5"])
     import_export("hubspot", [src], tmp_path / "plain", currency="EUR")
     plain = pd.read_csv(tmp_path / "plain" / "deals.csv", dtype=str, keep_default_na=False)
     assert plain["owner"].tolist() == ['=HYPERLINK("http://x")', "-Ann", "Bo"]        # verbatim by default
@@ -262,11 +267,10 @@ def test_formula_cells_kept_verbatim_or_escaped(tmp_path):
 
 
 def test_report_markdown_escapes_labels_and_open_stage_imports(tmp_path):
-    src = tmp_path / "deals-2024-05-01.csv"
-    src.write_text("Record ID,Deal Stage,Create Date,Close Date,Amount\n"
-                   "1,Open,2024-03-10 09:00,,50\n"
-                   "2,<script>alert(1)</script>,2024-03-11 09:00,,60\n"
-                   "3,Closed won,2024-03-10 09:00,2024-03-20 10:00,70\n", encoding="utf-8")
+    src = hubspot_export(tmp_path, "Record ID,Deal Stage,Create Date,Close Date,Amount", [
+        "1,Open,2024-03-10 09:00,,50",
+        "2,<script>alert(1)</script>,2024-03-11 09:00,,60",
+        "3,Closed won,2024-03-10 09:00,2024-03-20 10:00,70"])
     r = import_export("hubspot", [src], tmp_path / "ds", currency="EUR")
     ds = load(tmp_path / "ds")
     assert "Open (stage)" in ds.stages

@@ -924,9 +924,9 @@ def close_by_witness(deals: pd.DataFrame, witness: pd.Series, export_end, result
 
 
 def _span(days: pd.Series) -> str:
-    """``"16 days"`` or ``"16 to 58 days"`` (whole days, rounded)."""
+    """``"1 day"``, ``"16 days"`` or ``"16 to 58 days"`` (whole days, rounded)."""
     lo, hi = int(round(float(days.min()))), int(round(float(days.max())))
-    return f"{lo} days" if lo == hi else f"{lo} to {hi} days"
+    return (f"{lo} day" if lo == 1 else f"{lo} days") if lo == hi else f"{lo} to {hi} days"
 
 
 def _named(ids, limit: int = 20) -> str:

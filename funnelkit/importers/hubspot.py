@@ -58,15 +58,13 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
     ----------
     sources
         The exports (CSV or XLSX), each dated by the ``YYYY-MM-DD`` in its file name; any order.
-    out
-        The data set folder to write.
-    stage_map, rates, currency, encoding, force, strict_dates, escape_formulas
-        See :func:`funnelkit.importers.import_export`.
+    out, stage_map, rates, currency, encoding, force, strict_dates, escape_formulas
+        As for :func:`funnelkit.importers.import_export`.
 
     Returns
     -------
     ImportResult
-        Accounting per file, rejected rows with reasons, assumptions.
+        Per export file: rows read, used, rejected; the rejected rows; every assumption.
 
     Examples
     --------
@@ -75,6 +73,29 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
     sources = [Path(s) for s in sources]
     result = ImportResult("hubspot", [str(s) for s in sources])
     smap = StageMap.from_yaml(stage_map) if stage_map else StageMap()
+    rows, latest = _read_exports(sources, encoding, result)
+    multi = len(sources) > 1
+    rows = _usable_rows(rows, result)
+    rows["mapped"] = _map_stages(rows, smap, sources, result)
+    hist_parts = _history_from_columns(rows, smap, result)
+    rows = rows.sort_values(["deal_id", "_snap"], kind="stable")  # each deal's rows, oldest export first
+    deals, first_closed, pipes = _deals(rows, latest, multi, result)
+    entries, stages = _stage_history(rows, deals, hist_parts, smap, multi, result)
+    name = (sorted(pipes)[0] if len(pipes) == 1 else "HubSpot deals")
+    # A Close Date after the latest export cannot be the close: the first export showing the deal
+    # closed witnesses it (its date is the day that export was taken).
+    deals = close_by_witness(deals, first_closed, latest + pd.Timedelta(days=1), result,
+                             what_closed="Close Date", witness_name="the date of the first export that "
+                             "shows it closed")
+    return finish(result, deals, entries, stages, out=out, force=force, sources=sources, name=name,
+                  rates=rates, currency=currency, inputs=[stage_map],
+                  closed_before_created="reject" if strict_dates else "keep", what_closed="Close Date",
+                  what_created="Create Date", escape_formulas=escape_formulas)
+
+
+def _read_exports(sources: list[Path], encoding, result: ImportResult) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """All exports as one table of text rows (with ``_file``, ``_line``, ``_export`` (its date) and
+    ``_snap`` (0 = oldest)), and the latest export's date. Two exports of one date are refused."""
     frames = []
     for path in sources:
         df, enc = read_source(path, encoding)
@@ -91,14 +112,15 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
             f"{p.name}: {d.date()}" for p, d in zip(sources, dates)) + "); give exports of different dates")
     order = np.argsort([d.value for d in dates])
     frames = [frames[i] for i in order]
-    multi = len(frames) > 1
-
     rows = pd.concat(frames, ignore_index=True, sort=False).fillna("").copy()
     rows["_snap"] = rows["_export"].rank(method="dense").astype(int) - 1
     rows["deal_id"] = rows["Record ID"].str.strip()
     rows["Deal Stage"] = rows["Deal Stage"].str.strip()  # (rejected rows are shown from the file as read)
+    return rows, dates[order[-1]]
 
-    # Row-level problems: rejected with reasons.
+
+def _usable_rows(rows: pd.DataFrame, result: ImportResult) -> pd.DataFrame:
+    """Reject the rows that cannot be a deal's state, each with its reason; parse the dates and amounts."""
     bad = rows["deal_id"].eq("")
     rows = result.drop_rows(rows, bad, "Record ID is empty")
     dup = rows.duplicated(["_file", "deal_id"], keep="first")
@@ -114,13 +136,17 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
     amount, bad_amount = parse_amounts(rows["Amount"])
     rows = rows.assign(amount=amount)
     rows = result.drop_rows(rows, bad_amount | (amount < 0), "Amount is not a number >= 0")
+    return rows
 
-    rows["mapped"] = map_labels(rows["Deal Stage"], smap, file=", ".join(s.name for s in sources),
-                                column="Deal Stage", result=result, strict=smap.given)
+
+def _map_stages(rows: pd.DataFrame, smap: StageMap, sources: list[Path], result: ImportResult) -> pd.Series:
+    """Each row's pipeline stage or won/lost; checked against HubSpot's own ``Is Deal Closed?``."""
+    mapped = map_labels(rows["Deal Stage"], smap, file=", ".join(s.name for s in sources),
+                         column="Deal Stage", result=result, strict=smap.given)
     if "Is Deal Closed?" in rows.columns:
         for label, grp in rows.groupby("Deal Stage"):
             flag = set(grp["Is Deal Closed?"].str.lower()) - {""}
-            target = grp["mapped"].iat[0]
+            target = mapped[grp.index[0]]
             if target in OUTCOMES and flag == {"false"}:
                 result.assume(f"HubSpot does not treat {label!r} as a closed stage (Is Deal Closed? = false), "
                               f"but its label names an outcome: imported as {target}")
@@ -128,8 +154,11 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
                 raise ImportProblem(f"{', '.join(s.name for s in sources)}: stage {label!r} is closed in HubSpot "
                                     "(Is Deal Closed? = true) but maps to an open stage: map it to won or lost "
                                     "with --stage-map")
+    return mapped
 
-    # History from "Date entered <stage>" columns, when the export has them.
+
+def _history_from_columns(rows: pd.DataFrame, smap: StageMap, result: ImportResult) -> list[pd.DataFrame]:
+    """Stage entries from the ``Date entered "<stage> (<pipeline>)"`` columns, when the export has them."""
     entered_cols = {c: _ENTERED.match(c).group("stage") for c in rows.columns if _ENTERED.match(c)}
     hist_parts = []
     if entered_cols:
@@ -144,7 +173,12 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
             hist_parts.append(pd.DataFrame({"deal_id": rows.loc[ok, "deal_id"], "stage": target,
                                             "entered_at": ts[ok]}))
         result.assume("stage history read from the 'Date entered <stage>' columns")
+    return hist_parts
 
+
+def _deals(rows: pd.DataFrame, latest: pd.Timestamp, multi: bool, result: ImportResult):
+    """The deals: each one's state is its row in the latest export that has it. Returns the deals,
+    the date of the first export showing each closed deal closed, and the HubSpot pipelines seen."""
     # Each deal's state = its row in the latest export that has it.
     rows = rows.sort_values(["deal_id", "_snap"], kind="stable")
     last = rows.drop_duplicates("deal_id", keep="last").set_index("deal_id")
@@ -188,7 +222,6 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
                       "their stage labels form one pipeline")
 
     if multi:
-        latest = dates[order[-1]]
         gone = last["_export"] < latest
         deals["last_export"] = last["_export"].dt.strftime("%Y-%m-%d").to_numpy()
         if gone.any():
@@ -201,6 +234,12 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
             result.assume(f"{int(reopened.sum())} deals closed in an earlier export are open again in a later "
                           "one: imported as open")
 
+    return deals, first_closed, pipes
+
+
+def _stage_history(rows, deals, hist_parts, smap: StageMap, multi: bool, result: ImportResult):
+    """Stage entries from the snapshots (deals without 'Date entered' history), the first stage for
+    deals only ever seen closed, and the pipeline's stage order. Returns the entries and the stages."""
     # Stage history from the snapshots (for deals without 'Date entered' history).
     covered = set(pd.concat(hist_parts)["deal_id"]) if hist_parts else set()
     snap = rows[~rows["deal_id"].isin(covered) & ~rows["mapped"].isin(OUTCOMES)]
@@ -245,13 +284,4 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
             "deal_id": never_open.to_numpy(), "stage": stages[0],
             "entered_at": deals.set_index("deal_id").loc[never_open, "created_at"].to_numpy()})],
             ignore_index=True)
-    name = (sorted(pipes)[0] if len(pipes) == 1 else "HubSpot deals")
-    # A Close Date after the latest export cannot be the close: the first export showing the deal
-    # closed witnesses it (its date is the day that export was taken).
-    deals = close_by_witness(deals, first_closed, dates[order[-1]] + pd.Timedelta(days=1), result,
-                             what_closed="Close Date", witness_name="the date of the first export that "
-                             "shows it closed")
-    return finish(result, deals, entries, stages, out=out, force=force, sources=sources, name=name,
-                  rates=rates, currency=currency, inputs=[stage_map],
-                  closed_before_created="reject" if strict_dates else "keep", what_closed="Close Date",
-                  what_created="Create Date", escape_formulas=escape_formulas)
+    return entries, stages

@@ -73,15 +73,13 @@ def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None
     sources
         ``Opportunity.csv`` and usually ``OpportunityHistory.csv``; optionally ``OpportunityStage.csv``
         and ``User.csv`` (CSV, XLSX or Parquet; any order).
-    out
-        The data set folder to write.
-    stage_map, rates, currency, encoding, force, strict_dates, escape_formulas
-        See :func:`funnelkit.importers.import_export`.
+    out, stage_map, rates, currency, encoding, force, strict_dates, escape_formulas
+        As for :func:`funnelkit.importers.import_export`.
 
     Returns
     -------
     ImportResult
-        Accounting per file, rejected rows with reasons, assumptions.
+        Accounting for each of the four files, the rejected rows with reasons, the assumptions.
 
     Examples
     --------

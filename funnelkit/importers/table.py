@@ -79,18 +79,16 @@ def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, c
     ----------
     sources
         The table, and the file named under the map's ``join:`` when it has one.
-    out
-        The data set folder to write.
     column_map
         A YAML column map (path or dict) or the name of a shipped map; see this module's docstring.
-    stage_map, rates, currency, encoding, force, strict_dates, escape_formulas
-        See :func:`funnelkit.importers.import_export`. ``strict_dates`` overrides the map's
+    out, stage_map, rates, currency, encoding, force, strict_dates, escape_formulas
+        As for :func:`funnelkit.importers.import_export`; ``strict_dates`` overrides the map's
         ``closed_before_created`` with ``reject``.
 
     Returns
     -------
     ImportResult
-        Accounting per file, rejected rows with reasons, assumptions.
+        The table's accounting (and the joined file's), its rejected rows and assumptions.
 
     Examples
     --------
