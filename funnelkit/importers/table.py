@@ -99,46 +99,8 @@ def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, c
     result = ImportResult("table", [str(s) for s in sources])
     result.assume(f"column map: {map_name}")
     cols = {k: v for k, v in cmap["columns"].items() if v}
-    join = cmap.get("join")
-    main_path = sources[0]
-    join_path = None
-    if join:
-        want = join.get("file")
-        cands = [s for s in sources if want and s.name == want] or sources[1:2]
-        if not cands:
-            raise ImportProblem(f"{map_name}: the map joins a second file ({want or 'see join:'}); give it as a "
-                                "second source")
-        join_path = cands[0]
-        rest = [s for s in sources if s != join_path]
-        main_path = rest[0]
-        if len(rest) > 1:
-            raise ImportProblem(f"too many sources for this map: {', '.join(map(str, sources))}")
-    elif len(sources) > 1:
-        raise ImportProblem("the table format reads one file (its map has no 'join:'); got "
-                            + ", ".join(map(str, sources)))
-
-    df, enc = read_source(main_path, encoding)
-    result.account(main_path, len(df), enc, raw=df)
-    file = str(main_path)
-    df["_file"] = file
-    if join_path is not None:
-        key = join.get("key") or join.get("on") or join.get(True)  # YAML 1.1 reads a bare on: as True
-        jdf, jenc = read_source(join_path, encoding)
-        jacc = result.account(join_path, len(jdf), jenc, raw=jdf)
-        require_columns(jdf, join_path, [key], f"the join in {map_name}")
-        require_columns(df, main_path, [key], f"the join in {map_name}")
-        jdf = jdf.copy()
-        jdf["_key"] = jdf[key].str.strip()
-        dup = jdf["_key"].duplicated()
-        jdf = result.drop_rows(jdf, dup, f"{key} appears twice (the first row was used)", file=str(join_path))
-        orphan = ~jdf["_key"].isin(set(df[key].str.strip()))
-        jdf = result.drop_rows(jdf, orphan, f"{key} not in {main_path.name}", file=str(join_path))
-        jacc.note = f"joined on {key}: {len(jdf)} rows matched"
-        clash = [c for c in jdf.columns if c in df.columns and c not in (key,) and not c.startswith("_")]
-        jdf = jdf.drop(columns=["_line", key] + clash).rename(columns={"_key": "_jkey"})
-        df = df.assign(_jkey=df[key].str.strip()).merge(jdf, on="_jkey", how="left").drop(columns="_jkey")
-        df = df.fillna("")
-        result.assume(f"{join_path.name} joined to {main_path.name} on {key} ({len(jdf)} matches)")
+    main_path, join_path = _main_and_joined(cmap, sources, map_name)
+    df, file = _read_and_join(main_path, join_path, cmap.get("join"), encoding, map_name, result)
     need = [c for t, c in cols.items()] + list((cmap.get("stage_dates") or {}).values()) + list(cmap.get("keep") or [])
     won_when = (cmap.get("status") or {}).get("won_when")
     if won_when:
@@ -250,6 +212,76 @@ def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, c
         deals["crm_stage"] = df[cols["stage"]].str.strip()
 
     # Stage history.
+    hist, stages = _stage_history(df, deals, created, cmap, smap, cols, result)
+    for note in cmap.get("notes") or []:
+        result.assume(str(note).strip())
+    return finish(result, deals.reset_index(drop=True), hist, stages, out=out, force=force, sources=sources,
+                  name=str(cmap.get("name") or main_path.stem),
+                  currency_default=None if not cmap.get("currency") else str(cmap["currency"]).upper(),
+                  rates=rates, currency=currency,
+                  closed_before_created="reject" if strict_dates else cmap.get("closed_before_created", "keep"),
+                  what_closed=closed_col or "closed_at", what_created=cols["created_at"],
+                  missing_amount=cmap.get("amount_missing_on_closed", "unknown"),
+                  inputs=[stage_map, column_map if isinstance(column_map, (str, Path)) else None],
+                  escape_formulas=escape_formulas)
+
+
+
+def _main_and_joined(cmap: dict, sources: list[Path], map_name: str) -> tuple[Path, Path | None]:
+    """The main table and the joined file (``join:`` in the map), among the sources."""
+    join = cmap.get("join")
+    main_path = sources[0]
+    join_path = None
+    if join:
+        want = join.get("file")
+        cands = [s for s in sources if want and s.name == want] or sources[1:2]
+        if not cands:
+            raise ImportProblem(f"{map_name}: the map joins a second file ({want or 'see join:'}); give it as a "
+                                "second source")
+        join_path = cands[0]
+        rest = [s for s in sources if s != join_path]
+        main_path = rest[0]
+        if len(rest) > 1:
+            raise ImportProblem(f"too many sources for this map: {', '.join(map(str, sources))}")
+    elif len(sources) > 1:
+        raise ImportProblem("the table format reads one file (its map has no 'join:'); got "
+                            + ", ".join(map(str, sources)))
+    return main_path, join_path
+
+
+def _read_and_join(main_path: Path, join_path: Path | None, join: dict | None, encoding, map_name: str,
+                   result: ImportResult) -> tuple[pd.DataFrame, str]:
+    """Read the main table (and join the second file on the map's key: one row per key, rows of it
+    matching no main row rejected); return the table and the main file's name."""
+    df, enc = read_source(main_path, encoding)
+    result.account(main_path, len(df), enc, raw=df)
+    file = str(main_path)
+    df["_file"] = file
+    if join_path is not None:
+        key = join.get("key") or join.get("on") or join.get(True)  # YAML 1.1 reads a bare on: as True
+        jdf, jenc = read_source(join_path, encoding)
+        jacc = result.account(join_path, len(jdf), jenc, raw=jdf)
+        require_columns(jdf, join_path, [key], f"the join in {map_name}")
+        require_columns(df, main_path, [key], f"the join in {map_name}")
+        jdf = jdf.copy()
+        jdf["_key"] = jdf[key].str.strip()
+        dup = jdf["_key"].duplicated()
+        jdf = result.drop_rows(jdf, dup, f"{key} appears twice (the first row was used)", file=str(join_path))
+        orphan = ~jdf["_key"].isin(set(df[key].str.strip()))
+        jdf = result.drop_rows(jdf, orphan, f"{key} not in {main_path.name}", file=str(join_path))
+        jacc.note = f"joined on {key}: {len(jdf)} rows matched"
+        clash = [c for c in jdf.columns if c in df.columns and c not in (key,) and not c.startswith("_")]
+        jdf = jdf.drop(columns=["_line", key] + clash).rename(columns={"_key": "_jkey"})
+        df = df.assign(_jkey=df[key].str.strip()).merge(jdf, on="_jkey", how="left").drop(columns="_jkey")
+        df = df.fillna("")
+        result.assume(f"{join_path.name} joined to {main_path.name} on {key} ({len(jdf)} matches)")
+    return df, file
+
+
+def _stage_history(df, deals, created, cmap: dict, smap: StageMap, cols: dict, result: ImportResult):
+    """Stage entries from the map's ``stage_dates`` columns, each open deal's current stage (entered
+    at created_at when undated) and the first stage for deals with none; and the stage order."""
+    fmt = cmap.get("date_format")
     stages_listed = list(cmap.get("stages") or [])
     parts = []
     for stage, col in (cmap.get("stage_dates") or {}).items():
@@ -280,14 +312,4 @@ def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, c
         if len(stages) > 1:
             result.assume(f"{int(no_entry.sum())} closed deals have no stage dates: recorded as entering "
                           f"{stages[0]!r} at created_at")
-    for note in cmap.get("notes") or []:
-        result.assume(str(note).strip())
-    return finish(result, deals.reset_index(drop=True), hist, stages, out=out, force=force, sources=sources,
-                  name=str(cmap.get("name") or main_path.stem),
-                  currency_default=None if not cmap.get("currency") else str(cmap["currency"]).upper(),
-                  rates=rates, currency=currency,
-                  closed_before_created="reject" if strict_dates else cmap.get("closed_before_created", "keep"),
-                  what_closed=closed_col or "closed_at", what_created=cols["created_at"],
-                  missing_amount=cmap.get("amount_missing_on_closed", "unknown"),
-                  inputs=[stage_map, column_map if isinstance(column_map, (str, Path)) else None],
-                  escape_formulas=escape_formulas)
+    return hist, stages
