@@ -11,6 +11,7 @@ import pandas as pd
 from ..dataset import Dataset
 from ..period import Period
 from ..changes import has_changes, known_at
+from ._common import group_labels
 from .landing import categories_at, landing_forecast, won_between
 
 __all__ = ["forecast_categories", "STANDARD_CATEGORIES", "CLOSED"]
@@ -74,7 +75,7 @@ def forecast_categories(ds: Dataset, period: Period, at=None, *, order: list[str
     fc = lf.open_deals
     deals = ds.deals.set_index("deal_id")
     cat = pd.Series(known.to_numpy(), index=ds.deals["deal_id"].to_numpy()).loc[fc["deal_id"]].astype(object)
-    cat = cat.where(cat.notna() & cat.astype(str).str.strip().ne(""), "(not set)").astype(str).to_numpy()
+    cat = group_labels(cat).to_numpy()
     basis = "every open deal"
     keep = np.ones(len(fc), dtype=bool)
     if "expected_close_date" in deals.columns or has_changes(ds, "expected_close_date"):
