@@ -372,8 +372,36 @@ class Explorer:
         notes = [tk.as_html(str(w.message).splitlines()[0], "Note") for w in caught]
         self._fill(self.outputs["forecast"], *notes,
                    fkp.expected_won_plot(by_stage, by="stage", currency=cur),
-                   tk.as_html(tk.forecast_takeaway(forecast, cur)), fkp.format_table(by_stage, currency=cur))
+                   tk.as_html(tk.forecast_takeaway(forecast, cur)), fkp.format_table(by_stage, currency=cur),
+                   *self._landing_parts(period))
         self.last.update(forecast=forecast, expected_by_stage=by_stage)
+
+    def _landing_parts(self, period: Period) -> list:
+        """Where the period lands: the team's landing forecast (one model for all deals, whatever the
+        slice), and its split by owner and by source, narrowed to the chosen owner or source."""
+        from . import plot as fkp
+        from . import takeaways as tk
+        from .metrics.landing import landing_forecast
+        if len(self.ds.currencies) > 1:
+            return [tk.as_html("the deals are in several currencies: the landing forecast is shown per "
+                               "currency in the report", "Note")]
+        import warnings
+        cur = self.ds.currency
+        with warnings.catch_warnings(record=True) as caught:   # too little history: said, not raised
+            warnings.simplefilter("always")
+            landing = landing_forecast(self.ds, period, min(period.as_of, period.stop))
+        sel = self.selection()
+        parts: list = [f"<h4>Where {html.escape(period.label or 'the period')} lands (all deals)</h4>",
+                       *dict.fromkeys(tk.as_html(str(w.message).splitlines()[0], "Note") for w in caught),
+                       tk.as_html(tk.landing_takeaway(landing, currency=cur))]
+        for by in ("owner", "source"):
+            split = landing.by(by)
+            if sel[by] != ALL:
+                split = split[split[by] == sel[by]]
+            split = split[[by, "won_so_far_amount", "expected_amount", "low_amount", "high_amount"]]
+            self.last[f"landing_by_{by}"] = split
+            parts.append(fkp.format_table(split, currency=cur))
+        return parts
 
     # ---------------------------------------------------------------------------- export
     def tables(self) -> dict[str, pd.DataFrame]:

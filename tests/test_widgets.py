@@ -207,3 +207,19 @@ def test_explorer_exports_the_current_slice_as_csv(tiny, tmp_path):
     assert set(links) == set(names)
     text = base64.b64decode(links["2026Q2_source-Web_by_source.csv"]).decode("utf-8-sig")
     assert pd.read_csv(io.StringIO(text))["source"].tolist() == ["Web"]
+
+
+def test_the_explorer_slices_the_landing_forecast_by_owner_and_source(tiny):
+    from funnelkit.metrics import landing_forecast
+    ex = widgets.Explorer(tiny, "2026Q2")
+    p = Period.quarter("2026Q2")
+    team = landing_forecast(tiny, p, p.stop)
+    by_owner = team.by("owner")
+    assert ex.last["landing_by_owner"]["expected_amount"].tolist() == by_owner["expected_amount"].tolist()
+    owner = by_owner["owner"].iloc[0]
+    ex.controls["owner"].value = owner
+    got = ex.last["landing_by_owner"]
+    assert got["owner"].tolist() == [owner]
+    assert got["expected_amount"].tolist() == by_owner.loc[by_owner["owner"] == owner, "expected_amount"].tolist()
+    html_out = "".join(o["data"].get("text/html", "") for o in ex.outputs["forecast"].outputs)
+    assert "lands (all deals)" in html_out
