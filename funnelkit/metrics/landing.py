@@ -666,7 +666,7 @@ def pacing(ds: Dataset, period: Period, at=None) -> pd.DataFrame:
     -------
     DataFrame
         One row each (``compared``) for ``this period``, ``previous period`` and ``a year before``: ``period``
-        (label), ``from``, ``to`` (the same offset from each start, at most that period's end), ``won_deals``, ``won_amount``
+        (label), ``since``, ``until`` (the same offset from each start, at most that period's end), ``won_deals``, ``won_amount``
         (None when unknown), ``amount_unknown_deals``, ``change`` (this period's won amount relative
         to that row's, e.g. 0.25 = 25% ahead; None when either is unknown or zero).
 
@@ -681,13 +681,13 @@ def pacing(ds: Dataset, period: Period, at=None) -> pd.DataFrame:
     for name, p in (("this period", period), ("previous period", period.previous()), ("a year before", year)):
         to = min(p.start + offset, p.stop)   # a shorter period ends at its own end
         w = won_between(ds, p.start, to)
-        rows.append({"compared": name, "period": p.label, "from": p.start, "to": to, "won_deals": w["deals"],
+        rows.append({"compared": name, "period": p.label, "since": p.start, "until": to, "won_deals": w["deals"],
                      "won_amount": w["amount"], "amount_unknown_deals": w["amount_unknown_deals"]})
     out = pd.DataFrame(rows)
     now = out.loc[0, "won_amount"]
     out["change"] = [None if (now is None or x is None or not x) else now / x - 1 for x in out["won_amount"]]
     first = ds.deals["created_at"].min()
-    out["covered_by_data"] = [bool(pd.notna(first) and f >= first.normalize()) for f in out["from"]]
+    out["covered_by_data"] = [bool(pd.notna(first) and f >= first.normalize()) for f in out["since"]]
     return out
 
 
