@@ -282,7 +282,9 @@ def test_dropdowns_redraw_the_explorer_in_jupyterlab(lab, page, workdir, tmp_pat
     by_source = _wait_redrawn(pg, "source = Backlinks", first)
     assert by_source["text"] != first["text"]
     assert _cohort(by_source["text"]) == st.cohort_outcomes(ds.filter(source="Backlinks"), last_q)["deals"]
-    table = pg.locator(".widget-vbox table", has_text="Won amount").first.inner_text()
+    # the amount-by-source table (the per-rep table above it also has a "Won amount" column)
+    table = pg.locator(".widget-vbox table", has_text="Won amount").filter(
+        has=pg.locator("th", has_text="Source")).first.inner_text()
     assert "Backlinks" in table and "Targeted ads" not in table, table
     pg.screenshot(path=str(shots / "lab-2-source.png"))
 

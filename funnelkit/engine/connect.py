@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 import pandas as pd
 
 from ..contract import PIPELINE_FILE, STATUSES, Pipeline
-from ..dataset import Dataset
+from ..dataset import Dataset, empty_changes
 from ..validation import DataError, Problem, ValidationReport
 from .checks import check_tables
 from .tables import Tables, to_frame
@@ -134,6 +134,7 @@ class DatabaseDataset(Dataset):
         self.report = report
         self.name = name
         self.path = None
+        self.deal_changes = empty_changes()   # a change log held in a database is not read yet
         self.__dict__["_engine_tables"] = tables
 
     @property
