@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..changes import has_changes, known_at
+from ..changes import has_changes, instant, known_at
 from ..dataset import Dataset
 from ..period import Period
 from ._common import dates_estimated, group_labels
@@ -510,7 +510,7 @@ def landing_forecast(ds: Dataset, period: Period, at=None, *, target: float | No
     if not 0 < level < 1:
         raise ValueError("level must lie between 0 and 1, e.g. 0.8")
     currency = ds.require_single_currency("landing_forecast")
-    at = period.as_of if at is None else _instant(at)
+    at = period.as_of if at is None else instant(at)
     stop = period.stop
     notes: list[str] = []
     won = won_between(ds, period.start, min(at, stop))
@@ -611,7 +611,7 @@ def landing_by_week(ds: Dataset, period: Period, *, until=None, target: float | 
     >>> len(w), bool((w["low"] <= w["expected"]).all())
     (13, True)
     """
-    until = period.as_of if until is None else _instant(until)
+    until = period.as_of if until is None else instant(until)
     rows, lf = [], None
     for week in range(math.ceil(period.days / 7)):
         at = period.start + pd.Timedelta(days=7 * week)
@@ -650,11 +650,6 @@ def _expit(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _instant(value) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
-
-
 # --------------------------------------------------------------------------------------------
 # Coverage and pacing
 
@@ -674,7 +669,7 @@ def pacing(ds: Dataset, period: Period, at=None) -> pd.DataFrame:
     --------
     >>> pacing(ds, Period.quarter("2026Q2"), at="2026-05-15")     # doctest: +SKIP
     """
-    at = period.as_of if at is None else _instant(at)
+    at = period.as_of if at is None else instant(at)
     offset = min(at, period.stop) - period.start
     year = Period(period.start - pd.DateOffset(years=1), period.end - pd.DateOffset(years=1))
     rows = []
@@ -712,7 +707,7 @@ def coverage(ds: Dataset, period: Period, at=None, *, target: float, lookback: i
     --------
     >>> coverage(ds, Period.quarter("2026Q2"), at="2026-05-15", target=900_000)   # doctest: +SKIP
     """
-    at = period.as_of if at is None else _instant(at)
+    at = period.as_of if at is None else instant(at)
     won = won_between(ds, period.start, min(at, period.stop))
     pipe = _open_pipeline(ds, period, at)
     gap = float(target) - (won["amount"] or 0.0)
