@@ -121,13 +121,30 @@ def load(path: str | Path, errors: Literal["raise", "report"] = "raise") -> Data
 
 
 def validate(path: str | Path) -> ValidationReport:
-    """Check a data set without raising: the report lists every problem (empty when clean)."""
+    """Check a data set without raising: the report lists every problem (empty when clean).
+
+    The optional ``targets.csv`` of the folder is checked too: its problems join the report's.
+    """
     try:
-        return load(path, errors="report").report
+        report = load(path, errors="report").report
     except DataError as exc:
         report = ValidationReport(path=str(path))
         report.problems = exc.problems
-        return report
+    report.problems += _target_problems(Path(path))
+    return report
+
+
+def _target_problems(folder: Path) -> list[Problem]:
+    """The problems of the folder's ``targets.csv`` (none when the folder has no such file)."""
+    from .targets import TARGETS_FILE, read_targets
+    file = folder / TARGETS_FILE
+    if not file.is_file():
+        return []
+    try:
+        read_targets(file)
+    except DataError as exc:
+        return exc.problems
+    return []
 
 
 # --------------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def read_targets(path: str | Path) -> pd.DataFrame:
         target that is empty, not a number or negative, the same period and owner twice.
     """
     path = Path(path)
-    name = path.name
+    name = str(path)
     try:
         raw = read_text_table(path, with_lines=True)
     except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as exc:

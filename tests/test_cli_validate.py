@@ -134,3 +134,20 @@ def test_a_fixed_data_set_clears_the_earlier_rejected_file(tmp_path):
     r = _run("validate", "d", "--lenient", cwd=tmp_path)
     assert r.returncode == 0 and "removed the earlier" in r.stdout
     assert not (tmp_path / "reports" / "d.rejected.csv").exists()
+
+
+def test_a_bad_targets_file_is_named_by_validate(tmp_path, capsys):
+    folder = write_dataset(tmp_path / "d")
+    (folder / "targets.csv").write_text("period,owner,target\n2026Q2,,900000\nQ3,,lots\n", encoding="utf-8")
+    assert main(["validate", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert f"{folder / 'targets.csv'}, line 3, column 'period', value 'Q3': not a period" in out
+    assert f"{folder / 'targets.csv'}, line 3, column 'target', value 'lots': not a number" in out
+    assert "2 problem(s):" in out
+
+
+def test_a_good_targets_file_keeps_validate_clean(tmp_path, capsys):
+    folder = write_dataset(tmp_path / "d")
+    (folder / "targets.csv").write_text("period,owner,target\n2026Q2,,900000\n2026Q2,Ann,1\n", encoding="utf-8")
+    assert main(["validate", str(folder)]) == 0
+    assert "no problems found" in capsys.readouterr().out
