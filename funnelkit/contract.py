@@ -15,6 +15,7 @@ __all__ = [
     "HISTORY_FILE",
     "CHANGES_FILE",
     "PIPELINE_FILE",
+    "DATABASE_FILE",
     "DEAL_COLUMNS",
     "HISTORY_COLUMNS",
     "CHANGE_COLUMNS",
@@ -30,6 +31,8 @@ HISTORY_FILE = "stage_history"
 #: The optional change log: dated values of a deal's amount, expected close date, forecast category.
 CHANGES_FILE = "deal_changes"
 PIPELINE_FILE = "pipeline.yml"
+#: In a data set folder instead of the tables: where they live in a database (docs/engines.md).
+DATABASE_FILE = "database.yml"
 #: Table file formats the loader reads, in order of preference when more than one is present.
 TABLE_SUFFIXES = (".csv", ".parquet", ".xlsx")
 

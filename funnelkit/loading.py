@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .contract import (DATES_ESTIMATED, MAX_AMOUNT, NOT_SET, CHANGE_COLUMNS, CHANGE_FIELDS, CHANGES_FILE, DEAL_COLUMNS,
+from .contract import (DATABASE_FILE, DATES_ESTIMATED, MAX_AMOUNT, NOT_SET, CHANGE_COLUMNS, CHANGE_FIELDS, CHANGES_FILE, DEAL_COLUMNS,
                        DEALS_FILE, HISTORY_COLUMNS, HISTORY_FILE, PIPELINE_FILE, STATUSES, TABLE_SUFFIXES,
                        Pipeline)
 from .dataset import Dataset, empty_changes
@@ -65,6 +65,9 @@ def load(path: str | Path, errors: Literal["raise", "report"] = "raise") -> Data
         raise DataError([Problem(str(path), None, None, None,
                                  "data set folder not found (expected a folder with deals.csv, "
                                  "stage_history.csv and pipeline.yml)")], path)
+
+    if (path / DATABASE_FILE).is_file():
+        return _database_dataset(path, errors)
 
     pipeline, fatal = _read_pipeline(path)
     deals_raw, deals_name, f2 = _read_table(path, DEALS_FILE, DEAL_COLUMNS)
@@ -132,6 +135,18 @@ def validate(path: str | Path) -> ValidationReport:
         report.problems = exc.problems
     report.problems += _target_problems(Path(path))
     return report
+
+
+def _database_dataset(folder: Path, errors: Literal["raise", "report"]) -> Dataset:
+    """The data set a folder's ``database.yml`` points at; a folder holding both tables and a
+    ``database.yml`` is refused (which one is the data set would be a guess)."""
+    tables = [name for name in (DEALS_FILE, HISTORY_FILE, CHANGES_FILE) if _find_table(folder, name)]
+    if tables:
+        raise DataError([Problem(str(folder / DATABASE_FILE), None, None, None,
+                                 f"the folder also holds {', '.join(tables)} tables: a data set folder holds its "
+                                 "tables or a database.yml pointing at them, not both")], folder)
+    from .engine.connect import connect_folder
+    return connect_folder(folder, errors=errors)
 
 
 def _target_problems(folder: Path) -> list[Problem]:

@@ -8,13 +8,15 @@ per-engine limits: ``docs/engines.md``.
 
 from __future__ import annotations
 
+import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
-from ..contract import PIPELINE_FILE, STATUSES, Pipeline
+from ..contract import DATABASE_FILE, PIPELINE_FILE, STATUSES, Pipeline
 from ..dataset import Dataset, empty_changes
 from ..validation import DataError, Problem, ValidationReport
 from .checks import check_tables
@@ -23,7 +25,7 @@ from .tables import Tables, to_frame
 if TYPE_CHECKING:
     import ibis.expr.types as ir
 
-__all__ = ["connect", "DatabaseDataset"]
+__all__ = ["connect", "connect_folder", "DatabaseDataset"]
 
 
 def connect(source, deals: "str | ir.Table" = "deals", stage_history: "str | ir.Table" = "stage_history",
@@ -80,6 +82,110 @@ def connect(source, deals: "str | ir.Table" = "deals", stage_history: "str | ir.
     return DatabaseDataset(tables, report=report, name=name or settings.name)
 
 
+_DATABASE_KEYS = ("url", "deals", "stage_history", "database")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def connect_folder(folder: str | Path, errors: Literal["raise", "report"] = "raise") -> "DatabaseDataset":
+    """The data set that a folder's ``database.yml`` points at, with the folder's ``pipeline.yml``.
+
+    ``database.yml`` names the connection and the tables::
+
+        url: postgres://analyst@localhost:5432/crm     # ${NAME} is read from the environment
+        deals: deals                                   # default: deals
+        stage_history: stage_history                   # default: stage_history
+        database: crm                                  # optional: the schema of the tables
+
+    Such a folder is a data set like any other: ``fk.load(folder)``, ``funnelkit validate|metrics|report
+    FOLDER`` all open it (a ``targets.csv`` beside it is read as usual). A password belongs in the
+    environment (``${PGPASSWORD}`` in the URL, or the driver's own variables), not in the file.
+
+    Raises
+    ------
+    DataError
+        Naming the file, line, key, value and reason: an unknown key, a missing ``url``, a variable
+        that is not set, a connection that fails (the URL shown without its password), a table that
+        cannot be opened, or the contract's problems in the tables (with ``errors="raise"``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "database.yml").write_text("url: postgres://me@localhost/crm\\ntables: x\\n")
+    >>> connect_folder(folder)
+    Traceback (most recent call last):
+    ...
+    funnelkit.validation.DataError: 1 problem in data set ...:
+      - .../database.yml, line 2, column 'tables', value 'x': unknown key (database.yml takes url, deals, stage_history, database)
+    """
+    import yaml
+
+    from ..io import InputRefused, read_settings_yaml
+    folder = Path(folder)
+    file = folder / DATABASE_FILE
+    where = str(file)
+    try:
+        raw = read_settings_yaml(file)
+    except (OSError, InputRefused, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DataError([Problem(where, None, None, None, f"cannot read the database settings: {exc}")],
+                        folder) from None
+    lines = _key_lines(file)
+    if not isinstance(raw, dict):
+        raise DataError([Problem(where, None, None, None, "expected keys url, deals, stage_history "
+                                 "(and optionally database)")], folder)
+    problems = [Problem(where, lines.get(str(k)), str(k), _shown(v), "unknown key (database.yml takes "
+                        + ", ".join(_DATABASE_KEYS) + ")") for k, v in raw.items() if k not in _DATABASE_KEYS]
+    for key in _DATABASE_KEYS:
+        value = raw.get(key)
+        if value is not None and not isinstance(value, str) and not (
+                key == "database" and isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            problems.append(Problem(where, lines.get(key), key, _shown(value), "expected text"))
+    url = raw.get("url")
+    if not url:
+        problems.append(Problem(where, None, "url", None, "missing: the database's URL (e.g. "
+                                "postgres://user@host:5432/db or duckdb:///path/crm.duckdb)"))
+    elif isinstance(url, str):
+        unset = [name for name in _VARIABLE.findall(url) if name not in os.environ]
+        problems += [Problem(where, lines.get("url"), "url", f"${{{name}}}", "environment variable not set")
+                     for name in unset]
+    if problems:
+        raise DataError(problems, folder)
+    url = _VARIABLE.sub(lambda m: os.environ[m.group(1)], url)
+    database = raw.get("database")
+    try:
+        import ibis
+        con = ibis.connect(url)
+    except Exception as exc:  # each driver raises its own connection error
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        raise DataError([Problem(where, lines.get("url"), "url", _redacted(url),
+                                 f"cannot connect: {type(exc).__name__}: {message}")], folder) from None
+    ds = connect(con, deals=raw.get("deals") or "deals", stage_history=raw.get("stage_history") or "stage_history",
+                 pipeline=folder / PIPELINE_FILE, database=tuple(database) if isinstance(database, list) else database,
+                 errors=errors)
+    ds.path = folder
+    return ds
+
+
+def _key_lines(file: Path) -> dict[str, int]:
+    """The line of each top-level key of a small YAML file (for naming a problem's line)."""
+    found: dict[str, int] = {}
+    for number, line in enumerate(file.read_text(encoding="utf-8-sig").splitlines(), 1):
+        m = re.match(r"^([A-Za-z_][\w-]*)\s*:", line)
+        if m:
+            found.setdefault(m.group(1), number)
+    return found
+
+
+def _shown(value) -> str:
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _redacted(url: str) -> str:
+    """The URL with any password replaced by ``***``."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
 def _pipeline(pipeline, *, stages, currency, name, allow_missing_amounts) -> Pipeline:
     if isinstance(pipeline, Pipeline):
         return pipeline
@@ -90,9 +196,10 @@ def _pipeline(pipeline, *, stages, currency, name, allow_missing_amounts) -> Pip
         path = Path(pipeline)
         path = path / PIPELINE_FILE if path.is_dir() else path
         where = str(path)
+        from ..io import InputRefused, read_settings_yaml
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
+            raw = read_settings_yaml(path)
+        except (OSError, InputRefused, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise DataError([Problem(where, None, None, None, f"cannot read the pipeline settings: {exc}")]) from None
     elif isinstance(pipeline, dict):
         raw = pipeline
@@ -128,6 +235,11 @@ class DatabaseDataset(Dataset):
     only when something asks for them (a metric not yet on the engine, :meth:`filter`, plots),
     then cached.
     """
+
+    def __new__(cls, tables: Tables | None = None, **fields):
+        if tables is None and fields:   # dataclasses.replace(ds, deals=...): derived, lives in memory
+            return Dataset(**fields)
+        return super().__new__(cls)
 
     def __init__(self, tables: Tables, *, report: ValidationReport, name: str):
         self.pipeline = tables.pipeline

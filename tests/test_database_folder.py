@@ -1,0 +1,147 @@
+"""A data set folder whose ``database.yml`` points at tables in a database: the same numbers as the
+folder's CSV files, every command works on it, and its mistakes are named."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+import funnelkit as fk
+from funnelkit.cli import main
+from funnelkit.validation import DataError
+
+from contract_cases import write_dataset
+from engines import POSTGRES_ENV, put_tables, raw_tables
+
+
+def _duckdb_folder(tmp_path: Path, source: Path) -> Path:
+    """``source``'s tables in a DuckDB file, and a folder with its pipeline.yml and a database.yml."""
+    import ibis
+
+    deals, hist = raw_tables(fk.load(source))
+    con = ibis.duckdb.connect(str(tmp_path / "crm.duckdb"))
+    con.create_table("opps", deals)
+    con.create_table("opp_stages", hist)
+    con.disconnect()
+    folder = tmp_path / "db"
+    folder.mkdir()
+    shutil.copy(source / "pipeline.yml", folder / "pipeline.yml")
+    (folder / "database.yml").write_text(
+        f"url: duckdb://{tmp_path}/crm.duckdb\ndeals: opps\nstage_history: opp_stages\n", encoding="utf-8")
+    return folder
+
+
+def _metrics_json(folder: Path, capsys) -> dict:
+    assert main(["metrics", str(folder), "--quarter", "2024Q1", "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_database_folder_gives_the_csv_folders_numbers(tmp_path, capsys):
+    csv = write_dataset(tmp_path / "csv")
+    db = _duckdb_folder(tmp_path, csv)
+    ds = fk.load(db)
+    assert type(ds).__name__ == "DatabaseDataset" and ds.path == db
+    assert sorted(ds.deals["deal_id"]) == ["D1", "D2", "D3", "D4"]
+    from_db, from_csv = _metrics_json(db, capsys), _metrics_json(csv, capsys)
+    assert from_db == from_csv
+    # hand-checked: one won deal of 1000 (D1), one lost (D2), two open
+    assert from_db["dataset"]["deals"] == 4 and from_db["dataset"]["currency"] == "EUR"
+    assert main(["validate", str(db)]) == 0
+    assert "no problems found" in capsys.readouterr().out
+
+
+def test_a_data_set_derived_from_a_database_one_lives_in_memory(tmp_path):
+    from dataclasses import replace
+
+    ds = fk.load(_duckdb_folder(tmp_path, write_dataset(tmp_path / "csv")))
+    early = replace(ds, deals=ds.deals[ds.deals["deal_id"] < "D3"])
+    assert type(early) is fk.Dataset and early.deals["deal_id"].tolist() == ["D1", "D2"]
+    assert early.pipeline == ds.pipeline and early.path == ds.path
+
+
+def test_database_settings_mistakes_are_named(tmp_path, monkeypatch):
+    folder = write_dataset(tmp_path / "d")
+    for name in ("deals.csv", "stage_history.csv"):
+        (folder / name).unlink()
+    settings = folder / "database.yml"
+    settings.write_text("url: postgres://me@localhost/${FK_NO_SUCH_VARIABLE}\ntables: x\n", encoding="utf-8")
+    monkeypatch.delenv("FK_NO_SUCH_VARIABLE", raising=False)
+    with pytest.raises(DataError) as err:
+        fk.load(folder)
+    assert [str(p) for p in err.value.problems] == [
+        f"{settings}, line 2, column 'tables', value 'x': unknown key "
+        "(database.yml takes url, deals, stage_history, database)",
+        f"{settings}, line 1, column 'url', value '${{FK_NO_SUCH_VARIABLE}}': environment variable not set",
+    ]
+    settings.write_text("deals: 3\n", encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        fk.load(folder)
+    assert [p.reason for p in err.value.problems] == [
+        "expected text", "missing: the database's URL (e.g. postgres://user@host:5432/db or "
+        "duckdb:///path/crm.duckdb)"]
+
+
+def test_a_failed_connection_shows_the_url_without_its_password(tmp_path, capsys):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "pipeline.yml").write_text("stages: [Lead, Won]\n", encoding="utf-8")
+    (folder / "database.yml").write_text("url: postgres://me:s3cret@127.0.0.1:1/crm\n", encoding="utf-8")
+    assert main(["validate", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert f"{folder / 'database.yml'}, line 1, column 'url', value 'postgres://me:***@127.0.0.1:1/crm': " \
+           "cannot connect" in out
+    assert "s3cret" not in out
+
+
+def test_a_folder_with_both_tables_and_a_database_is_refused(tmp_path):
+    folder = write_dataset(tmp_path / "d")
+    (folder / "database.yml").write_text("url: duckdb://\n", encoding="utf-8")
+    with pytest.raises(DataError, match="also holds deals, stage_history tables: a data set folder holds "
+                                        "its tables or a database.yml pointing at them, not both"):
+        fk.load(folder)
+
+
+def test_a_missing_table_is_named(tmp_path):
+    csv = write_dataset(tmp_path / "csv")
+    db = _duckdb_folder(tmp_path, csv)
+    (db / "database.yml").write_text(f"url: duckdb://{tmp_path}/crm.duckdb\ndeals: nope\n", encoding="utf-8")
+    with pytest.raises(DataError, match="table nope: cannot open the deals table"):
+        fk.load(db)
+
+
+def _visible_text(html_file: Path) -> str:
+    from bs4 import BeautifulSoup
+
+    text = BeautifulSoup(html_file.read_text(encoding="utf-8"), "html.parser").get_text(" ")
+    return re.sub(r"\s+", " ", text)
+
+
+@pytest.mark.engines
+@pytest.mark.slow
+def test_a_report_renders_from_a_postgres_held_data_set(tmp_path, request):
+    """The same quarter rendered from CSV files and from Postgres tables reads the same, word for word
+    (apart from where the data came from)."""
+    if not os.environ.get(POSTGRES_ENV):
+        pytest.skip(f"no PostgreSQL server: set {POSTGRES_ENV} (make engines starts one on localhost)")
+    from funnelkit.sample import write_sample
+
+    csv = write_sample(tmp_path / "csv", deals=400, seed=3)
+    deals, hist = raw_tables(fk.load(csv))
+    _, names = put_tables("postgres", request, deals, hist)
+    db = tmp_path / "db"
+    db.mkdir()
+    shutil.copy(csv / "pipeline.yml", db / "pipeline.yml")
+    (db / "database.yml").write_text(
+        f"url: ${{{POSTGRES_ENV}}}\ndeals: {names[0]}\nstage_history: {names[1]}\n", encoding="utf-8")
+    pages = {}
+    for name, folder in (("csv", csv), ("db", db)):
+        assert main(["report", str(folder), "--quarter", "2025Q2", "--out", str(tmp_path / f"out-{name}")]) == 0
+        [page] = (tmp_path / f"out-{name}").glob("*.html")
+        pages[name] = _visible_text(page).replace(str(folder), "FOLDER")
+    assert "Deals per stage" in pages["db"]
+    assert pages["db"] == pages["csv"]
