@@ -26,7 +26,7 @@ import yaml
 from ..contract import DEAL_COLUMNS, HISTORY_COLUMNS, Pipeline
 from ..io import InputRefused, atomic_write_text, check_input_file, is_inside, read_settings_yaml
 from ..writer import write_dataset
-from ..parsing import parse_amounts, parse_timestamps, read_text_table
+from ..parsing import currency_marks, mark_agrees, parse_amounts, parse_timestamps, read_text_table
 
 REPORT_MD = "import_report.md"
 REPORT_JSON = "import_report.json"
@@ -67,6 +67,8 @@ class ImportResult:
     rejected_rows: list[dict] = field(default_factory=list)
     deals_written: int = 0
     history_written: int = 0
+    #: Changes written to deal_changes.csv per field (empty: no change log).
+    changes_written: dict[str, int] = field(default_factory=dict)
     status_counts: dict[str, int] = field(default_factory=dict)
     stages: list[str] = field(default_factory=list)
     currency: str = "USD"
@@ -234,6 +236,10 @@ class ImportResult:
         return out
 
     # -- output
+    def _changes_text(self) -> str:
+        total = sum(self.changes_written.values())
+        return f"{total} (" + ", ".join(f"{k} {v}" for k, v in self.changes_written.items()) + ")"
+
     def summary(self) -> str:
         lines = [f"Imported {self.format} export into {self.out}"]
         for a in self.accounts.values():
@@ -244,6 +250,8 @@ class ImportResult:
         st = ", ".join(f"{k} {v}" for k, v in self.status_counts.items())
         lines.append(f"  deals written: {self.deals_written} ({st}); stage entries written: "
                      f"{self.history_written}")
+        if self.changes_written:
+            lines.append("  changes written (deal_changes.csv): " + self._changes_text())
         lines.append(f"  pipeline stages: {' > '.join(self.stages)}")
         if len(self.currencies) > 1:
             cur = ", ".join(f"{c} {n}" for c, n in self.currencies.items())
@@ -271,6 +279,7 @@ class ImportResult:
                       for k, a in self.accounts.items()},
             "deals_written": self.deals_written,
             "stage_entries_written": self.history_written,
+            "changes_written": dict(self.changes_written),
             "status": dict(self.status_counts),
             "stages": list(self.stages),
             "currency": self.currency,
@@ -294,7 +303,9 @@ class ImportResult:
                        f"{e(a['note'])} |")
         st = ", ".join(f"{k} {v}" for k, v in d["status"].items())
         out += ["", f"Deals written: **{self.deals_written}** ({st}). Stage entries written: "
-                f"**{self.history_written}**.", "",
+                f"**{self.history_written}**."
+                + (f" Changes written to `deal_changes.csv`: {e(self._changes_text())}." if self.changes_written
+                   else ""), "",
                 f"Pipeline stages: {e(' > '.join(self.stages))}. Currency: {e(self.currency)}"
                 + (f" (deals in {e(', '.join(self.currencies))}: see the `currency` column)"
                    if len(self.currencies) > 1 else "") + ".", "", "## Rejected rows", ""]
@@ -977,12 +988,176 @@ def _fmt_ts(s: pd.Series) -> pd.Series:
     return pd.Series(text, index=s.index, dtype=object)
 
 
+# ---------------------------------------------------------------------------------------------
+# The change log (deal_changes.csv)
+
+#: Internal deals column: when the export's own values (deals.csv) were known, for a deal whose last
+#: recorded change disagrees with them (e.g. Salesforce's LastModifiedDate; the export's date).
+VALUES_AT = "_values_at"
+
+
+def change_rows(deal_id, changed_at, field_name: str, value) -> pd.DataFrame:
+    """Changes of one field in the importers' shape: ``deal_id``, ``changed_at`` (datetime64),
+    ``field``, ``value`` (a float for amounts, a timestamp for dates, text for categories; NaN / NaT
+    / ``""`` = unknown), in the order they were saved (a later row at the same instant is a later save).
+
+    Examples
+    --------
+    >>> change_rows(["A"], pd.to_datetime(["2024-01-02"]), "amount", [100.0])["field"].tolist()
+    ['amount']
+    """
+    return pd.DataFrame({"deal_id": np.asarray(deal_id, dtype=object),
+                         "changed_at": pd.to_datetime(pd.Series(np.asarray(changed_at))).to_numpy(dtype="datetime64[ns]"),
+                         "field": field_name, "value": pd.Series(np.asarray(value, dtype=object)).to_numpy()})
+
+
+def _value_text(field_name: str, values: pd.Series) -> pd.Series:
+    """Change values as the contract's text: amounts at full precision, dates ISO, unknown = ``""``."""
+    if field_name == "amount":
+        return format_amounts(pd.to_numeric(values, errors="coerce"))
+    if field_name == "expected_close_date":
+        return _fmt_ts(pd.to_datetime(values, errors="coerce"))
+    text = values.astype(object).where(values.notna(), "").astype(str).str.strip()
+    return text
+
+
+def _final_values(deals: pd.DataFrame, field_name: str) -> pd.Series | None:
+    """Each deal's value at export (its deals.csv value) as text, NaN where the contract checks none."""
+    if field_name not in deals.columns:
+        return None
+    text = _value_text(field_name, deals[field_name]).set_axis(deals.index)
+    if field_name == "expected_close_date":
+        text = text.where(deals["status"].eq("open"))   # only open deals have one (the loader's rule)
+    return text
+
+
+def settle_changes(deals: pd.DataFrame, changes: pd.DataFrame | None, result: ImportResult, *,
+                   factor: pd.Series | None = None) -> pd.DataFrame | None:
+    """The change log as the contract's text table, consistent with the deals that are written.
+
+    1. Changes of deals not written are left out (their rows were rejected with the deal).
+    2. A change dated before the deal's ``created_at`` is put at ``created_at``, one after its
+       ``closed_at`` at ``closed_at`` (a closed deal keeps the values it closed with; CRMs save the
+       final values with, or after, the close); counted in the report.
+    3. Amounts are converted with the deal's rate when ``--rates`` converted the deals (``factor``).
+    4. A deal's last value that disagrees with its value at export (deals.csv) is followed by a
+       change to the export's value at ``_values_at`` (or the close), named in the report.
+    5. Of several changes of one field at one instant the last saved holds; a change to the value the
+       field already had is dropped.
+
+    Returns None when there is no change to write (the data set then has no ``deal_changes.csv``).
+    """
+    if changes is None:
+        return None
+    deals_by_id = deals.set_index("deal_id")
+    ch = changes[changes["deal_id"].isin(deals_by_id.index)].reset_index(drop=True)
+    if ch.empty:
+        return None
+    created = ch["deal_id"].map(deals_by_id["created_at"])
+    closed = ch["deal_id"].map(deals_by_id["closed_at"])
+    at = ch["changed_at"]
+    before, after = at < created, closed.notna() & (at > closed)
+    ch["changed_at"] = at.where(~before, created).where(~after, closed)
+    ch["_moved"] = np.where(before, "before", np.where(after, "after", ""))
+    if factor is not None:
+        is_amount = ch["field"].eq("amount")
+        scale = ch["deal_id"].map(factor).where(is_amount, 1.0).astype(float)
+        ch.loc[is_amount, "value"] = pd.to_numeric(ch.loc[is_amount, "value"], errors="coerce") * scale[is_amount]
+    parts = []
+    for name, grp in ch.groupby("field", sort=False):
+        grp = grp.assign(text=_value_text(name, grp["value"]).to_numpy(), _order=np.arange(len(grp)))
+        final = _final_values(deals_by_id.reset_index(), name)
+        if final is not None:
+            grp = _append_export_values(grp, name, final.set_axis(deals["deal_id"].to_numpy()), deals_by_id, result)
+        grp = grp.sort_values(["deal_id", "changed_at", "_order"], kind="stable")
+        grp = grp.drop_duplicates(["deal_id", "changed_at"], keep="last")   # the last save at an instant holds
+        same = grp["deal_id"].eq(grp["deal_id"].shift()) & grp["text"].eq(grp["text"].shift())
+        grp = grp[~same]
+        # A field never known for a deal (every value empty, as at export) says nothing: left out.
+        never = grp["text"].eq("").groupby(grp["deal_id"]).transform("all")
+        parts.append(grp[~never.to_numpy()])
+    out = pd.concat(parts, ignore_index=True)
+    if out.empty:
+        return None
+    _say_moved(out, result)
+    out = out.sort_values(["deal_id", "changed_at", "field"], kind="stable")
+    result.changes_written = {f: int((out["field"] == f).sum()) for f in ("amount", "expected_close_date",
+                                                                         "forecast_category") if (out["field"] == f).any()}
+    return pd.DataFrame({"deal_id": out["deal_id"].astype(str), "changed_at": _fmt_ts(out["changed_at"]),
+                         "field": out["field"], "value": out["text"]})
+
+
+def _say_moved(out: pd.DataFrame, result: ImportResult) -> None:
+    """Report the written changes that were re-dated into their deal's life (a deal's first value is
+    not counted: it stands for the time before anyway)."""
+    later = out["deal_id"].eq(out["deal_id"].shift()) & out["field"].eq(out["field"].shift())
+    moved = out["_moved"].fillna("")
+    for kind, text in (("before", "before their deal's created_at: dated at created_at"),
+                       ("after", "after their deal's close (edits of a closed deal): dated at the close, since a "
+                                 "closed deal keeps the values it closed with (its values at export)")):
+        hit = later & moved.eq(kind)
+        if hit.any():
+            result.assume(f"{int(hit.sum())} recorded changes of {out.loc[hit, 'deal_id'].nunique()} "
+                          f"deals are dated {text}")
+
+
+def _append_export_values(grp: pd.DataFrame, name: str, final: pd.Series, deals_by_id: pd.DataFrame,
+                          result: ImportResult) -> pd.DataFrame:
+    """Follow each deal's last recorded value that disagrees with its export value by a change to it."""
+    last = grp.sort_values(["changed_at", "_order"], kind="stable").drop_duplicates("deal_id", keep="last")
+    want = last["deal_id"].map(final)
+    wrong = want.notna() & last["text"].ne(want)
+    if not wrong.any():
+        return grp
+    ids = last.loc[wrong, "deal_id"]
+    d = deals_by_id.loc[ids]
+    when = (d[VALUES_AT] if VALUES_AT in d.columns else pd.Series(pd.NaT, index=d.index)).fillna(d["closed_at"])
+    when = when.where(d["closed_at"].isna(), d["closed_at"])
+    when = when.where(when >= last.loc[wrong, "changed_at"].to_numpy(), last.loc[wrong, "changed_at"].to_numpy())
+    add = pd.DataFrame({"deal_id": ids.to_numpy(), "changed_at": when.to_numpy(dtype="datetime64[ns]"),
+                        "field": name, "value": None, "text": want[wrong].to_numpy(),
+                        "_order": len(grp) + np.arange(int(wrong.sum()))})
+    result.assume(f"{int(wrong.sum())} deals' last recorded {name} disagrees with their {name} at export (the "
+                  f"export's own value, deals.csv): the export's value is taken as a change at the time the "
+                  f"export last saw the deal (its close, for a closed deal). Deals: {_named(ids)}")
+    return pd.concat([grp, add], ignore_index=True)
+
+
+def reject_foreign_marks(result: ImportResult, rows: pd.DataFrame, column: str, currency, *,
+                         whose: str = "the deal's", file: str | None = None) -> pd.DataFrame:
+    """Reject the rows whose amount in ``column`` carries a currency mark that is not the row's
+    currency (the loader's rule, :func:`funnelkit.parsing.mark_agrees`: ``€1000`` on a USD deal;
+    ``$`` and ``¥`` stand for each currency of their family); return the other rows.
+
+    Examples
+    --------
+    >>> r = ImportResult("table", ["t.csv"]); _ = r.account("t.csv", 2)
+    >>> t = pd.DataFrame({"Amount": ["€1000", "$5"], "_line": [2, 3]})
+    >>> reject_foreign_marks(r, t, "Amount", "USD", file="t.csv")["Amount"].tolist()
+    ['$5']
+    >>> r.rejected["reason"].iat[0]
+    "Amount's currency mark is not the deal's currency: Amount '€1000' is marked €, the deal is in USD"
+    """
+    cur = (currency.reindex(rows.index) if isinstance(currency, pd.Series)
+           else pd.Series(currency, index=rows.index)).astype(str).str.strip().str.upper()
+    marks = currency_marks(rows[column])
+    marked = marks.ne("")
+    if not marked.any():
+        return rows
+    wrong = pd.Series(False, index=rows.index)
+    wrong[marked] = [not mark_agrees(m, c) for m, c in zip(marks[marked], cur[marked])]
+    detail = (f"{column} '" + rows[column].astype(str).str.strip() + "' is marked " + marks + ", "
+              + (whose[:-2] if whose.endswith("'s") else whose) + " is in " + cur)
+    return result.drop_rows(rows, wrong, f"{column}'s currency mark is not {whose} currency", file=file,
+                            detail=detail.where(wrong, "").tolist())
+
+
 def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, stages: list[str], *,
            out, force: bool, sources, name: str, currency_default: str | None = None,
            rates: str | None = None, currency: str | None = None,
            closed_before_created: str = "keep", what_closed: str = "close date",
            what_created: str = "create date", missing_amount: str = "unknown", inputs=(),
-           escape_formulas: bool = False) -> ImportResult:
+           escape_formulas: bool = False, changes: pd.DataFrame | None = None) -> ImportResult:
     """Apply the shared rules, write the data set atomically, check that it loads, write the report.
 
     The last steps of every importer, in order: refuse a bad ``--out`` (:func:`check_out`),
@@ -1012,6 +1187,10 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
     escape_formulas
         Prefix text cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``)
         with ``'`` (see :func:`escape_formula_cells`); off by default: cells are kept verbatim.
+    changes
+        Recorded values of the deals' amount, expected close date and forecast category (see
+        :func:`change_rows`); written as ``deal_changes.csv`` after :func:`settle_changes` made them
+        agree with the deals as written. None: no change log.
 
     Returns
     -------
@@ -1050,6 +1229,12 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
             result.assume(f"the export names no currency: amounts taken to be in {currency_default}"
                           + ("" if currency else " (say which with --currency)"))
     deals, cur = apply_currency(deals, result, default=currency_default, rates=rates, target=currency)
+    factor = None
+    if rates and "currency_original" in deals.columns:
+        table = read_rates(rates)
+        table.setdefault(cur, 1.0)
+        factor = pd.Series(deals["currency_original"].map(table).astype(float).to_numpy(), index=deals["deal_id"])
+    out_changes = settle_changes(deals, changes, result, factor=factor)
 
     for acc in result.accounts.values():
         acc.used = acc.read - acc.rejected
@@ -1059,6 +1244,8 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
     if escape_formulas:
         out_deals, n_deals = escape_formula_cells(out_deals)
         out_hist, n_hist = escape_formula_cells(out_hist, skip=("stage",))  # stage names are pipeline.yml's
+        if out_changes is not None:   # the same cells as in deals.csv, so the last values still agree
+            out_changes, _ = escape_formula_cells(out_changes, skip=("changed_at", "field"))
         result.assume(f"--escape-formulas: {n_deals + n_hist} text cells starting with =, +, - or @ were "
                       "prefixed with ' so a spreadsheet shows them as text")
 
@@ -1068,7 +1255,7 @@ def finish(result: ImportResult, deals: pd.DataFrame, history: pd.DataFrame, sta
     result.stages = list(stages)
     result.currency = cur
     result.status_counts = {s: int((out_deals["status"] == s).sum()) for s in ("open", "won", "lost")}
-    _write(result, out, out_deals, out_hist, pipeline, deals, given)
+    _write(result, out, out_deals, out_hist, pipeline, deals, given, out_changes)
     return result
 
 
@@ -1163,7 +1350,8 @@ def escape_formula_cells(table: pd.DataFrame, skip=()) -> tuple[pd.DataFrame, in
     return out, changed
 
 
-def _write(result: ImportResult, out: Path, out_deals, out_hist, pipeline: Pipeline, deals, given: Path) -> None:
+def _write(result: ImportResult, out: Path, out_deals, out_hist, pipeline: Pipeline, deals, given: Path,
+           out_changes=None) -> None:
     """Write the data set and the report into a temporary folder beside ``out``, check that it loads
     strictly, then put it in place of ``out`` (atomic for readers: old or new, never half). ``given``
     is ``--out`` as the user wrote it (``out`` is where a symbolic link points), for messages."""
@@ -1174,7 +1362,7 @@ def _write(result: ImportResult, out: Path, out_deals, out_hist, pipeline: Pipel
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         os.chmod(tmp, mode)
-        write_dataset(tmp, out_deals, out_hist, pipeline)
+        write_dataset(tmp, out_deals, out_hist, pipeline, changes=out_changes)
         from ..loading import load
 
         try:

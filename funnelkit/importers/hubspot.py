@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .common import (OUTCOMES, default_outcome, ImportProblem, ImportResult, StageMap, close_by_witness, finish,
-                     map_labels, order_stages, parse_amounts, parse_dates, read_source, require_columns)
+from .common import (OUTCOMES, VALUES_AT, default_outcome, ImportProblem, ImportResult, StageMap, change_rows,
+                     close_by_witness, finish, map_labels, order_stages, parse_amounts, parse_dates, read_source,
+                     reject_foreign_marks, require_columns)
 
 REQUIRED = ["Record ID", "Deal Stage", "Create Date", "Close Date", "Amount"]
 #: HubSpot's default sales pipeline, in order.
@@ -34,7 +35,9 @@ DEFAULT_ORDER = ["Appointment Scheduled", "Qualified To Buy", "Presentation Sche
 _ENTERED = re.compile(r'^Date entered\s+["“]?(?P<stage>.+?)(?:\s+\((?P<pipe>[^()]*)\))?["”]?\s*$', re.I)
 _DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 KEEP = {"Deal Name": "deal_name", "Pipeline": "pipeline", "Deal Type": "deal_type",
-        "Closed Lost Reason": "closed_lost_reason", "Closed Won Reason": "closed_won_reason"}
+        "Closed Won Reason": "closed_won_reason"}
+#: HubSpot's column of the rep's forecast call (the data contract's ``forecast_category``).
+FORECAST = "Forecast category"
 
 
 def export_date(path: Path, df: pd.DataFrame) -> tuple[pd.Timestamp, str]:
@@ -75,12 +78,13 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
     smap = StageMap.from_yaml(stage_map) if stage_map else StageMap()
     rows, latest = _read_exports(sources, encoding, result)
     multi = len(sources) > 1
-    rows = _usable_rows(rows, result)
+    rows = _usable_rows(rows, result, (currency or "USD").strip().upper())
     rows["mapped"] = _map_stages(rows, smap, sources, result)
     hist_parts = _history_from_columns(rows, smap, result)
     rows = rows.sort_values(["deal_id", "_snap"], kind="stable")  # each deal's rows, oldest export first
     deals, first_closed, pipes = _deals(rows, latest, multi, result)
     entries, stages = _stage_history(rows, deals, hist_parts, smap, multi, result)
+    changes = _changes(rows, result) if multi else None
     name = (sorted(pipes)[0] if len(pipes) == 1 else "HubSpot deals")
     # A Close Date after the latest export cannot be the close: the first export showing the deal
     # closed witnesses it (its date is the day that export was taken).
@@ -90,7 +94,7 @@ def import_hubspot(sources, out, *, stage_map=None, rates=None, currency=None, e
     return finish(result, deals, entries, stages, out=out, force=force, sources=sources, name=name,
                   rates=rates, currency=currency, inputs=[stage_map],
                   closed_before_created="reject" if strict_dates else "keep", what_closed="Close Date",
-                  what_created="Create Date", escape_formulas=escape_formulas)
+                  what_created="Create Date", escape_formulas=escape_formulas, changes=changes)
 
 
 def _read_exports(sources: list[Path], encoding, result: ImportResult) -> tuple[pd.DataFrame, pd.Timestamp]:
@@ -112,15 +116,20 @@ def _read_exports(sources: list[Path], encoding, result: ImportResult) -> tuple[
             f"{p.name}: {d.date()}" for p, d in zip(sources, dates)) + "); give exports of different dates")
     order = np.argsort([d.value for d in dates])
     frames = [frames[i] for i in order]
+    has_forecast = {f["_file"].iat[0]: FORECAST in f.columns for f in frames if len(f)}
     rows = pd.concat(frames, ignore_index=True, sort=False).fillna("").copy()
+    # A column absent from an export is not an empty value: remember which rows had it.
+    rows["_forecast"] = rows["_file"].map(has_forecast).fillna(False).astype(bool)
     rows["_snap"] = rows["_export"].rank(method="dense").astype(int) - 1
     rows["deal_id"] = rows["Record ID"].str.strip()
     rows["Deal Stage"] = rows["Deal Stage"].str.strip()  # (rejected rows are shown from the file as read)
     return rows, dates[order[-1]]
 
 
-def _usable_rows(rows: pd.DataFrame, result: ImportResult) -> pd.DataFrame:
-    """Reject the rows that cannot be a deal's state, each with its reason; parse the dates and amounts."""
+def _usable_rows(rows: pd.DataFrame, result: ImportResult, default_currency: str) -> pd.DataFrame:
+    """Reject the rows that cannot be a deal's state, each with its reason; parse the dates and amounts.
+    An Amount marked with another currency than the deal's (``Deal currency code``, else
+    ``--currency``, else USD) is rejected, as the loader would."""
     bad = rows["deal_id"].eq("")
     rows = result.drop_rows(rows, bad, "Record ID is empty")
     dup = rows.duplicated(["_file", "deal_id"], keep="first")
@@ -133,6 +142,9 @@ def _usable_rows(rows: pd.DataFrame, result: ImportResult) -> pd.DataFrame:
     close, bad_close = parse_dates(rows["Close Date"])
     rows = rows.assign(close_date=close)
     rows = result.drop_rows(rows, bad_close, "Close Date is not a date")
+    cur = (rows["Deal currency code"].str.strip().str.upper() if "Deal currency code" in rows.columns
+           else pd.Series("", index=rows.index))
+    rows = reject_foreign_marks(result, rows, "Amount", cur.where(cur.ne(""), default_currency))
     amount, bad_amount = parse_amounts(rows["Amount"])
     rows = rows.assign(amount=amount)
     rows = result.drop_rows(rows, bad_amount | (amount < 0), "Amount is not a number >= 0")
@@ -213,6 +225,23 @@ def _deals(rows: pd.DataFrame, latest: pd.Timestamp, multi: bool, result: Import
     for col, name in KEEP.items():
         if col in last.columns:
             deals[name] = last[col].to_numpy()
+    if "Closed Lost Reason" in last.columns:
+        # The contract's lost_reason: why a lost deal was lost (on other deals the cell is not a reason).
+        reason = np.where(deals["status"].eq("lost"), last["Closed Lost Reason"].astype(str).str.strip(), "")
+        if (reason != "").any():
+            deals["lost_reason"] = reason
+            result.assume(f"lost_reason = 'Closed Lost Reason' on lost deals ({int((reason != '').sum())} have one)")
+        else:
+            result.assume("'Closed Lost Reason' is empty on every lost deal: no lost_reason")
+    if rows["_forecast"].any():
+        # The forecast category in the latest export that has the column (a missing column is not a value).
+        fc = rows[rows["_forecast"]].drop_duplicates("deal_id", keep="last").set_index("deal_id")[FORECAST]
+        fc = fc.reindex(deals["deal_id"]).fillna("").str.strip()
+        if fc.ne("").any():
+            deals["forecast_category"] = fc.to_numpy()
+        else:
+            result.assume(f"'{FORECAST}' is empty on every deal: no forecast_category")
+    deals[VALUES_AT] = last["_export"].to_numpy()
     deals["crm_stage"] = last["Deal Stage"].to_numpy()
     deals["_file"] = last["_file"].to_numpy()
     deals["_line"] = last["_line"].to_numpy()
@@ -235,6 +264,27 @@ def _deals(rows: pd.DataFrame, latest: pd.Timestamp, multi: bool, result: Import
                           "one: imported as open")
 
     return deals, first_closed, pipes
+
+
+def _changes(rows: pd.DataFrame, result: ImportResult) -> pd.DataFrame:
+    """The differences between consecutive exports of each deal as changes dated at the later
+    export's date (an approximation, as for stage changes); the first export that has a deal gives
+    its first known value. Amount on every row (empty = unknown); Close Date only on rows where the
+    deal is open (there it is the expected close date; on a closed row it is the close); the
+    forecast category only from exports that have the column. Rows are in deal and export order.
+    """
+    is_open = ~rows["mapped"].isin(OUTCOMES)
+    fc = rows[rows["_forecast"]]
+    parts = [change_rows(rows["deal_id"], rows["_export"], "amount", rows["amount"]),
+             change_rows(rows.loc[is_open, "deal_id"], rows.loc[is_open, "_export"], "expected_close_date",
+                         rows.loc[is_open, "close_date"]),
+             change_rows(fc["deal_id"], fc["_export"], "forecast_category",
+                         fc[FORECAST].str.strip() if len(fc) else [])]
+    result.assume("amounts, expected close dates (Close Date on open deals) and forecast categories that differ "
+                  "between consecutive exports are recorded as changes (deal_changes.csv) at the later export's "
+                  "date: an approximation (the change happened at some time between the two exports); the first "
+                  "export that has a deal gives its first known value; an empty Amount is unknown (never 0)")
+    return pd.concat(parts, ignore_index=True)
 
 
 def _stage_history(rows, deals, hist_parts, smap: StageMap, multi: bool, result: ImportResult):

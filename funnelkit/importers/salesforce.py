@@ -24,14 +24,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .common import (OUTCOMES, ImportProblem, ImportResult, StageMap, close_by_witness, default_outcome, finish,
-                     map_labels, order_stages, parse_amounts, parse_dates, read_source, require_columns)
+from .common import (OUTCOMES, VALUES_AT, ImportProblem, ImportResult, StageMap, change_rows, close_by_witness,
+                     default_outcome, finish, map_labels, order_stages, parse_amounts, parse_dates, read_source,
+                     reject_foreign_marks, require_columns)
 
 OPP_REQUIRED = ["Id", "CreatedDate", "StageName", "CloseDate", "Amount", "IsClosed", "IsWon"]
 HIST_REQUIRED = ["OpportunityId", "StageName", "CreatedDate"]
 #: The stage picklist of a new Salesforce org, in order.
 DEFAULT_ORDER = ["Prospecting", "Qualification", "Needs Analysis", "Value Proposition",
                  "Id. Decision Makers", "Perception Analysis", "Proposal/Price Quote", "Negotiation/Review"]
+#: OpportunityHistory's ForecastCategory holds the picklist's API names; Opportunity's
+#: ForecastCategoryName (and the deals' forecast_category) the labels.
+FORECAST_LABELS = {"BestCase": "Best Case", "Forecast": "Commit", "MostLikely": "Most Likely"}
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
 
@@ -92,13 +96,15 @@ def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None
     found = _read_files(sources, encoding, result)
     opp_path, opp = found["opportunity"]
     file = str(opp_path)
-    opp, parsed = _usable_opportunities(opp, file, result)
+    default_currency = (currency or "USD").strip().upper()
+    opp, parsed = _usable_opportunities(opp, file, result, default_currency)
     deals = _deals(opp, parsed, file, found, result)
     closed_labels, picklist_order = _closed_labels(found, deals)
     if smap.given:
         _check_open_labels(deals, smap, file, result)
     deals["stage_now"] = np.where(deals["status"].eq("open"), _stage_of(deals["crm_stage"], smap), "")
-    hist, witness = _stage_entries(found, deals, smap, closed_labels, result)
+    hist, witness, rows = _stage_entries(found, deals, smap, closed_labels, result, default_currency)
+    changes = _changes(rows, deals, found, result)
     hist = _current_stages(deals, hist, opp, result)
     stages = _stage_order(deals, hist, opp, found, smap, picklist_order, result)
     deals = close_by_witness(deals.drop(columns=["stage_now"]).reset_index(drop=True), witness,
@@ -108,7 +114,7 @@ def import_salesforce(sources, out, *, stage_map=None, rates=None, currency=None
                   name="Salesforce opportunities", rates=rates, currency=currency,
                   closed_before_created="reject" if strict_dates else "keep",
                   what_closed="CloseDate", what_created="CreatedDate", inputs=[stage_map],
-                  escape_formulas=escape_formulas)
+                  escape_formulas=escape_formulas, changes=changes)
 
 
 def _read_files(sources: list[Path], encoding, result: ImportResult) -> dict[str, tuple[Path, pd.DataFrame]]:
@@ -140,9 +146,10 @@ def _read_files(sources: list[Path], encoding, result: ImportResult) -> dict[str
     return found
 
 
-def _usable_opportunities(opp: pd.DataFrame, file: str, result: ImportResult):
+def _usable_opportunities(opp: pd.DataFrame, file: str, result: ImportResult, default_currency: str):
     """Reject the opportunity rows that cannot be a deal, each with its reason; return the rest and
-    the parsed columns (parsed once, for all rows)."""
+    the parsed columns (parsed once, for all rows). An Amount marked with another currency than the
+    opportunity's (``€1000`` on a USD opportunity) is rejected, as the loader would."""
     opp = opp.copy()
     opp["_file"] = file
 
@@ -167,9 +174,19 @@ def _usable_opportunities(opp: pd.DataFrame, file: str, result: ImportResult):
     drop(bad_created | p["created"].isna(), "CreatedDate is empty or not a date-time")
     drop(bad_close, "CloseDate is not a date")
     drop(p["closed"] & p["close"].isna(), "CloseDate is empty on a closed opportunity")
+    opp = reject_foreign_marks(result, opp, "Amount", _currency_of(opp, default_currency),
+                               whose="the opportunity's")
     drop(bad_amount | (p["amount"] < 0), "Amount is not a number >= 0")
     drop(p["stage"].eq(""), "StageName is empty")
     return opp, {k: v[opp.index] for k, v in p.items()}
+
+
+def _currency_of(opp: pd.DataFrame, default: str) -> pd.Series:
+    """Each opportunity's currency: its CurrencyIsoCode, else ``default``."""
+    if "CurrencyIsoCode" not in opp.columns:
+        return pd.Series(default, index=opp.index)
+    cur = opp["CurrencyIsoCode"].str.strip().str.upper()
+    return cur.where(cur.ne(""), default)
 
 
 def _deals(opp: pd.DataFrame, p: dict, file: str, found: dict, result: ImportResult) -> pd.DataFrame:
@@ -206,6 +223,12 @@ def _deals(opp: pd.DataFrame, p: dict, file: str, found: dict, result: ImportRes
     for col, name in (("Name", "name"), ("AccountId", "account_id"), ("ForecastCategoryName", "forecast_category")):
         if col in opp.columns:
             deals[name] = opp[col].str.strip()
+    if "forecast_category" not in deals.columns and "ForecastCategory" in opp.columns:
+        deals["forecast_category"] = opp["ForecastCategory"].str.strip().replace(FORECAST_LABELS)
+    # When the export's values were last saved: a change the history lacks happened by then.
+    when = next((c for c in ("LastModifiedDate", "SystemModstamp") if c in opp.columns), None)
+    deals[VALUES_AT] = parse_dates(opp[when])[0] if when else pd.NaT
+    deals["_currency"] = _currency_of(opp, "")
     deals["crm_stage"] = p["stage"]
     deals["_won"] = is_won.to_numpy()
     return deals
@@ -255,9 +278,11 @@ def _stage_of(labels: pd.Series, smap: StageMap) -> pd.Series:
 
 
 def _stage_entries(found: dict, deals: pd.DataFrame, smap: StageMap, closed_labels: dict,
-                   result: ImportResult) -> tuple[pd.DataFrame, pd.Series]:
-    """OpportunityHistory -> stage entries (with ``_file``/``_line``), and each closed deal's
-    *witness*: the time its history enters the closed stage it ended in (NaT when none).
+                   result: ImportResult, default_currency: str) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """OpportunityHistory -> stage entries (with ``_file``/``_line``), each closed deal's
+    *witness*: the time its history enters the closed stage it ended in (NaT when none), and the
+    usable history rows (sorted by deal and time, ``outcome`` marking rows in a closed stage) from
+    which :func:`_changes` reads the recorded values.
 
     Rows are rejected with reasons (deleted, unknown or rejected opportunity, bad date, empty
     stage); every other row is linked to its deal, so if the deal is rejected later, so are they.
@@ -267,7 +292,7 @@ def _stage_entries(found: dict, deals: pd.DataFrame, smap: StageMap, closed_labe
                           "_line": pd.Series(dtype="int64")})
     witness = pd.Series(pd.NaT, index=pd.Index([], dtype=object), dtype="datetime64[ns]")
     if "history" not in found:
-        return empty, witness
+        return empty, witness, pd.DataFrame()
     hpath, h = found["history"]
     hfile = str(hpath)
     h = h.copy()
@@ -287,6 +312,13 @@ def _stage_entries(found: dict, deals: pd.DataFrame, smap: StageMap, closed_labe
     label = h["StageName"].str.strip()
     hdrop(bad | ts.isna(), "CreatedDate is empty or not a date-time")
     hdrop(label.eq(""), "StageName is empty")
+    if "Amount" in h.columns:
+        # Amounts in history rows are in the opportunity's currency.
+        cur = h["deal_id"].map(deals.set_index("deal_id")["_currency"]).replace("", default_currency)
+        h = reject_foreign_marks(result, h, "Amount", cur, whose="the opportunity's", file=hfile)
+        hdrop(parse_amounts(h["Amount"])[1] | (parse_amounts(h["Amount"])[0] < 0), "Amount is not a number >= 0")
+    if "CloseDate" in h.columns:
+        hdrop(parse_dates(h["CloseDate"])[1], "CloseDate is not a date")
     h = h.assign(entered_at=ts[h.index], label=label[h.index])
     h = h.sort_values(["deal_id", "entered_at"], kind="stable")
     result.link(hfile, h["deal_id"], h["_line"])
@@ -311,7 +343,70 @@ def _stage_entries(found: dict, deals: pd.DataFrame, smap: StageMap, closed_labe
     hist = pd.DataFrame({"deal_id": entries["deal_id"], "stage": _stage_of(entries["label"], smap),
                          "entered_at": entries["entered_at"], "_file": hfile, "_line": entries["_line"]})
     result.accounts[hfile].note = f"{len(hist)} stage entries"
-    return hist, witness
+    return hist, witness, h.assign(outcome=outcome)
+
+
+def _changes(rows: pd.DataFrame, deals: pd.DataFrame, found: dict, result: ImportResult) -> pd.DataFrame | None:
+    """OpportunityHistory's Amount, CloseDate and ForecastCategory as changes of ``amount``,
+    ``expected_close_date`` and ``forecast_category``: each row is a snapshot of the opportunity
+    after a save, so a value that differs from the deal's previous row is a change at the row's
+    CreatedDate, and the first row gives the first known value.
+
+    - CloseDate is an expected close date only on rows in an open stage (on a row entering a closed
+      stage it is the close): rows in a closed stage give no ``expected_close_date``.
+    - An empty value is unknown (a change to unknown, never 0).
+    - Rows of one opportunity at the same instant are ordered by evidence: the row whose value the
+      next save (or Opportunity.csv) still shows is the later one; otherwise the file's order.
+      :func:`~funnelkit.importers.common.settle_changes` keeps the last.
+    """
+    if rows.empty:
+        return None
+    fields = {}
+    if "Amount" in rows.columns:
+        fields["amount"] = (parse_amounts(rows["Amount"])[0], pd.Series(True, index=rows.index))
+    if "CloseDate" in rows.columns:
+        fields["expected_close_date"] = (parse_dates(rows["CloseDate"])[0], ~rows["outcome"])
+    if "ForecastCategory" in rows.columns:
+        fields["forecast_category"] = (rows["ForecastCategory"].str.strip().replace(FORECAST_LABELS),
+                                       pd.Series(True, index=rows.index))
+    if not fields:
+        return None
+    hname = Path(found["history"][0]).name
+    parts, counts = [], []
+    final = deals.set_index("deal_id")
+    for name, (values, usable) in fields.items():
+        r = rows[usable.to_numpy()]
+        v = values[r.index]
+        key = v.astype(str).where(v.notna() & v.astype(str).ne(""), "")
+        export = (final[name] if name in final.columns else pd.Series(dtype=object))
+        export_key = export.astype(str).where(export.notna() & export.astype(str).ne(""), "")
+        order = _same_instant_order(r["deal_id"], r["entered_at"], key, export_key)
+        r, v = r.loc[order], v.loc[order]
+        parts.append(change_rows(r["deal_id"], r["entered_at"], name, v))
+        counts.append(f"{name} from {len(r)} rows")
+    result.assume(f"{hname}: Amount, CloseDate (rows in an open stage: the expected close date) and "
+                  "ForecastCategory are the values after each save, dated by the row's CreatedDate; a value that "
+                  "differs from the opportunity's previous row is a change (deal_changes.csv), the first row gives "
+                  "the first known value, an empty value is unknown (never 0), and Amount is in the opportunity's "
+                  "currency (" + "; ".join(counts) + ")")
+    if "ForecastCategory" in rows.columns:
+        result.assume("ForecastCategory API names are shown as Salesforce's labels (" + ", ".join(
+            f"{k} = {v}" for k, v in FORECAST_LABELS.items()) + "), as in ForecastCategoryName")
+    return pd.concat(parts, ignore_index=True)
+
+
+def _same_instant_order(deal_id: pd.Series, at: pd.Series, key: pd.Series, export_key: pd.Series) -> pd.Index:
+    """The rows' index in deal and time order where, among rows of one deal at one instant, a row
+    whose value the next instant's first row (or the export, after the last) still has comes last."""
+    t = pd.DataFrame({"deal": deal_id, "at": at, "key": key, "pos": np.arange(len(key))})
+    t = t.sort_values(["deal", "at", "pos"], kind="stable")
+    inst = t.groupby(["deal", "at"], sort=False).ngroup()
+    first_key = t.groupby(inst)["key"].first()
+    first_deal = t.groupby(inst)["deal"].first()
+    nxt = first_key.shift(-1).where(first_deal.shift(-1).eq(first_deal))
+    nxt = nxt.fillna(first_deal.map(export_key))
+    t["later"] = t["key"].to_numpy() == inst.map(nxt).to_numpy()
+    return t.sort_values(["deal", "at", "later", "pos"], kind="stable").index
 
 
 def _current_stages(deals: pd.DataFrame, hist: pd.DataFrame, opp: pd.DataFrame,

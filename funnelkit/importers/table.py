@@ -6,7 +6,8 @@ a path: ``--map maven_crm``, ``--map olist_funnel``. Keys:
 
 ``name``, ``currency`` (ISO code of the amounts), ``date_format`` (strftime, or a list tried in turn;
 default ISO 8601), ``columns`` (deal_id, created_at, closed_at, amount, stage or status, source,
-product, owner, currency: each an export column or null), ``keep`` (more columns to carry over),
+product, owner, currency; optional expected_close_date, forecast_category, lost_reason: each an export
+column or null), ``keep`` (more columns to carry over),
 ``stages`` (the pipeline order), ``stage_map`` (label: stage | won | lost), ``stage_dates``
 (stage: column with the date that stage was entered), ``status`` (instead of a stage column:
 ``won_when: COLUMN`` non-empty = won; ``lost_after_days: N`` un-won deals count as lost N days after
@@ -27,9 +28,10 @@ import yaml
 
 from ..io import InputRefused, read_settings_yaml
 from .common import (OUTCOMES, ImportProblem, ImportResult, StageMap, finish, map_labels, order_stages,
-                     parse_amounts, parse_dates, read_source, require_columns)
+                     parse_amounts, parse_dates, read_source, reject_foreign_marks, require_columns)
 
-TARGETS = ("deal_id", "created_at", "closed_at", "amount", "stage", "source", "product", "owner", "currency")
+TARGETS = ("deal_id", "created_at", "closed_at", "amount", "stage", "source", "product", "owner", "currency",
+           "expected_close_date", "forecast_category", "lost_reason")
 
 
 def resolve_map(column_map) -> tuple[dict, str]:
@@ -189,7 +191,15 @@ def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, c
     is_closed = df["status"].isin(OUTCOMES)
     idx = df.index
     amount = pd.Series(np.nan, index=idx)
+    expected = None
+    if cols.get("expected_close_date"):
+        expected, bad = parse_dates(df[cols["expected_close_date"]], fmt)
+        drop(bad, f"{cols['expected_close_date']} (expected_close_date) is not a date")
     if cols.get("amount"):
+        cur = (df[cols["currency"]].str.strip().str.upper() if cols.get("currency")
+               else pd.Series("", index=df.index))
+        default = str(currency or cmap.get("currency") or "USD").strip().upper()
+        df = reject_foreign_marks(result, df, cols["amount"], cur.where(cur.ne(""), default))
         amount, bad = parse_amounts(df[cols["amount"]])
         drop(bad | (amount < 0), f"{cols['amount']} (amount) is not a number >= 0")
         amount = amount.reindex(df.index)
@@ -197,8 +207,16 @@ def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, c
     deals = pd.DataFrame({"deal_id": df["deal_id"], "created_at": created[idx], "status": df["status"],
                           "closed_at": closed[idx].where(df["status"].isin(OUTCOMES)),
                           "amount": amount[idx], "_file": df["_file"], "_line": df["_line"]})
-    if open_close[idx].any():
+    if expected is not None:
+        deals["expected_close_date"] = expected[idx].where(~df["status"].isin(OUTCOMES))
+        result.assume(f"expected_close_date = {cols['expected_close_date']} on open deals")
+    elif open_close[idx].any():
         deals["expected_close_date"] = closed[idx].where(~df["status"].isin(OUTCOMES))
+    for t in ("forecast_category", "lost_reason"):
+        if cols.get(t):
+            text = df[cols[t]].str.strip()
+            deals[t] = text.where(df["status"].eq("lost"), "") if t == "lost_reason" else text
+            result.assume(f"{t} = {cols[t]}" + (" on lost deals" if t == "lost_reason" else ""))
     for t in ("source", "product", "owner", "currency"):
         if cols.get(t):
             deals[t] = df[cols[t]].str.strip()
