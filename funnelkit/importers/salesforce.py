@@ -384,8 +384,10 @@ def _changes(rows: pd.DataFrame, deals: pd.DataFrame, found: dict, result: Impor
         r, v = r.loc[order], v.loc[order]
         parts.append(change_rows(r["deal_id"], r["entered_at"], name, v))
         counts.append(f"{name} from {len(r)} rows")
-    result.assume(f"{hname}: Amount, CloseDate (rows in an open stage: the expected close date) and "
-                  "ForecastCategory are the values after each save, dated by the row's CreatedDate; a value that "
+    names = {"amount": "Amount", "expected_close_date": "CloseDate (on rows in an open stage: the expected close "
+             "date)", "forecast_category": "ForecastCategory"}
+    result.assume(f"{hname}: " + ", ".join(names[f] for f in fields) + " are the values after each save, "
+                  "dated by the row's CreatedDate; a value that "
                   "differs from the opportunity's previous row is a change (deal_changes.csv), the first row gives "
                   "the first known value, an empty value is unknown (never 0), and Amount is in the opportunity's "
                   "currency (" + "; ".join(counts) + ")")

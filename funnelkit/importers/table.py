@@ -185,7 +185,8 @@ def import_table(sources, out, *, column_map=None, stage_map=None, rates=None, c
     open_close = ~is_closed & closed.notna()
     if open_close.any():
         result.assume(f"{closed_col} on {int(open_close.sum())} open deals is not a close: not used as closed_at "
-                      "(kept as 'expected_close_date')")
+                      + (f"(the expected close date is {cols['expected_close_date']})" if cols.get("expected_close_date")
+                         else "(kept as 'expected_close_date')"))
     no_close = is_closed & closed.isna()
     drop(no_close, f"{closed_col or 'closed_at'} is empty on a " + df["status"] + " deal")
     is_closed = df["status"].isin(OUTCOMES)
