@@ -319,3 +319,30 @@ def test_reject_foreign_marks_follows_the_loaders_rule(amount, currency, kept):
     out = reject_foreign_marks(r, rows, "Amount", currency, file="t.csv")
     assert (len(out) == 1) is kept
     assert r.accounts["t.csv"].rejected == (0 if kept else 1)
+
+
+def test_salesforce_closed_deal_keeps_the_exports_amount(sf_export, tmp_path):
+    """B's history ends at 5500 but Opportunity.csv says 5600: the export's value is the amount B
+    closed with, a change at its close (2024-03-10) that replaces the history's last save there."""
+    opp = pd.read_csv(sf_export[0], dtype=str, keep_default_na=False)
+    opp.loc[opp["Id"].eq("B"), "Amount"] = "5600"
+    write_csv(sf_export[0], list(opp.columns), opp.values.tolist())
+    r = import_export("salesforce", list(sf_export), tmp_path / "sf")
+    ds = load(tmp_path / "sf")
+    ch = pd.read_csv(tmp_path / "sf" / "deal_changes.csv", dtype=str, keep_default_na=False)
+    b = ch[ch["deal_id"].eq("B") & ch["field"].eq("amount")]
+    assert b[["changed_at", "value"]].values.tolist() == [["2024-01-10T10:00:00", "5000"],
+                                                         ["2024-03-10T00:00:00", "5600"]]
+    assert known(ds, "amount", "B", "2024-03-09") == 5000 and known(ds, "amount", "B", "2024-03-11") == 5600
+    assert any(x.startswith("2 deals' last recorded amount disagrees") and x.endswith("Deals: A, B")
+               for x in r.assumptions)
+
+
+def test_escaped_formula_cells_stay_in_agreement(hs_exports, tmp_path):
+    """--escape-formulas changes a forecast category '+Commit' in deals.csv and in the change log alike."""
+    second = pd.read_csv(hs_exports[1], dtype=str, keep_default_na=False)
+    second.loc[second["Record ID"].eq("H1"), "Forecast category"] = "+Commit"
+    write_csv(hs_exports[1], list(second.columns), second.values.tolist())
+    import_export("hubspot", list(hs_exports), tmp_path / "hs", currency="GBP", escape_formulas=True)
+    ds = load(tmp_path / "hs")   # strict: the last change still gives the deals.csv value
+    assert known(ds, "forecast_category", "H1", "2024-03-16") == "'+Commit"

@@ -1119,7 +1119,7 @@ def _append_export_values(grp: pd.DataFrame, name: str, final: pd.Series, deals_
                         "_order": len(grp) + np.arange(int(wrong.sum()))})
     result.assume(f"{int(wrong.sum())} deals' last recorded {name} disagrees with their {name} at export (the "
                   f"export's own value, deals.csv): the export's value is taken as a change at the time the "
-                  f"export last saw the deal (its close, for a closed deal). Deals: {_named(ids)}")
+                  f"export last saw the deal (its close, for a closed deal). Deals: {_named(sorted(ids))}")
     return pd.concat([grp, add], ignore_index=True)
 
 
