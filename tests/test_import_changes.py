@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from funnelkit.changes import known_at
 from funnelkit.importers import import_export
@@ -346,3 +348,39 @@ def test_escaped_formula_cells_stay_in_agreement(hs_exports, tmp_path):
     import_export("hubspot", list(hs_exports), tmp_path / "hs", currency="GBP", escape_formulas=True)
     ds = load(tmp_path / "hs")   # strict: the last change still gives the deals.csv value
     assert known(ds, "forecast_category", "H1", "2024-03-16") == "'+Commit"
+
+
+save = st.tuples(st.sampled_from([0, 1, 1, 2, 5, 9]),                    # hours after creation (ties on purpose)
+                 st.sampled_from(["", "100", "250", "250.5", "$300"]),    # amount ('' = unknown)
+                 st.sampled_from(["2024-03-31", "2024-04-30", "2024-06-30"]))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(saves=st.lists(save, min_size=1, max_size=8), export_amount=st.sampled_from(["", "100", "999"]))
+def test_salesforce_random_histories_round_trip(tmp_path_factory, saves, export_amount):
+    """Any history: the data set loads strictly; after an instant with one save, the amount and close
+    date known are that save's; after an instant with several, one of theirs; at export, Opportunity.csv's."""
+    folder = tmp_path_factory.mktemp("sfprop")
+    created = T("2024-01-01 08:00")
+    write_csv(folder / "Opportunity.csv", OPP_HEADER, [
+        ["P", "P", "Prospecting", export_amount, "2024-05-15", "false", "false", "2024-01-01T08:00:00.000Z",
+         "USD", "Pipeline", "2024-02-01T00:00:00.000Z"]])
+    rows = sorted(((h, a, c) for h, a, c in saves), key=lambda s: s[0])
+    write_csv(folder / "OpportunityHistory.csv", HIST_HEADER, [
+        [f"h{i}", "P", "Prospecting", a, c, "Pipeline", (created + pd.Timedelta(hours=h)).strftime("%Y-%m-%dT%H:%M:%S.000Z")]
+        for i, (h, a, c) in enumerate(rows)])
+    import_export("salesforce", [folder / "Opportunity.csv", folder / "OpportunityHistory.csv"], folder / "out")
+    ds = load(folder / "out")
+    for h in sorted({h for h, _, _ in rows}):
+        here = [(a, c) for hh, a, c in rows if hh == h]
+        at = created + pd.Timedelta(hours=h, seconds=1)
+        amounts = [parse_amounts(pd.Series([a]))[0].iat[0] for a, _ in here]
+        got = known(ds, "amount", "P", at)
+        assert any((got == x) or (np.isnan(got) and np.isnan(x)) for x in amounts), (h, got, amounts)
+        assert known(ds, "expected_close_date", "P", at) in {T(c) for _, c in here}
+        if len(here) == 1:
+            assert (got == amounts[0]) or (np.isnan(got) and np.isnan(amounts[0]))
+    final = known(ds, "amount", "P", "2024-02-02")
+    want = parse_amounts(pd.Series([export_amount]))[0].iat[0]
+    assert (final == want) or (np.isnan(final) and np.isnan(want))
+    assert known(ds, "expected_close_date", "P", "2024-02-02") == T("2024-05-15")
