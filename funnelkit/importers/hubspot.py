@@ -254,9 +254,13 @@ def _deals(rows: pd.DataFrame, latest: pd.Timestamp, multi: bool, result: Import
         gone = last["_export"] < latest
         deals["last_export"] = last["_export"].dt.strftime("%Y-%m-%d").to_numpy()
         if gone.any():
+            n_open = int((gone.to_numpy() & (deals["status"] == "open").to_numpy()).sum())
             result.assume(f"{int(gone.sum())} deals are in an earlier export but not in the latest "
                           f"({latest.date()}): deleted or merged in HubSpot; kept with their state in the "
-                          "last export that had them (column 'last_export')")
+                          "last export that had them (column 'last_export')"
+                          + (f"; {n_open} of them were open then and count as open (and, once their expected "
+                             "close date is past, as past due) after it, though HubSpot no longer has them: "
+                             f"ds.filter(last_export='{latest.date()}') leaves them out" if n_open else ""))
         ever = rows["mapped"].isin(OUTCOMES).groupby(rows["deal_id"]).any()
         reopened = ever.reindex(deals["deal_id"]).to_numpy() & (deals["status"] == "open").to_numpy()
         if reopened.any():
