@@ -93,14 +93,15 @@ def test_other_table_formats_load_the_same(tmp_path, fmt):
     pd.testing.assert_frame_equal(ref.stage_history, got.stage_history)
 
 
-def test_shipped_sample_validates_and_is_the_generators_default(sample_path, tmp_path):
+def test_shipped_sample_validates_and_is_the_generators_default_with_a_change_log(sample_path, tmp_path):
     report = fk.validate(sample_path)
     assert report.ok, report.summary()
     assert report.entries_added == 0 and report.repeats_merged == 0
-    fresh = write_sample(tmp_path / "s")
+    fresh = write_sample(tmp_path / "s", with_changes=True)
     assert _digest(fresh) == _digest(sample_path)
+    assert "deal_changes.csv" in _digest(sample_path)
     size = sum(p.stat().st_size for p in sample_path.iterdir())
-    assert 100_000 < size < 1_000_000
+    assert 100_000 < size < 1_500_000
 
 
 # ----------------------------------------------------------------------------------------------
