@@ -228,7 +228,8 @@ def date(value: Any, *, locale: str | None = None) -> str:
 
 def table_cell(value: Any, kind: str, *, locale: str | None = None) -> str:
     """A table cell of ``kind`` (``text``, ``date``, ``money`` and ``count`` as whole numbers,
-    ``pct`` with one decimal, ``dec3``, ``days``/``dec1`` with one decimal); ``-`` when missing.
+    ``pct`` with one decimal, ``dec3``, ``days``/``dec1`` with one decimal, ``yesno`` for a flag);
+    ``-`` when missing.
     Money cells carry no currency (the column header names it). A value that rounds to zero never
     reads ``-0``; text in a numeric column is shown as it is.
 
@@ -241,6 +242,8 @@ def table_cell(value: Any, kind: str, *, locale: str | None = None) -> str:
         return MISSING
     if kind == "text":
         return str(value)
+    if kind == "yesno":
+        return "yes" if bool(value) else "no"
     if kind == "date":
         return date(value, locale=locale)
     f = _num(value)

@@ -903,6 +903,10 @@ DISPLAY_NAMES: dict[str, tuple[str, str]] = {
     "forecast": ("Forecast", "text"), "forecasts": ("Weekly forecasts", "count"),
     "mape": ("Mean abs. error", "pct"), "bias": ("Bias (+ = too high)", "pct"),
     "range_hit_rate": ("Actual inside the 80% range", "pct"),
+    # where the pipeline went
+    "amount_before": ("Amount before{cur}", "money"), "amount_after": ("Amount after{cur}", "money"),
+    "start_amount": ("Amount at the start{cur}", "money"), "end_amount": ("Amount at the end{cur}", "money"),
+    "won_share": ("Won share", "pct"),
 }
 
 
@@ -928,7 +932,8 @@ def format_table(data: pd.DataFrame, *, currency: str = "", money_cols: Sequence
     for c in out.columns:
         kind = kinds.get(c)
         if kind is None:
-            kind = ("count" if pd.api.types.is_integer_dtype(out[c]) else
+            kind = ("yesno" if pd.api.types.is_bool_dtype(out[c]) else
+                    "count" if pd.api.types.is_integer_dtype(out[c]) else
                     "dec1" if pd.api.types.is_float_dtype(out[c]) else
                     "date" if pd.api.types.is_datetime64_any_dtype(out[c]) else "text")
         out[c] = [table_cell(v, kind) for v in out[c]]

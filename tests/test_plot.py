@@ -205,6 +205,16 @@ def test_format_table_headers_have_units_and_numbers_are_formatted():
     assert not any("_" in c for c in out.columns)
 
 
+def test_format_table_movement_and_slippage_columns():
+    moves = pd.DataFrame({"deal_id": ["D1"], "amount_before": [90167.5], "amount_after": [np.nan],
+                          "past_due": [True], "won_share": [0.3125], "start_amount": [0.0]})
+    out = fkp.format_table(moves, currency="USD")
+    assert list(out.columns) == ["Deal", "Amount before (USD)", "Amount after (USD)", "Past due", "Won share",
+                                 "Amount at the start (USD)"]
+    assert out.iloc[0].tolist() == ["D1", "90,168", "-", "yes", "31.2%", "0"]
+    assert fkp.format_table(pd.DataFrame({"past_due": [False]})).iloc[0].tolist() == ["no"]
+
+
 def test_days_to_close_labels_name_each_marker():
     dtc = pd.DataFrame({"status": ["won", "lost"], "deals": [34, 128], "mean_days": [80.0, 27.0],
                         "median_days": [57.0, 16.0]})
