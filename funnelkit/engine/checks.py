@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..contract import DEAL_COLUMNS, HISTORY_COLUMNS, NOT_SET, STATUSES, Pipeline
+from ..contract import DATES_ESTIMATED, DEAL_COLUMNS, HISTORY_COLUMNS, NOT_SET, STATUSES, Pipeline
 from ..validation import Problem
 from .views import count_if
 
@@ -25,6 +25,8 @@ __all__ = ["Checked", "check_tables", "EXAMPLES"]
 EXAMPLES = 5
 
 _LABEL_COLUMNS = ("source", "product", "owner")
+#: The raw text of the dates_estimated flag, kept on the typed deals only while they are checked.
+_FLAG_TEXT = "_dates_estimated_text"
 _TIME_COLUMNS = {"created_at": "deals", "closed_at": "deals", "entered_at": "stage_history"}
 
 
@@ -38,6 +40,7 @@ class Checked:
     entries_added: int = 0
     repeats_merged: int = 0
     closed_without_amount: int = 0
+    dates_estimated: int = 0
 
 
 def check_tables(deals: "ir.Table", history: "ir.Table", pipeline: Pipeline, *,
@@ -75,8 +78,12 @@ def check_tables(deals: "ir.Table", history: "ir.Table", pipeline: Pipeline, *,
     closed_without_amount = 0
     if pipeline.allow_missing_amounts:
         closed_without_amount = int(count_if(d.status.isin(["won", "lost"]) & d.amount.isnull()).execute())
+    flagged = 0
+    if _FLAG_TEXT in d.columns:
+        d = d.drop(_FLAG_TEXT)
+        flagged = int(count_if(d[DATES_ESTIMATED]).execute())
     entries, added, merged = _normalised(h, d)
-    return Checked(d, entries, problems, added, merged, closed_without_amount)
+    return Checked(d, entries, problems, added, merged, closed_without_amount, flagged)
 
 
 def _missing_columns(t: "ir.Table", required, name: str) -> list[Problem]:
@@ -108,7 +115,7 @@ def _text(column) -> "ir.StringValue":
 def _typed_deals(raw: "ir.Table", pipeline: Pipeline) -> "ir.Table":
     import ibis
 
-    extra = [c for c in raw.columns if c not in DEAL_COLUMNS and c != "deal_row"]
+    extra = [c for c in raw.columns if c not in DEAL_COLUMNS and c not in ("deal_row", DATES_ESTIMATED)]
     cols = {
         "deal_id": _text(raw.deal_id),
         "created_at": raw.created_at.cast("timestamp"),
@@ -116,6 +123,14 @@ def _typed_deals(raw: "ir.Table", pipeline: Pipeline) -> "ir.Table":
         "closed_at": raw.closed_at.cast("timestamp"),
         "amount": raw.amount.cast("float64"),
     }
+    if DATES_ESTIMATED in raw.columns:
+        # As the loader: true/false/empty in any case; a flagged deal closed before its recorded
+        # creation is taken as created at its close (docs/data-contract.md, dates_estimated).
+        flag = _text(raw[DATES_ESTIMATED]).lower()
+        cols[_FLAG_TEXT] = flag
+        cols[DATES_ESTIMATED] = flag.fill_null("") == "true"
+        signed_first = cols[DATES_ESTIMATED] & (cols["closed_at"] < cols["created_at"])
+        cols["created_at"] = ibis.ifelse(signed_first, cols["closed_at"], cols["created_at"])
     for col in _LABEL_COLUMNS:
         text = _text(raw[col])
         cols[col] = ibis.ifelse(text.fill_null("") == "", NOT_SET, text)
@@ -183,6 +198,9 @@ def _deal_problems(d: "ir.Table", pipeline: Pipeline, name: str) -> list[Problem
     r.add("closed_at", (d.status == "open") & d.closed_at.notnull(),
           "an open deal must not have closed_at (won/lost deals have one)")
     r.add("closed_at", d.closed_at < d.created_at, "closed_at is before created_at")
+    if _FLAG_TEXT in d.columns:
+        r.add(DATES_ESTIMATED, ~d[_FLAG_TEXT].fill_null("").isin(["", "true", "false"]),
+              f"{DATES_ESTIMATED} must be true, false or empty", show=d[_FLAG_TEXT])
     r.add("amount", d.amount < 0, "amount is negative", show=d.amount)
     if not pipeline.allow_missing_amounts:
         r.add("amount", closed_status & d.amount.isnull(),

@@ -75,7 +75,8 @@ def connect(source, deals: "str | ir.Table" = "deals", stage_history: "str | ir.
         raise DataError(checked.problems, where)
     report = ValidationReport(path=where, problems=list(checked.problems),
                               entries_added=checked.entries_added, repeats_merged=checked.repeats_merged,
-                              closed_without_amount=checked.closed_without_amount)
+                              closed_without_amount=checked.closed_without_amount,
+                              dates_estimated=checked.dates_estimated)
     if checked.deals is None:
         raise DataError(checked.problems, where)
     tables = Tables(con=con, deals=checked.deals, entries=checked.entries, pipeline=settings)

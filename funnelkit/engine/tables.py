@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..contract import Pipeline
+from ..contract import DATES_ESTIMATED, Pipeline
 from ..dataset import label_text
 
 if TYPE_CHECKING:
@@ -124,6 +124,8 @@ def _put(con, name: str, frame: pd.DataFrame):
     def dtype(s: pd.Series) -> str:
         if pd.api.types.is_datetime64_any_dtype(s):
             return "timestamp(6)"
+        if pd.api.types.is_bool_dtype(s):
+            return "boolean"
         if pd.api.types.is_float_dtype(s):
             return "float64"
         if pd.api.types.is_integer_dtype(s):
@@ -136,7 +138,8 @@ def _put(con, name: str, frame: pd.DataFrame):
 
 def deal_frame(deals: pd.DataFrame) -> pd.DataFrame:
     """The deals in the engine's column types: ``deal_row`` first, text columns as plain text
-    (missing = null), timestamps in microseconds (every engine reads them), amounts as floats."""
+    (missing = null), timestamps in microseconds (every engine reads them), amounts as floats,
+    the ``dates_estimated`` flag (when present) as booleans (missing = false)."""
     out = {"deal_row": np.arange(len(deals), dtype="int64")}
     for col in deals.columns:
         s = deals[col]
@@ -144,6 +147,8 @@ def deal_frame(deals: pd.DataFrame) -> pd.DataFrame:
             out[col] = _micros(s)
         elif col == "amount":
             out[col] = s.to_numpy(dtype="float64")
+        elif col == DATES_ESTIMATED:
+            out[col] = s.fillna(False).to_numpy(dtype=bool)
         else:
             out[col] = _text(s)
     return pd.DataFrame(out)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from ..contract import DATES_ESTIMATED
+
 if TYPE_CHECKING:
     import ibis.expr.types as ir
 
@@ -89,7 +91,8 @@ def visits(t: "Tables") -> "ir.Table":
 
     Columns: ``deal_id``, ``deal_row``, ``stage_index``, ``entered_at``, ``next_entered_at`` and
     ``next_stage_index`` (the deal's next entry; null for its last visit), ``is_last``, and the
-    deal's ``created_at``, ``closed_at`` and ``status``.
+    deal's ``created_at``, ``closed_at``, ``status`` and, when the deals have it, its
+    ``dates_estimated`` flag.
     """
     import ibis
 
@@ -97,7 +100,8 @@ def visits(t: "Tables") -> "ir.Table":
     w = ibis.window(group_by=e.deal_id, order_by=[e.entered_at, e.stage_index])
     v = e.mutate(next_entered_at=e.entered_at.lead().over(w),
                  next_stage_index=e.stage_index.lead().over(w))
-    d = t.deals.select("deal_id", "deal_row", "created_at", "closed_at", "status")
+    d = t.deals.select("deal_id", "deal_row", "created_at", "closed_at", "status",
+                       *[c for c in (DATES_ESTIMATED,) if c in t.deals.columns])
     v = v.join(d, "deal_id")
     return v.mutate(is_last=v.next_stage_index.isnull())
 

@@ -827,8 +827,9 @@ def _close_before_creation(deals, result, how, what_closed, what_created):
         "the CRM after they were signed; "
         + ", ".join(f"{k} {v}" for k, v in by_status.items()) + amounts + "): kept for counts and amounts, "
         f"with the {what_closed} (the signing) as closed_at and as created_at (the {what_created} is kept "
-        f"in '{RECORDED_CREATED}'), flagged '{FLAG}' = true, and left out of days to close and the "
-        f"close-time estimate; --strict-dates rejects them instead. Deals: {named}")
+        f"in '{RECORDED_CREATED}'), flagged '{FLAG}' = true, and left out of the durations (days to close, "
+        "the close-time estimate, time in stage, the stuck thresholds, the forecasts' training); "
+        f"--strict-dates rejects them instead. Deals: {named}")
     return deals
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..contract import NOT_SET
+from ..contract import DATES_ESTIMATED, NOT_SET
 from ..dataset import Dataset, label_text
 from ..history import DAY
 
@@ -51,9 +51,25 @@ def require_column(ds: Dataset, column: str) -> None:
 
 
 
-def dates_estimated(table: pd.DataFrame) -> np.ndarray:
+def dates_estimated(table):
     """Per row of a deals or visits table: True where the deal is flagged ``dates_estimated`` (its
-    dates do not measure a duration: every duration metric leaves it out and says how many)."""
-    if "dates_estimated" not in table.columns:
-        return np.zeros(len(table), dtype=bool)
-    return table["dates_estimated"].fillna(False).to_numpy(dtype=bool)
+    dates do not measure a duration: every duration metric leaves it out and says how many).
+
+    ``table`` is a pandas DataFrame (a numpy bool array comes back) or an engine table (Ibis: a
+    boolean column expression comes back). Missing flag or column: not flagged.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> dates_estimated(pd.DataFrame({"dates_estimated": [True, None, False]})).tolist()
+    [True, False, False]
+    """
+    if isinstance(table, pd.DataFrame):
+        if DATES_ESTIMATED not in table.columns:
+            return np.zeros(len(table), dtype=bool)
+        return table[DATES_ESTIMATED].fillna(False).to_numpy(dtype=bool)
+    import ibis
+
+    if DATES_ESTIMATED not in table.columns:
+        return ibis.literal(False)
+    return table[DATES_ESTIMATED].fill_null(False)

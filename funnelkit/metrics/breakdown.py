@@ -12,7 +12,7 @@ from ..dataset import Dataset
 from ..engine.tables import tables_of, to_frame
 from ..engine.views import count_if, days_between, deals_as_of, exact_quantile, in_period
 from ..period import Period
-from ._common import NOT_SET, group_label, require_column
+from ._common import LEFT_OUT, NOT_SET, dates_estimated, group_label, require_column
 
 __all__ = ["amount_by", "NOT_SET"]
 
@@ -35,7 +35,8 @@ def amount_by(ds: Dataset, period: Period, by: str | list[str] = "source", *,
         from other rows), and ``share`` of the grand total.
     with_days
         Add ``median_days_to_close`` (median days from creation to close of the group's deals won
-        in P; NaN when none). Default: only for ``by="owner"``.
+        in P; NaN when none). Default: only for ``by="owner"``. Deals flagged ``dates_estimated``
+        have no days to close: left out of the median, counted in ``attrs["left_out_dates_estimated"]``.
 
     Returns
     -------
@@ -85,9 +86,11 @@ def amount_by(ds: Dataset, period: Period, by: str | list[str] = "source", *,
         "open_deals": count_if(d._open),
         "open_amount_unknown": count_if(d._open & d.amount.isnull()),
     }
-    if with_days:
+    if with_days:   # deals flagged dates_estimated count, but have no days to close
+        timed = ~dates_estimated(d)
         agg["median_days_to_close"] = exact_quantile(days_between(d.created_at, d.closed_at), 0.5,
-                                                     t.backend, where=d._won)
+                                                     t.backend, where=d._won & timed)
+        agg["_left_out"] = count_if(d._won & ~timed)
     out = to_frame(d.group_by(keys).aggregate(**agg))
     for col in ("won_amount", "open_amount"):
         out[col] = out[col].astype("float64")
@@ -104,9 +107,11 @@ def amount_by(ds: Dataset, period: Period, by: str | list[str] = "source", *,
     out = out.sort_values(["won_amount", *keys], ascending=[False] + [True] * len(keys), kind="stable",
                           na_position="last")
     cols = keys + _COLUMNS + (["median_days_to_close"] if with_days else [])
+    left_out = out["_left_out"].sum() if with_days else 0
     out = out[cols].reset_index(drop=True)
     for col in keys:
         out[col] = out[col].astype(str)
     if with_days:
         out["median_days_to_close"] = out["median_days_to_close"].astype("float64")
+        out.attrs[LEFT_OUT] = int(left_out)
     return out

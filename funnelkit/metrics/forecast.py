@@ -43,7 +43,7 @@ import pandas as pd
 from ..changes import known_for
 from ..dataset import Dataset, MixedCurrencyError
 from ..history import _ts
-from ._common import dates_estimated
+from ._common import LEFT_OUT, dates_estimated
 
 __all__ = ["win_forecast", "forecast_range", "NotEnoughHistory", "expected_won_by", "backtest_forecast", "ForecastBacktest",
            "default_backtest_dates"]
@@ -80,6 +80,7 @@ class _Visits:
         closed = _ns(ds.deals["closed_at"])
         won = ds.deals["status"].eq("won").to_numpy(dtype=bool)
         self.deal_closed, self.deal_won = closed, won
+        self.deal_flagged = dates_estimated(ds.deals)
         self.closed = closed[self.deal_row]
         ever_closed = self.closed != _NEVER
         end = np.where(v["is_last"].to_numpy(), self.closed, self.next_entered)
@@ -263,6 +264,10 @@ def win_forecast(ds: Dataset, as_of=None, *, prior_strength: float = 10.0,
         (``p_win * amount``; NaN where the amount is unknown), ``source``, ``product``, ``owner``
         (and ``currency`` when the deals have that column). Sorted by stage, then ``p_win``
         descending. ``p_win`` is NaN only when no deal closed before ``as_of`` (with a warning).
+        ``attrs``: ``as_of``, ``prior_strength``, ``base_rate`` (p0), ``trained_on_deals`` (deals
+        closed before ``as_of``) and ``left_out_dates_estimated``: how many of those are flagged
+        ``dates_estimated``; they count in p0 (a count), but their visits, whose durations are
+        unknown, are not training visits (not in ``p_stage``, the similar visits or the adjustments).
 
     Examples
     --------
@@ -304,8 +309,10 @@ def win_forecast(ds: Dataset, as_of=None, *, prior_strength: float = 10.0,
             out[col] = pd.Categorical(out[col], categories=deals[col].cat.categories)
     out = out.sort_values(["stage", "p_win", "deal_id"], ascending=[True, False, True], kind="stable")
     out = out.reset_index(drop=True)
+    closed_before = vz.deal_closed < as_of_ns
     out.attrs.update(as_of=as_of, prior_strength=k, base_rate=fit.p0,
-                     trained_on_deals=int((vz.deal_closed < as_of_ns).sum()))
+                     trained_on_deals=int(closed_before.sum()),
+                     **{LEFT_OUT: int((closed_before & vz.deal_flagged).sum())})
     return out
 
 

@@ -4,7 +4,10 @@ A *visit* runs from a stage entry to the deal's next stage entry; the last visit
 ends at ``closed_at``; a visit not ended before ``as_of`` is open (censored at ``as_of``). A deal
 that moves back and re-enters a stage makes a new visit each time, and each visit counts
 separately everywhere in this module. Durations are fractional days (seconds / 86400); quantiles
-use linear interpolation. Definitions and worked examples: ``docs/metrics.md``, section 2.
+use linear interpolation. The visits of deals flagged ``dates_estimated`` (their dates do not measure
+a duration) are left out of every duration here, and ``result.attrs["left_out_dates_estimated"]``
+says how many such deals were left out. Definitions and worked examples: ``docs/metrics.md``,
+section 2.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import pandas as pd
 from ..dataset import Dataset
 from ..engine.tables import Tables, tables_of, to_frame
 from ..engine.views import OUTCOMES, count_if, exact_quantile, in_period, instant, visits_as_of
+from ..contract import DATES_ESTIMATED
 from ..period import Period
-from ._common import stage_column
+from ._common import LEFT_OUT, dates_estimated, stage_column
 
 __all__ = ["time_in_stage", "ended_visits", "stage_thresholds", "stuck_deals", "win_rate_by_time_in_stage",
            "DEFAULT_BUCKETS"]
@@ -47,14 +51,23 @@ def _check_quantile(quantile: float) -> None:
         raise ValueError(f"quantile must lie in [0, 1], got {quantile}")
 
 
-def _thresholds(ds: Dataset, t: Tables, v, quantile: float) -> pd.DataFrame:
-    out = _per_stage(ds, t, v.filter(~v.is_open), {"threshold_days": quantile}, mean=False)
-    return out[["stage", "threshold_days", "visits"]]
+def _timed(v):
+    """The visits ``v`` whose durations are measured, and how many deals flagged ``dates_estimated``
+    (:func:`funnelkit.metrics._common.dates_estimated`) had visits in ``v`` and are left out."""
+    if DATES_ESTIMATED not in v.columns:       # no flag column: no deal is flagged
+        return v, 0
+    flagged = dates_estimated(v)
+    return v.filter(~flagged), int(v.filter(flagged).deal_id.nunique().execute())
+
+
+def _ended_before(v):
+    """The ended visits of ``v`` that measure a duration, and the flagged deals left out."""
+    return _timed(v.filter(~v.is_open))
 
 
 def _ended_in(t: Tables, period: Period):
     v = visits_as_of(t, period.as_of)
-    return v.filter(~v.is_open & in_period(v.ended_at, period))
+    return _timed(v.filter(~v.is_open & in_period(v.ended_at, period)))
 
 
 def time_in_stage(ds: Dataset, period: Period) -> pd.DataFrame:
@@ -68,35 +81,42 @@ def time_in_stage(ds: Dataset, period: Period) -> pd.DataFrame:
     -------
     DataFrame
         One row per pipeline stage: ``stage`` (ordered Categorical), ``visits`` (int), ``mean_days``,
-        ``median_days``, ``p90_days`` (floats; NaN where ``visits`` is 0).
+        ``median_days``, ``p90_days`` (floats; NaN where ``visits`` is 0). Visits of deals flagged
+        ``dates_estimated`` are left out; ``attrs["left_out_dates_estimated"]`` counts those deals.
 
     Examples
     --------
     >>> time_in_stage(ds, Period("2024-01-01", "2024-01-31"))           # doctest: +SKIP
     """
     t = tables_of(ds)
-    return _per_stage(ds, t, _ended_in(t, period), {"median_days": 0.5, "p90_days": 0.9}, mean=True)
+    v, left_out = _ended_in(t, period)
+    out = _per_stage(ds, t, v, {"median_days": 0.5, "p90_days": 0.9}, mean=True)
+    out.attrs[LEFT_OUT] = left_out
+    return out
 
 
 def ended_visits(ds: Dataset, period: Period) -> pd.DataFrame:
     """The stage visits that ended in ``period`` (seen at its ``as_of``): what :func:`time_in_stage`
     summarises, one row per visit: ``deal_id``, ``stage`` (ordered Categorical), ``stage_index``,
     ``entered_at``, ``ended_at``, ``outcome`` (Categorical of :data:`funnelkit.engine.views.OUTCOMES`),
-    ``days``; in deal, then entry order.
+    ``days``; in deal, then entry order (deals flagged ``dates_estimated`` left out and counted in
+    ``attrs["left_out_dates_estimated"]``, as in :func:`time_in_stage`).
 
     Examples
     --------
     >>> ended_visits(ds, Period.quarter("2024Q1"))[["deal_id", "stage", "days"]]   # doctest: +SKIP
     """
-    v = _ended_in(tables_of(ds), period)
+    v, left_out = _ended_in(tables_of(ds), period)
     v = to_frame(v.select("deal_id", "stage_index", "entered_at", "ended_at", "outcome", "days")
                  .order_by(["deal_id", "entered_at", "stage_index"]))
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "deal_id": v["deal_id"], "stage": stage_column(ds, v["stage_index"].to_numpy()),
         "stage_index": v["stage_index"].astype("int16"), "entered_at": v["entered_at"],
         "ended_at": v["ended_at"],
         "outcome": pd.Categorical.from_codes(v["outcome"].to_numpy(dtype="int64"), categories=list(OUTCOMES)),
         "days": v["days"].astype("float64")})
+    out.attrs[LEFT_OUT] = left_out
+    return out
 
 
 def stage_thresholds(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
@@ -106,7 +126,9 @@ def stage_thresholds(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
     -------
     DataFrame
         One row per pipeline stage: ``stage``, ``threshold_days`` (NaN when the stage has no ended
-        visit), ``visits`` (the number of ended visits it was computed from).
+        visit), ``visits`` (the number of ended visits it was computed from). Visits of deals
+        flagged ``dates_estimated`` are left out; ``attrs["left_out_dates_estimated"]`` counts those
+        deals.
 
     Examples
     --------
@@ -114,7 +136,10 @@ def stage_thresholds(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
     """
     _check_quantile(quantile)
     t = tables_of(ds)
-    return _thresholds(ds, t, visits_as_of(t, as_of), quantile)
+    ended, left_out = _ended_before(visits_as_of(t, as_of))
+    out = _per_stage(ds, t, ended, {"threshold_days": quantile}, mean=False)[["stage", "threshold_days", "visits"]]
+    out.attrs[LEFT_OUT] = left_out
+    return out
 
 
 def stuck_deals(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
@@ -122,7 +147,9 @@ def stuck_deals(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
 
     ``days_in_stage`` = days from the current visit's entry to ``as_of``; a deal is stuck when
     ``days_in_stage > threshold_days`` (strictly) with the threshold of :func:`stage_thresholds`.
-    A stage with no ended visit has no threshold, and no deal in it is listed.
+    A stage with no ended visit has no threshold, and no deal in it is listed. The thresholds leave
+    out the visits of deals flagged ``dates_estimated`` (``attrs["left_out_dates_estimated"]``
+    counts those deals); an open deal is listed by its current visit whatever its flag.
 
     Returns
     -------
@@ -138,7 +165,7 @@ def stuck_deals(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
     _check_quantile(quantile)
     t = tables_of(ds)
     v = visits_as_of(t, as_of)
-    ended = v.filter(~v.is_open)
+    ended, left_out = _ended_before(v)
     thr = ended.group_by("stage_index").aggregate(
         threshold_days=exact_quantile(ended.days, quantile, t.backend))
     cur = v.filter(v.is_open)             # the current visit of each deal open at as_of
@@ -158,8 +185,9 @@ def stuck_deals(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
         "product": got["product"],
     })
     out = out.sort_values(["stage", "days_in_stage", "deal_id"], ascending=[True, False, True],
-                          kind="stable")
-    return out.reset_index(drop=True)
+                          kind="stable").reset_index(drop=True)
+    out.attrs[LEFT_OUT] = left_out
+    return out
 
 
 def _bucket_labels(edges: Sequence[float]) -> list[str]:
@@ -200,7 +228,8 @@ def win_rate_by_time_in_stage(ds: Dataset, period: Period,
     DataFrame
         One row per stage and bucket (all of them, in order): ``stage`` and ``bucket`` (ordered
         Categoricals; labels such as ``"0-7 days"``, ``"90+ days"``), ``deals`` (visits in the bucket),
-        ``won``, ``lost`` (ints), ``win_rate`` = won / deals (NaN when 0).
+        ``won``, ``lost`` (ints), ``win_rate`` = won / deals (NaN when 0). The visits of deals flagged
+        ``dates_estimated`` are left out; ``attrs["left_out_dates_estimated"]`` counts those deals.
 
     Examples
     --------
@@ -217,6 +246,7 @@ def win_rate_by_time_in_stage(ds: Dataset, period: Period,
     t = tables_of(ds)
     v = visits_as_of(t, period.as_of)
     v = v.filter(v.closed_at.notnull() & (v.closed_at < instant(period.as_of)) & in_period(v.closed_at, period))
+    v, left_out = _timed(v)
     v = v.mutate(bucket=_bucket(v.days, edges))
     got = to_frame(v.group_by(["stage_index", "bucket"]).aggregate(deals=v.count(),
                                                                     won=count_if(v.status == "won")))
@@ -227,7 +257,7 @@ def win_rate_by_time_in_stage(ds: Dataset, period: Period,
     wins[key] = got["won"].to_numpy(dtype="int64")
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(deals > 0, wins / np.maximum(deals, 1), np.nan)
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "stage": stage_column(ds, np.repeat(np.arange(n_st), n_b)),
         "bucket": pd.Categorical.from_codes(np.tile(np.arange(n_b), n_st), categories=labels, ordered=True),
         "deals": deals,
@@ -235,3 +265,5 @@ def win_rate_by_time_in_stage(ds: Dataset, period: Period,
         "lost": deals - wins,
         "win_rate": rate,
     })
+    out.attrs[LEFT_OUT] = left_out
+    return out
