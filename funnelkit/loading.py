@@ -25,7 +25,7 @@ from .parsing import (INTERNAL_COLUMNS, currency_marks, mark_agrees, parse_amoun
                       partial_dates, read_text_table)
 from .validation import DataError, FileAccount, Problem, ValidationReport, row_json
 
-__all__ = ["load", "validate"]
+__all__ = ["load", "validate", "check_change_log"]
 
 _LABEL_COLUMNS = ("source", "product", "owner")
 
@@ -587,6 +587,25 @@ def _finish_deals(deals: pd.DataFrame) -> pd.DataFrame:
         deals[col] = deals[col].astype("category")
     front = list(DEAL_COLUMNS)
     return deals[front + [c for c in deals.columns if c not in front]]
+
+
+def check_change_log(raw: pd.DataFrame, name: str, deals: pd.DataFrame, pipeline: Pipeline,
+                     deals_name: str = "deals") -> tuple[pd.DataFrame, list[Problem], pd.Series, dict[str, int]]:
+    """Check a change log given as text (``deal_id, changed_at, field, value``, ``_line`` and ``_fields``,
+    the row's number and count of cells, as :func:`funnelkit.parsing.read_text_table` gives them) against
+    loaded, valid ``deals``: the loader's rules for ``deal_changes.csv``, for a log read from elsewhere
+    (a database table: :func:`funnelkit.connect`).
+
+    Returns
+    -------
+    (changes, problems, bad, earliest_known)
+        The valid changes typed as ``Dataset.deal_changes``; every problem (``name``, line = ``_line``);
+        the rejected rows' mask; per field, the deals whose first change comes after their creation.
+    """
+    no_bad = pd.Series(False, index=deals.index)
+    chg, problems, bad = _check_changes(raw, name, deals, no_bad, deals_name, pipeline)
+    changes = _finish_changes(chg[~bad.to_numpy()])
+    return changes, problems, bad, _earliest_known(changes, deals)
 
 
 def _finish_changes(chg: pd.DataFrame) -> pd.DataFrame:

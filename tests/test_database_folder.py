@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import funnelkit as fk
@@ -64,6 +65,83 @@ def test_a_data_set_derived_from_a_database_one_lives_in_memory(tmp_path):
     assert early.pipeline == ds.pipeline and early.path == ds.path
 
 
+def _with_change_log(tmp_path: Path, rows: list[str] | None = None) -> tuple[Path, Path]:
+    """A sample with a change log as CSV files, and the same tables in a DuckDB file (``rows``, when
+    given, are extra change-log rows added to the database's table only)."""
+    import ibis
+
+    from funnelkit.sample import write_sample
+
+    csv = write_sample(tmp_path / "csv", deals=300, seed=5, with_changes=True)
+    loaded = fk.load(csv)
+    deals, hist = raw_tables(loaded)
+    changes = pd.read_csv(csv / "deal_changes.csv", dtype=str, keep_default_na=False)
+    if rows:
+        changes = pd.concat([changes, pd.DataFrame([r.split(",") for r in rows], columns=changes.columns)])
+    changes["changed_at"] = pd.to_datetime(changes["changed_at"], format="ISO8601").astype("datetime64[us]")
+    con = ibis.duckdb.connect(str(tmp_path / "crm.duckdb"))
+    con.create_table("deals", deals)
+    con.create_table("stage_history", hist)
+    con.create_table("deal_changes", changes)
+    con.disconnect()
+    db = tmp_path / "db"
+    db.mkdir()
+    shutil.copy(csv / "pipeline.yml", db / "pipeline.yml")
+    (db / "database.yml").write_text(f"url: duckdb://{tmp_path}/crm.duckdb\ndeal_changes: deal_changes\n",
+                                     encoding="utf-8")
+    return csv, db
+
+
+def test_a_change_log_in_the_database_gives_the_csv_change_logs_numbers(tmp_path, capsys):
+    csv, db = _with_change_log(tmp_path)
+    ds, ref = fk.load(db), fk.load(csv)
+    assert len(ds.deal_changes) == len(ref.deal_changes) > 500
+    pd.testing.assert_frame_equal(ds.deal_changes, ref.deal_changes)
+    assert ds.report.earliest_known == ref.report.earliest_known
+    assert main(["metrics", str(db), "--quarter", "2025Q3", "--format", "json"]) == 0
+    from_db = json.loads(capsys.readouterr().out)
+    assert main(["metrics", str(csv), "--quarter", "2025Q3", "--format", "json"]) == 0
+    assert from_db == json.loads(capsys.readouterr().out)
+    moves = {w["window"]: w["movements"] for w in from_db["pipeline_waterfall"]}
+    assert moves["period"]["pushed_out"]["deals"] > 0     # the change log is used, not ignored
+
+
+@pytest.mark.engines
+def test_a_change_log_in_postgres_gives_the_csv_change_logs_waterfall(tmp_path, request):
+    from funnelkit.sample import write_sample
+
+    csv = write_sample(tmp_path / "csv", deals=300, seed=5, with_changes=True)
+    ref = fk.load(csv)
+    deals, hist = raw_tables(ref)
+    changes = pd.read_csv(csv / "deal_changes.csv", dtype=str, keep_default_na=False)
+    changes["changed_at"] = pd.to_datetime(changes["changed_at"], format="ISO8601").astype("datetime64[us]")
+    con, names = put_tables("postgres", request, deals, hist, changes)
+    ds = fk.connect(con, deals=names[0], stage_history=names[1], deal_changes=names[2], pipeline=csv)
+    pd.testing.assert_frame_equal(ds.deal_changes, ref.deal_changes)
+    period = fk.Period.quarter("2025Q3")
+    for window in (None, period):
+        got = fk.metrics.pipeline_waterfall(ds, period.start, period.as_of, window=window)
+        want = fk.metrics.pipeline_waterfall(ref, period.start, period.as_of, window=window)
+        pd.testing.assert_frame_equal(got.movements, want.movements)
+        assert (got.start_amount, got.end_amount) == pytest.approx((want.start_amount, want.end_amount))
+    got, want = (fk.metrics.amount_by(d, period, by="source") for d in (ds, ref))
+    pd.testing.assert_frame_equal(got, want)        # open amounts as known, computed in Postgres
+
+
+def test_a_bad_change_in_the_database_is_named_with_its_row(tmp_path):
+    _, db = _with_change_log(tmp_path, ["D00001,2024-10-05T00:00:00,colour,red"])
+    with pytest.raises(DataError) as err:
+        fk.load(db)
+    where = "table deal_changes (row, in deal_id, changed_at, field order), line 1"   # sorted first
+    assert [str(p) for p in err.value.problems] == [
+        f"{where}, column 'field', value 'colour': unknown field (expected amount, expected_close_date or "
+        "forecast_category)",
+        f"{where}, column 'changed_at', value '2024-10-05T00:00:00': change before the deal's created_at "
+        "(2026-05-09 14:00:00)"]
+    report = fk.validate(db)
+    assert [p.reason for p in report.problems] == [p.reason for p in err.value.problems]
+
+
 def test_database_settings_mistakes_are_named(tmp_path, monkeypatch):
     folder = write_dataset(tmp_path / "d")
     for name in ("deals.csv", "stage_history.csv"):
@@ -75,7 +153,7 @@ def test_database_settings_mistakes_are_named(tmp_path, monkeypatch):
         fk.load(folder)
     assert [str(p) for p in err.value.problems] == [
         f"{settings}, line 2, column 'tables', value 'x': unknown key "
-        "(database.yml takes url, deals, stage_history, database)",
+        "(database.yml takes url, deals, stage_history, deal_changes, database)",
         f"{settings}, line 1, column 'url', value '${{FK_NO_SUCH_VARIABLE}}': environment variable not set",
     ]
     settings.write_text("deals: 3\n", encoding="utf-8")

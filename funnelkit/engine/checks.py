@@ -139,6 +139,9 @@ def _typed_deals(raw: "ir.Table", pipeline: Pipeline) -> "ir.Table":
         if col == "currency":
             text = text.upper()
             text = ibis.ifelse(text.fill_null("") == "", pipeline.currency, text)
+        elif col == "expected_close_date":    # a date as in deals.csv (the loader parses it too)
+            cols[col] = raw[col].cast("timestamp")
+            continue
         cols[col] = text
     t = raw.select(**cols)
     return t.mutate(deal_row=ibis.row_number().over(order_by=t.deal_id).cast("int64"))

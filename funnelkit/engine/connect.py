@@ -20,7 +20,7 @@ from ..contract import DATABASE_FILE, PIPELINE_FILE, STATUSES, Pipeline
 from ..dataset import Dataset, empty_changes
 from ..validation import DataError, Problem, ValidationReport
 from .checks import check_tables
-from .tables import Tables, to_frame
+from .tables import Tables, change_log_amounts, to_frame
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -31,7 +31,8 @@ __all__ = ["connect", "connect_folder", "DatabaseDataset"]
 def connect(source, deals: "str | ir.Table" = "deals", stage_history: "str | ir.Table" = "stage_history",
             pipeline: "str | Path | Pipeline | dict | None" = None, *, stages=None, currency: str = "USD",
             name: str | None = None, allow_missing_amounts: bool = False, database=None,
-            errors: Literal["raise", "report"] = "raise") -> "DatabaseDataset":
+            errors: Literal["raise", "report"] = "raise",
+            deal_changes: "str | ir.Table | None" = None) -> "DatabaseDataset":
     """Open a data set held in a database, check it against the data contract there, and return it.
 
     Parameters
@@ -47,6 +48,11 @@ def connect(source, deals: "str | ir.Table" = "deals", stage_history: "str | ir.
         A ``pipeline.yml`` (its path, or a folder holding it), a :class:`Pipeline`, or the YAML's
         mapping. Without it, ``stages`` (and ``currency``, ``name``, ``allow_missing_amounts``) give
         the settings.
+    deal_changes
+        The optional change log (``deal_id, changed_at, field, value``: docs/data-contract.md), a
+        table name or expression; checked by the loader's rules after the deals (its problems name
+        the table and the row, in ``deal_id, changed_at, field`` order). Without it the data set has
+        no change log.
     database
         The database/schema of the named tables (e.g. ``"crm"`` or ``("catalog", "schema")``).
     errors
@@ -80,10 +86,42 @@ def connect(source, deals: "str | ir.Table" = "deals", stage_history: "str | ir.
     if checked.deals is None:
         raise DataError(checked.problems, where)
     tables = Tables(con=con, deals=checked.deals, entries=checked.entries, pipeline=settings)
-    return DatabaseDataset(tables, report=report, name=name or settings.name)
+    ds = DatabaseDataset(tables, report=report, name=name or settings.name)
+    if deal_changes is not None:
+        _read_change_log(ds, *_table(con, deal_changes, database, "deal_changes"), errors=errors, where=where)
+    return ds
 
 
-_DATABASE_KEYS = ("url", "deals", "stage_history", "database")
+def _read_change_log(ds: "DatabaseDataset", table: "ir.Table", name: str, *, errors: str, where: str) -> None:
+    """Fetch the change log, check it with the loader's rules and attach it (problems to the report)."""
+    from ..contract import CHANGE_COLUMNS
+    from ..loading import check_change_log
+    missing = [c for c in CHANGE_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError([Problem(name, None, c, None, f"required column missing (columns: {', '.join(table.columns)})")
+                         for c in missing], where)
+    raw = to_frame(table.select(*CHANGE_COLUMNS).order_by(["deal_id", "changed_at", "field"]))
+    text = pd.DataFrame({col: _as_text(raw[col]) for col in CHANGE_COLUMNS})
+    text["_line"] = range(1, len(text) + 1)
+    text["_fields"] = len(CHANGE_COLUMNS)      # a table row always has every column
+    changes, problems, bad, earliest = check_change_log(text, f"{name} (row, in deal_id, changed_at, field order)",
+                                                        ds.deals, ds.pipeline, deals_name="the deals table")
+    if problems and errors == "raise":
+        raise DataError(problems, where)
+    ds.report.problems += problems
+    ds.report.earliest_known = earliest
+    ds.deal_changes = changes
+    ds.tables.amounts_at = change_log_amounts(ds)     # open amounts as known at each instant
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """A fetched column as the text a CSV would hold (timestamps ISO 8601, missing = empty)."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return column.map(lambda t: "" if pd.isna(t) else t.isoformat())
+    return column.map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+
+
+_DATABASE_KEYS = ("url", "deals", "stage_history", "deal_changes", "database")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -95,6 +133,7 @@ def connect_folder(folder: str | Path, errors: Literal["raise", "report"] = "rai
         url: postgres://analyst@localhost:5432/crm     # ${NAME} is read from the environment
         deals: deals                                   # default: deals
         stage_history: stage_history                   # default: stage_history
+        deal_changes: deal_changes                     # optional: the change log
         database: crm                                  # optional: the schema of the tables
 
     Such a folder is a data set like any other: ``fk.load(folder)``, ``funnelkit validate|metrics|report
@@ -117,7 +156,7 @@ def connect_folder(folder: str | Path, errors: Literal["raise", "report"] = "rai
     Traceback (most recent call last):
     ...
     funnelkit.validation.DataError: 1 problem in data set ...:
-      - .../database.yml, line 2, column 'tables', value 'x': unknown key (database.yml takes url, deals, stage_history, database)
+      - .../database.yml, line 2, column 'tables', value 'x': unknown key (database.yml takes url, deals, stage_history, deal_changes, database)
     """
     import yaml
 
@@ -162,7 +201,7 @@ def connect_folder(folder: str | Path, errors: Literal["raise", "report"] = "rai
                                  f"cannot connect: {type(exc).__name__}: {message}")], folder) from None
     ds = connect(con, deals=raw.get("deals") or "deals", stage_history=raw.get("stage_history") or "stage_history",
                  pipeline=folder / PIPELINE_FILE, database=tuple(database) if isinstance(database, list) else database,
-                 errors=errors)
+                 errors=errors, deal_changes=raw.get("deal_changes"))
     ds.path = folder
     return ds
 
@@ -247,7 +286,7 @@ class DatabaseDataset(Dataset):
         self.report = report
         self.name = name
         self.path = None
-        self.deal_changes = empty_changes()   # a change log held in a database is not read yet
+        self.deal_changes = empty_changes()   # none unless connect() is given one (deal_changes=)
         self.__dict__["_engine_tables"] = tables
 
     @property

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from ..dataset import Dataset
 
-__all__ = ["Tables", "tables_of", "to_frame"]
+__all__ = ["Tables", "tables_of", "to_frame", "change_log_amounts"]
 
 
 @dataclass(eq=False)
@@ -97,11 +97,13 @@ def _in_process(ds: "Dataset") -> Tables:
         "entered_at": _micros(h["entered_at"]),
     })
     return Tables(con=con, deals=_put(con, "deals", deals), entries=_put(con, "entries", entries),
-                  pipeline=ds.pipeline, amounts_at=_amounts_at(ds))
+                  pipeline=ds.pipeline, amounts_at=change_log_amounts(ds))
 
 
-def _amounts_at(ds: "Dataset"):
-    """The change log's amounts as known at an instant, when the data set has amount changes."""
+def change_log_amounts(ds: "Dataset"):
+    """The change log's amounts as known at an instant, when the data set has amount changes (else
+    None): a function of ``as_of`` giving ``deal_row`` (the deal's row in ``ds.deals``) and
+    ``amount`` for the deals created before ``as_of`` (:attr:`Tables.amounts_at`)."""
     from ..changes import has_changes, known_for
 
     if not has_changes(ds, "amount"):
