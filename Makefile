@@ -20,7 +20,7 @@ REPORT_ARGS ?= --all-quarters
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 EXPLORE_ARGS ?=
 
-.PHONY: report explore test test-fast test-lowest-pandas venv browser fonts bench engines clean
+.PHONY: report explore test test-fast test-lowest-pandas venv browser fonts bench engines clean messages
 
 venv: $(STAMP)
 
@@ -101,6 +101,18 @@ $(LOWEST_STAMP): pyproject.toml
 test-lowest-pandas: $(LOWEST_STAMP) fonts
 	$(LOWEST_VENV)/bin/python -c "import pandas; print('pandas', pandas.__version__)"
 	$(LOWEST_VENV)/bin/python -m pytest tests -q -m "not slow and not browser and not engines" -p no:cacheprovider
+
+# Message catalogs (funnelkit/i18n.py): extract every marked string and the notebooks' markdown cells
+# into funnelkit/locale/messages.pot, merge it into each language's messages.po (new entries empty,
+# never guessed: tests/test_i18n.py lists what is left to translate), compile the committed messages.mo
+# (funnelkit.i18n.compile_catalogs: pybabel compile reads "80% range" as a %-placeholder).
+LOCALE_DIR := funnelkit/locale
+messages: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg -k gettext_ --sort-by-file --no-wrap \
+		--project funnelkit --copyright-holder "funnelkit authors" -o $(LOCALE_DIR)/messages.pot funnelkit notebooks
+	$(VENV)/bin/pybabel update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) -D messages \
+		--no-fuzzy-matching --no-wrap --ignore-obsolete
+	$(PY) -m funnelkit.i18n
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --quiet -e '.[bench]'

@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--locale", default=None,
                    help="write numbers, money, percents, days and dates as this locale does, e.g. zh_CN, "
                         "de_DE, en_US, ja_JP (default: funnelkit's plain style, 1,234 EUR)")
+    p.add_argument("--lang", default=None,
+                   help="language of the report's text: en (default) or zh (Simplified Chinese); numbers "
+                        "follow --locale")
     p.add_argument("--timeout", type=int, default=300,
                    help="execution timeout per notebook cell, seconds (default 300; never unlimited)")
 
@@ -179,7 +182,8 @@ def _cmd_metrics(args) -> int:
 def _cmd_report(args) -> int:
     from .report import render_all_quarters, render_report
     params = dict(target=args.target, stuck_quantile=args.stuck_quantile, title=args.title,
-                  lenient=args.lenient, currency=args.currency, locale=args.locale)
+                  lenient=args.lenient, currency=args.currency, locale=args.locale,
+                  lang=args.lang)
     if args.all_quarters:
         if args.quarter or args.start or args.end or args.as_of:
             raise ValueError("--all-quarters renders every quarter in the data: leave out --quarter, "

@@ -196,7 +196,8 @@ def days(value: Any, decimals: int = 0, *, locale: str | None = None) -> str:
     if f is None:
         return MISSING
     if loc is None:
-        return f"{f:.{decimals}f} days"
+        from .i18n import _
+        return _("{n} days").format(n=f"{f:.{decimals}f}")
     from babel import units
 
     rounded = round(f, decimals)

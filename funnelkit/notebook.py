@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import formatting
 from .dataset import Dataset, label_counts
+from .i18n import _
 from .loading import load
 from .period import Period
 from .plot import DPI, format_table, to_png
@@ -116,8 +118,8 @@ def as_of_text(period: Period) -> str:
     """
     t = pd.Timestamp(period.as_of)
     if t == pd.Timestamp(period.stop):
-        return f"{period.end.date()} 24:00 (end of period)"
-    return t.strftime("%Y-%m-%d %H:%M")
+        return _("{date} 24:00 (end of period)").format(date=formatting.date(period.end))
+    return (formatting.date(t) + t.strftime(" %H:%M")) if formatting.get_locale() else t.strftime("%Y-%m-%d %H:%M")
 
 
 def data_start(ds: Dataset):
@@ -144,14 +146,17 @@ def single_value_note(ds: Dataset, column: str) -> str | None:
     E.g. every deal's source is ``(not set)``: ``"The data has no source information ..."``, so the
     report says so instead of drawing a one-bar chart at 100%.
     """
+    from .plot import BY_WORDS
+    word = _(BY_WORDS[column]) if column in BY_WORDS else column
     if column not in ds.deals:
-        return f"The data has no {column} information (no {column} column)."
+        return _("The data has no {column} information (no {column} column).").format(column=word)
     values = label_counts(ds.deals[column])
     if len(values) > 1:
         return None
     if not len(values) or values.index[0] == "(not set)":
-        return f"The data has no {column} information (every deal's {column} is \"(not set)\")."
-    return f"Every deal has the same {column}, {values.index[0]}: there is nothing to compare by {column}."
+        return _("The data has no {column} information (every deal's {column} is \"(not set)\").").format(column=word)
+    return _("Every deal has the same {column}, {value}: there is nothing to compare by {column}.").format(
+        column=word, value=values.index[0])
 
 
 def target_plan_table(plan: dict | None, currency: str = "") -> pd.DataFrame:
@@ -163,22 +168,26 @@ def target_plan_table(plan: dict | None, currency: str = "") -> pd.DataFrame:
     import math
 
     from .formatting import table_cell as _cell
+    columns = [_("Plan"), _("Value")]
     if not plan:
-        return pd.DataFrame(columns=["Plan", "Value"])
+        return pd.DataFrame(columns=columns)
     cur = f" ({currency})" if currency else ""
     size = plan.get("size_measure") or "mean"
+    size_row = (_("Median won deal size this period{cur}") if size == "median" else
+                _("Mean won deal size this period{cur}") if size == "mean" else
+                f"{size.capitalize()} won deal size this period{{cur}}")
 
     def whole(key):
         v = plan.get(f"{key}_whole")
         if v is None and plan.get(key) is not None and pd.notna(plan.get(key)):
             v = math.ceil(float(plan[key]))
         return _cell(v, "count")
-    rows = [(f"Target{cur}", _cell(plan.get("target"), "money")),
-            (f"{size.capitalize()} won deal size this period{cur}", _cell(plan.get("deal_size"), "money")),
-            ("Win rate this period", _cell(plan.get("win_rate"), "pct")),
-            ("Deals to win (target / deal size, rounded up)", whole("deals_needed")),
-            ("Deals to work to a close (deals to win / win rate, rounded up)", whole("deals_to_work"))]
-    return pd.DataFrame(rows, columns=["Plan", "Value"])
+    rows = [(_("Target{cur}").format(cur=cur), _cell(plan.get("target"), "money")),
+            (size_row.format(cur=cur), _cell(plan.get("deal_size"), "money")),
+            (_("Win rate this period"), _cell(plan.get("win_rate"), "pct")),
+            (_("Deals to win (target / deal size, rounded up)"), whole("deals_needed")),
+            (_("Deals to work to a close (deals to win / win rate, rounded up)"), whole("deals_to_work"))]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def backtest_table(backtest) -> pd.DataFrame:
@@ -190,7 +199,7 @@ def backtest_table(backtest) -> pd.DataFrame:
 def show_note(text: str) -> None:
     """Display a short escaped ``Note:`` line."""
     from IPython.display import HTML, display
-    display(HTML(as_html(text, "Note")))
+    display(HTML(as_html(text, _("Note"))))
 
 
 def warnings_as_notes() -> None:
@@ -254,7 +263,7 @@ def _notes_html(texts: list[str], title: str = "") -> str:
 def _sentence(text: str) -> str:
     text = str(text).strip()
     text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
+    return text if text.endswith((".", "!", "?", "。", "！", "？")) else text + _(".")
 
 
 def about_box(summary: dict, ds: Dataset, *, lenient: bool = False) -> None:
@@ -268,13 +277,13 @@ def about_box(summary: dict, ds: Dataset, *, lenient: bool = False) -> None:
     from IPython.display import HTML, display
     from .metrics.summary import data_end
     start, end = data_start(ds), data_end(ds)
-    lines = [f"The data runs from {pd.Timestamp(start).date()} (first deal created) to "
-             f"{pd.Timestamp(end).date()} (last event)" if start is not None and pd.notna(end)
-             else "The data set has no deals"]
+    lines = [_("The data runs from {start} (first deal created) to {end} (last event)").format(
+                 start=formatting.date(start), end=formatting.date(end)) if start is not None and pd.notna(end)
+             else _("The data set has no deals")]
     lines += list(summary.get("notes") or [])
     if lenient and ds.report.problems:
-        lines.append(f"{len(ds.report.problems)} problems in the input were skipped (lenient mode)")
-    display(HTML(_notes_html(lines, "About this data")))
+        lines.append(_("{n} problems in the input were skipped (lenient mode)").format(n=len(ds.report.problems)))
+    display(HTML(_notes_html(lines, _("About this data"))))
 
 
 def show_notes(summary: dict, section: str) -> None:
@@ -289,10 +298,10 @@ def show_notes(summary: dict, section: str) -> None:
 def data_end_text(ds: Dataset, period: Period) -> str:
     """``'data as of 2023-06-30 24:00 (end of period)'``, saying so when the data ends earlier."""
     from .metrics.summary import data_end
-    text = f"data as of {as_of_text(period)}"
+    text = _("data as of {when}").format(when=as_of_text(period))
     end = data_end(ds)
     if pd.notna(end) and pd.Timestamp(period.as_of) > end + pd.Timedelta(days=1):
-        text += f"; the data ends on {pd.Timestamp(end).date()}"
+        text = _("{text}; the data ends on {date}").format(text=text, date=formatting.date(end))
     return text
 
 
@@ -307,7 +316,8 @@ def currency_heading(code: str, slices: list) -> None:
     """An ``<h3>`` naming the currency of the amount block that follows (only with several)."""
     if len(slices) > 1:
         from IPython.display import HTML, display
-        display(HTML(f"<h3>Amounts in {html.escape(code)}</h3>"))
+        heading = _("Amounts in {currency}").format(currency=code)
+        display(HTML(f"<h3>{html.escape(heading)}</h3>"))
 
 
 def amount_block(summary: dict, code: str) -> dict:

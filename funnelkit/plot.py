@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Mapping, Sequence
 
 import matplotlib
@@ -30,15 +31,17 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
+from . import formatting
 from .dataset import label_text
 from .formatting import compact_money, table_cell
+from .i18n import N_, _, get_language
 
 __all__ = [
     "set_theme", "stage_palette", "STATUS_COLORS", "OUTCOME_COLORS", "money", "to_png",
     "png_data_uri", "funnel_plot", "snapshot_plot", "stage_flow_plot", "time_in_stage_plot",
     "duration_plot", "win_rate_by_time_plot", "days_to_close_plot", "survival_plot",
     "deal_size_trend_plot", "deal_size_plot", "amount_by_plot", "product_mix_plot",
-    "expected_won_plot", "calibration_plot", "format_table", "DISPLAY_NAMES", "DPI",
+    "expected_won_plot", "calibration_plot", "format_table", "DISPLAY_NAMES", "VALUE_LABELS", "display_value", "DPI",
     "top_categories", "chart_alt_text", "money_axis", "TOP_N",
 ]
 
@@ -54,6 +57,31 @@ _STAGE_BASE = ["#4C72B0", "#55A868", "#C44E52", "#8172B3", "#CCB974", "#64B5CD",
 
 #: Colours of deal outcomes, identical in every chart.
 STATUS_COLORS = {"won": "#2E8B57", "lost": "#C44E52", "open": "#8C8C8C"}
+
+#: How deal statuses and visit outcomes read in charts and tables (translated where shown).
+STATUS_LABELS = {"won": N_("won"), "lost": N_("lost"), "open": N_("open")}
+OUTCOME_LABELS = {"advanced": N_("advanced"), "skipped ahead": N_("skipped ahead"), "moved back": N_("moved back"),
+                  "won": N_("won"), "lost": N_("lost"), "still there": N_("still there")}
+#: The grouping columns as words inside a sentence or title ("by source").
+BY_WORDS = {"source": N_("source"), "product": N_("product"), "owner": N_("owner"), "stage": N_("stage")}
+
+
+def _status(value) -> str:
+    return _(STATUS_LABELS.get(str(value), str(value)))
+
+
+def _outcome(value) -> str:
+    return _(OUTCOME_LABELS.get(str(value), str(value)))
+
+
+def _by_word(by: str) -> str:
+    return _(BY_WORDS[by]) if by in BY_WORDS else by
+
+
+def _by_name(by: str) -> str:
+    """A grouping column as an axis name (``Source``), from :data:`DISPLAY_NAMES` when it is there."""
+    return _(DISPLAY_NAMES[by][0]) if by in DISPLAY_NAMES else by.capitalize()
+
 
 #: Colours of what became of a stage visit (:data:`funnelkit.history.OUTCOMES`).
 OUTCOME_COLORS = {"advanced": "#4C72B0", "skipped ahead": "#64B5CD", "moved back": "#CCB974",
@@ -114,7 +142,10 @@ def money(value: float | None, currency: str = "") -> str:
 
 
 def _tick_money(v: float, step: float) -> str:
-    """Money tick text precise enough for the tick step (``0.25``, not ``0``; ``1.5k``, not ``2k``)."""
+    """Money tick text precise enough for the tick step (``0.25``, not ``0``; ``1.5k``, not ``2k``);
+    in the locale's compact form when a locale is set (:mod:`funnelkit.formatting`)."""
+    if formatting.get_locale() is not None:
+        return money(v) if not (step and 0 < step < 1 and abs(v) < 1e3) else formatting.number(v, 2)
     if step and 0 < step < 1 and abs(v) < 1e3:
         return f"{v:.{min(6, int(np.ceil(-np.log10(step))))}f}"
     if step and abs(v) >= 1e3 and step < abs(v) / 10 and abs(v) < 1e6:
@@ -138,7 +169,7 @@ def _count_axis(ax: Axes, axis: str = "x") -> None:
     from matplotlib.ticker import MaxNLocator
     a = ax.yaxis if axis == "y" else ax.xaxis
     a.set_major_locator(MaxNLocator(integer=True, nbins="auto", min_n_ticks=2))
-    a.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.0f}"))
+    a.set_major_formatter(FuncFormatter(lambda v, _p: formatting.number(v)))
 
 
 #: How many categories a bar chart shows before it lumps the rest into "other (K more)".
@@ -174,7 +205,8 @@ def top_categories(data: pd.DataFrame, by: str, measure: str, top: int | None = 
     d = d.sort_values("_m", ascending=False, na_position="last", kind="stable").drop(columns="_m")
     if top is None or len(d) <= top + 1:      # lumping one row into "other" hides it for nothing
         return d.reset_index(drop=True)
-    return _lump(d, by, d[by].iloc[:top].tolist(), f"{other} ({len(d) - top} more)")
+    label = (_("other ({n} more)") if other == "other" else other + " ({n} more)").format(n=len(d) - top)
+    return _lump(d, by, d[by].iloc[:top].tolist(), label)
 
 
 def _lump(d: pd.DataFrame, by: str, keep: Sequence, label: str) -> pd.DataFrame:
@@ -232,14 +264,28 @@ def chart_alt_text(fig: Figure | Axes, takeaway: str | None = None) -> str:
     titles = [sup.get_text()] if sup is not None and sup.get_text() else []
     if not titles:
         titles = [a.get_title() for a in fig.axes if a.get_title()][:1]
-    text = "Chart: " + ("; ".join(titles) if titles else "untitled") + "."
+    text = _("Chart: {titles}.").format(titles="; ".join(titles) if titles else _("untitled"))
     if takeaway:
         text += " " + " ".join(str(takeaway).split())
     return text
 
 
 def _unit(currency: str | None) -> str:
-    return currency or "amount"
+    return currency or _("amount")
+
+
+def _day_month_axis(ax: Axes, axis: str = "x", plain: str = "%d %b") -> None:
+    """Dates on an axis as day and month: ``plain`` (strftime, English month names) by default, the
+    locale's (or the report language's) short day-month form otherwise (``7月1日``, ``1. Juli``)."""
+    loc = formatting.get_locale() or (get_language() if get_language() != "en" else None)
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    if loc is None:
+        a.set_major_formatter(mdates.DateFormatter(plain))
+        return
+    from babel.dates import format_skeleton
+
+    a.set_major_formatter(FuncFormatter(
+        lambda v, _p: format_skeleton("MMMd", mdates.num2date(v).date(), locale=loc)))
 
 
 def _new_ax(ax: Axes | None, figsize=FIGSIZE) -> Axes:
@@ -248,7 +294,8 @@ def _new_ax(ax: Axes | None, figsize=FIGSIZE) -> Axes:
     return ax
 
 
-def _empty(ax: Axes, title: str, xlabel: str, ylabel: str, note: str = "no data in this period") -> Axes:
+def _empty(ax: Axes, title: str, xlabel: str, ylabel: str, note: str | None = None) -> Axes:
+    note = note or _("no data in this period")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -289,30 +336,30 @@ def funnel_plot(data: pd.DataFrame, *, stage: str = "stage", value: str = "reach
     ``data`` is :func:`funnelkit.metrics.stages.funnel` output (one row per stage, in order).
     """
     ax = _new_ax(ax)
-    title = title or "Funnel: deals reaching each stage"
+    title = title or _("Funnel: deals reaching each stage")
     order = _stage_order(data, stage)
     palette = palette or stage_palette(order)
     d = data.assign(_s=data[stage].astype(str)).set_index("_s").reindex(order)
     values = d[value].fillna(0).to_numpy(dtype=float)
     if not np.nansum(values):
-        return _empty(ax, title, "Deals (count)", "Stage")
+        return _empty(ax, title, _("Deals (count)"), _("Stage"))
     y = np.arange(len(order))
     ax.barh(y, values, color=[palette[s] for s in order], height=0.7)
     ax.set_yticks(y, labels=order)
     ax.invert_yaxis()
     top = values.max()
     for i, v in enumerate(values):
-        label = f"{v:,.0f}"
+        label = formatting.number(v)
         if conversion is not None and conversion in d:
             c = d[conversion].iloc[i]
             if pd.notna(c):
-                nxt = "won" if i == len(order) - 1 else "next"
-                label += f"  ({100 * c:.0f}% to {nxt})"
+                to = _("({pct} to won)") if i == len(order) - 1 else _("({pct} to next)")
+                label += "  " + to.format(pct=formatting.percent(c))
         ax.text(v + top * 0.01, i, label, va="center", fontsize=8.5)
     ax.set_xlim(0, top * 1.35)
     ax.set_title(title)
-    ax.set_xlabel("Deals (count)")
-    ax.set_ylabel("Stage")
+    ax.set_xlabel(_("Deals (count)"))
+    ax.set_ylabel(_("Stage"))
     ax.grid(axis="y", visible=False)
     return ax
 
@@ -327,10 +374,10 @@ def snapshot_plot(data: pd.DataFrame, *, x: str = "at", stage: str = "stage", va
     """
     ax = _new_ax(ax)
     is_amount = "amount" in value
-    ylabel = f"Open amount ({_unit(currency)})" if is_amount else "Open deals (count)"
-    title = title or ("Open pipeline amount per stage, weekly" if is_amount else "Open deals per stage, weekly")
+    ylabel = _("Open amount ({currency})").format(currency=_unit(currency)) if is_amount else _("Open deals (count)")
+    title = title or (_("Open pipeline amount per stage, weekly") if is_amount else _("Open deals per stage, weekly"))
     if data.empty:
-        return _empty(ax, title, "Week ending", ylabel)
+        return _empty(ax, title, _("Week ending"), ylabel)
     order = _stage_order(data, stage)
     palette = palette or stage_palette(order)
     wide = (data.assign(_s=data[stage].astype(str))
@@ -343,13 +390,13 @@ def snapshot_plot(data: pd.DataFrame, *, x: str = "at", stage: str = "stage", va
     ax.stackplot(wide.index, *[wide[s].to_numpy(dtype=float) for s in order], labels=order,
                  colors=[palette[s] for s in order], alpha=0.9)
     ax.set_title(title)
-    ax.set_xlabel("Week ending (Sunday; the last point is the end of the period)")
+    ax.set_xlabel(_("Week ending (Sunday; the last point is the end of the period)"))
     ax.set_ylabel(ylabel)
     if is_amount:
         money_axis(ax, currency or "")
     if pd.api.types.is_datetime64_any_dtype(wide.index):
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="Stage")
+        _day_month_axis(ax)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title=_("Stage"))
     ax.set_xlim(wide.index.min(), wide.index.max())
     return ax
 
@@ -362,28 +409,28 @@ def stage_flow_plot(data: pd.DataFrame, *, stage: str = "stage", outcomes: Seque
     column per outcome).
     """
     ax = _new_ax(ax)
-    title = title or "What became of each stage visit"
+    title = title or _("What became of each stage visit")
     outcomes = list(outcomes or [c for c in OUTCOME_COLORS if c in data.columns])
     order = _stage_order(data, stage)
     d = data.assign(_s=data[stage].astype(str)).set_index("_s").reindex(order)
     total = d[outcomes].sum(axis=1).replace(0, np.nan)
     share = d[outcomes].div(total, axis=0).fillna(0)
     if not total.notna().any():
-        return _empty(ax, title, "Share of visits (%)", "Stage")
+        return _empty(ax, title, _("Share of visits (%)"), _("Stage"))
     left = np.zeros(len(order))
     y = np.arange(len(order))
     for o in outcomes:
         vals = share[o].to_numpy(dtype=float)
-        ax.barh(y, vals, left=left, color=OUTCOME_COLORS.get(o, "#999999"), label=o, height=0.7)
+        ax.barh(y, vals, left=left, color=OUTCOME_COLORS.get(o, "#999999"), label=_outcome(o), height=0.7)
         left += vals
     ax.set_yticks(y, labels=[f"{s} ({int(n) if pd.notna(n) else 0})" for s, n in zip(order, total)])
     ax.invert_yaxis()
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlim(0, 1)
     ax.set_title(title)
-    ax.set_xlabel("Share of visits begun in the period (%)")
-    ax.set_ylabel("Stage (visits)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="Outcome")
+    ax.set_xlabel(_("Share of visits begun in the period (%)"))
+    ax.set_ylabel(_("Stage (visits)"))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title=_("Outcome"))
     return ax
 
 
@@ -399,24 +446,24 @@ def time_in_stage_plot(data: pd.DataFrame, *, stage: str = "stage", median: str 
     :func:`~funnelkit.metrics.stage_time.stage_thresholds` output.
     """
     ax = _new_ax(ax)
-    title = title or "Time in stage (visits ended in the period)"
+    title = title or _("Time in stage (visits ended in the period)")
     order = _stage_order(data, stage)
     palette = palette or stage_palette(order)
     d = data.assign(_s=data[stage].astype(str)).set_index("_s").reindex(order)
     if d[median].isna().all():
-        return _empty(ax, title, "Days in stage", "Stage")
+        return _empty(ax, title, _("Days in stage"), _("Stage"))
     y = np.arange(len(order))
-    ax.barh(y, d[median].fillna(0), color=[palette[s] for s in order], height=0.6, label="median")
+    ax.barh(y, d[median].fillna(0), color=[palette[s] for s in order], height=0.6, label=_("median"))
     if p90 and p90 in d:
-        ax.scatter(d[p90], y, marker="|", s=250, color="#333333", label="90th percentile", zorder=3)
+        ax.scatter(d[p90], y, marker="|", s=250, color="#333333", label=_("90th percentile"), zorder=3)
     if thresholds is not None and not thresholds.empty:
         t = thresholds.assign(_s=thresholds[stage].astype(str)).set_index("_s").reindex(order)
-        ax.scatter(t[threshold], y, marker="D", s=30, color="#C44E52", label="stuck threshold", zorder=4)
+        ax.scatter(t[threshold], y, marker="D", s=30, color="#C44E52", label=_("stuck threshold"), zorder=4)
     ax.set_yticks(y, labels=order)
     ax.invert_yaxis()
     ax.set_title(title)
-    ax.set_xlabel("Days in stage")
-    ax.set_ylabel("Stage")
+    ax.set_xlabel(_("Days in stage"))
+    ax.set_ylabel(_("Stage"))
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 
@@ -447,13 +494,13 @@ def duration_plot(data: pd.DataFrame, *, stage: str = "stage", days: str = "days
     ``data`` has one row per visit (e.g. :func:`funnelkit.plot.visit_days`).
     """
     ax = _new_ax(ax)
-    title = title or "How long visits last, per stage"
+    title = title or _("How long visits last, per stage")
     order = list(stages) if stages is not None else _stage_order(data, stage)
     palette = palette or stage_palette(order)
     labels = label_text(data[stage])
     groups = [data.loc[labels == s, days].dropna().to_numpy(dtype=float) for s in order]
     if not any(len(g) for g in groups):
-        return _empty(ax, title, "Days in stage (log scale)", "Stage")
+        return _empty(ax, title, _("Days in stage (log scale)"), _("Stage"))
     groups = [np.clip(g, 0.01, None) if len(g) else np.array([np.nan]) for g in groups]
     orient = ({"orientation": "horizontal"} if _MPL >= (3, 10) else {"vert": False})
     bp = ax.boxplot(groups, patch_artist=True, showfliers=False, widths=0.6, **orient)
@@ -466,13 +513,13 @@ def duration_plot(data: pd.DataFrame, *, stage: str = "stage", days: str = "days
     if thresholds is not None and not thresholds.empty:
         t = thresholds.assign(_s=thresholds[stage].astype(str)).set_index("_s").reindex(order)
         ax.scatter(t[threshold], np.arange(1, len(order) + 1), marker="D", s=30, color="#C44E52",
-                   label="stuck threshold", zorder=4)
+                   label=_("stuck threshold"), zorder=4)
         # outside the axes (below the x label), so it never covers a box
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
     _day_ticks(ax)
     ax.set_title(title)
-    ax.set_xlabel("Days in stage (log scale)")
-    ax.set_ylabel("Stage")
+    ax.set_xlabel(_("Days in stage (log scale)"))
+    ax.set_ylabel(_("Stage"))
     return ax
 
 
@@ -488,9 +535,9 @@ def win_rate_by_time_plot(data: pd.DataFrame, *, stage: str = "stage", bucket: s
     if deals and deals in data:
         data = data.assign(**{win_rate: data[win_rate].where(data[deals] >= min_deals)})
     ax = _new_ax(ax)
-    title = title or "Win rate by time spent in stage"
+    title = title or _("Win rate by time spent in stage")
     if data.empty or data[win_rate].isna().all():
-        return _empty(ax, title, "Days in stage", "Win rate (%)")
+        return _empty(ax, title, _("Days in stage"), _("Win rate (%)"))
     order = _stage_order(data, stage)
     palette = palette or stage_palette(order)
     buckets = _stage_order(data, bucket)
@@ -500,13 +547,14 @@ def win_rate_by_time_plot(data: pd.DataFrame, *, stage: str = "stage", bucket: s
         if d[win_rate].notna().any():
             ax.plot(np.arange(len(buckets)), d[win_rate].to_numpy(dtype=float), marker="o",
                     color=palette[s], label=s)
-    ax.set_xticks(np.arange(len(buckets)), labels=buckets)
+    ax.set_xticks(np.arange(len(buckets)), labels=[display_value(bucket, b) for b in buckets])
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylim(0, 1)
     ax.set_title(title)
-    ax.set_xlabel("Days in stage" + (f" (buckets with at least {min_deals} closed deals)" if deals else ""))
-    ax.set_ylabel("Win rate of closed deals (%)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title="Stage")
+    ax.set_xlabel(_("Days in stage (buckets with at least {n} closed deals)").format(n=min_deals) if deals
+                  else _("Days in stage"))
+    ax.set_ylabel(_("Win rate of closed deals (%)"))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), title=_("Stage"))
     return ax
 
 
@@ -522,14 +570,14 @@ def days_to_close_plot(data: pd.DataFrame, *, status: str = "status", mean: str 
     ``other (K more)`` (its mean is the deal-weighted mean; its median cannot be combined and is
     not drawn).
     """
-    title = title or "Days to close: won vs lost"
+    title = title or _("Days to close: won vs lost")
     d = data[data[status].astype(str).isin(["won", "lost"])]
     if by and len(d):
         d = _lump_groups(d, by, status, deals, top)
     groups = _stage_order(d, by) if by and len(d) else [""]
     ax = _new_ax(ax, (FIGSIZE[0], _bar_height(len(groups), per_row=0.42)))
     if d.empty or d[[median, mean]].isna().all().all():
-        return _empty(ax, title, "Days from created to closed", "")
+        return _empty(ax, title, _("Days from created to closed"), "")
     statuses = ["won", "lost"]
     height = 0.38
     labels: list[tuple] = []
@@ -541,9 +589,9 @@ def days_to_close_plot(data: pd.DataFrame, *, status: str = "status", mean: str 
         med = rows[median].to_numpy(dtype=float)
         n = rows[deals].fillna(0).to_numpy() if deals in rows else [np.nan] * len(groups)
         ax.barh(y, np.nan_to_num(med), height=height, color=STATUS_COLORS[st],
-                label=f"{st}: median (bar)", alpha=0.9)
+                label=_("{status}: median (bar)").format(status=_status(st)), alpha=0.9)
         ax.scatter(rows[mean].to_numpy(dtype=float), y, marker="o", color="#222222", s=18, zorder=3,
-                   label="mean (dot)" if j == 0 else None)
+                   label=_("mean (dot)") if j == 0 else None)
         means = rows[mean].to_numpy(dtype=float)
         labels.extend((yy, m, mu, k) for yy, m, mu, k in zip(y, med, means, n)
                       if np.isfinite(m) or np.isfinite(mu))
@@ -555,14 +603,14 @@ def days_to_close_plot(data: pd.DataFrame, *, status: str = "status", mean: str 
     # median, the dot the mean (a label beside the dot would pass the mean off as the median).
     col = right * 1.04
     for yy, m, mu, k in labels:
-        parts = ([f"median {m:.0f} d"] if np.isfinite(m) else []) + \
-                ([f"mean {mu:.0f} d"] if np.isfinite(mu) else []) + [f"n={int(k)}"]
+        parts = ([_("median {days} d").format(days=formatting.number(m))] if np.isfinite(m) else []) + \
+                ([_("mean {days} d").format(days=formatting.number(mu))] if np.isfinite(mu) else []) + [f"n={int(k)}"]
         ax.text(col, yy, " · ".join(parts), va="center", fontsize=7.5, color="#333333")
     ax.set_xlim(0, right * 1.75)
     ax.set_xticks([t for t in ax.get_xticks() if 0 <= t <= right * 1.02])
     ax.set_title(title)
-    ax.set_xlabel("Days from created to closed")
-    ax.set_ylabel(by.capitalize() if by else "")
+    ax.set_xlabel(_("Days from created to closed"))
+    ax.set_ylabel(_by_name(by) if by else "")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 
@@ -574,7 +622,7 @@ def _lump_groups(d: pd.DataFrame, by: str, status: str, deals: str, top: int | N
     if top is None or len(totals) <= top + 1:
         return d
     keep = totals.index[:top].tolist()
-    label = f"other ({len(totals) - top} more)"
+    label = _("other ({n} more)").format(n=len(totals) - top)
     d = d.assign(**{by: d[by].astype(str)})
     parts = [_lump(rows, by, keep, label) for _s, rows in d.groupby(status, sort=False, observed=True)]
     out = pd.concat(parts, ignore_index=True)
@@ -590,9 +638,9 @@ def survival_plot(survival: pd.DataFrame, *, median_days: float | None = None,
     estimate). Open deals count as censored, so the curve does not pretend they never close.
     """
     ax = _new_ax(ax)
-    title = title or "Share of deals still open, by age (Kaplan-Meier)"
+    title = title or _("Share of deals still open, by age (Kaplan-Meier)")
     if survival is None or len(survival) == 0:
-        return _empty(ax, title, "Days since created", "Still open (%)")
+        return _empty(ax, title, _("Days since created"), _("Still open (%)"))
     col = survival.columns[0]
     ax.step(survival.index.to_numpy(dtype=float), survival[col].to_numpy(dtype=float), where="post",
             color="#4C72B0")
@@ -603,18 +651,19 @@ def survival_plot(survival: pd.DataFrame, *, median_days: float | None = None,
             continue
         ax.axvline(d, color="#999999", lw=0.8, ls=ls)
         i = np.searchsorted(xs, d, side="right") - 1   # the step value at d (as p_close_within)
-        closed = f"\n{100 * (1 - ys[i]):.0f}% closed" if i >= 0 and np.isfinite(ys[i]) else ""
-        ax.text(d, 1.0, f" {d} days{closed}", fontsize=7.5, color="#555555", va="top", ha="left")
+        closed = ("\n" + _("{pct} closed").format(pct=formatting.percent(1 - ys[i]))
+                  if i >= 0 and np.isfinite(ys[i]) else "")
+        ax.text(d, 1.0, " " + formatting.days(d) + closed, fontsize=7.5, color="#555555", va="top", ha="left")
     if median_days is not None and np.isfinite(median_days):
         ax.axhline(0.5, color="#C44E52", lw=0.8)
-        ax.annotate(f"median {median_days:.0f} days", (median_days, 0.5), xytext=(5, 5),
+        ax.annotate(_("median {days}").format(days=formatting.days(median_days)), (median_days, 0.5), xytext=(5, 5),
                     textcoords="offset points", fontsize=8.5, color="#C44E52")
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylim(0, 1.02)
     ax.set_xlim(left=0)
     ax.set_title(title)
-    ax.set_xlabel("Days since created")
-    ax.set_ylabel("Deals still open (%)")
+    ax.set_xlabel(_("Days since created"))
+    ax.set_ylabel(_("Deals still open (%)"))
     return ax
 
 
@@ -629,13 +678,13 @@ def deal_size_trend_plot(data: pd.DataFrame, *, x: str = "month",
     ``data`` is :func:`funnelkit.metrics.size.deal_size_by_month` output.
     """
     ax = _new_ax(ax)
-    title = title or "Won deal size by month"
-    ylabel = f"Won deal size ({_unit(currency)})"
+    title = title or _("Won deal size by month")
+    ylabel = _("Won deal size ({currency})").format(currency=_unit(currency))
     if data.empty or data[list(columns)].isna().all().all():
-        return _empty(ax, title, "Month", ylabel)
+        return _empty(ax, title, _("Month"), ylabel)
     xs = data[x].astype(str).to_numpy()
-    styles = {"mean": ("#C44E52", "o", "mean"), "median": ("#4C72B0", "s", "median"),
-              "trimmed_mean": ("#55A868", "^", "10% trimmed mean")}
+    styles = {"mean": ("#C44E52", "o", _("mean")), "median": ("#4C72B0", "s", _("median")),
+              "trimmed_mean": ("#55A868", "^", _("10% trimmed mean"))}
     for c in columns:
         colour, marker, label = styles.get(c, (None, "o", c))
         ax.plot(xs, data[c].to_numpy(dtype=float), marker=marker, color=colour, label=label)
@@ -651,7 +700,7 @@ def deal_size_trend_plot(data: pd.DataFrame, *, x: str = "month",
         ax.set_yticks([0])
     ax.set_ylim(bottom=0)
     ax.set_title(title)
-    ax.set_xlabel("Month closed")
+    ax.set_xlabel(_("Month closed"))
     ax.set_ylabel(ylabel)
     ax.legend(loc="lower left")
     return ax
@@ -666,8 +715,8 @@ def deal_size_plot(data: pd.DataFrame, *, amount: str = "amount", outlier: str |
     column flagging outlier deals (drawn as a red rug).
     """
     ax = _new_ax(ax)
-    title = title or "Won deal sizes"
-    xlabel = f"Deal amount ({_unit(currency)}, log scale)"
+    title = title or _("Won deal sizes")
+    xlabel = _("Deal amount ({currency}, log scale)").format(currency=_unit(currency))
     x = data[amount].to_numpy(dtype=float)
     x = x[np.isfinite(x) & (x > 0)]
     if not len(x):
@@ -679,20 +728,23 @@ def deal_size_plot(data: pd.DataFrame, *, amount: str = "amount", outlier: str |
                             ("trimmed_mean", "#55A868", "-.")):
         v = (stats or {}).get(key)
         if v is not None and np.isfinite(v) and v > 0:
-            ax.axvline(v, color=colour, ls=ls, lw=1.5, label=f"{key.replace('_', ' ')} {money(v, currency or '')}")
+            ax.axvline(v, color=colour, ls=ls, lw=1.5, label=_(_STAT_LINES[key]).format(amount=money(v, currency or '')))
     if outlier and outlier in data:
         flag = data[outlier]
         mask = flag.notna().to_numpy() & np.array([bool(v) for v in flag], dtype=bool)
         o = data.loc[mask, amount].to_numpy(dtype=float)
         o = o[np.isfinite(o) & (o > 0)]
         if len(o):
-            ax.plot(o, np.zeros_like(o), "|", color="#C44E52", ms=14, mew=2, label=f"outliers ({len(o)})")
+            ax.plot(o, np.zeros_like(o), "|", color="#C44E52", ms=14, mew=2, label=_("outliers ({n})").format(n=len(o)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: money(v)))
     ax.set_title(title)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("Won deals (count)")
+    ax.set_ylabel(_("Won deals (count)"))
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
+
+
+_STAT_LINES = {"mean": N_("mean {amount}"), "median": N_("median {amount}"), "trimmed_mean": N_("trimmed mean {amount}")}
 
 
 # ------------------------------------------------------------------------ amount by source/product
@@ -704,16 +756,16 @@ def amount_by_plot(data: pd.DataFrame, *, by: str = "source", value: str = "won_
 
     ``data`` is :func:`funnelkit.metrics.breakdown.amount_by` output.
     """
-    title = title or f"Won amount and win rate by {by}"
-    xlabel = f"Won amount ({_unit(currency)})"
+    title = title or _("Won amount and win rate by {by}").format(by=_by_word(by))
+    xlabel = _("Won amount ({currency})").format(currency=_unit(currency))
     d = top_categories(data, by, value, top)
     ax = _new_ax(ax, (FIGSIZE[0], _bar_height(len(d))))
     if d.empty or not d[value].fillna(0).any():
-        return _empty(ax, title, xlabel, by.capitalize())
-    notes = [f"  win rate {100 * r:.0f}%" if win_rate and win_rate in d and pd.notna(r) else ""
+        return _empty(ax, title, xlabel, _by_name(by))
+    notes = ["  " + _("win rate {pct}").format(pct=formatting.percent(r)) if win_rate and win_rate in d and pd.notna(r) else ""
              for r in (d[win_rate] if win_rate and win_rate in d else [None] * len(d))]
     return _money_bars(ax, d[by].astype(str).tolist(), d[value].to_numpy(dtype=float), notes,
-                       "#4C72B0", currency, title, xlabel, by.capitalize(), room=1.45)
+                       "#4C72B0", currency, title, xlabel, _by_name(by), room=1.45)
 
 
 def _money_bars(ax: Axes, labels: list, vals: np.ndarray, notes: list[str], colours, currency,
@@ -724,7 +776,7 @@ def _money_bars(ax: Axes, labels: list, vals: np.ndarray, notes: list[str], colo
     ax.barh(y, known, color=colours, height=0.65)
     top_v = known.max() if len(known) and known.max() > 0 else 1.0
     for i, (v, note) in enumerate(zip(vals, notes)):
-        text = money(v, currency or "") if np.isfinite(v) else "unknown"
+        text = money(v, currency or "") if np.isfinite(v) else _("unknown")
         ax.text(known[i] + top_v * 0.01, i, text + note, va="center", fontsize=8)
     ax.set_yticks(y, labels=[_short(t) for t in labels])
     ax.invert_yaxis()
@@ -751,13 +803,13 @@ def product_mix_plot(data: pd.DataFrame, *, by: str = "product", amount: str = "
     d = top_categories(data, by, amount if known_amount else count, top)
     fig, axes = plt.subplots(1, 3, figsize=(10, _bar_height(len(d), base=1.5, least=3.0)), dpi=DPI,
                              sharey=True)
-    title = title or f"Won amount, won deals and mean size by {by}"
+    title = title or _("Won amount, won deals and mean size by {by}").format(by=_by_word(by))
     labels = [_short(t, 24) for t in d[by].astype(str)]
     y = np.arange(len(d))
     cur = _unit(currency)
-    panels = ((amount, f"Won amount ({cur})", "#4C72B0", True),
-              (count, "Won deals (count)", "#55A868", False),
-              (mean, f"Mean won deal size ({cur})", "#DD8452", True))
+    panels = ((amount, _("Won amount ({currency})").format(currency=cur), "#4C72B0", True),
+              (count, _("Won deals (count)"), "#55A868", False),
+              (mean, _("Mean won deal size ({currency})").format(currency=cur), "#DD8452", True))
     for ax, (col, xlabel, colour, is_money) in zip(axes, panels):
         vals = pd.to_numeric(d[col], errors="coerce").to_numpy(dtype=float) if len(d) else np.array([])
         finite = vals[np.isfinite(vals)]
@@ -765,14 +817,14 @@ def product_mix_plot(data: pd.DataFrame, *, by: str = "product", amount: str = "
         ax.grid(axis="y", visible=False)
         if not len(finite) or not finite.any():
             # nothing to draw: say so, and no axis of 0 0 0 1 1 1
-            what = "no amount known" if len(finite) < len(vals) or not len(vals) else "all zero"
+            what = _("no amount known") if len(finite) < len(vals) or not len(vals) else _("all zero")
             if len(d):
                 ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes, color="#777777")
             ax.set_xticks([])
             continue
         ax.barh(y, np.nan_to_num(vals), color=colour, height=0.65)
         for i, v in enumerate(vals):
-            text = (money(v) if is_money else f"{v:,.0f}") if np.isfinite(v) else "unknown"
+            text = (money(v) if is_money else formatting.number(v)) if np.isfinite(v) else _("unknown")
             ax.text(v if np.isfinite(v) else 0, i, " " + text, va="center", fontsize=8)
         ax.set_xlim(0, finite.max() * 1.45)
         if is_money:
@@ -785,14 +837,14 @@ def product_mix_plot(data: pd.DataFrame, *, by: str = "product", amount: str = "
         axes[0].invert_yaxis()
     else:
         axes[0].set_yticks([])
-    axes[0].set_ylabel(by.capitalize())
+    axes[0].set_ylabel(_by_name(by))
     if not len(d):
-        axes[1].text(0.5, 0.5, "no data in this period", ha="center", va="center",
+        axes[1].text(0.5, 0.5, _("no data in this period"), ha="center", va="center",
                      transform=axes[1].transAxes, color="#777777")
     fig.suptitle(title, fontweight="bold", fontsize=11)
-    axes[0].set_title("total won")
-    axes[1].set_title("how many")
-    axes[2].set_title("how big")
+    axes[0].set_title(_("total won"))
+    axes[1].set_title(_("how many"))
+    axes[2].set_title(_("how big"))
     fig.tight_layout()
     fig.align_xlabels(axes)      # a panel without ticks must not raise its label into its neighbour's ticks
     return fig
@@ -814,13 +866,13 @@ def expected_won_plot(data: pd.DataFrame, *, by: str = "stage", value: str = "ex
 
     ``data`` is :func:`funnelkit.metrics.forecast.expected_won_by` output.
     """
-    title = title or f"Expected won amount from open deals, by {by}"
-    xlabel = f"Expected won amount ({_unit(currency)})"
+    title = title or _("Expected won amount from open deals, by {by}").format(by=_by_word(by))
+    xlabel = _("Expected won amount ({currency})").format(currency=_unit(currency))
     if by != "stage" and len(data):
         data = top_categories(data, by, value)
     ax = _new_ax(ax, (FIGSIZE[0], _bar_height(len(data))))
     if data.empty or not data[value].fillna(0).any():
-        return _empty(ax, title, xlabel, by.capitalize())
+        return _empty(ax, title, xlabel, _by_name(by))
     order = _stage_order(data, by)
     d = data.assign(_g=data[by].astype(str)).groupby("_g", observed=True, sort=False)[
         [c for c in (value, count) if c and c in data]].sum(min_count=1).reindex(order)
@@ -829,10 +881,10 @@ def expected_won_plot(data: pd.DataFrame, *, by: str = "stage", value: str = "ex
         colours = [palette[s] for s in order]
     else:
         colours = "#4C72B0"
-    notes = ([f"  ({int(n)} open deals)" if pd.notna(n) else "" for n in d[count]]
+    notes = (["  " + _("({n} open deals)").format(n=int(n)) if pd.notna(n) else "" for n in d[count]]
              if count and count in d else [""] * len(d))
     return _money_bars(ax, list(order), d[value].to_numpy(dtype=float), notes, colours, currency,
-                       title, xlabel, by.capitalize(), room=1.5)
+                       title, xlabel, _by_name(by), room=1.5)
 
 
 def calibration_plot(data: pd.DataFrame, *, predicted: str = "predicted", observed: str = "observed",
@@ -843,13 +895,13 @@ def calibration_plot(data: pd.DataFrame, *, predicted: str = "predicted", observ
     diagonal mean the forecast says what actually happens; marker size is the number of deals.
     """
     ax = _new_ax(ax, figsize=(4.6, 4.0))
-    title = title or "Forecast calibration (backtest)"
-    ax.plot([0, 1], [0, 1], color="#999999", ls="--", lw=1, label="perfect calibration")
+    title = title or _("Forecast calibration (backtest)")
+    ax.plot([0, 1], [0, 1], color="#999999", ls="--", lw=1, label=_("perfect calibration"))
     if data is None or data.empty:
-        return _empty(ax, title, "Predicted win probability (%)", "Observed win share (%)")
+        return _empty(ax, title, _("Predicted win probability (%)"), _("Observed win share (%)"))
     sizes = 20 + 180 * (data[count] / data[count].max()).to_numpy(dtype=float) if count and count in data else 40
     # points at 0% or 100% sit on the frame: a small margin and no clipping keep them whole
-    ax.scatter(data[predicted], data[observed], s=sizes, color="#4C72B0", zorder=3, label="forecast bins",
+    ax.scatter(data[predicted], data[observed], s=sizes, color="#4C72B0", zorder=3, label=_("forecast bins"),
                clip_on=False)
     ax.plot(data[predicted], data[observed], color="#4C72B0", lw=1, clip_on=False)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
@@ -857,8 +909,8 @@ def calibration_plot(data: pd.DataFrame, *, predicted: str = "predicted", observ
     ax.set_xlim(-0.04, 1.04)
     ax.set_ylim(-0.04, 1.04)
     ax.set_title(title)
-    ax.set_xlabel("Predicted win probability (%)")
-    ax.set_ylabel("Observed win share (%)")
+    ax.set_xlabel(_("Predicted win probability (%)"))
+    ax.set_ylabel(_("Observed win share (%)"))
     ax.legend(loc="lower right")      # below the diagonal: the corner a useful forecast leaves empty
     return ax
 
@@ -870,44 +922,97 @@ def calibration_plot(data: pd.DataFrame, *, predicted: str = "predicted", observ
 #: and %), ``days`` (1 decimal), ``count`` (thousands separators), ``dec1`` (1 decimal), ``dec3``,
 #: ``date`` (the day), ``text``.
 DISPLAY_NAMES: dict[str, tuple[str, str]] = {
-    "stage": ("Stage", "text"), "source": ("Source", "text"), "product": ("Product", "text"),
-    "owner": ("Owner", "text"), "deal_id": ("Deal", "text"), "status": ("Status", "text"),
-    "bucket": ("Days in stage", "text"), "month": ("Month", "text"),
-    "visits": ("Visits", "count"), "deals": ("Deals", "count"), "won": ("Won", "count"),
-    "lost": ("Lost", "count"), "reached": ("Reached", "count"),
-    "mean_days": ("Mean (days)", "days"), "median_days": ("Median (days)", "days"),
-    "p90_days": ("90th percentile (days)", "days"), "days_in_stage": ("Days in stage", "days"),
-    "threshold_days": ("Stuck threshold (days)", "days"),
-    "median_days_to_close": ("Median days to close, won (days)", "days"),
-    "amount": ("Amount{cur}", "money"), "won_amount": ("Won amount{cur}", "money"),
-    "won_deals": ("Won deals", "count"), "lost_deals": ("Lost deals", "count"),
-    "win_rate": ("Win rate", "pct"), "conversion": ("Conversion", "pct"),
-    "mean_size": ("Mean won deal size{cur}", "money"), "share": ("Share of won amount", "pct"),
-    "open_amount": ("Open amount{cur}", "money"), "open_deals": ("Open deals", "count"),
-    "expected_won_deals": ("Expected won deals", "dec1"),
-    "expected_won_amount": ("Expected won amount{cur}", "money"),
-    "p_win": ("Win probability", "pct"), "mean": ("Mean{cur}", "money"), "median": ("Median{cur}", "money"),
-    "trimmed_mean": ("10% trimmed mean{cur}", "money"),
-    "created_at": ("Created", "date"), "closed_at": ("Closed", "date"),
-    "low_fence": ("Low fence{cur}", "money"), "high_fence": ("High fence{cur}", "money"),
-    "side": ("Outlier side", "text"),
-    "model": ("Model", "text"), "brier": ("Brier score (lower is better)", "dec3"),
-    "scored": ("Forecasts scored", "count"), "as_of_dates": ("Backtest dates", "count"),
-    "skill_vs_baseline": ("Improvement on the baseline", "pct"),
+    "stage": (N_("Stage"), "text"), "source": (N_("Source"), "text"), "product": (N_("Product"), "text"),
+    "owner": (N_("Owner"), "text"), "deal_id": (N_("Deal"), "text"), "status": (N_("Status"), "text"),
+    "bucket": (N_("Days in stage"), "text"), "month": (N_("Month"), "text"),
+    "visits": (N_("Visits"), "count"), "deals": (N_("Deals"), "count"), "won": (N_("Won"), "count"),
+    "lost": (N_("Lost"), "count"), "reached": (N_("Reached"), "count"),
+    "mean_days": (N_("Mean (days)"), "days"), "median_days": (N_("Median (days)"), "days"),
+    "p90_days": (N_("90th percentile (days)"), "days"), "days_in_stage": (N_("Days in stage"), "days"),
+    "threshold_days": (N_("Stuck threshold (days)"), "days"),
+    "median_days_to_close": (N_("Median days to close, won (days)"), "days"),
+    "amount": (N_("Amount{cur}"), "money"), "won_amount": (N_("Won amount{cur}"), "money"),
+    "won_deals": (N_("Won deals"), "count"), "lost_deals": (N_("Lost deals"), "count"),
+    "win_rate": (N_("Win rate"), "pct"), "conversion": (N_("Conversion"), "pct"),
+    "mean_size": (N_("Mean won deal size{cur}"), "money"), "share": (N_("Share of won amount"), "pct"),
+    "open_amount": (N_("Open amount{cur}"), "money"), "open_deals": (N_("Open deals"), "count"),
+    "expected_won_deals": (N_("Expected won deals"), "dec1"),
+    "expected_won_amount": (N_("Expected won amount{cur}"), "money"),
+    "p_win": (N_("Win probability"), "pct"), "mean": (N_("Mean{cur}"), "money"), "median": (N_("Median{cur}"), "money"),
+    "trimmed_mean": (N_("10% trimmed mean{cur}"), "money"),
+    "created_at": (N_("Created"), "date"), "closed_at": (N_("Closed"), "date"),
+    "low_fence": (N_("Low fence{cur}"), "money"), "high_fence": (N_("High fence{cur}"), "money"),
+    "side": (N_("Outlier side"), "text"),
+    "model": (N_("Model"), "text"), "brier": (N_("Brier score (lower is better)"), "dec3"),
+    "scored": (N_("Forecasts scored"), "count"), "as_of_dates": (N_("Backtest dates"), "count"),
+    "skill_vs_baseline": (N_("Improvement on the baseline"), "pct"),
     # will we hit the number
-    "won_so_far_amount": ("Won so far{cur}", "money"), "expected_amount": ("Expected landing{cur}", "money"),
-    "low_amount": ("80% range from{cur}", "money"), "high_amount": ("80% range to{cur}", "money"),
-    "target": ("Target{cur}", "money"), "p_reach_target": ("P(reach target)", "pct"),
-    "compared": ("Won by the same point of", "text"),
-    "since": ("From", "date"), "until": ("To (exclusive)", "date"),
-    "forecast": ("Forecast", "text"), "forecasts": ("Weekly forecasts", "count"),
-    "mape": ("Mean abs. error", "pct"), "bias": ("Bias (+ = too high)", "pct"),
-    "range_hit_rate": ("Actual inside the 80% range", "pct"),
+    "won_so_far_amount": (N_("Won so far{cur}"), "money"), "expected_amount": (N_("Expected landing{cur}"), "money"),
+    "low_amount": (N_("80% range from{cur}"), "money"), "high_amount": (N_("80% range to{cur}"), "money"),
+    "target": (N_("Target{cur}"), "money"), "p_reach_target": (N_("P(reach target)"), "pct"),
+    "compared": (N_("Won by the same point of"), "text"),
+    "since": (N_("From"), "date"), "until": (N_("To (exclusive)"), "date"),
+    "forecast": (N_("Forecast"), "text"), "forecasts": (N_("Weekly forecasts"), "count"),
+    "mape": (N_("Mean abs. error"), "pct"), "bias": (N_("Bias (+ = too high)"), "pct"),
+    "range_hit_rate": (N_("Actual inside the 80% range"), "pct"),
     # where the pipeline went
-    "amount_before": ("Amount before{cur}", "money"), "amount_after": ("Amount after{cur}", "money"),
-    "start_amount": ("Amount at the start{cur}", "money"), "end_amount": ("Amount at the end{cur}", "money"),
-    "won_share": ("Won share", "pct"),
+    "amount_before": (N_("Amount before{cur}"), "money"), "amount_after": (N_("Amount after{cur}"), "money"),
+    "start_amount": (N_("Amount at the start{cur}"), "money"), "end_amount": (N_("Amount at the end{cur}"), "money"),
+    "won_share": (N_("Won share"), "pct"),
 }
+
+
+#: Codes in text columns shown in the reader's language by :func:`format_table` (``column -> code -> text``).
+_STAGE_ENDS = {"(entered)": N_("(entered)"), "(left the window)": N_("(left the window)"), **STATUS_LABELS}
+_NOT_SET = {"(not set)": N_("(not set)")}
+VALUE_LABELS: dict[str, dict[str, str]] = {
+    "status": STATUS_LABELS, "side": {"high": N_("high"), "low": N_("low")},
+    "compared": {"this period": N_("this period"), "previous period": N_("previous period"),
+                 "a year before": N_("a year before")},
+    "from": _STAGE_ENDS, "to": _STAGE_ENDS,
+    "model": {"stage + time in stage": N_("stage + time in stage"), "stage only (baseline)": N_("stage only (baseline)")},
+    "forecast": {"landing forecast": N_("landing forecast"), "stage-weighted pipeline": N_("stage-weighted pipeline"),
+                 "closed + commit": N_("closed + commit")},
+    "source": _NOT_SET, "product": _NOT_SET, "owner": _NOT_SET, "lost_reason": _NOT_SET,
+}
+VALUE_LABELS["movement"] = MOVEMENT_LABELS = {
+    "created": N_("created"), "pulled_in": N_("pulled in"), "reopened": N_("reopened"), "amount_up": N_("amount up"),
+    "amount_down": N_("amount down"), "pushed_out": N_("pushed out"), "won": N_("won"), "lost": N_("lost")}
+#: Headers of metric-table columns outside :data:`DISPLAY_NAMES` (shown as ``Column name``), translated
+#: where shown; their format is inferred from the values as for any other column.
+_OTHER_HEADERS = (N_("Period"), N_("Movement"), N_("Amount before"), N_("Amount after"), N_("At"), N_("Change"),
+                  N_("Start amount"), N_("End amount"), N_("From"), N_("To"), N_("Lost reason"),
+                  N_("Open amount unknown"), N_("Won amount unknown"), N_("Pushes"), N_("Past due"),
+                  N_("Expected close date"), N_("Days past due"), N_("Reason"), N_("Week"), N_("Cohort"))
+_DAY_BUCKET = re.compile(r"^(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?)|(\+)) days$")
+_DATE_SPAN = re.compile(r"^(\d{4}-\d{2}-\d{2}) to (\d{4}-\d{2}-\d{2})$")
+
+
+def display_value(column: str, value):
+    """A value of a metric table's text column as a reader sees it: contract codes (``won``,
+    ``(entered)``), day buckets (``0-7 days``) and date spans (``2025-04-01 to 2025-06-30``) in the
+    report's language (:mod:`funnelkit.i18n`); anything else (names from the data) as it is.
+
+    Examples
+    --------
+    >>> from funnelkit.i18n import use_language
+    >>> with use_language("zh"):
+    ...     display_value("status", "won"), display_value("bucket", "90+ days"), display_value("source", "Web")
+    ('赢单', '90+ 天', 'Web')
+    """
+    if not isinstance(value, str) or get_language() == "en":    # English: the codes as the data has them
+        return value
+    labels = VALUE_LABELS.get(column, {})
+    if value in labels:
+        return _(labels[value])
+    m = _DAY_BUCKET.match(value)
+    if m and column in ("bucket", "days_in_stage"):
+        return (_("{low}+ days").format(low=m.group(1)) if m.group(3) else
+                _("{low}-{high} days").format(low=m.group(1), high=m.group(2)))
+    m = _DATE_SPAN.match(value)
+    if m and column == "period":
+        return _("{start} to {end}").format(start=formatting.date(m.group(1)), end=formatting.date(m.group(2)))
+    return value
 
 
 def format_table(data: pd.DataFrame, *, currency: str = "", money_cols: Sequence[str] = (),
@@ -937,14 +1042,16 @@ def format_table(data: pd.DataFrame, *, currency: str = "", money_cols: Sequence
                     "dec1" if pd.api.types.is_float_dtype(out[c]) else
                     "date" if pd.api.types.is_datetime64_any_dtype(out[c]) else "text")
         out[c] = [table_cell(v, kind) for v in out[c]]
+        if kind == "text":           # contract codes (won, lost, high, ...) in the report's language
+            out[c] = [display_value(c, v) for v in out[c]]
     headers = {}
     for c in out.columns:
         if c in DISPLAY_NAMES and names:
-            headers[c] = DISPLAY_NAMES[c][0].replace("{cur}", cur)
+            headers[c] = _(DISPLAY_NAMES[c][0]).replace("{cur}", cur)
         elif kinds.get(c) == "money" and currency:
-            headers[c] = f"{c if not names else c.replace('_', ' ').capitalize()}{cur}"
+            headers[c] = f"{c if not names else _(c.replace('_', ' ').capitalize())}{cur}"
         elif names:
-            headers[c] = str(c).replace("_", " ").capitalize()
+            headers[c] = _(str(c).replace("_", " ").capitalize())
     headers.update(rename or {})
     out = out.rename(columns=headers)
     out.index = pd.RangeIndex(len(out))
@@ -975,19 +1082,20 @@ def landing_plot(data: pd.DataFrame, *, target: float | None = None, currency: s
     line the amount won so far; the dashed line the target.
     """
     ax = _new_ax(ax)
-    title = title or "Where the period will land, week by week"
-    xlabel, ylabel = "Week starting", f"Won amount ({_unit(currency)})"
+    title = title or _("Where the period will land, week by week")
+    xlabel, ylabel = _("Week starting"), _("Won amount ({currency})").format(currency=_unit(currency))
     if data is None or data.empty or data["expected"].isna().all():
-        return _empty(ax, title, xlabel, ylabel, note="no forecast: amounts unknown or no data")
+        return _empty(ax, title, xlabel, ylabel, note=_("no forecast: amounts unknown or no data"))
     x = pd.to_datetime(data["at"])
-    ax.fill_between(x, data["low"], data["high"], color="#4C72B0", alpha=0.18, lw=0, label="forecast range")
-    ax.plot(x, data["expected"], color="#4C72B0", lw=1.8, marker="o", ms=3, label="forecast (expected)")
-    ax.plot(x, data["won_so_far"], color=STATUS_COLORS["won"], lw=2, label="won so far")
+    ax.fill_between(x, data["low"], data["high"], color="#4C72B0", alpha=0.18, lw=0, label=_("forecast range"))
+    ax.plot(x, data["expected"], color="#4C72B0", lw=1.8, marker="o", ms=3, label=_("forecast (expected)"))
+    ax.plot(x, data["won_so_far"], color=STATUS_COLORS["won"], lw=2, label=_("won so far"))
     if target is not None:
-        ax.axhline(float(target), color="#C44E52", ls="--", lw=1.2, label=f"target {money(target, currency)}")
+        ax.axhline(float(target), color="#C44E52", ls="--", lw=1.2,
+                   label=_("target {amount}").format(amount=money(target, currency)))
     ax.set_ylim(bottom=0)
     money_axis(ax, currency)
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+    _day_month_axis(ax, plain="%b %d")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -999,16 +1107,16 @@ def accuracy_plot(by_week: pd.DataFrame, *, title: str | None = None, ax: Axes |
     """How good the landing forecast has been: mean absolute error by week of the period, against
     the stage-weighted pipeline baseline (``ForecastAccuracy.by_week``)."""
     ax = _new_ax(ax)
-    title = title or "Forecast error by week of the quarter"
-    xlabel, ylabel = "Week of the quarter (0 = first day)", "Mean absolute error (%)"
+    title = title or _("Forecast error by week of the quarter")
+    xlabel, ylabel = _("Week of the quarter (0 = first day)"), _("Mean absolute error (%)")
     if by_week is None or by_week.empty or by_week["mape"].isna().all():
-        return _empty(ax, title, xlabel, ylabel, note="no past quarter to score")
-    ax.plot(by_week["week"], by_week["mape"], color="#4C72B0", marker="o", ms=3, lw=1.8, label="landing forecast")
+        return _empty(ax, title, xlabel, ylabel, note=_("no past quarter to score"))
+    ax.plot(by_week["week"], by_week["mape"], color="#4C72B0", marker="o", ms=3, lw=1.8, label=_("landing forecast"))
     ax.plot(by_week["week"], by_week["weighted_mape"], color="#8C8C8C", marker="s", ms=3, lw=1.2, ls="--",
-            label="stage-weighted pipeline")
+            label=_("stage-weighted pipeline"))
     if "commit_mape" in by_week:
         ax.plot(by_week["week"], by_week["commit_mape"], color="#CCB974", marker="^", ms=3, lw=1.2, ls=":",
-                label="closed + commit")
+                label=_("closed + commit"))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylim(bottom=0)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -1024,10 +1132,8 @@ __all__ += ["landing_plot", "accuracy_plot"]
 
 # --------------------------------------------------------------------------------- pipeline movement
 
-#: Display names of the waterfall's movements (:data:`funnelkit.metrics.movement.MOVEMENTS`).
-MOVEMENT_LABELS = {"created": "created", "pulled_in": "pulled in", "reopened": "reopened",
-                   "amount_up": "amount up", "amount_down": "amount down", "pushed_out": "pushed out",
-                   "won": "won", "lost": "lost"}
+#: Display names of the waterfall's movements (:data:`funnelkit.metrics.movement.MOVEMENTS`), translated where shown.
+MOVEMENT_LABELS = VALUE_LABELS["movement"]
 
 
 def waterfall_plot(data: pd.DataFrame, *, start_amount: float, end_amount: float, movement: str = "movement",
@@ -1040,8 +1146,8 @@ def waterfall_plot(data: pd.DataFrame, *, start_amount: float, end_amount: float
     reductions red, the two totals grey; each bar is labelled with its amount and deal count.
     """
     ax = _new_ax(ax, figsize=(8.5, 3.8))
-    title = title or "Where the pipeline went"
-    labels = ["start"] + [MOVEMENT_LABELS.get(str(m), str(m)) for m in data[movement]] + ["end"]
+    title = title or _("Where the pipeline went")
+    labels = [_("start")] + [_(MOVEMENT_LABELS.get(str(m), str(m))) for m in data[movement]] + [_("end")]
     steps = data[change].to_numpy(dtype=float)
     level = float(start_amount) + np.concatenate([[0.0], np.cumsum(steps)])
     bottoms = np.concatenate([[0.0], np.minimum(level[:-1], level[1:]), [0.0]])
@@ -1049,7 +1155,7 @@ def waterfall_plot(data: pd.DataFrame, *, start_amount: float, end_amount: float
     colours = ["#8C8C8C"] + [STATUS_COLORS["won"] if s > 0 else STATUS_COLORS["lost"] for s in steps] + ["#8C8C8C"]
     x = np.arange(len(labels))
     ax.bar(x, heights, bottom=bottoms, color=colours, width=0.7)
-    counts = [""] + [f"{int(n)} deals" for n in data[deals]] + [""]
+    counts = [""] + [_("{n} deals").format(n=int(n)) for n in data[deals]] + [""]
     top = float(max((bottoms + heights).max(), 1.0))
     for i, (b, h, n) in enumerate(zip(bottoms, heights, counts)):
         ax.text(i, b + h + top * 0.015, money(h, "") + (f"\n{n}" if n else ""), ha="center", va="bottom",
@@ -1058,7 +1164,7 @@ def waterfall_plot(data: pd.DataFrame, *, start_amount: float, end_amount: float
     ax.set_ylim(0, top * 1.2)
     money_axis(ax, currency or "")
     ax.set_title(title)
-    ax.set_ylabel(f"Open pipeline ({_unit(currency)})")
+    ax.set_ylabel(_("Open pipeline ({currency})").format(currency=_unit(currency)))
     ax.grid(axis="x", visible=False)
     return ax
 
@@ -1068,20 +1174,20 @@ def win_rate_by_pushes_plot(data: pd.DataFrame, *, pushes: str = "pushes", deals
     """Win rate of the deals closed in a period by how often their close date was pushed (bars,
     each labelled with its closed deals). ``data`` is :func:`funnelkit.metrics.win_rate_by_pushes`."""
     ax = _new_ax(ax)
-    title = title or "Win rate by number of pushed close dates"
+    title = title or _("Win rate by number of pushed close dates")
     if data.empty or not data[deals].fillna(0).any():
-        return _empty(ax, title, "Pushes of the expected close date", "Win rate")
+        return _empty(ax, title, _("Pushes of the expected close date"), _("Win rate"))
     x = np.arange(len(data))
     rates = data[win_rate].to_numpy(dtype=float)
     ax.bar(x, np.nan_to_num(rates), color="#4C72B0", width=0.6)
     for i, (r, n) in enumerate(zip(rates, data[deals])):
-        ax.text(i, (0 if np.isnan(r) else r) + 0.02, f"{int(n)} deals", ha="center", fontsize=8)
+        ax.text(i, (0 if np.isnan(r) else r) + 0.02, _("{n} deals").format(n=int(n)), ha="center", fontsize=8)
     ax.set_xticks(x, labels=[str(p) for p in data[pushes]])
     ax.set_ylim(0, 1.1)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_title(title)
-    ax.set_xlabel("Pushes of the expected close date")
-    ax.set_ylabel("Win rate (deals closed)")
+    ax.set_xlabel(_("Pushes of the expected close date"))
+    ax.set_ylabel(_("Win rate (deals closed)"))
     return ax
 
 
@@ -1092,9 +1198,9 @@ def cohort_curves_plot(data: pd.DataFrame, *, cohort: str = "cohort", months: st
     cohorts). Points of months not yet ended are hollow and joined by a dotted line: not yet complete,
     not worse. ``data`` is :func:`funnelkit.metrics.cohort_conversion`."""
     ax = _new_ax(ax)
-    title = title or "Share won by months since creation, per creation month"
+    title = title or _("Share won by months since creation, per creation month")
     if data.empty:
-        return _empty(ax, title, "Months since creation", "Share won")
+        return _empty(ax, title, _("Months since creation"), _("Share won"))
     names = sorted(data[cohort].unique())[-last:]
     cmap = plt.get_cmap("viridis")
     for i, name in enumerate(names):
@@ -1109,10 +1215,10 @@ def cohort_curves_plot(data: pd.DataFrame, *, cohort: str = "cohort", months: st
                     markersize=4)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_title(title)
-    ax.set_xlabel("Months since creation (hollow: month not over yet)")
-    ax.set_ylabel("Share won so far")
-    ax.legend(fontsize=7, ncol=2, title="created", title_fontsize=7)
+    ax.set_xlabel(_("Months since creation (hollow: month not over yet)"))
+    ax.set_ylabel(_("Share won so far"))
+    ax.legend(fontsize=7, ncol=2, title=_("created"), title_fontsize=7)
     return ax
 
 
-__all__ += ["MOVEMENT_LABELS", "waterfall_plot", "win_rate_by_pushes_plot", "cohort_curves_plot"]
+__all__ += ["STATUS_LABELS", "OUTCOME_LABELS", "BY_WORDS", "MOVEMENT_LABELS", "waterfall_plot", "win_rate_by_pushes_plot", "cohort_curves_plot"]

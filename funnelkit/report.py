@@ -39,6 +39,7 @@ PosixPath('reports/2026Q3.html')
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import html as _html
 import logging
@@ -55,6 +56,7 @@ from typing import Any
 import pandas as pd
 
 from .formatting import check_locale
+from .i18n import _, check_language, html_lang, translate_notebook, use_language
 from .io import atomic_path, atomic_write_text
 from .period import Period, quarters_between
 
@@ -244,7 +246,7 @@ def _drop_stderr(nb) -> None:
 
 
 def export_html(nb, *, with_code: bool = False, title: str | None = None, label: str = "",
-                data_span: tuple[str, str] | None = None) -> str:
+                data_span: tuple[str, str] | None = None, lang: str | None = None) -> str:
     """Export an executed notebook (``NotebookNode``) to self-contained, offline HTML text.
 
     Code cells' inputs and prompts are hidden unless ``with_code``; with code hidden, stderr output
@@ -252,6 +254,8 @@ def export_html(nb, *, with_code: bool = False, title: str | None = None, label:
     lose that part in either case. The page then gets a manager's navigation
     (:func:`add_navigation`): a linked table of contents, the date it was rendered and
     ``data_span`` (first and last date in the data), and named CSV downloads (``label`` in the name).
+    ``lang`` (default: the current language, :mod:`funnelkit.i18n`) sets the page's ``lang``
+    attribute and the language of the navigation.
     """
     import copy
 
@@ -280,8 +284,14 @@ def export_html(nb, *, with_code: bool = False, title: str | None = None, label:
     quiet = logging.getLogger("funnelkit.report.nbconvert")
     quiet.setLevel(logging.ERROR)  # e.g. "Alternative text is missing on N image(s)" per chart
     exporter.log = quiet
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title or "Report"}})
-    return _make_offline(add_navigation(body, label=label, data_span=data_span))
+    with use_language(lang) if lang else contextlib.nullcontext():
+        body, _resources = exporter.from_notebook_node(nb, resources={"metadata": {"name": title or _("Report")}})
+        body = _HTML_LANG.sub(f'<html lang="{html_lang()}"', body, count=1)
+        return _make_offline(add_navigation(body, label=label, data_span=data_span))
+
+
+_HTML_LANG = re.compile(r'<html lang="[^"]*"')
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,12 +331,14 @@ def add_navigation(page: str, *, label: str = "", data_span: tuple[str, str] | N
     cell = page.rfind('<div class="jp-Cell', 0, first)
     at = cell if cell >= 0 else first
     when = rendered_on or time.strftime("%Y-%m-%d", time.gmtime())
-    meta = f"Rendered on {escape(when)}"
+    meta = escape(_("Rendered on {date}").format(date=when))
     if data_span:
-        meta += f" · data from {escape(data_span[0])} to {escape(data_span[1])} (first deal created to last event)"
+        meta += " · " + escape(_("data from {first} to {last} (first deal created to last event)").format(
+            first=data_span[0], last=data_span[1]))
     items = "".join(f'<li><a href="#{escape(ident)}">{escape(text)}</a></li>' for ident, text in sections)
+    contents = escape(_("Contents"))
     block = (f'<p class="fk-meta">{meta}</p>'
-             f'<nav class="fk-toc" aria-label="Contents"><p><b>Contents</b></p><ol>{items}</ol></nav>')
+             f'<nav class="fk-toc" aria-label="{contents}"><p><b>{contents}</b></p><ol>{items}</ol></nav>')
     return page[:at] + block + page[at:]
 
 
@@ -366,10 +378,10 @@ def _slug(label: str) -> str:
 
 
 def _parameters(path: Path, period: Period, *, target, stuck_quantile, title, lenient, currency,
-                locale=None) -> dict:
+                locale=None, lang="en") -> dict:
     is_quarter = bool(re.fullmatch(r"\d{4}Q[1-4]", period.label or ""))
-    # locale only when given: a notebook without that parameter renders as before
-    return ({"locale": locale} if locale else {}) | {
+    # locale and lang only when given: a notebook without those parameters renders as before
+    return ({"locale": locale} if locale else {}) | ({"lang": lang} if lang != "en" else {}) | {
         "data_path": str(path),
         "quarter": period.label if is_quarter else "",
         "start": "" if is_quarter else period.start.date().isoformat(),
@@ -432,7 +444,8 @@ def _timeout_cell(nb_path: Path) -> int | None:
     return started[-1] if started else None
 
 
-def _execute(notebook: Path, out_nb: Path, params: dict, timeout: int, label: str):
+def _execute(notebook: Path, out_nb: Path, params: dict, timeout: int, label: str, lang: str = "en"):
+    import nbformat
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -448,7 +461,9 @@ def _execute(notebook: Path, out_nb: Path, params: dict, timeout: int, label: st
             with warnings.catch_warnings():
                 # the temporary output name ends in .tmp, which papermill warns about
                 warnings.filterwarnings("ignore", message="The specified file .* does not end in")
-                nb = pm.execute_notebook(str(notebook), str(out_nb), **kwargs)
+                source = (str(notebook) if lang == "en" else    # markdown cells in the report's language
+                          translate_notebook(nbformat.read(notebook, as_version=4), lang))
+                nb = pm.execute_notebook(source, str(out_nb), **kwargs)
             log.info("%s: executed in %.1f s", label, time.monotonic() - started)
             return nb
         except PapermillExecutionError as exc:
@@ -473,7 +488,7 @@ def _execute(notebook: Path, out_nb: Path, params: dict, timeout: int, label: st
 def render_report(path: str | Path, period: Period, out: str | Path, *, with_code: bool = False,
                   timeout: int = 300, target: float | None = None, stuck_quantile: float = 0.9,
                   title: str | None = None, lenient: bool = False, currency: str | None = None,
-                  notebook: str | Path | None = None, locale: str | None = None,
+                  notebook: str | Path | None = None, locale: str | None = None, lang: str | None = None,
                   _write_rejected: bool = True, _span: tuple[str, str] | None = None) -> Path:
     """Execute the report notebook for ``period`` and export it as self-contained HTML.
 
@@ -495,6 +510,9 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
     locale
         Write numbers, money, percents, days and dates the way this locale does (``"zh_CN"``,
         ``"de_DE"``; :mod:`funnelkit.formatting`). None: funnelkit's plain style.
+    lang
+        The language of the report's text (``"zh"``: Simplified Chinese; :mod:`funnelkit.i18n`):
+        headings, explanations, table headers, chart labels and takeaways. None: English.
     notebook
         Another report notebook with the same parameters (default :func:`default_notebook`).
 
@@ -511,7 +529,7 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
     """
     if not timeout or timeout <= 0:
         raise ValueError("timeout must be a positive number of seconds (renders are never unbounded)")
-    locale = check_locale(locale)
+    locale, lang = check_locale(locale), check_language(lang)
     data = Path(path).resolve()
     if not data.is_dir():
         raise FileNotFoundError(f"data set folder not found: {path}")
@@ -527,11 +545,12 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
     html_path, ipynb_path, failed_path = (out / f"{slug}.html", out / f"{slug}.ipynb",
                                           out / f"{slug}.failed.ipynb")
     params = _parameters(data, period, target=target, stuck_quantile=stuck_quantile, title=title,
-                         lenient=lenient, currency=currency, locale=locale)
-    shown_title = title or f"Sales funnel report {label}"
+                         lenient=lenient, currency=currency, locale=locale, lang=lang)
+    with use_language(lang):
+        shown_title = title or _("Sales funnel report {label}").format(label=label)
     with atomic_path(ipynb_path) as tmp_nb:
         try:
-            nb = _execute(nb_path, tmp_nb, params, timeout, label)
+            nb = _execute(nb_path, tmp_nb, params, timeout, label, lang)
         except ReportError:
             if tmp_nb.exists() and tmp_nb.stat().st_size:
                 try:
@@ -541,7 +560,7 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
             raise
         if _span is None:
             _span = _data_span(_load(data, lenient, currency))
-        html = export_html(nb, with_code=with_code, title=shown_title, label=label, data_span=_span)
+        html = export_html(nb, with_code=with_code, title=shown_title, label=label, data_span=_span, lang=lang)
         atomic_write_text(html_path, html)
     if failed_path.exists():
         failed_path.unlink()
@@ -600,7 +619,7 @@ def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = 
                         timeout: int = 300, target: float | None = None, stuck_quantile: float = 0.9,
                         title: str | None = None, lenient: bool = False, currency: str | None = None,
                         notebook: str | Path | None = None, quarters: list[str] | None = None,
-                        progress: bool = True, locale: str | None = None) -> Path:
+                        progress: bool = True, locale: str | None = None, lang: str | None = None) -> Path:
     """Render every quarter in the data (first ``created_at`` to last ``created_at``/``closed_at``).
 
     A failed quarter does not stop the others: each is rendered, ``index.html`` links the reports
@@ -612,7 +631,7 @@ def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = 
     Path
         ``<out>/index.html``.
     """
-    locale = check_locale(locale)
+    locale, lang = check_locale(locale), check_language(lang)
     data = Path(path)
     if not data.is_dir():
         raise FileNotFoundError(f"data set folder not found: {path}")
@@ -633,13 +652,14 @@ def render_all_quarters(path: str | Path, out: str | Path, *, with_code: bool = 
             html = render_report(data, Period.quarter(label), out, with_code=with_code, timeout=timeout,
                                  target=target, stuck_quantile=stuck_quantile, title=title,
                                  lenient=lenient, currency=currency, notebook=notebook,
-                                 locale=locale, _write_rejected=False, _span=span)
+                                 locale=locale, lang=lang, _write_rejected=False, _span=span)
             outcome.rendered.append((label, html))
         except ReportError as exc:
             log.error("%s", exc)
             outcome.failed.append(RenderFailure(label, str(exc)))
     bar.close()
-    index = write_index(Path(out), ds, outcome, title, span)
+    with use_language(lang):
+        index = write_index(Path(out), ds, outcome, title, span)
     if outcome.failed:
         raise ReportError(f"{len(outcome.failed)} of {len(labels)} quarters failed: " +
                           "; ".join(f.message for f in outcome.failed) + f" (index: {index})")
@@ -679,11 +699,13 @@ def quarter_headlines(ds, labels: list[str]) -> pd.DataFrame:
 def _amount_cell(amount: float, deals: int, unknown: int, currency: str) -> str:
     from .plot import money
     if deals == 0:
-        return "0 deals"
+        return escape(_("{n} deals").format(n=0))
+    n = f"{deals:,}"
     if unknown == deals:
-        return f"unknown<br><small>{deals:,} deals, no amount known</small>"
+        return f"{escape(_('unknown'))}<br><small>{escape(_('{n} deals, no amount known').format(n=n))}</small>"
     text = money(amount, currency)
-    note = f"{deals:,} deals" + (f", {unknown:,} of unknown amount ({100 * unknown / deals:.0f}%)" if unknown else "")
+    note = (_("{n} deals, {unknown} of unknown amount ({pct})").format(
+        n=n, unknown=f"{unknown:,}", pct=f"{100 * unknown / deals:.0f}%") if unknown else _("{n} deals").format(n=n))
     return f"{escape(text)}<br><small>{escape(note)}</small>"
 
 
@@ -697,8 +719,9 @@ def _trend_chart(h: pd.DataFrame, currency: str) -> str:
     from .plot import money_axis, chart_alt_text, png_data_uri
     x = np.arange(len(h))
     fig, axes = plt.subplots(1, 3, figsize=(max(7.5, 1.0 + 0.55 * len(h) * 3), 2.3), dpi=90)
-    panels = (("won_amount", f"Won amount ({currency})", True), ("win_rate", "Win rate", False),
-              ("open_amount", f"Open pipeline at quarter end ({currency})", True))
+    panels = (("won_amount", _("Won amount ({currency})").format(currency=currency), True),
+              ("win_rate", _("Win rate"), False),
+              ("open_amount", _("Open pipeline at quarter end ({currency})").format(currency=currency), True))
     step = max(1, int(np.ceil(len(h) / 8)))
     for ax, (col, name, is_money) in zip(axes, panels):
         v = pd.to_numeric(h[col], errors="coerce").to_numpy(dtype=float)
@@ -717,10 +740,10 @@ def _trend_chart(h: pd.DataFrame, currency: str) -> str:
         finite = v[np.isfinite(v)]
         ax.set_ylim(0, (finite.max() * 1.15) if len(finite) and finite.max() > 0 else 1)
         ax.spines[["top", "right"]].set_visible(False)
-    fig.suptitle("Quarter by quarter (? = unknown)", fontsize=10, fontweight="bold")
+    fig.suptitle(_("Quarter by quarter (? = unknown)"), fontsize=10, fontweight="bold")
     fig.tight_layout()
-    alt = chart_alt_text(fig, "Won amount, win rate and open pipeline amount for each quarter, "
-                              "oldest left; the table below has the exact numbers.")
+    alt = chart_alt_text(fig, _("Won amount, win rate and open pipeline amount for each quarter, "
+                                "oldest left; the table below has the exact numbers."))
     return f'<img class="trend" src="{png_data_uri(fig)}" alt="{escape(alt)}">'
 
 
@@ -731,39 +754,49 @@ def write_index(out: Path, ds, outcome: RenderOutcome, title: str | None,
     the failures. ``span`` is the data's first and last date."""
     from urllib.parse import quote
 
-    def dates(label: str) -> str:
+    def dates(label: str, broken: bool = False) -> str:
         p = Period.quarter(label)
-        return f"{p.start.date()} to {p.end.date()}"
+        text = escape(_("{start} to {end}").format(start=p.start.date(), end=p.end.date()))
+        end = str(p.end.date())
+        at = text.rfind(end)
+        return text[:at].rstrip() + "<br>" + text[at:] if broken and at > 0 else text
 
     name, currency = ds.name, ds.currency
-    heading = title or f"{name}: quarterly sales funnel reports"
+    heading = title or _("{name}: quarterly sales funnel reports").format(name=name)
     links = {label: p.name for label, p in outcome.rendered}
     labels = [label for label, _p in outcome.rendered]
     h = quarter_headlines(ds, labels)
     head = "".join(f'<th scope="col"><a href="{escape(quote(links[q]))}">{escape(q)}</a>'
-                   f'<br><small>{dates(q).replace(" to ", " to<br>")}</small></th>' for q in labels)
+                   f'<br><small>{dates(q, broken=True)}</small></th>' for q in labels)
     won = "".join(f"<td>{_amount_cell(r.won_amount, r.won_deals, r.won_unknown, currency)}</td>"
                   for r in h.itertuples())
-    rate = "".join("<td>" + ("-<br><small>no deal closed</small>" if r.win_rate is None or r.win_rate != r.win_rate
+    t = {k: escape(v) for k, v in dict(
+        none=_("no deal closed"), quarter=_("Quarter"), won=_("Won amount"), won_note=_("deals won in the quarter"),
+        rate=_("Win rate"), rate_note=_("won / (won + lost), deals closed in the quarter"),
+        pipe=_("Open pipeline"), pipe_note=_("deals open at the quarter's end"),
+        nothing=_("No quarter was rendered."), headline=_("Headline numbers, quarter by quarter"),
+        reports=_("Reports"), failed=_("Failed")).items()}
+    rate = "".join("<td>" + (f"-<br><small>{t['none']}</small>" if r.win_rate is None or r.win_rate != r.win_rate
                              else f"{100 * r.win_rate:.1f}%") + "</td>" for r in h.itertuples())
     pipe = "".join(f"<td>{_amount_cell(r.open_amount, r.open_deals, r.open_unknown, currency)}</td>"
                    for r in h.itertuples())
-    table = (f'<div class="scroll"><table><thead><tr><th scope="col">Quarter</th>{head}</tr></thead><tbody>'
-             f'<tr><th scope="row">Won amount<br><small>deals won in the quarter</small></th>{won}</tr>'
-             f'<tr><th scope="row">Win rate<br><small>won / (won + lost), deals closed in the quarter</small></th>'
+    table = (f'<div class="scroll"><table><thead><tr><th scope="col">{t["quarter"]}</th>{head}</tr></thead><tbody>'
+             f'<tr><th scope="row">{t["won"]}<br><small>{t["won_note"]}</small></th>{won}</tr>'
+             f'<tr><th scope="row">{t["rate"]}<br><small>{t["rate_note"]}</small></th>'
              f'{rate}</tr>'
-             f'<tr><th scope="row">Open pipeline<br><small>deals open at the quarter\'s end</small></th>{pipe}</tr>'
-             f"</tbody></table></div>") if labels else "<p>No quarter was rendered.</p>"
+             f'<tr><th scope="row">{t["pipe"]}<br><small>{t["pipe_note"]}</small></th>{pipe}</tr>'
+             f"</tbody></table></div>") if labels else f"<p>{t['nothing']}</p>"
     trend = _trend_chart(h, currency) if len(labels) > 1 else ""
     failed = "\n".join(f"  <li>{escape(f.label)}: {escape(f.message)}</li>" for f in outcome.failed)
-    meta = f"Rendered on {time.strftime('%Y-%m-%d', time.gmtime())}"
+    meta = escape(_("Rendered on {date}").format(date=time.strftime('%Y-%m-%d', time.gmtime())))
     if span:
-        meta += f" · data from {escape(span[0])} to {escape(span[1])}"
-    meta += f" · amounts in {escape(currency)} · each quarter as seen at its end"
+        meta += " · " + escape(_("data from {first} to {last}").format(first=span[0], last=span[1]))
+    meta += " · " + escape(_("amounts in {currency}").format(currency=currency)) + " · " + escape(
+        _("each quarter as seen at its end"))
     reports = "\n".join(f'  <li><a href="{escape(quote(p.name))}">{escape(label)}</a> '
                         f'<span class="dates">{dates(label)}</span></li>' for label, p in outcome.rendered)
     page = f"""<!DOCTYPE html>
-<html lang="en">
+<html lang="{html_lang()}">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(heading)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;line-height:1.45}}
@@ -777,14 +810,14 @@ img.trend{{max-width:100%;height:auto;margin:.5em 0 1em 0}}
 <body>
 <h1>{escape(heading)}</h1>
 <p class="meta">{meta}</p>
-<h2>Headline numbers, quarter by quarter</h2>
+<h2>{t["headline"]}</h2>
 {trend}
 {table}
-<h2>Reports</h2>
+<h2>{t["reports"]}</h2>
 <ul class="reports">
 {reports}
 </ul>
-{"<h2>Failed</h2><ul class='failed'>" + chr(10) + failed + chr(10) + "</ul>" if failed else ""}
+{f"<h2>{t['failed']}</h2><ul class='failed'>" + chr(10) + failed + chr(10) + "</ul>" if failed else ""}
 </body>
 </html>
 """

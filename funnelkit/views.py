@@ -30,6 +30,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .dataset import Dataset, label_counts
+from .i18n import N_, _, ngettext
 from .period import Period
 from .plot import DPI, chart_alt_text, png_data_uri
 
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 _counter = itertools.count(1)
 
 #: The label of the unsliced view.
-ALL = "All deals"
+ALL = N_("All deals")
 
 
 @dataclass
@@ -137,30 +138,33 @@ def sliced_views(ds: Dataset, period: Period, *, chart: Callable[[Dataset, Perio
     SlicedViews
         ``.html`` (the block) and ``.labels``; a notebook displays it directly.
     """
-    slices: list[tuple[str, Dataset]] = [(ALL, ds)]
+    from .plot import BY_WORDS
+    slices: list[tuple[str, str, Dataset]] = [("", _(ALL), ds)]
     for col in by:
         if len(slice_values(ds, col, None)) < 2:   # one value only: its slice is just "All deals"
             continue
+        word = _(BY_WORDS[col]) if col in BY_WORDS else col
         for value in slice_values(ds, col, max_slices):
-            slices.append((f"{col}: {value}", ds.filter(**{col: value})))
+            slices.append((word, _("{column}: {value}").format(column=word, value=value), ds.filter(**{col: value})))
     block_id = f"fk-views-{next(_counter)}-{uuid.uuid4().hex[:8]}"
     options, figures, labels = [], [], []
-    for label, sub in slices:
+    for group, label, sub in slices:
         rendered = _render(chart, sub, period, dpi, label)
         i = len(labels)
         labels.append(label)
         text = html.escape(label, quote=True)
-        options.append((label.split(": ", 1)[0] if i else "", f'<option value="{i}">{text}</option>'))
+        options.append((group, f'<option value="{i}">{text}</option>'))
         style = "" if i == 0 else ' style="display:none"'
         if rendered is None:
-            body = f'<p style="color:#777">No chart for {text}: too little data in this slice.</p>'
+            none = _("No chart for {slice}: too little data in this slice.").format(slice=label)
+            body = f'<p style="color:#777">{html.escape(none)}</p>'
         else:
             uri, alt = rendered
             body = f'<img src="{uri}" alt="{html.escape(alt, quote=True)}" style="max-width:100%">'
         figures.append(f'<figure class="fk-view" data-view="{i}"{style}>{body}'
                        f'<figcaption style="font-size:0.85em;color:#555">{text}</figcaption>'
                        f'{_takeaway_html(takeaway, sub, period)}</figure>')
-    caption = html.escape(title or "Slice", quote=True)
+    caption = html.escape(title or _("Slice"), quote=True)
     script = (
         "<script>(function(){var root=document.getElementById('" + block_id + "');"
         "if(!root){return;}var sel=root.querySelector('select');"
@@ -168,7 +172,8 @@ def sliced_views(ds: Dataset, period: Period, *, chart: Callable[[Dataset, Perio
         "for(var k=0;k<figs.length;k++){figs[k].style.display="
         "(figs[k].getAttribute('data-view')===sel.value)?'':'none';}});})();</script>")
     if len(labels) > 1:
-        chooser = (f'<label style="font-size:0.9em">{caption} ({len(labels)} views): '
+        views = html.escape(_("{caption} ({n} views):").format(caption=title or _("Slice"), n=len(labels)))
+        chooser = (f'<label style="font-size:0.9em">{views} '
                    f'<select aria-label="{caption}">' + _grouped(options) + "</select></label>")
     else:  # nothing to choose from (e.g. every deal has the same source): no one-entry menu
         chooser, script = "", ""
@@ -222,11 +227,13 @@ def table_html(table: pd.DataFrame, *, max_rows: int = 30, name: str = "table") 
     parts = [f'<div class="fk-table" data-rows="{len(table)}">',
              f'<div class="fk-table-scroll">{table.head(max_rows).to_html(**options)}</div>']
     if more > 0:
-        parts.append(f'<details class="fk-more"><summary>Show the other {more:,} rows</summary>'
+        summary = html.escape(_("Show the other {n} rows").format(n=f"{more:,}"))
+        parts.append(f'<details class="fk-more"><summary>{summary}</summary>'
                      f'<div class="fk-table-scroll">{table.iloc[max_rows:].to_html(**options)}</div></details>')
-    rows = f"{len(table):,} row{'s' if len(table) != 1 else ''}"
+    link = ngettext("Download the full table (CSV, {n} row)", "Download the full table (CSV, {n} rows)",
+                    len(table)).format(n=f"{len(table):,}")
     parts.append(f'<p class="fk-csv"><a download="{html.escape(_file_name(name), quote=True)}.csv" '
-                 f'href="{csv_data_uri(table)}">Download the full table (CSV, {rows})</a></p></div>')
+                 f'href="{csv_data_uri(table)}">{html.escape(link)}</a></p></div>')
     return "".join(parts)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from .dataset import Dataset, label_counts, label_text
+from .i18n import N_, _, check_language, get_language, use_language
 from .period import Period, quarters_between
 from .plot import DPI, to_png
 from .views import csv_data_uri, table_html
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 #: The dropdown entry meaning "no filter".
 ALL = "(all)"
+_ALL_SHOWN = N_("(all)")   # how the dropdown shows it, in the explorer's language (the value stays ALL)
 
 
 def require_ipywidgets():
@@ -45,6 +47,13 @@ def require_ipywidgets():
             "(it comes with `pip install funnelkit`), then restart the kernel. The static report "
             "(`funnelkit report`) works without it.") from exc
     return ipywidgets
+
+
+def _choices(ds: Dataset, column: str) -> list[tuple[str, str]]:
+    """Dropdown options ``(shown, value)``: "(all)" in the explorer's language, then the column's values."""
+    values = _values(ds, column)
+    shown = _(_ALL_SHOWN)
+    return [ALL, *values] if shown == ALL else [(shown, ALL)] + [(v, v) for v in values]
 
 
 def _quarters(ds: Dataset) -> list[str]:
@@ -147,7 +156,14 @@ class Explorer:
         The whole explorer (a ``VBox``); the explorer displays itself in a notebook.
     """
 
-    def __init__(self, ds: Dataset, period: str | Period | None = None, *, stuck_quantile: float = 0.9):
+    def __init__(self, ds: Dataset, period: str | Period | None = None, *, stuck_quantile: float = 0.9,
+                 lang: str | None = None):
+        #: The explorer's language (:mod:`funnelkit.i18n`): ``lang``, else the one set when it was built.
+        self.lang = check_language(lang) if lang else get_language()
+        with use_language(self.lang):
+            self._build(ds, period, stuck_quantile)
+
+    def _build(self, ds: Dataset, period: str | Period | None, stuck_quantile: float) -> None:
         W = require_ipywidgets()
         self.ds = ds
         self.stuck_quantile = stuck_quantile
@@ -160,14 +176,14 @@ class Explorer:
         start = start or quarters[-1]
         dd = dict(style={"description_width": "initial"}, layout=W.Layout(width="auto"))
         self.controls = {
-            "period": W.Dropdown(options=quarters, value=start, description="Period", **dd),
-            "source": W.Dropdown(options=[ALL, *_values(ds, "source")], value=ALL, description="Source", **dd),
-            "product": W.Dropdown(options=[ALL, *_values(ds, "product")], value=ALL, description="Product", **dd),
-            "owner": W.Dropdown(options=[ALL, *_values(ds, "owner")], value=ALL, description="Owner", **dd),
-            "stage": W.Dropdown(options=list(ds.stages), value=ds.stages[0], description="Stage", **dd),
+            "period": W.Dropdown(options=quarters, value=start, description=_("Period"), **dd),
+            "source": W.Dropdown(options=_choices(ds, "source"), value=ALL, description=_("Source"), **dd),
+            "product": W.Dropdown(options=_choices(ds, "product"), value=ALL, description=_("Product"), **dd),
+            "owner": W.Dropdown(options=_choices(ds, "owner"), value=ALL, description=_("Owner"), **dd),
+            "stage": W.Dropdown(options=list(ds.stages), value=ds.stages[0], description=_("Stage"), **dd),
         }
         custom = "" if chosen is None or chosen.label in quarters else _period_text(chosen)
-        self.custom_period = W.Text(value=custom, description="or any period", continuous_update=False,
+        self.custom_period = W.Text(value=custom, description=_("or any period"), continuous_update=False,
                                     placeholder="2026-05, 2026, 2026-04-01..2026-05-15",
                                     style={"description_width": "initial"}, layout=W.Layout(width="22em"))
         self._period = chosen if custom else Period.quarter(start)
@@ -188,11 +204,11 @@ class Explorer:
                    layout=W.Layout(flex_flow="row wrap")), self.status,
             W.HBox([self.outputs["funnel"], self.outputs["weekly"]]),
             self.outputs["stage"],
-            head("Days to close"), self.outputs["closing"],
-            head("Deal size"), self.outputs["size"],
-            head("Per rep"), self.outputs["reps"],
-            head("Win forecast for the deals open at the end of the period"), self.outputs["forecast"],
-            head("Amount by source and product"), self.outputs["tables"],
+            head(_("Days to close")), self.outputs["closing"],
+            head(_("Deal size")), self.outputs["size"],
+            head(_("Per rep")), self.outputs["reps"],
+            head(_("Win forecast for the deals open at the end of the period")), self.outputs["forecast"],
+            head(_("Amount by source and product")), self.outputs["tables"],
             self.downloads,
         ])
         self.update()
@@ -244,7 +260,8 @@ class Explorer:
             self.update()
         except Exception as exc:  # keep the widget alive; show what went wrong
             log.exception("explorer update failed")
-            self.status.value = f"<span style='color:#C44E52'>Could not redraw: {html.escape(str(exc))}</span>"
+            message = _("Could not redraw: {error}").format(error=exc)
+            self.status.value = f"<span style='color:#C44E52'>{html.escape(message)}</span>"
 
     @staticmethod
     def _fill(out, *items) -> None:
@@ -260,7 +277,12 @@ class Explorer:
             out.append_display_data(obj)
 
     def update(self) -> None:
-        """Recompute the metrics for the current selection and redraw every chart and table."""
+        """Recompute the metrics for the current selection and redraw every chart and table (in the
+        explorer's language)."""
+        with use_language(self.lang):
+            self._update()
+
+    def _update(self) -> None:
         from . import plot as fkp
         from . import takeaways as tk
         from .metrics import breakdown as ab
@@ -272,12 +294,14 @@ class Explorer:
         cur = ds.currency
         stage = sel["stage"]
         palette = fkp.stage_palette(self.ds.stages)
-        chosen = ", ".join(f"{k} = {v}" for k, v in sel.items() if k in ("source", "product", "owner") and v != ALL)
+        chosen = _(", ").join(_("{column} = {value}").format(column=_(fkp.BY_WORDS[k]), value=v)
+                              for k, v in sel.items() if k in ("source", "product", "owner") and v != ALL)
         cohort = st.cohort_outcomes(ds, period)
         # the period's cohort first (what the funnel counts), then the slice's size over all periods
-        self.status.value = html.escape(
-            f"{period.label} ({chosen or 'all deals'}): {cohort['deals']:,} deals created in the period; "
-            + f"{len(ds.deals):,} in " + ("this slice overall" if chosen else "the data set"))
+        status = (_("{period} ({slice}): {n} deals created in the period; {total} in this slice overall") if chosen
+                  else _("{period} (all deals): {n} deals created in the period; {total} in the data set"))
+        self.status.value = html.escape(status.format(period=period.label, slice=chosen,
+                                                      n=f"{cohort['deals']:,}", total=f"{len(ds.deals):,}"))
 
         fun = st.funnel(ds, period)
         weekly = st.weekly_snapshots(ds, period)
@@ -296,9 +320,10 @@ class Explorer:
         self._fill(self.outputs["stage"],
                    fkp.duration_plot(visits, stages=[stage], palette=palette,
                                      thresholds=thresholds[thresholds["stage"].astype(str) == stage],
-                                     title=f"Days per visit in {stage}"),
-                   fkp.win_rate_by_time_plot(wrt, palette=palette, title=f"Win rate by days in {stage}"),
-                   f"<h4>Stuck deals in {html.escape(stage)}</h4>",
+                                     title=_("Days per visit in {stage}").format(stage=stage)),
+                   fkp.win_rate_by_time_plot(wrt, palette=palette,
+                                             title=_("Win rate by days in {stage}").format(stage=stage)),
+                   "<h4>" + html.escape(_("Stuck deals in {stage}").format(stage=stage)) + "</h4>",
                    fkp.format_table(stuck, currency=cur))
 
         by_source = ab.amount_by(ds, period, by="source")
@@ -327,7 +352,7 @@ class Explorer:
         by_product = dtc.days_to_close(ds, period, by="product")
         survival = dtc.close_time_survival(ds, period)
         self._fill(self.outputs["closing"],
-                   fkp.days_to_close_plot(by_product, by="product", title="Days to close by product: won vs lost"),
+                   fkp.days_to_close_plot(by_product, by="product", title=_("Days to close by product: won vs lost")),
                    tk.as_html(tk.days_to_close_takeaway(table)),
                    fkp.survival_plot(survival.survival_function_, median_days=survival.median_days),
                    fkp.format_table(table))
@@ -369,7 +394,7 @@ class Explorer:
             warnings.simplefilter("always")
             forecast = fc.win_forecast(ds, period.as_of)
         by_stage = fc.expected_won_by(forecast, "stage")
-        notes = [tk.as_html(str(w.message).splitlines()[0], "Note") for w in caught]
+        notes = [tk.as_html(str(w.message).splitlines()[0], _("Note")) for w in caught]
         self._fill(self.outputs["forecast"], *notes,
                    fkp.expected_won_plot(by_stage, by="stage", currency=cur),
                    tk.as_html(tk.forecast_takeaway(forecast, cur)), fkp.format_table(by_stage, currency=cur),
@@ -383,16 +408,17 @@ class Explorer:
         from . import takeaways as tk
         from .metrics.landing import landing_forecast
         if len(self.ds.currencies) > 1:
-            return [tk.as_html("the deals are in several currencies: the landing forecast is shown per "
-                               "currency in the report", "Note")]
+            return [tk.as_html(_("the deals are in several currencies: the landing forecast is shown per "
+                                 "currency in the report"), _("Note"))]
         import warnings
         cur = self.ds.currency
         with warnings.catch_warnings(record=True) as caught:   # too little history: said, not raised
             warnings.simplefilter("always")
             landing = landing_forecast(self.ds, period, min(period.as_of, period.stop))
         sel = self.selection()
-        parts: list = [f"<h4>Where {html.escape(period.label or 'the period')} lands (all deals)</h4>",
-                       *dict.fromkeys(tk.as_html(str(w.message).splitlines()[0], "Note") for w in caught),
+        where = _("Where {period} lands (all deals)").format(period=period.label or _("the period"))
+        parts: list = [f"<h4>{html.escape(where)}</h4>",
+                       *dict.fromkeys(tk.as_html(str(w.message).splitlines()[0], _("Note")) for w in caught),
                        tk.as_html(tk.landing_takeaway(landing, currency=cur))]
         for by in ("owner", "source"):
             split = landing.by(by)
@@ -429,13 +455,16 @@ class Explorer:
         name = self._slice_name()
         links = [f'<a download="{html.escape(name)}_{key}.csv" href="{csv_data_uri(table, na_rep="")}">'
                  f"{html.escape(key)}</a>" for key, table in self.tables().items()]
-        return ("<p style='font-size:0.9em'><b>This slice's tables as CSV:</b> " + " · ".join(links) + "</p>")
+        head = html.escape(_("This slice's tables as CSV:"))
+        return f"<p style='font-size:0.9em'><b>{head}</b> " + " · ".join(links) + "</p>"
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
         display(self.widget)
 
 
-def explore(ds: Dataset, period: str | Period | None = None, *, stuck_quantile: float = 0.9) -> Explorer:
-    """Build an :class:`Explorer` (it displays itself when it is a cell's last value)."""
-    return Explorer(ds, period, stuck_quantile=stuck_quantile)
+def explore(ds: Dataset, period: str | Period | None = None, *, stuck_quantile: float = 0.9,
+            lang: str | None = None) -> Explorer:
+    """Build an :class:`Explorer` (it displays itself when it is a cell's last value); ``lang``
+    (``"zh"``) sets its language, else the one set by :func:`funnelkit.i18n.set_language` is used."""
+    return Explorer(ds, period, stuck_quantile=stuck_quantile, lang=lang)

@@ -24,7 +24,7 @@ def test_report_parameters_cell():
     got = {k: v["default"] for k, v in params.items()}
     assert got == {"data_path": '"data/sample"', "quarter": '"2026Q3"', "start": '""', "end": '""',
                    "as_of": '""', "target": "None", "stuck_quantile": "0.9", "currency": '""',
-                   "title": '""', "lenient": "False", "locale": '""'}
+                   "title": '""', "lenient": "False", "locale": '""', "lang": '""'}
     nb = nbformat.read(REPORT, as_version=4)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1

@@ -1,0 +1,157 @@
+"""The report's language: message catalogs complete and current, sentences whole, English unchanged."""
+
+from __future__ import annotations
+
+import gettext
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from babel.messages.pofile import read_po
+
+from funnelkit import i18n
+from funnelkit import takeaways as tk
+from funnelkit.i18n import use_language
+
+ROOT = Path(__file__).resolve().parents[1]
+PO = ROOT / "funnelkit" / "locale" / "zh" / "LC_MESSAGES" / "messages.po"
+MO = PO.with_suffix(".mo")
+REPORT = ROOT / "notebooks" / "quarterly_report.ipynb"
+
+
+def _catalog(path):
+    with open(path, "rb") as f:
+        return read_po(f)
+
+
+def _ids(catalog) -> set[str]:
+    return {m.id[0] if isinstance(m.id, (tuple, list)) else m.id for m in catalog if m.id}
+
+
+def test_no_untranslated_or_fuzzy_entries():
+    problems = i18n.catalog_problems("zh")
+    assert problems == [], "the Chinese catalog is not complete:\n" + "\n".join(problems)
+
+
+def test_catalog_holds_every_marked_message(tmp_path):
+    """Extract now (as `make messages` does) and compare: a marked string missing from the .po shows in English."""
+    pot = tmp_path / "messages.pot"
+    subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg",
+                    "-k", "gettext_", "-o", str(pot), "funnelkit", "notebooks"], cwd=ROOT, check=True)
+    missing = sorted(_ids(_catalog(pot)) - _ids(_catalog(PO)))
+    assert not missing, "run `make messages` and translate:\n" + "\n".join(map(repr, missing))
+
+
+def test_compiled_catalog_matches_the_po():
+    with open(MO, "rb") as f:
+        compiled = gettext.GNUTranslations(f)
+    for m in _catalog(PO):
+        if not m.id or "fuzzy" in m.flags:
+            continue
+        if isinstance(m.id, (tuple, list)):
+            assert compiled.ngettext(m.id[0], m.id[1], 1) == m.string[0], m.id
+        else:
+            assert compiled.gettext(m.id) == m.string, f"{m.id!r}: messages.mo is stale (make messages)"
+
+
+def test_language_names_and_html_lang():
+    assert i18n.check_language("zh_CN") == i18n.check_language("zh-Hans") == "zh"
+    assert i18n.check_language("") == "en"
+    with pytest.raises(ValueError, match="no translation for language 'fr'"):
+        i18n.check_language("fr")
+    assert (i18n.html_lang("zh"), i18n.html_lang("en")) == ("zh-Hans", "en")
+
+
+def test_use_language_restores_and_plurals():
+    with use_language("zh"):
+        assert i18n._("Win rate") == "赢单率"
+        assert i18n.ngettext("{n} deal", "{n} deals", 1).format(n=1) == "1 个商机"
+        assert i18n.ngettext("{n} deal", "{n} deals", 5).format(n=5) == "5 个商机"
+    assert i18n.get_language() == "en"
+    assert i18n.ngettext("{n} deal", "{n} deals", 1).format(n=1) == "1 deal"
+
+
+def _headline_summaries():
+    cur = {"period": {"label": "2026Q2"}, "win_rate": 0.31,
+           "amount_by_source": [{"won_deals": 85, "won_amount": 1_200_000.0}]}
+    prev = {"period": {"label": "2026Q1"}, "win_rate": 0.331,
+            "amount_by_source": [{"won_deals": 80, "won_amount": 1_071_000.0}]}
+    return cur, prev
+
+
+def test_headline_takeaway_is_one_sentence_in_each_language():
+    cur, prev = _headline_summaries()
+    assert tk.headline_takeaway(cur, prev, "EUR") == "Won 1.2M EUR from 85 deals, up 12% on 2026Q1; win rate 31% (-2.1 pts)."
+    with use_language("zh"):
+        assert tk.headline_takeaway(cur, prev, "EUR") == "赢单 1.2M EUR，来自 85 个商机，较 2026Q1 增长 12%；赢单率 31%（-2.1 个百分点）。"
+
+
+def test_takeaway_word_order_is_the_translations():
+    """The stage name sits where the Chinese sentence puts it, not where English does."""
+    funnel = pd.DataFrame({"stage": ["线索", "报价"], "reached": [10, 4], "conversion": [0.4, 0.5]})
+    with use_language("zh"):
+        text = tk.funnel_takeaway(funnel, {"lowest_conversion_stage": "线索", "lowest_conversion": 0.4})
+    assert text == "10 个商机进入销售漏斗；瓶颈在“线索”阶段，只有 40% 的商机进入下一阶段。"
+    assert tk.funnel_takeaway(funnel, {"lowest_conversion_stage": "线索", "lowest_conversion": 0.4}) == (
+        "10 deals entered the funnel; the bottleneck is 线索, where only 40% move on.")
+
+
+def test_headline_table_headers_and_changes_follow_language_and_locale():
+    from funnelkit.formatting import use_locale
+    cur, prev = _headline_summaries()
+    with use_language("zh"), use_locale("de_DE"):
+        t = tk.headline_table(cur, prev, "EUR")
+    assert list(t.columns) == ["指标", "2026Q2", "2026Q1", "变化"]
+    row = t.set_index("指标").loc["赢单率"]
+    assert row["变化"] == "-2,1 个百分点"             # de_DE decimal comma in the change column
+    assert t.set_index("指标").loc["赢单金额", "变化"] == "+12\xa0%"
+
+
+def test_format_table_translates_headers_and_codes_only_in_chinese():
+    from funnelkit.plot import format_table
+    df = pd.DataFrame({"stage": ["Lead"], "status": ["won"], "won_amount": [1234.0], "bucket": ["0-7 days"]})
+    assert list(format_table(df, currency="EUR").iloc[0]) == ["Lead", "won", "1,234", "0-7 days"]
+    with use_language("zh"):
+        out = format_table(df, currency="EUR")
+    assert list(out.columns) == ["阶段", "状态", "赢单金额 (EUR)", "阶段停留天数"]
+    assert list(out.iloc[0]) == ["Lead", "赢单", "1,234", "0-7 天"]
+
+
+def test_notebook_markdown_translated_whole():
+    nb = nbformat.read(REPORT, as_version=4)
+    zh = i18n.translate_notebook(nb, "zh")
+    heads = [line for c in zh.cells if c.cell_type == "markdown" for line in c.source.splitlines()
+             if line.startswith("## ")]
+    assert heads[:3] == ["## 核心指标", "## 能否完成目标", "## 销售漏斗"]
+    assert [c.source for c in zh.cells if c.cell_type == "code"] == \
+        [c.source for c in nb.cells if c.cell_type == "code"]           # code untouched
+    assert i18n.translate_notebook(nb, "en").cells[0].source == nb.cells[0].source
+
+
+def test_chart_labels_in_chinese():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from funnelkit import plot as fkp
+    from funnelkit.formatting import use_locale
+    f = pd.DataFrame({"stage": ["线索", "报价"], "reached": [1200, 4], "conversion": [0.56, 0.5]})
+    with use_language("zh"), use_locale("de_DE"):
+        ax = fkp.funnel_plot(f)
+    texts = [t.get_text() for t in ax.texts]
+    assert ax.get_title() == "销售漏斗：到达各阶段的商机" and ax.get_xlabel() == "商机数"
+    assert texts[0] == "1.200  （56\xa0% 进入下一阶段）"              # the locale's number and percent
+    assert texts[1] == "4  （50\xa0% 赢单）"
+    plt.close("all")
+    ax = fkp.funnel_plot(f)
+    assert [t.get_text() for t in ax.texts][0] == "1,200  (56% to next)"
+    plt.close("all")
+
+
+def test_english_catalog_is_the_source_text():
+    """Every English message is the msgid itself (no .mo for English): nothing in English changes."""
+    assert not (ROOT / "funnelkit" / "locale" / "en").exists()
+    assert i18n._("Takeaway") == "Takeaway" and i18n.get_language() == "en"
