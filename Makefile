@@ -112,7 +112,7 @@ messages: $(STAMP)
 		--project funnelkit --copyright-holder "funnelkit authors" -o $(LOCALE_DIR)/messages.pot funnelkit notebooks
 	$(VENV)/bin/pybabel update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) -D messages \
 		--no-fuzzy-matching --no-wrap --ignore-obsolete
-	$(PY) -m funnelkit.i18n
+	$(PY) -c "from funnelkit.i18n import compile_catalogs; print(*compile_catalogs())"
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --quiet -e '.[bench]'

@@ -258,8 +258,3 @@ def compile_catalogs() -> list[Path]:
             write_mo(f, catalog, use_fuzzy=False)
         written.append(mo)
     return written
-
-
-if __name__ == "__main__":      # python -m funnelkit.i18n: compile the catalogs
-    for path in compile_catalogs():
-        print(f"compiled {path}")

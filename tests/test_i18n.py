@@ -155,3 +155,18 @@ def test_english_catalog_is_the_source_text():
     """Every English message is the msgid itself (no .mo for English): nothing in English changes."""
     assert not (ROOT / "funnelkit" / "locale" / "en").exists()
     assert i18n._("Takeaway") == "Takeaway" and i18n.get_language() == "en"
+
+
+def test_explorer_follows_its_language(tmp_path):
+    pytest.importorskip("ipywidgets")
+    import funnelkit as fk
+    from funnelkit import widgets
+    from test_views import write_tiny
+    ex = widgets.explore(fk.load(write_tiny(tmp_path / "d")), "2026Q2", lang="zh")
+    assert ex.controls["source"].description == "线索来源" and ex.controls["source"].label == "（全部）"
+    assert ex.selection()["source"] == widgets.ALL                 # the value stays the code
+    assert i18n.get_language() == "en"                              # the explorer does not change the session's
+    ex.update()                                                     # a redraw later is still in Chinese
+    assert ex.status.value.startswith("2026Q2（全部商机）：本期新建 5 个商机")
+    heads = [w.value for w in ex.widget.children if hasattr(w, "value") and "<h3" in str(w.value)]
+    assert "成交周期" in heads[0]

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..changes import has_changes
 from ..dataset import Dataset
+from ..i18n import _
 from ..period import Period, quarters_between
 from .landing import landing_by_week, won_between
 
@@ -180,11 +181,11 @@ def forecast_accuracy(ds: Dataset, periods=None, *, level: float = 0.8, simulati
     by_week = _by_week(f)
     notes = []
     if not has_changes(ds, "amount"):
-        notes.append("amounts are the values at export (no change log): forecasts of past weeks use "
-                     "amounts that may have been edited later")
+        notes.append(_("amounts are the values at export (no change log): forecasts of past weeks use "
+                       "amounts that may have been edited later"))
     if has_category and not has_changes(ds, "forecast_category"):
-        notes.append("forecast categories are the values at export: the closed + commit baseline of "
-                     "past weeks leans on hindsight")
+        notes.append(_("forecast categories are the values at export: the closed + commit baseline of "
+                       "past weeks leans on hindsight"))
     return ForecastAccuracy(forecasts=f, by_week=by_week, level=level, notes=notes)
 
 

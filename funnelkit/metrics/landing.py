@@ -53,6 +53,7 @@ import pandas as pd
 
 from ..changes import has_changes, instant, known_at
 from ..dataset import Dataset
+from ..i18n import gettext_
 from ..period import Period
 from ._common import dates_estimated, group_labels
 from .forecast import DEFAULT_ADJUST, SIMULATE_UP_TO, win_forecast
@@ -515,8 +516,8 @@ def landing_forecast(ds: Dataset, period: Period, at=None, *, target: float | No
     notes: list[str] = []
     won = won_between(ds, period.start, min(at, stop))
     if won["amount_unknown_deals"]:
-        notes.append(f"{won['amount_unknown_deals']} deals won so far have no amount: left out of the "
-                     "won amount")
+        notes.append(gettext_("{n} deals won so far have no amount: left out of the won amount").format(
+            n=won["amount_unknown_deals"]))
     fc = win_forecast(ds, at, prior_strength=prior_strength, adjust_for=adjust_for)
     h1 = max((period.start - at) / pd.Timedelta(days=1), 0.0)
     h2 = max((stop - at) / pd.Timedelta(days=1), 0.0)
@@ -537,10 +538,10 @@ def landing_forecast(ds: Dataset, period: Period, at=None, *, target: float | No
     fc["expected_in_period"] = fc["p_in_period"] * fc["amount"]
     unknown_open = int(fc["amount"].isna().sum())
     if unknown_open:
-        notes.append(f"{unknown_open} of the {len(fc)} open deals have no amount: left out of the "
-                     "open-deal term and the range")
+        notes.append(gettext_("{k} of the {n} open deals have no amount: left out of the open-deal term and the "
+                       "range").format(k=unknown_open, n=len(fc)))
     if len(fc) and fc["p_in_period"].isna().all():
-        notes.append("no deal had closed before this instant: the open deals' chances are unknown")
+        notes.append(gettext_("no deal had closed before this instant: the open deals' chances are unknown"))
     from_open = float(np.nansum(fc["expected_in_period"].to_numpy(dtype=float)))
 
     new = _new_deal_history(ds, period, at, lookback) if h2 > 0 else _new_deal_history(ds, period, at, 0)
@@ -552,11 +553,11 @@ def landing_forecast(ds: Dataset, period: Period, at=None, *, target: float | No
         lam = (new_deals, float(new["deals"].var(ddof=1)) if len(new) > 1 else new_deals)
         pool = np.concatenate(list(new["amounts"])) if len(new) else np.array([])
         if len(new) < lookback:
-            notes.append(f"deals not yet created: learnt from {len(new)} previous period(s) only")
+            notes.append(gettext_("deals not yet created: learnt from {n} previous period(s) only").format(n=len(new)))
     else:
         from_new, new_deals, lam, pool = None, None, None, np.array([])
-        notes.append("deals not yet created: no earlier period of the same length in the data to learn "
-                     "from, so the total leaves them out")
+        notes.append(gettext_("deals not yet created: no earlier period of the same length in the data to learn "
+                       "from, so the total leaves them out"))
     new_rows = list(new["deal_rows"])
     new = new.drop(columns=["amounts", "deal_rows"])
 
@@ -573,7 +574,7 @@ def landing_forecast(ds: Dataset, period: Period, at=None, *, target: float | No
     if won["amount"] is None and won["deals"]:
         expected = low = high = None
         p_target = None
-        notes.append("every deal won so far has an unknown amount: the total is unknown")
+        notes.append(gettext_("every deal won so far has an unknown amount: the total is unknown"))
     return LandingForecast(period=period, at=at, currency=currency, won_so_far=won, open_deals=fc,
                            new_deals=new, from_open_amount=from_open, from_new_amount=from_new,
                            from_new_deals=new_deals, expected_amount=expected, low_amount=low,

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..dataset import Dataset, label_text
 from ..history import deals_as_of
+from ..i18n import _, ngettext
 from ..period import Period
 from ..targets import target_for, targets_of
 from . import breakdown as _amount_by
@@ -323,10 +324,12 @@ def _caveats(ds: Dataset, period: Period, s: dict) -> list[dict]:
     out = [{"topic": "period", "text": t} for t in data_span_notes(ds, period)]
     if len(s["currencies"]) > 1:
         counts = ds.deals["currency"].astype(str).value_counts()
-        listed = ", ".join(f"{c}: {counts[c]:,} deals" for c in s["currencies"])
-        out.append({"topic": "currency", "text": (
-            f"the deals are in {len(s['currencies'])} currencies ({listed}): every amount is given per "
-            "currency and never added across currencies; counts, rates and times cover all deals")})
+        listed = _(", ").join(_("{currency}: {n} deals").format(currency=c, n=f"{counts[c]:,}")
+                              for c in s["currencies"])
+        out.append({"topic": "currency", "text": _(
+            "the deals are in {n} currencies ({listed}): every amount is given per currency and never added "
+            "across currencies; counts, rates and times cover all deals").format(n=len(s["currencies"]),
+                                                                                  listed=listed)})
         blocks = [(c, b["amount_coverage"]) for c, b in s["by_currency"].items()]
     else:
         blocks = [("", s["amount_coverage"])]
@@ -334,39 +337,42 @@ def _caveats(ds: Dataset, period: Period, s: dict) -> list[dict]:
         out += _amount_caveats(cov, currency)
     gone = s["unvisited_stages"]
     if gone and len(gone) < len(ds.stages):
-        out.append({"topic": "funnel", "text": (
-            f"no deal in the data ever entered {', '.join(gone)}: "
-            f"{'it is' if len(gone) == 1 else 'they are'} left out of the funnel (a skipped stage would "
-            "otherwise count as reached by every deal)")})
+        out.append({"topic": "funnel", "text": ngettext(
+            "no deal in the data ever entered {stages}: it is left out of the funnel (a skipped stage would "
+            "otherwise count as reached by every deal)",
+            "no deal in the data ever entered {stages}: they are left out of the funnel (a skipped stage would "
+            "otherwise count as reached by every deal)", len(gone)).format(stages=_(", ").join(gone))})
     return out
 
 
 def _amount_caveats(cov: dict, currency: str = "") -> list[dict]:
     """Plain-language notes on unknown and hindsight amounts (see :func:`amount_coverage`)."""
-    where = f" in {currency}" if currency else ""
+    where = (" " + _("in {currency}").format(currency=currency)) if currency else ""
     out = []
-    for key, what, metrics in (("won", "won deals", "the won amount and the won deal sizes"),
-                               ("open", "deals open at the end of the period",
-                                "the open pipeline amount and the expected won amount")):
+    texts = {"won": (_("all {n} won deals{where} have an unknown amount: the won amount and the won deal sizes "
+                       "are unknown (not 0)"),
+                     _("{k} of the {n} won deals{where} ({pct}) have an unknown amount: the won amount and the won "
+                       "deal sizes cover only the other {rest}")),
+             "open": (_("all {n} deals open at the end of the period{where} have an unknown amount: the open "
+                        "pipeline amount and the expected won amount are unknown (not 0)"),
+                      _("{k} of the {n} deals open at the end of the period{where} ({pct}) have an unknown amount: "
+                        "the open pipeline amount and the expected won amount cover only the other {rest}"))}
+    for key in ("won", "open"):
         c = cov[key]
         n, k = c["deals"], c["amount_unknown"]
         if not k:
             continue
-        if k == n:
-            text = (f"all {n:,} {what}{where} have an unknown amount: {metrics} are unknown "
-                    "(not 0)")
-        else:
-            text = (f"{k:,} of the {n:,} {what}{where} ({100 * k / n:.0f}%) have an unknown amount: "
-                    f"{metrics} cover only the other {n - k:,}")
+        text = texts[key][0 if k == n else 1].format(n=f"{n:,}", k=f"{k:,}", where=where,
+                                                     pct=f"{100 * k / n:.0f}%" if n else "", rest=f"{n - k:,}")
         out.append({"topic": f"amount_{key}", "text": text})
     if cov["hindsight"]:
         o = cov["open"]
-        out.append({"topic": "hindsight", "text": (
-            f"amounts are recorded only when a deal closes in this data (no deal still open has one): "
-            f"{o['amount_known_after_close']:,} of the {o['deals']:,} deals open at the end of the "
-            f"period{where} have an amount only because they closed later; the open pipeline amount "
-            "and the expected won amount lean on hindsight (amounts known only at export), read them "
-            "as upper bounds")})
+        out.append({"topic": "hindsight", "text": _(
+            "amounts are recorded only when a deal closes in this data (no deal still open has one): {k} of the {n} "
+            "deals open at the end of the period{where} have an amount only because they closed later; the open "
+            "pipeline amount and the expected won amount lean on hindsight (amounts known only at export), read "
+            "them as upper bounds").format(k=f"{o['amount_known_after_close']:,}", n=f"{o['deals']:,}",
+                                           where=where)})
     return out
 
 
@@ -389,19 +395,22 @@ def data_span_notes(ds: Dataset, period: Period) -> list[str]:
     """Plain-language warnings when the period lies (partly) outside the data's time span."""
     d = ds.deals
     if d.empty:
-        return ["the data set has no deals"]
+        return [_("the data set has no deals")]
     first = d["created_at"].min()
     last = data_end(ds)
     notes = []
     if period.stop <= first:
-        notes.append(f"the period ends before the data starts ({first.date()}): every number is empty")
+        notes.append(_("the period ends before the data starts ({date}): every number is empty").format(
+            date=first.date()))
     elif period.start < first.normalize():
-        notes.append(f"the data starts on {first.date()}, inside the period: the period is only partly covered")
+        notes.append(_("the data starts on {date}, inside the period: the period is only partly covered").format(
+            date=first.date()))
     if period.start > last:
-        notes.append(f"the period starts after the last event in the data ({last.date()}): deals open "
-                     "then are shown as still open, and nothing closes in the period")
+        notes.append(_("the period starts after the last event in the data ({date}): deals open then are shown "
+                       "as still open, and nothing closes in the period").format(date=last.date()))
     elif period.as_of > last + pd.Timedelta(days=1):
-        notes.append(f"the data ends on {last.date()}, before the end of the period: later events are missing")
+        notes.append(_("the data ends on {date}, before the end of the period: later events are missing").format(
+            date=last.date()))
     return notes
 
 
