@@ -374,7 +374,8 @@ def default_notebook() -> Path:
 
 
 def _slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "report"
+    # letters of any script stay (a Chinese section's CSV is named after it, not "report")
+    return re.sub(r"[^\w.-]+", "_", label).strip("._") or "report"
 
 
 def _parameters(path: Path, period: Period, *, target, stuck_quantile, title, lenient, currency,

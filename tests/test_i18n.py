@@ -170,3 +170,13 @@ def test_explorer_follows_its_language(tmp_path):
     assert ex.status.value.startswith("2026Q2（全部商机）：本期新建 5 个商机")
     heads = [w.value for w in ex.widget.children if hasattr(w, "value") and "<h3" in str(w.value)]
     assert "成交周期" in heads[0]
+
+
+def test_navigation_in_chinese_and_downloads_named_after_chinese_sections():
+    from funnelkit.report import add_navigation
+    page = ('<body><div class="jp-Cell"><h2 id="销售漏斗">销售漏斗</h2></div><a download="table.csv"></a>'
+            '<div class="jp-Cell"><h2 id="成交周期">成交周期</h2></div><a download="table.csv"></a></body>')
+    with use_language("zh"):
+        out = add_navigation(page, label="2026Q2", data_span=("2025-01-02", "2026-09-30"), rendered_on="2026-10-01")
+    assert 'download="2026Q2-销售漏斗.csv"' in out and 'download="2026Q2-成交周期.csv"' in out
+    assert "<b>目录</b>" in out and "生成于 2026-10-01 · 数据范围 2025-01-02 至 2026-09-30" in out

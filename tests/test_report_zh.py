@@ -11,7 +11,6 @@ import re
 import subprocess
 import sys
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,7 @@ QUARTER = "2026Q2"
 ALLOWED = {"CNY", "CSV", "IQR", "Brier", "Kaplan-Meier", "funnelkit", "funnelkit.metrics", "report",
            "docs", "metrics.md", "docs/metrics.md", "targets.csv", "deal_changes.csv", "expected_close_date",
            "stuck_quantile", "target", "--target"}
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'_./-]*[A-Za-z0-9]")
+_WORD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9'_./-]*[A-Za-z0-9]")
 _DEAL_ID = re.compile(r"^D\d+$")
 
 
