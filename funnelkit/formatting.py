@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
+from .i18n import _
+
 __all__ = ["set_locale", "get_locale", "use_locale", "check_locale", "number", "percent", "money", "compact_money",
            "days", "date", "table_cell", "MISSING"]
 
@@ -196,7 +198,6 @@ def days(value: Any, decimals: int = 0, *, locale: str | None = None) -> str:
     if f is None:
         return MISSING
     if loc is None:
-        from .i18n import _
         return _("{n} days").format(n=f"{f:.{decimals}f}")
     from babel import units
 
@@ -244,7 +245,7 @@ def table_cell(value: Any, kind: str, *, locale: str | None = None) -> str:
     if kind == "text":
         return str(value)
     if kind == "yesno":
-        return "yes" if bool(value) else "no"
+        return _("yes") if bool(value) else _("no")
     if kind == "date":
         return date(value, locale=locale)
     f = _num(value)
