@@ -958,7 +958,8 @@ DISPLAY_NAMES: dict[str, tuple[str, str]] = {
     # where the pipeline went
     "amount_before": (N_("Amount before{cur}"), "money"), "amount_after": (N_("Amount after{cur}"), "money"),
     "start_amount": (N_("Amount at the start{cur}"), "money"), "end_amount": (N_("Amount at the end{cur}"), "money"),
-    "won_share": (N_("Won share"), "pct"),
+    "won_share": (N_("Won share"), "pct"), "amount_unknown": (N_("Amount unknown (deals)"), "count"),
+    "pull_ins": (N_("Moved earlier"), "count"),
 }
 
 
@@ -1137,13 +1138,16 @@ MOVEMENT_LABELS = VALUE_LABELS["movement"]
 
 
 def waterfall_plot(data: pd.DataFrame, *, start_amount: float, end_amount: float, movement: str = "movement",
-                   change: str = "change", deals: str = "deals", currency: str | None = None,
+                   change: str = "change", deals: str = "deals", unknown: str = "amount_unknown",
+                   start_unknown: int = 0, end_unknown: int = 0, currency: str | None = None,
                    title: str | None = None, ax: Axes | None = None) -> Axes:
     """Where the pipeline went: the amount at the start, one floating bar per movement, the end.
 
     ``data`` is :attr:`funnelkit.metrics.PipelineWaterfall.movements`; ``change`` is each movement's
     signed effect, so the bars walk from ``start_amount`` to ``end_amount``. Additions are green,
-    reductions red, the two totals grey; each bar is labelled with its amount and deal count.
+    reductions red, the two totals grey; each bar is labelled with its amount and deal count. Deals
+    whose amount is unknown (column ``unknown``, ``start_unknown``/``end_unknown`` for the totals) are
+    said in the label ("+ 2 unknown", or "unknown" when no amount is known), never drawn as 0.
     """
     ax = _new_ax(ax, figsize=(8.5, 3.8))
     title = title or _("Where the pipeline went")
@@ -1156,9 +1160,14 @@ def waterfall_plot(data: pd.DataFrame, *, start_amount: float, end_amount: float
     x = np.arange(len(labels))
     ax.bar(x, heights, bottom=bottoms, color=colours, width=0.7)
     counts = [""] + [_("{n} deals").format(n=int(n)) for n in data[deals]] + [""]
+    n_deals = np.concatenate([[np.nan], data[deals].to_numpy(dtype=float), [np.nan]])
+    missing = np.concatenate([[start_unknown], data[unknown].to_numpy(dtype=float) if unknown in data.columns
+                              else np.zeros(len(data)), [end_unknown]])
     top = float(max((bottoms + heights).max(), 1.0))
-    for i, (b, h, n) in enumerate(zip(bottoms, heights, counts)):
-        ax.text(i, b + h + top * 0.015, money(h, "") + (f"\n{n}" if n else ""), ha="center", va="bottom",
+    for i, (b, h, n, u, k) in enumerate(zip(bottoms, heights, counts, missing, n_deals)):
+        amount = (_("unknown") if u and (u == k or h == 0) else
+                  _("{amount} + {n} unknown").format(amount=money(h, ""), n=int(u)) if u else money(h, ""))
+        ax.text(i, b + h + top * 0.015, amount + (f"\n{n}" if n else ""), ha="center", va="bottom",
                 fontsize=7)
     ax.set_xticks(x, labels=labels, rotation=30, ha="right")
     ax.set_ylim(0, top * 1.2)

@@ -1151,6 +1151,12 @@ def waterfall_takeaway(waterfall: Any, currency: str = "") -> str:
     check = (_("Check: start + movements = end adds up ({deals} deals = {end_deals}; {amount} = {end_amount})")
              if b["balanced"] else
              _("Check: start + movements = end does NOT add up ({deals} deals = {end_deals}; {amount} = {end_amount})"))
-    return _stop(text) + " " + _stop(check.format(deals=b["deals"], end_deals=b["end_deals"],
+    text = _stop(text) + " " + _stop(check.format(deals=b["deals"], end_deals=b["end_deals"],
                                                   amount=money(b["amount"], currency),
                                                   end_amount=money(b["end_amount"], currency)))
+    unknown = int(m["amount_unknown"].sum()) if "amount_unknown" in m.columns else 0
+    if unknown:
+        text += " " + ngettext("{n} of the movements has an unknown amount: counted as a deal, left out of "
+                               "the amounts.", "{n} of the movements have an unknown amount: counted as deals, "
+                               "left out of the amounts.", unknown).format(n=unknown)
+    return text

@@ -71,16 +71,48 @@ def test_the_set_at_end_is_the_snapshot_at_end(hand):
 
 def test_stage_to_stage_view_by_hand(hand):
     v = stage_movement(hand, START, END, window="2026Q2")
-    got = {(r["from"], r["to"]): (r["deals"], r["start_amount"], r["end_amount"]) for _, r in v.iterrows()}
+    v = v.astype({"start_amount": object, "end_amount": object})
+    v = v.where(v.notna(), None)             # None: no deal of the row was in the pipeline then
+    got = {(r["from"], r["to"]): (r["deals"], r["start_amount"], r["end_amount"], r["amount_unknown"])
+           for _, r in v.iterrows()}
     assert got == {
-        ("(entered)", "Lead"): (1, 0.0, 800.0),          # D, pulled in
-        ("(entered)", "won"): (1, 0.0, 0.0),             # B, created and won inside
-        ("Lead", "Qualified"): (1, 3000.0, 3000.0),      # C
-        ("Lead", "Lead"): (1, 1000.0, 1500.0),           # F
-        ("Qualified", "Qualified"): (2, 1600.0, 1600.0),  # A, J
-        ("Lead", "lost"): (1, 4000.0, 0.0),
-        ("Lead", "won"): (1, 1200.0, 0.0),               # K              # E (in Proposal from 04-10, lost from there)
+        ("(entered)", "Lead"): (1, None, 800.0, 0),          # D, pulled in
+        ("(entered)", "won"): (1, None, None, 0),            # B, created and won inside
+        ("Lead", "Qualified"): (1, 3000.0, 3000.0, 0),       # C
+        ("Lead", "Lead"): (1, 1000.0, 1500.0, 0),            # F
+        ("Qualified", "Qualified"): (2, 1600.0, 1600.0, 0),  # A, J
+        ("Lead", "lost"): (1, 4000.0, None, 0),              # E (in Proposal from 04-10, lost from there)
+        ("Lead", "won"): (1, 1200.0, None, 0),               # K
     }
+
+
+def test_unknown_amounts_are_counted_never_zero(tmp_path, capsys):
+    """contract_cases: D1 won 01-20 (1000), D2 lost 01-12 (500), D3 open (2000), D4 open, amount unknown,
+    created 01-05 10:00 -- inside [01-04 12:00, 02-01)."""
+    from contract_cases import write_dataset
+    from funnelkit.cli import main
+
+    ds = fk.load(write_dataset(tmp_path / "d"))
+    w = pipeline_waterfall(ds, "2024-01-04T12:00", "2024-02-01")
+    assert (w.start_deals, w.start_amount, w.start_amount_unknown) == (3, 3500.0, 0)
+    assert (w.end_deals, w.end_amount, w.end_amount_unknown) == (2, 2000.0, 1)
+    m = w.movements.set_index("movement")
+    assert m.loc["created", ["deals", "amount", "amount_unknown"]].tolist() == [1, 0.0, 1]
+    assert m.loc["won", ["deals", "amount", "amount_unknown"]].tolist() == [1, 1000.0, 0]
+    assert w.balance["balanced"]
+    from funnelkit.takeaways import waterfall_takeaway
+    assert "1 of the movements have an unknown amount" in waterfall_takeaway(w, "EUR")
+    v = stage_movement(ds, "2024-01-04T12:00", "2024-02-01").set_index(["from", "to"])
+    assert v.loc[("(entered)", "Lead"), "amount_unknown"] == 1
+    assert pd.isna(v.loc[("(entered)", "Lead"), "end_amount"])           # unknown, not 0
+    ax = fk.plot.waterfall_plot(w.movements, start_amount=w.start_amount, end_amount=w.end_amount,
+                                start_unknown=w.start_amount_unknown, end_unknown=w.end_amount_unknown)
+    labels = [t.get_text() for t in ax.texts]
+    assert labels[1] == "unknown\n1 deals"                               # created: D4 alone
+    assert labels[-1] == fk.plot.money(2000.0, "") + " + 1 unknown"      # end: D3 known, D4 not
+    entry = w.to_dict("all")
+    assert entry["movements"]["created"] == {"deals": 1, "amount": 0.0, "amount_unknown": 1}
+    assert (entry["start_amount_unknown"], entry["end_amount_unknown"]) == (0, 1)
 
 
 def test_without_a_change_log_nothing_moves_but_deals(tmp_path):

@@ -66,7 +66,7 @@ def test_win_rate_by_pushes_by_hand(hand):
 def test_lost_reasons_by_hand(hand):
     by_stage = lost_reasons(hand, Q2)
     assert by_stage.to_dict("records") == [{"lost_reason": "Price", "stage": "Proposal", "deals": 1,
-                                            "amount": 3500.0}]
+                                            "amount": 3500.0, "amount_unknown": 0}]
     assert lost_reasons(hand, Q2, by="owner")["owner"].tolist() == ["Ann"]
 
 

@@ -223,21 +223,35 @@ class PipelineWaterfall:
 
     @property
     def start_amount(self) -> float:
+        """The known amounts of the deals in the set at ``start`` (see :attr:`start_amount_unknown`)."""
         return float(self.start_set["amount"].sum())
 
     @property
     def end_amount(self) -> float:
+        """The known amounts of the deals in the set at ``end`` (see :attr:`end_amount_unknown`)."""
         return float(self.end_set["amount"].sum())
+
+    @property
+    def start_amount_unknown(self) -> int:
+        """Deals in the set at ``start`` whose amount is unknown (in the deal count, not the amount)."""
+        return int(self.start_set["amount"].isna().sum())
+
+    @property
+    def end_amount_unknown(self) -> int:
+        """Deals in the set at ``end`` whose amount is unknown."""
+        return int(self.end_set["amount"].isna().sum())
 
     @property
     def movements(self) -> pd.DataFrame:
         """One row per movement type, in :data:`MOVEMENTS` order: ``movement``, ``deals`` (how many
-        movements), ``amount`` (sum of their magnitudes), ``change`` (signed effect on the amount)."""
+        movements), ``amount`` (sum of their known magnitudes), ``change`` (signed effect on the
+        amount), ``amount_unknown`` (movements whose amount is unknown: counted, never taken as 0)."""
         g = self.deals.groupby("movement", observed=False)
+        unknown = self.deals["amount"].isna().groupby(self.deals["movement"], observed=False).sum()
         out = pd.DataFrame({"deals": g.size(), "amount": g["amount"].sum(min_count=0),
-                            "change": g["change"].sum()}).reindex(list(MOVEMENTS), fill_value=0)
+                            "change": g["change"].sum(), "amount_unknown": unknown}).reindex(list(MOVEMENTS), fill_value=0)
         out = out.rename_axis("movement").reset_index()
-        return out.astype({"deals": "int64", "amount": "float64", "change": "float64"})
+        return out.astype({"deals": "int64", "amount": "float64", "change": "float64", "amount_unknown": "int64"})
 
     @property
     def balance(self) -> dict:
@@ -256,8 +270,10 @@ class PipelineWaterfall:
         return {"window": label, "start": self.start.isoformat(), "end": self.end.isoformat(),
                 "start_deals": self.start_deals, "start_amount": self.start_amount,
                 "end_deals": self.end_deals, "end_amount": self.end_amount,
-                "movements": {k: {"deals": int(m.loc[k, "deals"]), "amount": float(m.loc[k, "amount"])}
-                              for k in MOVEMENTS}}
+                "movements": {k: {"deals": int(m.loc[k, "deals"]), "amount": float(m.loc[k, "amount"]),
+                                  "amount_unknown": int(m.loc[k, "amount_unknown"])}
+                              for k in MOVEMENTS},
+                "start_amount_unknown": self.start_amount_unknown, "end_amount_unknown": self.end_amount_unknown}
 
 
 def pipeline_waterfall(ds: Dataset, start, end, window=None) -> PipelineWaterfall:
@@ -305,8 +321,10 @@ def stage_movement(ds: Dataset, start, end, window=None) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``from``, ``to``, ``deals``, ``start_amount`` (sum of known amounts at start), ``end_amount``
-        (at end, for deals in the pipeline then); sorted by ``from`` then ``to`` in stage order.
+        ``from``, ``to``, ``deals``, ``start_amount`` (sum of known amounts at start; NaN when none
+        is known or no deal of the row was in the pipeline then), ``end_amount`` (the same at end),
+        ``amount_unknown`` (deals of the row in the pipeline at start or end with an unknown amount);
+        sorted by ``from`` then ``to`` in stage order.
 
     Examples
     --------
@@ -324,10 +342,12 @@ def stage_movement(ds: Dataset, start, end, window=None) -> pd.DataFrame:
     to = b["stage"].astype(object).where(b["stage"].notna(),
                                           pd.Series(np.where(closed_in, d["status"].astype(str), LEFT), index=ids))
     order = {s: i for i, s in enumerate([ENTERED, *ds.stages, "won", "lost", LEFT])}
+    unknown = (a["stage"].notna() & a["amount"].isna()) | (b["stage"].notna() & b["amount"].isna())
     t = pd.DataFrame({"from": frm.to_numpy(), "to": to.to_numpy(), "start_amount": a["amount"].to_numpy(),
-                      "end_amount": b["amount"].to_numpy()})
-    out = t.groupby(["from", "to"], sort=False).agg(deals=("from", "size"),
-                                                    start_amount=("start_amount", "sum"),
-                                                    end_amount=("end_amount", "sum")).reset_index()
+                      "end_amount": b["amount"].to_numpy(), "amount_unknown": unknown.to_numpy().astype("int64")})
+    g = t.groupby(["from", "to"], sort=False)
+    out = pd.DataFrame({"deals": g.size(), "start_amount": g["start_amount"].sum(min_count=1),
+                        "end_amount": g["end_amount"].sum(min_count=1),
+                        "amount_unknown": g["amount_unknown"].sum()}).reset_index()
     key = out["from"].map(order) * 100 + out["to"].map(order)
     return out.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True)

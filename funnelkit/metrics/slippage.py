@@ -192,7 +192,8 @@ def lost_reasons(ds: Dataset, period: Period, by: str = "stage") -> pd.DataFrame
     -------
     DataFrame
         ``lost_reason`` (``(not set)`` when empty or when the data has no such column), ``<by>``,
-        ``deals``, ``amount`` (sum of known closing amounts); most deals first.
+        ``deals``, ``amount`` (sum of known closing amounts; NaN when none is known),
+        ``amount_unknown`` (deals whose closing amount is unknown); most deals first.
 
     Examples
     --------
@@ -214,7 +215,9 @@ def lost_reasons(ds: Dataset, period: Period, by: str = "stage") -> pd.DataFrame
         group = group_labels(d[by].iloc[rows]).to_numpy()
     frame = pd.DataFrame({"lost_reason": reason, by: group, "deals": 1,
                           "amount": d["amount"].to_numpy(dtype=float)[rows]})
-    out = frame.groupby(["lost_reason", by], sort=False).agg(deals=("deals", "sum"),
-                                                            amount=("amount", "sum")).reset_index()
+    frame["amount_unknown"] = frame["amount"].isna().astype("int64")
+    g = frame.groupby(["lost_reason", by], sort=False)
+    out = pd.DataFrame({"deals": g["deals"].sum(), "amount": g["amount"].sum(min_count=1),
+                        "amount_unknown": g["amount_unknown"].sum()}).reset_index()
     return out.sort_values(["deals", "amount", "lost_reason", by], ascending=[False, False, True, True],
                            kind="stable").reset_index(drop=True)
