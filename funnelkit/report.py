@@ -711,9 +711,17 @@ def _amount_cell(amount: float, deals: int, unknown: int, currency: str) -> str:
 
 
 def _trend_chart(h: pd.DataFrame, currency: str) -> str:
-    """A small three-panel trend (won amount, win rate, open pipeline per quarter) as an <img>."""
+    """A small three-panel trend (won amount, win rate, open pipeline per quarter) as an <img>, its
+    labels (Chinese with ``--lang zh``) drawn with the font fallback chain of :mod:`funnelkit.fonts`."""
     import matplotlib
     matplotlib.use("Agg")
+
+    from . import fonts
+    with matplotlib.rc_context({"font.family": fonts.font_chain()}):
+        return _trend_img(h, currency)
+
+
+def _trend_img(h: pd.DataFrame, currency: str) -> str:
     import matplotlib.pyplot as plt
     import numpy as np
 

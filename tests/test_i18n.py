@@ -180,3 +180,25 @@ def test_navigation_in_chinese_and_downloads_named_after_chinese_sections():
         out = add_navigation(page, label="2026Q2", data_span=("2025-01-02", "2026-09-30"), rendered_on="2026-10-01")
     assert 'download="2026Q2-销售漏斗.csv"' in out and 'download="2026Q2-成交周期.csv"' in out
     assert "<b>目录</b>" in out and "生成于 2026-10-01 · 数据范围 2025-01-02 至 2026-09-30" in out
+
+
+@pytest.mark.filterwarnings("error:Glyph")         # the trend chart's Chinese labels have a font
+def test_index_page_in_chinese(tmp_path):
+    from bs4 import BeautifulSoup
+
+    import funnelkit as fk
+    from funnelkit import report
+    from funnelkit.report import RenderOutcome
+    from test_views import write_tiny
+    ds = fk.load(write_tiny(tmp_path / "d"))
+    out = RenderOutcome(rendered=[("2026Q1", tmp_path / "2026Q1.html"), ("2026Q2", tmp_path / "2026Q2.html")])
+    with use_language("zh"):
+        page = report.write_index(tmp_path, ds, out, None, ("2026-04-01", "2026-06-01")).read_text()
+    soup = BeautifulSoup(page, "html.parser")
+    assert soup.html["lang"] == "zh-Hans"
+    assert [h.get_text() for h in soup.select("h2")] == ["核心指标（逐季度）", "报告列表"]
+    rows = [tr.th.get_text(" ", strip=True) for tr in soup.select("tbody tr")]
+    assert rows[0] == "赢单金额 本季度赢单的商机"
+    cells = [td.get_text(" ", strip=True) for td in soup.select("tbody tr")[2].find_all("td")]
+    assert cells == ["0 个商机", "700 EUR 2 个商机，其中 1 个金额未知（50%）"]
+    assert soup.select_one("img.trend")["alt"].startswith("图表：逐季度对比")
