@@ -5,6 +5,9 @@ files itself, normalises the stage history the way the loader documents it, deri
 computes the metrics in SQL. ``benchmarks/run.py`` times it against funnelkit and checks that both
 give the same numbers.
 
+Unknown is never 0: a sum over deals whose amounts are all unknown is null (docs/metrics.md).
+Deals flagged ``dates_estimated`` count, but are left out of every duration.
+
 Covered: snapshot per stage at ``as_of`` (open deals and amount), funnel (reached, conversion) and the
 cohort's outcomes, stage flow, time in stage (visits ended in P: count, mean, median, p90; stuck
 deals at ``as_of``), days to close (won / lost), deal size (count, mean, median, 10% trimmed mean),
@@ -49,10 +52,17 @@ def load(con: duckdb.DuckDBPyConnection, folder: str | Path, stages: list[str]) 
     deals_csv = str(folder / "deals.csv")
     hist_csv = str(folder / "stage_history.csv")
     # Every cell as text (as the contract says), then typed here: no type sniffing differences.
+    # dates_estimated (optional): a flagged deal closed before its recorded creation is taken as
+    # created at its close, and its durations are left out (docs/data-contract.md).
+    with open(deals_csv, encoding="utf-8-sig") as fh:
+        flagged = "dates_estimated" in [c.strip() for c in fh.readline().split(",")]
+    flag = "coalesce(lower(trim(dates_estimated)) = 'true', false)" if flagged else "false"
     con.execute(f"""
         CREATE OR REPLACE TABLE deals AS
         SELECT trim(deal_id) AS deal_id,
-               {_ts('created_at')} AS created_at,
+               CASE WHEN {flag} AND {_ts('closed_at')} < {_ts('created_at')} THEN {_ts('closed_at')}
+                    ELSE {_ts('created_at')} END AS created_at,
+               {flag} AS dates_estimated,
                {_ts('closed_at')} AS closed_at,
                lower(trim(status)) AS status,
                CAST(nullif(trim(amount), '') AS DOUBLE) AS amount,
@@ -91,7 +101,7 @@ def load(con: duckdb.DuckDBPyConnection, folder: str | Path, stages: list[str]) 
         SELECT h.deal_id, h.stage_index, h.entered_at,
                lead(h.entered_at) OVER w AS next_entered_at,
                lead(h.stage_index) OVER w AS next_stage_index,
-               d.created_at, d.closed_at, d.status, d.amount, d.owner
+               d.created_at, d.closed_at, d.status, d.amount, d.owner, d.dates_estimated
         FROM hist h JOIN deals d USING (deal_id)
         WINDOW w AS (PARTITION BY h.deal_id ORDER BY h.entered_at, h.stage_index)
     """)
@@ -170,17 +180,18 @@ def close_time_survival(con: duckdb.DuckDBPyConnection, start, stop, as_of,
                         ELSE epoch(?3 - created_at) END / 86400.0 AS days,
                    coalesce(closed_at < ?3, false) AS event
             FROM deals WHERE created_at >= ?1 AND created_at < ?2 AND created_at < ?3
+              AND NOT dates_estimated
         ),
         t AS (SELECT days, count(*) AS closes FROM c WHERE event GROUP BY days)
         SELECT t.days, t.closes, (SELECT count(*) FROM c WHERE c.days >= t.days) AS at_risk
         FROM t ORDER BY t.days
     """, [start, stop, as_of]).fetchall()
     n = con.execute("SELECT count(*) FROM deals WHERE created_at >= ?1 AND created_at < ?2 "
-                    "AND created_at < ?3", [start, stop, as_of]).fetchone()[0]
+                    "AND created_at < ?3 AND NOT dates_estimated", [start, stop, as_of]).fetchone()[0]
     max_days = con.execute("""
         SELECT max(CASE WHEN closed_at < ?3 THEN epoch(closed_at - created_at)
                         ELSE epoch(?3 - created_at) END / 86400.0)
-        FROM deals WHERE created_at >= ?1 AND created_at < ?2 AND created_at < ?3
+        FROM deals WHERE created_at >= ?1 AND created_at < ?2 AND created_at < ?3 AND NOT dates_estimated
     """, [start, stop, as_of]).fetchone()[0]
     # Exact rational products: S often reaches exactly 1/2 (e.g. 181/362 with no censoring before the
     # median), where a float product may land a hair above 0.5 and move the median one close later.
@@ -242,7 +253,8 @@ def metrics(con: duckdb.DuckDBPyConnection, start, stop, as_of, *, stuck_quantil
             SELECT stage_index, amount FROM v
             WHERE ended_at IS NULL AND created_at < getvariable('as_of')
         )
-        SELECT s.stage, count(cur.stage_index) AS open_deals, coalesce(sum(cur.amount), 0) AS open_amount
+        SELECT s.stage, count(cur.stage_index) AS open_deals,
+               CASE WHEN count(cur.stage_index) > 0 THEN sum(cur.amount) ELSE 0 END AS open_amount
         FROM stages s LEFT JOIN cur USING (stage_index)
         GROUP BY s.stage, s.stage_index ORDER BY s.stage_index
     """)
@@ -300,10 +312,11 @@ def metrics(con: duckdb.DuckDBPyConnection, start, stop, as_of, *, stuck_quantil
         WITH e AS (
             SELECT stage_index, epoch(ended_at - entered_at) / 86400.0 AS days FROM v
             WHERE ended_at >= getvariable('p_start') AND ended_at < getvariable('p_stop')
+              AND NOT dates_estimated
         ),
         thr AS (
             SELECT stage_index, quantile_cont(epoch(ended_at - entered_at) / 86400.0, ?) AS threshold
-            FROM v WHERE ended_at IS NOT NULL GROUP BY stage_index
+            FROM v WHERE ended_at IS NOT NULL AND NOT dates_estimated GROUP BY stage_index
         ),
         stuck AS (
             SELECT v.stage_index, count(*) AS stuck_deals
@@ -326,7 +339,7 @@ def metrics(con: duckdb.DuckDBPyConnection, start, stop, as_of, *, stuck_quantil
     dtc = {r["status"]: r for r in _rows(con, """
         SELECT status, count(*) AS deals, avg(epoch(closed_at - created_at) / 86400.0) AS mean_days,
                quantile_cont(epoch(closed_at - created_at) / 86400.0, 0.5) AS median_days
-        FROM d WHERE closed_in_p AND status IN ('won', 'lost') GROUP BY status
+        FROM d WHERE closed_in_p AND status IN ('won', 'lost') AND NOT dates_estimated GROUP BY status
     """)}
     out["days_to_close"] = {
         s: {k: dtc[s][k] for k in ("deals", "mean_days", "median_days")} if s in dtc
@@ -352,16 +365,18 @@ def metrics(con: duckdb.DuckDBPyConnection, start, stop, as_of, *, stuck_quantil
 
     for by in ("source", "product", "owner"):
         extra = (", quantile_cont(epoch(closed_at - created_at) / 86400.0, 0.5) "
-                 "FILTER (closed_in_p AND status = 'won') AS median_days_to_close"
+                 "FILTER (closed_in_p AND status = 'won' AND NOT dates_estimated) AS median_days_to_close"
                  if by == "owner" else "")
         rows = _rows(con, f"""
             WITH g AS (
                 SELECT {by} AS key,
-                       coalesce(sum(amount) FILTER (closed_in_p AND status = 'won'), 0) AS won_amount,
+                       CASE WHEN count(*) FILTER (closed_in_p AND status = 'won') > 0
+                            THEN sum(amount) FILTER (closed_in_p AND status = 'won') ELSE 0 END AS won_amount,
                        count(*) FILTER (closed_in_p AND status = 'won') AS won_deals,
                        count(*) FILTER (closed_in_p AND status = 'lost') AS lost_deals,
                        count(amount) FILTER (closed_in_p AND status = 'won') AS won_known,
-                       coalesce(sum(amount) FILTER (open_at_as_of), 0) AS open_amount
+                       CASE WHEN count(*) FILTER (open_at_as_of) > 0
+                            THEN sum(amount) FILTER (open_at_as_of) ELSE 0 END AS open_amount
                        {extra}
                 FROM d WHERE closed_in_p OR open_at_as_of GROUP BY {by}
             )

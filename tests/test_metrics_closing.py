@@ -18,6 +18,7 @@ from funnelkit.dataset import MixedCurrencyError
 from funnelkit.metrics.closing import (CloseTimeSurvival, close_time_survival, closed_in_period,
                                              days_to_close, size_band)
 from funnelkit.period import Period
+from engines import ENGINES, on_engine
 from close_hand_data import (deal_tuples, make_dataset, random_deals, write_dataset,
                              write_mixed_currency)
 
@@ -26,9 +27,9 @@ APRIL = Period("2024-04-01", "2024-04-30")
 EARLY = Period("2024-04-01", "2024-04-30", as_of="2024-04-20 12:00")
 
 
-@pytest.fixture(scope="module")
-def ds(tmp_path_factory):
-    return fk.load(write_dataset(tmp_path_factory.mktemp("hand")))
+@pytest.fixture(scope="module", params=ENGINES)
+def ds(request, tmp_path_factory):
+    return on_engine(request.param, write_dataset(tmp_path_factory.mktemp("hand")), request)
 
 
 def rows(df, *cols):

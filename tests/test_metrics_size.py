@@ -13,6 +13,7 @@ from funnelkit.dataset import MixedCurrencyError
 from funnelkit.metrics.size import (deal_size, deal_size_by_month, outlier_deals, target_plan,
                                          win_rate)
 from funnelkit.period import Period
+from engines import ENGINES, on_engine
 from close_hand_data import (deal_tuples, make_dataset, random_deals, write_dataset,
                              write_mixed_currency, write_sizes)
 
@@ -20,14 +21,14 @@ APRIL = Period("2024-04-01", "2024-04-30")
 Q3 = Period("2024-07-01", "2024-09-30")
 
 
-@pytest.fixture(scope="module")
-def ds(tmp_path_factory):
-    return fk.load(write_dataset(tmp_path_factory.mktemp("hand")))
+@pytest.fixture(scope="module", params=ENGINES)
+def ds(request, tmp_path_factory):
+    return on_engine(request.param, write_dataset(tmp_path_factory.mktemp("hand")), request)
 
 
-@pytest.fixture(scope="module")
-def sizes(tmp_path_factory):
-    return fk.load(write_sizes(tmp_path_factory.mktemp("sizes")))
+@pytest.fixture(scope="module", params=ENGINES)
+def sizes(request, tmp_path_factory):
+    return on_engine(request.param, write_sizes(tmp_path_factory.mktemp("sizes")), request)
 
 
 def test_win_rate_hand(ds):

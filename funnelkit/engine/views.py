@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from ..period import Period
     from .tables import Tables
 
-__all__ = ["OUTCOMES", "visits", "visits_as_of", "deals_as_of", "instant", "in_period", "days_between",
-           "count_if", "exact_quantile"]
+__all__ = ["OUTCOMES", "visits", "visits_as_of", "deals_as_of", "closed_in", "dates_estimated", "instant",
+           "in_period", "days_between", "count_if", "exact_quantile"]
 
 #: What became of a stage visit, in display order (``outcome`` holds the position in this tuple).
 OUTCOMES = ("advanced", "skipped ahead", "moved back", "won", "lost", "still there")
@@ -150,3 +150,26 @@ def deals_as_of(t: "Tables", as_of) -> "ir.Table":
     seen_close = d.closed_at.notnull() & (d.closed_at < at)
     return d.mutate(closed_as_of=ibis.ifelse(seen_close, d.closed_at, ibis.null().cast("timestamp")),
                     status_as_of=ibis.ifelse(seen_close, d.status, "open"))
+
+
+def dates_estimated(table: "ir.Table") -> "ir.BooleanValue":
+    """Per row of a deals or visits table: whether the deal is flagged ``dates_estimated`` (its dates
+    do not measure a duration); false where the flag or the column is missing. The engine side of
+    :func:`funnelkit.metrics._common.dates_estimated`."""
+    import ibis
+
+    if DATES_ESTIMATED not in table.columns:
+        return ibis.literal(False)
+    return table[DATES_ESTIMATED].fill_null(False)
+
+
+def closed_in(t: "Tables", period: "Period") -> "ir.Table":
+    """Deals closed (won or lost) in ``period`` as seen at its ``as_of``: the columns of
+    :func:`deals_as_of` plus ``days_to_close`` (fractional days from creation to close; null, unknown,
+    for a deal flagged ``dates_estimated``)."""
+    import ibis
+
+    d = deals_as_of(t, period.as_of)
+    d = d.filter(d.status_as_of.isin(["won", "lost"]) & in_period(d.closed_as_of, period))
+    days = ibis.ifelse(dates_estimated(d), ibis.null("float64"), days_between(d.created_at, d.closed_at))
+    return d.mutate(days_to_close=days)

@@ -68,8 +68,6 @@ def dates_estimated(table):
         if DATES_ESTIMATED not in table.columns:
             return np.zeros(len(table), dtype=bool)
         return table[DATES_ESTIMATED].fillna(False).to_numpy(dtype=bool)
-    import ibis
+    from ..engine.views import dates_estimated as on_engine
 
-    if DATES_ESTIMATED not in table.columns:
-        return ibis.literal(False)
-    return table[DATES_ESTIMATED].fill_null(False)
+    return on_engine(table)

@@ -1,7 +1,8 @@
 """Days to close: how long closed deals took, and a censoring-aware estimate that counts open deals.
 
 Definitions are in ``docs/metrics.md`` (section 3). Every function sees the data as it stood at
-``period.as_of`` (:func:`funnelkit.history.deals_as_of`).
+``period.as_of`` (:func:`funnelkit.engine.views.deals_as_of`) and runs on the data set's engine
+(:mod:`funnelkit.engine`); only the Kaplan-Meier product over the cohort stays in scipy.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import pandas as pd
 from scipy.stats import CensoredData, ecdf
 
 from ..dataset import Dataset
-from ..history import deals_as_of
+from ..engine.tables import Tables, tables_of, to_frame
+from ..engine.views import closed_in, count_if, days_between, deals_as_of, exact_quantile, in_period, instant
 from ..period import Period
-from ._common import DAY, LEFT_OUT, dates_estimated, group_labels, require_column
+from ._common import LEFT_OUT, dates_estimated, group_label, require_column
 
 __all__ = ["closed_in_period", "size_band", "days_to_close", "close_time_survival",
            "CloseTimeSurvival", "SIZE_BAND", "UNKNOWN_BAND"]
@@ -35,24 +37,40 @@ def closed_in_period(ds: Dataset, period: Period) -> pd.DataFrame:
     A deal counts when its close is seen at ``as_of`` (``closed_at < as_of``) and lies in P
     (``start <= closed_at < end + 1 day``). Adds ``days_to_close`` = (``closed_at`` - ``created_at``)
     in fractional days (NaN, unknown, for a deal flagged ``dates_estimated``); ``status_as_of``
-    equals ``status`` for these deals.
+    equals ``status`` for these deals. Rows keep the data set's deal order and index; ``amount`` is
+    the amount as known at ``as_of`` (with a change log).
 
     Examples
     --------
     >>> closed = closed_in_period(ds, Period.quarter("2026Q3"))   # doctest: +SKIP
     >>> closed.groupby("status", observed=True).days_to_close.median()   # doctest: +SKIP
     """
-    d = deals_as_of(ds, period.as_of)
-    closed = d["status_as_of"].isin(_STATUSES).to_numpy() & period.contains(d["closed_as_of"]).to_numpy()
-    d = d[closed].copy()
-    days = (d["closed_at"].to_numpy() - d["created_at"].to_numpy()) / DAY
-    # A deal flagged dates_estimated counts, but its days to close are unknown (never shown as 0).
-    d["days_to_close"] = np.where(dates_estimated(d), np.nan, days)
+    t = tables_of(ds)
+    got = to_frame(closed_in(t, period).select("deal_row", "amount", "days_to_close").order_by("deal_row"))
+    rows = got["deal_row"].to_numpy(dtype="int64")
+    d = ds.deals.iloc[rows].copy()
+    d["amount"] = got["amount"].to_numpy(dtype="float64")
+    d["closed_as_of"] = d["closed_at"]
+    d["status_as_of"] = pd.Categorical(d["status"].astype(str), categories=["open", "won", "lost"])
+    d["days_to_close"] = got["days_to_close"].to_numpy(dtype="float64")
     return d
 
 
 def _fmt(x: float) -> str:
     return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"
+
+
+def _band_labels(edges: list[float], *, quartiles: bool = False) -> list[str]:
+    """The labels of the bands of ``edges`` (see :func:`size_band`), the unknown band last."""
+    if any(b < a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"band edges must be non-decreasing, got {edges}")
+    labels = [f"<= {_fmt(edges[0])}"] if edges else ["all"]
+    labels += [f"{_fmt(a)}-{_fmt(b)}" for a, b in zip(edges, edges[1:])]
+    if edges:
+        labels.append(f"> {_fmt(edges[-1])}")
+    if quartiles:
+        labels = [f"Q{i + 1}: {lab}" for i, lab in enumerate(labels)]
+    return labels + [UNKNOWN_BAND]
 
 
 def size_band(amount: pd.Series, edges: Sequence[float], *, quartiles: bool = False) -> pd.Series:
@@ -63,15 +81,7 @@ def size_band(amount: pd.Series, edges: Sequence[float], *, quartiles: bool = Fa
     With ``quartiles=True`` the labels are prefixed ``Q1: ``.. ``Q4: ``. Equal edges give empty bands.
     """
     edges = [float(e) for e in edges]
-    if any(b < a for a, b in zip(edges, edges[1:])):
-        raise ValueError(f"band edges must be non-decreasing, got {edges}")
-    labels = [f"<= {_fmt(edges[0])}"] if edges else ["all"]
-    labels += [f"{_fmt(a)}-{_fmt(b)}" for a, b in zip(edges, edges[1:])]
-    if edges:
-        labels.append(f"> {_fmt(edges[-1])}")
-    if quartiles:
-        labels = [f"Q{i + 1}: {lab}" for i, lab in enumerate(labels)]
-    labels.append(UNKNOWN_BAND)
+    labels = _band_labels(edges, quartiles=quartiles)
     a = amount.to_numpy(dtype=float)
     codes = np.searchsorted(np.asarray(edges, dtype=float), a, side="left")
     codes = np.where(np.isnan(a), len(labels) - 1, codes)
@@ -113,54 +123,80 @@ def days_to_close(ds: Dataset, period: Period, by: str | None = None, *,
     1   lost     57       29.9         24.0
     >>> days_to_close(ds, Period.quarter("2026Q3"), by="product")    # doctest: +SKIP
     """
-    d = closed_in_period(ds, period)
-    left_out = dates_estimated(d)
-    d = d[~left_out]
-    status = pd.Categorical(d["status"].astype(str), categories=_STATUSES)
+    t = tables_of(ds)
+    c = closed_in(t, period)
     if by is None:
-        frame = pd.DataFrame({"status": status, "days": d["days_to_close"].to_numpy()})
-        g = frame.groupby("status", observed=False)["days"]
-        out = pd.DataFrame({"deals": g.size(), "mean_days": g.mean(), "median_days": g.median()})
-        out = out.reindex(_STATUSES).reset_index()
-        out["deals"] = out["deals"].fillna(0).astype("int64")
-        out.attrs[LEFT_OUT] = int(left_out.sum())
+        out = _days_per_group(t, c, c.status, None, _STATUSES)
+        out.attrs[LEFT_OUT] = out.attrs.pop("_left_out")
         return out
     edges_used = None
     if by == SIZE_BAND:
         ds.require_single_currency("days to close by deal-size band")
+        timed = c.days_to_close.notnull()
         if bands is None:
-            known = d["amount"].dropna().to_numpy(dtype=float)
-            edges_used = list(np.quantile(known, [0.25, 0.5, 0.75])) if len(known) else []
-            group = size_band(d["amount"], edges_used, quartiles=bool(len(known)))
+            known = timed & c.amount.notnull()
+            q = c.aggregate(n=count_if(known), **{f"q{i}": exact_quantile(c.amount, p, t.backend, where=known)
+                                                   for i, p in enumerate((0.25, 0.5, 0.75))})
+            q = to_frame(q).iloc[0]
+            edges_used = [float(q[f"q{i}"]) for i in range(3)] if int(q["n"]) else []
+            labels = _band_labels(edges_used, quartiles=bool(edges_used))
         else:
             edges_used = [float(b) for b in bands]
-            group = size_band(d["amount"], edges_used)
-        cats = list(group.cat.categories)
-        if not group.eq(UNKNOWN_BAND).any():
-            cats.remove(UNKNOWN_BAND)
-        group = group.astype(str)
+            labels = _band_labels(edges_used)
+        group = _band_code(c.amount, edges_used)
+        out = _days_per_group(t, c, c.status, group, _STATUSES, labels=labels)
     else:
         require_column(ds, by)
-        group = group_labels(d[by])
-        present = set(group)
-        if isinstance(d[by].dtype, pd.CategoricalDtype):
-            cats = [str(c) for c in d[by].cat.categories if str(c) in present]
-            cats += sorted(present - set(cats))
-        else:
-            cats = sorted(present)
-    frame = pd.DataFrame({"status": status,
-                          by: pd.Categorical(group.to_numpy(), categories=cats, ordered=True),
-                          "days": d["days_to_close"].to_numpy()})
-    g = frame.groupby(["status", by], observed=False)["days"]
-    out = pd.DataFrame({"deals": g.size(), "mean_days": g.mean(), "median_days": g.median()})
-    full = pd.MultiIndex.from_product([_STATUSES, cats], names=["status", by])
-    out = out.reindex(full).reset_index()
-    out["deals"] = out["deals"].fillna(0).astype("int64")
-    out["status"] = out["status"].astype(str)
-    out[by] = out[by].astype(str)
+        out = _days_per_group(t, c, c.status, group_label(c[by]), _STATUSES)
+    out = out.rename(columns={"_group": by})
     if edges_used is not None:
         out.attrs["band_edges"] = [float(e) for e in edges_used]
-    out.attrs[LEFT_OUT] = int(left_out.sum())
+    out.attrs[LEFT_OUT] = out.attrs.pop("_left_out")
+    return out
+
+
+def _band_code(amount, edges: Sequence[float]):
+    """:func:`size_band`'s position of each amount (an Ibis column): the first band whose upper edge
+    is >= the amount (right-closed), the last band above every edge, the unknown band for null."""
+    import ibis
+
+    cases = [(amount.isnull(), len(edges) + 1)] + [(amount <= e, i) for i, e in enumerate(edges)]
+    return ibis.cases(*cases, else_=len(edges))
+
+
+def _days_per_group(t: Tables, c, status, group, statuses: list[str], *,
+                    labels: list[str] | None = None) -> pd.DataFrame:
+    """Count, mean and median ``days_to_close`` per status (and group) of the closed deals ``c``,
+    computed by the engine; deals of unknown days (flagged ``dates_estimated``) only counted in
+    ``attrs["_left_out"]``. Every status appears; with a group, every group present among ``c``
+    under every status (zeros where none), in label order (``labels``: band positions) or sorted."""
+    timed = c.days_to_close.notnull()
+    keys = {"status": status} if group is None else {"status": status, "_group": group}
+    got = to_frame(c.group_by(**keys).aggregate(
+        deals=count_if(timed), mean_days=c.days_to_close.mean(where=timed),
+        median_days=exact_quantile(c.days_to_close, 0.5, t.backend, where=timed),
+        _left_out=count_if(~timed)))
+    left_out = int(got["_left_out"].sum())
+    if group is None:
+        index = pd.Index(statuses, name="status")
+        got = got[got["deals"] > 0].set_index("status")
+    else:
+        if labels is None:
+            present = got.loc[got["deals"] > 0, "_group"].astype(str)
+            cats = sorted(set(present))
+            got["_group"] = got["_group"].astype(str)
+        else:
+            codes = got.loc[got["deals"] > 0, "_group"].astype("int64")
+            used = set(codes) | set(range(len(labels) - 1))     # the unknown band only when used
+            cats = [labels[i] for i in range(len(labels)) if i in used]
+            got["_group"] = [labels[int(i)] for i in got["_group"]]
+        index = pd.MultiIndex.from_product([statuses, cats], names=["status", "_group"])
+        got = got[got["deals"] > 0].set_index(["status", "_group"])
+    out = got[["deals", "mean_days", "median_days"]].reindex(index).reset_index()
+    out["deals"] = out["deals"].fillna(0).astype("int64")
+    for col in ("mean_days", "median_days"):
+        out[col] = out[col].astype("float64")
+    out.attrs["_left_out"] = left_out
     return out
 
 
@@ -283,28 +319,12 @@ def close_time_survival(ds: Dataset, period: Period, *, close: Literal["any", "w
     """
     if close not in ("any", "won"):
         raise ValueError("close must be 'any' or 'won'")
-    as_of = period.as_of
-    d = deals_as_of(ds, as_of)
-    if lookback_days is None:
-        d = d[period.contains(d["created_at"]).to_numpy()]
-    else:
-        if not lookback_days > 0:
-            raise ValueError("lookback_days must be a positive number of days")
-        d = d[(d["created_at"] >= as_of - pd.Timedelta(days=lookback_days)).to_numpy()]
-    left_out = dates_estimated(d)
-    d = d[~left_out]
-    outcome = d["status_as_of"].astype(str).to_numpy()
-    closed = outcome != "open"
-    end = np.where(closed, d["closed_as_of"].to_numpy(), np.datetime64(as_of))
-    days = (end - d["created_at"].to_numpy()) / DAY
-    cohort = pd.DataFrame({"deal_id": d["deal_id"].to_numpy(), "days": days.astype(float),
-                           "event": closed.astype("int8"), "outcome": outcome})
+    cohort, left_out = _cohort(ds, period, lookback_days)
     horizons = tuple(horizons)
     if cohort.empty:
         col = "KM_estimate" if close == "any" else "not_won"
         sf = pd.DataFrame({col: [1.0]}, index=pd.Index([0.0], name="timeline"))
-        return CloseTimeSurvival(period, close, cohort, sf, None, horizons,
-                                 left_out_dates_estimated=int(left_out.sum()))
+        return CloseTimeSurvival(period, close, cohort, sf, None, horizons, left_out_dates_estimated=left_out)
     days_arr = cohort["days"].to_numpy(dtype=float)
     event = cohort["event"].to_numpy().astype(bool)
     fit = ecdf(CensoredData(uncensored=days_arr[event], right=days_arr[~event]))
@@ -321,7 +341,35 @@ def close_time_survival(ds: Dataset, period: Period, *, close: Literal["any", "w
         s_before = np.concatenate([[1.0], s_at[:-1]])
         cif = np.cumsum(s_before * won / np.maximum(at_risk, 1))
         sf = pd.DataFrame({"not_won": 1.0 - cif}, index=pd.Index(times, name="timeline"))
-        cohort["event"] = (outcome == "won").astype("int8")
+        cohort["event"] = cohort["outcome"].eq("won").to_numpy().astype("int8")
     return CloseTimeSurvival(period, close, cohort, sf, fit, horizons,
                              _max_days=float(cohort["days"].max()), _open_tail=open_tail,
-                             left_out_dates_estimated=int(left_out.sum()))
+                             left_out_dates_estimated=left_out)
+
+
+def _cohort(ds: Dataset, period: Period, lookback_days: float | None) -> tuple[pd.DataFrame, int]:
+    """The Kaplan-Meier inputs, computed by the engine: one row per deal of the cohort (``deal_id``,
+    ``days`` to its close or to ``as_of``, ``event``, ``outcome``), in deal order, and how many deals
+    flagged ``dates_estimated`` were left out of it."""
+    import ibis
+
+    t = tables_of(ds)
+    as_of = period.as_of
+    d = deals_as_of(t, as_of)
+    if lookback_days is None:
+        d = d.filter(in_period(d.created_at, period))
+    else:
+        if not lookback_days > 0:
+            raise ValueError("lookback_days must be a positive number of days")
+        d = d.filter(d.created_at >= instant(as_of - pd.Timedelta(days=lookback_days)))
+    closed = d.status_as_of != "open"
+    d = d.mutate(_flagged=dates_estimated(d),
+                 days=days_between(d.created_at, ibis.ifelse(closed, d.closed_as_of, instant(as_of))))
+    got = to_frame(d.select("deal_row", "deal_id", "days", "status_as_of", "_flagged").order_by("deal_row"))
+    flagged = got["_flagged"].to_numpy(dtype=bool)
+    got = got[~flagged]
+    outcome = got["status_as_of"].astype(str).to_numpy()
+    cohort = pd.DataFrame({"deal_id": got["deal_id"].astype(str).to_numpy(),
+                           "days": got["days"].to_numpy(dtype="float64"),
+                           "event": (outcome != "open").astype("int8"), "outcome": outcome})
+    return cohort, int(flagged.sum())

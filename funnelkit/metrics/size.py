@@ -1,7 +1,9 @@
 """Average deal size, win rate, outlier deals and the target planner.
 
 Definitions are in ``docs/metrics.md`` (section 4). The cohort is the deals won in P, as seen at
-``period.as_of`` (:func:`funnelkit.metrics.closing.closed_in_period`).
+``period.as_of`` (:func:`funnelkit.engine.views.closed_in`, as for
+:func:`funnelkit.metrics.closing.closed_in_period`); the statistics are computed by the data set's
+engine (:mod:`funnelkit.engine`).
 """
 
 from __future__ import annotations
@@ -11,12 +13,11 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy.stats import trim_mean
 
 from ..dataset import Dataset
-from ..history import deals_as_of
+from ..engine.tables import tables_of, to_frame
+from ..engine.views import closed_in, count_if, deals_as_of, exact_quantile, in_period
 from ..period import Period
-from .closing import closed_in_period
 
 __all__ = ["win_rate", "deal_size", "deal_size_by_month", "outlier_deals", "target_plan", "sales_velocity",
            "TRIM"]
@@ -25,16 +26,33 @@ __all__ = ["win_rate", "deal_size", "deal_size_by_month", "outlier_deals", "targ
 TRIM = 0.1
 
 
-def _won(ds: Dataset, period: Period) -> pd.DataFrame:
-    d = closed_in_period(ds, period)
-    return d[d["status"].astype(str).eq("won").to_numpy()]
+def _won(ds: Dataset, period: Period):
+    """The engine's deals won in P (as seen at ``as_of``)."""
+    c = closed_in(tables_of(ds), period)
+    return c.filter(c.status == "won")
 
 
-def _stats(amounts: np.ndarray) -> tuple[float, float, float]:
-    a = amounts[~np.isnan(amounts)]
-    if len(a) == 0:
-        return math.nan, math.nan, math.nan
-    return float(np.mean(a)), float(np.median(a)), float(trim_mean(a, TRIM))
+def _size_stats(ds: Dataset, won, by: str | None = None) -> pd.DataFrame:
+    """Per group ``by`` of the won deals (one row without): ``deals``, ``amount_unknown``, ``mean``,
+    ``median`` and ``trimmed_mean`` of the known amounts, computed by the engine. The trimmed mean
+    is ``scipy.stats.trim_mean(amounts, TRIM)``: with n known amounts, the ``floor(TRIM * n)``
+    smallest and largest (in amount order) are dropped and the rest averaged."""
+    import ibis
+
+    known = won.amount.notnull()
+    part = [won[by]] if by else []
+    order = ibis.window(group_by=part + [known], order_by=[won.amount, won.deal_row])
+    w = won.mutate(_pos=ibis.row_number().over(order),
+                   _n=won.amount.count().over(ibis.window(group_by=part)).cast("float64"))
+    cut = (w._n * TRIM).floor()
+    kept = w.amount.notnull() & (w._pos >= cut) & (w._pos < w._n - cut)
+    aggs = dict(deals=w.count(), amount_unknown=count_if(w.amount.isnull()), mean=w.amount.mean(),
+                median=exact_quantile(w.amount, 0.5, tables_of(ds).backend),
+                trimmed_mean=w.amount.mean(where=kept))
+    out = to_frame(w.group_by(by).aggregate(**aggs) if by else w.aggregate(**aggs))
+    for col in ("mean", "median", "trimmed_mean"):
+        out[col] = out[col].astype("float64")
+    return out
 
 
 def _none(x: float) -> float | None:
@@ -49,9 +67,10 @@ def win_rate(ds: Dataset, period: Period) -> float | None:
     >>> win_rate(ds, Period.quarter("2026Q3"))   # doctest: +SKIP
     0.41
     """
-    status = closed_in_period(ds, period)["status"].astype(str)
-    n = len(status)
-    return None if n == 0 else float(status.eq("won").sum() / n)
+    c = closed_in(tables_of(ds), period)
+    got = to_frame(c.aggregate(n=c.count(), won=count_if(c.status == "won"))).iloc[0]
+    n = int(got["n"])
+    return None if n == 0 else float(int(got["won"]) / n)
 
 
 def deal_size(ds: Dataset, period: Period) -> dict:
@@ -67,11 +86,9 @@ def deal_size(ds: Dataset, period: Period) -> dict:
     {'deals': 41, 'mean': 23150.0, 'median': 18000.0, 'trimmed_mean': 20311.1}
     """
     ds.require_single_currency("deal size")
-    won = _won(ds, period)
-    amounts = won["amount"].to_numpy(dtype=float)
-    mean, median, trimmed = _stats(amounts)
-    return {"deals": int(len(won)), "mean": _none(mean), "median": _none(median),
-            "trimmed_mean": _none(trimmed), "amount_unknown": int(np.isnan(amounts).sum())}
+    got = _size_stats(ds, _won(ds, period)).iloc[0]
+    return {"deals": int(got["deals"]), "mean": _none(got["mean"]), "median": _none(got["median"]),
+            "trimmed_mean": _none(got["trimmed_mean"]), "amount_unknown": int(got["amount_unknown"])}
 
 
 def deal_size_by_month(ds: Dataset, period: Period) -> pd.DataFrame:
@@ -86,16 +103,13 @@ def deal_size_by_month(ds: Dataset, period: Period) -> pd.DataFrame:
     """
     ds.require_single_currency("deal size by month")
     won = _won(ds, period)
+    won = won.mutate(_month=won.closed_at.year() * 100 + won.closed_at.month())
+    got = _size_stats(ds, won, "_month")
+    got.index = [f"{int(m) // 100:04d}-{int(m) % 100:02d}" for m in got["_month"]]
     months = pd.period_range(period.start, period.end, freq="M").astype(str)
-    month = won["closed_at"].dt.strftime("%Y-%m")
-    rows = []
-    amounts = won["amount"].to_numpy(dtype=float)
-    codes = pd.Categorical(month, categories=list(months)).codes
-    for i, m in enumerate(months):    # one step per month (a handful), not per deal
-        mean, median, trimmed = _stats(amounts[codes == i])
-        rows.append({"month": m, "deals": int((codes == i).sum()), "mean": mean, "median": median,
-                     "trimmed_mean": trimmed})
-    return pd.DataFrame(rows, columns=["month", "deals", "mean", "median", "trimmed_mean"])
+    out = got.reindex(list(months))[["deals", "mean", "median", "trimmed_mean"]]
+    out["deals"] = out["deals"].fillna(0).astype("int64")
+    return out.rename_axis("month").reset_index()
 
 
 def outlier_deals(ds: Dataset, period: Period, *, k: float = 1.5,
@@ -116,17 +130,23 @@ def outlier_deals(ds: Dataset, period: Period, *, k: float = 1.5,
         outliers unless ``flagged_only=False`` (then every won deal with a positive amount).
     """
     ds.require_single_currency("outlier deals")
+    t = tables_of(ds)
     won = _won(ds, period)
-    won = won[(won["amount"] > 0).to_numpy()]
+    won = won.filter(won.amount > 0).mutate(_ln=lambda w: w.amount.ln())
     cols = ["deal_id", "closed_at", "amount", "owner", "source", "product", "side", "low_fence",
             "high_fence"]
-    if won.empty:
+    q = to_frame(won.aggregate(n=won.count(), q1=exact_quantile(won._ln, 0.25, t.backend),
+                               q3=exact_quantile(won._ln, 0.75, t.backend))).iloc[0]
+    if int(q["n"]) == 0:
         return pd.DataFrame(columns=cols)
-    log = np.log(won["amount"].to_numpy(dtype=float))
-    q1, q3 = np.quantile(log, [0.25, 0.75])
+    q1, q3 = float(q["q1"]), float(q["q3"])
     low, high = q1 - k * (q3 - q1), q3 + k * (q3 - q1)
+    got = to_frame(won.select("deal_row", "amount", "_ln").order_by("deal_row"))
+    log = got["_ln"].to_numpy(dtype=float)       # the engine's logarithms, as its quartiles used
     side = np.where(log < low, "low", np.where(log > high, "high", None))
-    out = won[["deal_id", "closed_at", "amount", "owner", "source", "product"]].copy()
+    out = ds.deals.iloc[got["deal_row"].to_numpy(dtype="int64")][
+        ["deal_id", "closed_at", "amount", "owner", "source", "product"]].copy()
+    out["amount"] = got["amount"].to_numpy(dtype="float64")      # as known at as_of
     out["side"] = side
     out["low_fence"] = float(np.exp(low))
     out["high_fence"] = float(np.exp(high))
@@ -190,12 +210,12 @@ def sales_velocity(ds: Dataset, period: Period) -> dict:
      'amount_per_day': 9260.1}
     """
     ds.require_single_currency("sales velocity")
-    d = deals_as_of(ds, period.as_of)
-    opportunities = int(period.contains(d["created_at"]).sum())
+    d = deals_as_of(tables_of(ds), period.as_of)
+    opportunities = int(count_if(in_period(d.created_at, period)).execute())
     won = _won(ds, period)
-    days = won["days_to_close"].to_numpy(dtype=float)
-    days = days[~np.isnan(days)]  # unknown for deals flagged dates_estimated: left out of the mean
-    mean_days = float(days.mean()) if len(days) else float("nan")
+    # days_to_close is null (unknown) for deals flagged dates_estimated: left out of the mean
+    mean_days = won.days_to_close.mean().execute()
+    mean_days = float("nan") if mean_days is None or pd.isna(mean_days) else float(mean_days)
     rate = win_rate(ds, period)
     size = deal_size(ds, period)["mean"]
     parts = (rate, size, mean_days)
