@@ -6,6 +6,7 @@ computes the metrics in SQL. ``benchmarks/run.py`` times it against funnelkit an
 give the same numbers.
 
 Unknown is never 0: a sum over deals whose amounts are all unknown is null (docs/metrics.md).
+With a change log (``deal_changes.csv``), amounts are those known at ``as_of``.
 Deals flagged ``dates_estimated`` count, but are left out of every duration.
 
 Covered: snapshot per stage at ``as_of`` (open deals and amount), funnel (reached, conversion) and the
@@ -105,6 +106,18 @@ def load(con: duckdb.DuckDBPyConnection, folder: str | Path, stages: list[str]) 
         FROM hist h JOIN deals d USING (deal_id)
         WINDOW w AS (PARTITION BY h.deal_id ORDER BY h.entered_at, h.stage_index)
     """)
+    # The change log's amount changes (optional deal_changes.csv): value empty = unknown from then on.
+    changes_csv = folder / "deal_changes.csv"
+    if changes_csv.is_file():
+        con.execute(f"""
+            CREATE OR REPLACE TABLE amount_changes AS
+            SELECT trim(deal_id) AS deal_id, {_ts('changed_at')} AS changed_at,
+                   CAST(nullif(replace(trim(value), ',', ''), '') AS DOUBLE) AS amount
+            FROM read_csv(?, header = true, all_varchar = true) WHERE trim(field) = 'amount'
+        """, [str(changes_csv)])
+    else:
+        con.execute("CREATE OR REPLACE TABLE amount_changes (deal_id VARCHAR, changed_at TIMESTAMP, "
+                    "amount DOUBLE)")
     return {"deals": con.execute("SELECT count(*) FROM deals").fetchone()[0],
             "stage_entries": con.execute("SELECT count(*) FROM hist").fetchone()[0]}
 
@@ -228,23 +241,38 @@ def metrics(con: duckdb.DuckDBPyConnection, start, stop, as_of, *, stuck_quantil
     con.execute("SET VARIABLE p_start = ?::TIMESTAMP", [start])
     con.execute("SET VARIABLE p_stop = ?::TIMESTAMP", [stop])
     con.execute("SET VARIABLE as_of = ?::TIMESTAMP", [as_of])
+    # The amount as known at as_of (docs/data-contract.md, deal_changes.csv): the last change before
+    # it; before the first change, the first change's value; without changes, deals.csv's amount.
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE known AS
+        WITH ranked AS (
+            SELECT deal_id, amount,
+                   row_number() OVER (PARTITION BY deal_id ORDER BY
+                       changed_at < getvariable('as_of') DESC,
+                       CASE WHEN changed_at < getvariable('as_of') THEN changed_at END DESC,
+                       changed_at ASC) AS rn
+            FROM amount_changes
+        )
+        SELECT d.deal_id, CASE WHEN r.deal_id IS NULL THEN d.amount ELSE r.amount END AS amount
+        FROM deals d LEFT JOIN (SELECT * FROM ranked WHERE rn = 1) r USING (deal_id)
+    """)
     # Visits as of as_of: begun before it; ended at the next entry or at close when seen.
     con.execute("""
         CREATE OR REPLACE TEMP TABLE v AS
-        SELECT *,
+        SELECT visits.* REPLACE (k.amount AS amount),
                CASE WHEN next_entered_at < getvariable('as_of') THEN next_entered_at
                     WHEN next_entered_at IS NULL AND closed_at < getvariable('as_of') THEN closed_at
                END AS ended_at
-        FROM visits WHERE entered_at < getvariable('as_of')
+        FROM visits JOIN known k USING (deal_id) WHERE entered_at < getvariable('as_of')
     """)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE d AS
-        SELECT *,
+        SELECT deals.* REPLACE (k.amount AS amount),
                created_at < getvariable('as_of')
                  AND (closed_at IS NULL OR closed_at >= getvariable('as_of')) AS open_at_as_of,
                closed_at >= getvariable('p_start') AND closed_at < getvariable('p_stop')
                  AND closed_at < getvariable('as_of') AS closed_in_p
-        FROM deals
+        FROM deals JOIN known k USING (deal_id)
     """)
     out: dict = {}
 
