@@ -23,6 +23,7 @@ from . import metrics
 from .contract import Pipeline
 from .dataset import Dataset, MixedCurrencyError
 from .engine import connect
+from .errors import FunnelkitError, FunnelkitWarning
 from .loading import load, validate
 from .period import Period
 from .validation import DataError, Problem, ValidationReport
@@ -33,7 +34,8 @@ if TYPE_CHECKING:  # imported on first use: matplotlib and seaborn are slow to i
 __version__ = "0.1.0"
 
 __all__ = ["load", "connect", "validate", "Dataset", "Period", "Pipeline", "metrics", "plot",
-           "MixedCurrencyError", "DataError", "Problem", "ValidationReport", "__version__"]
+           "FunnelkitError", "FunnelkitWarning", "MixedCurrencyError", "DataError", "Problem",
+           "ValidationReport", "__version__"]
 
 
 def __getattr__(name: str):

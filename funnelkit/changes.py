@@ -22,18 +22,11 @@ import pandas as pd
 
 from .contract import CHANGE_FIELDS
 from .dataset import Dataset
+from .errors import ArgumentError
+from .period import as_instant
 
-__all__ = ["known_at", "known_for", "has_changes", "field_changes", "instant"]
+__all__ = ["known_at", "known_for", "has_changes", "field_changes"]
 
-
-def instant(value) -> pd.Timestamp:
-    """An instant as the loader stores times: naive, in UTC when ``value`` has a zone.
-
-    >>> instant("2026-04-01T02:00:00+02:00")
-    Timestamp('2026-04-01 00:00:00')
-    """
-    ts = pd.Timestamp(value)
-    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 #: The typed column of :attr:`Dataset.deal_changes` that holds each field's values.
 _VALUE_COLUMN = {"amount": "amount", "expected_close_date": "date", "forecast_category": "value"}
@@ -41,7 +34,7 @@ _VALUE_COLUMN = {"amount": "amount", "expected_close_date": "date", "forecast_ca
 
 def _check_field(field: str) -> None:
     if field not in CHANGE_FIELDS:
-        raise ValueError(f"unknown field {field!r} (expected one of {', '.join(CHANGE_FIELDS)})")
+        raise ArgumentError(f"unknown field {field!r} (expected one of {', '.join(CHANGE_FIELDS)})")
 
 
 def _export_values(ds: Dataset, field: str) -> pd.Series:
@@ -62,22 +55,23 @@ def field_changes(ds: Dataset, field: str) -> pd.DataFrame:
     >>> field_changes(ds, "amount").head()                        # doctest: +SKIP
     """
     _check_field(field)
-    cache = ds.__dict__.setdefault("_changes_by_field", {})
-    if field not in cache:
-        ch = ds.deal_changes
-        ch = ch[ch["field"].to_numpy() == field]
-        pos = pd.Series(np.arange(len(ds.deals)), index=ds.deals["deal_id"].to_numpy())
-        out = pd.DataFrame({"deal_row": pos.reindex(ch["deal_id"].to_numpy()).to_numpy(),
-                            "deal_id": ch["deal_id"].to_numpy(),
-                            "changed_at": ch["changed_at"].to_numpy(dtype="datetime64[ns]"),
-                            "value": ch[_VALUE_COLUMN[field]].to_numpy()})
-        out = out[pd.notna(out["deal_row"]).to_numpy()].astype({"deal_row": "int64"})
-        out = out.sort_values(["deal_row", "changed_at"], kind="stable").reset_index(drop=True)
-        same = out["deal_row"].eq(out["deal_row"].shift()).to_numpy()
-        out["is_first"] = ~same
-        out["previous"] = out["value"].shift().where(same, out["value"])
-        cache[field] = out
-    return cache[field].copy(deep=False)
+    return ds.derived(f"changes:{field}", lambda: _field_changes(ds, field)).copy(deep=False)
+
+
+def _field_changes(ds: Dataset, field: str) -> pd.DataFrame:
+    ch = ds.deal_changes
+    ch = ch[ch["field"].to_numpy() == field]
+    pos = pd.Series(np.arange(len(ds.deals)), index=ds.deals["deal_id"].to_numpy())
+    out = pd.DataFrame({"deal_row": pos.reindex(ch["deal_id"].to_numpy()).to_numpy(),
+                        "deal_id": ch["deal_id"].to_numpy(),
+                        "changed_at": ch["changed_at"].to_numpy(dtype="datetime64[ns]"),
+                        "value": ch[_VALUE_COLUMN[field]].to_numpy()})
+    out = out[pd.notna(out["deal_row"]).to_numpy()].astype({"deal_row": "int64"})
+    out = out.sort_values(["deal_row", "changed_at"], kind="stable").reset_index(drop=True)
+    same = out["deal_row"].eq(out["deal_row"].shift()).to_numpy()
+    out["is_first"] = ~same
+    out["previous"] = out["value"].shift().where(same, out["value"])
+    return out
 
 
 def has_changes(ds: Dataset, field: str = "amount") -> bool:
@@ -127,7 +121,7 @@ def known_at(ds: Dataset, field: str, at) -> pd.Series:
     >>> known_at(ds, "amount", "2026-04-01")                       # doctest: +SKIP
     """
     _check_field(field)
-    at = instant(at)
+    at = as_instant(at, "at")
     values = known_for(ds, field, np.arange(len(ds.deals)), np.full(len(ds.deals), at.to_datetime64()))
     return pd.Series(values, index=ds.deals.index, name=field,
                      dtype=_export_values(ds, field).dtype if field != "forecast_category" else object)

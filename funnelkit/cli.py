@@ -12,6 +12,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from .errors import ArgumentError, FunnelkitError
+
 __all__ = ["main", "build_parser"]
 
 EXIT_PROBLEMS = 1   # validate found problems
@@ -145,7 +147,7 @@ def _cmd_validate(args) -> int:
         print(report.summary())
     if args.lenient:
         if is_inside(args.out, args.path):
-            raise ValueError(f"--out {args.out} is inside the input folder {args.path}: "
+            raise ArgumentError(f"--out {args.out} is inside the input folder {args.path}: "
                              "input folders are never written to; choose another folder")
         target = Path(args.out) / f"{Path(args.path).resolve().name or 'dataset'}.rejected.csv"
         if len(report.rejected):
@@ -186,7 +188,7 @@ def _cmd_report(args) -> int:
                   lang=args.lang)
     if args.all_quarters:
         if args.quarter or args.start or args.end or args.as_of:
-            raise ValueError("--all-quarters renders every quarter in the data: leave out --quarter, "
+            raise ArgumentError("--all-quarters renders every quarter in the data: leave out --quarter, "
                              "--start, --end and --as-of (or drop --all-quarters)")
         index = render_all_quarters(args.path, args.out, with_code=args.with_code,
                                     timeout=args.timeout, **params)
@@ -214,40 +216,33 @@ COMMANDS = {"validate": _cmd_validate, "sample-data": _cmd_sample, "metrics": _c
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
-    from .dataset import MixedCurrencyError
-    from .report import ReportError
-    from .validation import DataError
-
     args = build_parser().parse_args(argv)
     if not args.debug:
         warnings.showwarning = lambda message, *rest, **kw: print(
             f"funnelkit {args.command}: note: {message}", file=sys.stderr)
     try:
         return COMMANDS[args.command](args)
-    except (DataError, MixedCurrencyError, ValueError, FileNotFoundError, FileExistsError,
-            NotADirectoryError, PermissionError, ReportError) as exc:
-        if args.debug:
-            raise
-        text = str(exc)
-        if isinstance(exc, OSError) and exc.strerror and exc.filename:   # not "[Errno 17] ..."
-            text = f"{exc.filename}: {exc.strerror.lower()}"
-        print(f"funnelkit {args.command}: {text}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         # The reader went away (e.g. `funnelkit metrics ... | head`): not an error worth a traceback.
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except FunnelkitError as exc:   # funnelkit's own errors: the message says what and why
+        if args.debug:
+            raise
+        print(f"funnelkit {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except OSError as exc:
-        # A full disk, a read-only folder, an I/O error: "PATH: reason" (outputs are atomic, so
-        # nothing half-written is left).
+        # A missing file, a full disk, a read-only folder, an I/O error: "PATH: reason" (outputs
+        # are atomic, so nothing half-written is left).
         if args.debug:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"funnelkit {args.command}: {where}{(exc.strerror or str(exc)).lower()}", file=sys.stderr)
+        why = exc.strerror.lower() if exc.strerror else str(exc)   # not "[Errno 17] ..."
+        print(f"funnelkit {args.command}: {where}{why}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -9,11 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Callable, TypeVar
+
+import difflib
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from .contract import Pipeline
+from .errors import ArgumentError, FunnelkitError, NoMatchWarning, UnknownColumnError
 from .validation import ValidationReport
 
 __all__ = ["Dataset", "MixedCurrencyError", "empty_changes", "label_text", "label_counts"]
@@ -27,8 +32,10 @@ def empty_changes() -> pd.DataFrame:
                          "amount": pd.Series([], dtype=float),
                          "date": pd.Series([], dtype="datetime64[ns]")})
 
+T = TypeVar("T")
 
-class MixedCurrencyError(ValueError):
+
+class MixedCurrencyError(FunnelkitError, ValueError):
     """Amounts in more than one currency would have been added together."""
 
 
@@ -200,33 +207,76 @@ class Dataset:
         code = str(currency).strip().upper()
         present = self.currencies
         if code not in present:
-            raise ValueError(f"no deals in {code}: the data set's deals are in {', '.join(present)}")
+            raise ArgumentError(f"no deals in {code}: the data set's deals are in {', '.join(present)}")
         if "currency" not in self.deals.columns:
             return self
         return self.filter(currency=code)
 
+    def derived(self, key: str, compute: Callable[[], T]) -> T:
+        """A value derived from this data set, computed on first use and kept until :meth:`refresh`.
+
+        The one cache of derived tables: modules that derive something from a data set (as-of
+        views, the forecast's visit arrays, ...) keep it here under a key of their own, never in
+        attributes of their own.
+
+        Examples
+        --------
+        >>> import funnelkit as fk
+        >>> ds = fk.load("data/sample")
+        >>> ds.derived("won_count", lambda: int((ds.deals["status"] == "won").sum()))
+        577
+        >>> ds.derived("won_count", lambda: -1)          # kept: not computed again
+        577
+        """
+        cache = self.__dict__.setdefault("_derived", {})
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
+
     def refresh(self) -> "Dataset":
-        """Forget the derived tables (visits, as-of views) after editing ``deals`` or
-        ``stage_history`` in place. Treating a Dataset as read-only (derive new ones with
-        :meth:`filter` or :func:`dataclasses.replace`) never needs this."""
-        for key in ("visits", "_visits_as_of_cache", "_deals_as_of_cache", "_forecast_visits",
-                    "_changes_by_field", "_engine_tables"):
-            self.__dict__.pop(key, None)
+        """Forget every derived table (visits and whatever :meth:`derived` keeps) after editing
+        ``deals`` or ``stage_history`` in place. Treating a Dataset as read-only (derive new ones
+        with :meth:`filter` or :func:`dataclasses.replace`) never needs this."""
+        self.__dict__.pop("visits", None)
+        self.__dict__.pop("_derived", None)
         return self
 
     def filter(self, **equals) -> "Dataset":
         """A new Dataset restricted to deals whose columns equal the given values (lists allowed).
 
+        A column the deals do not have raises :class:`~funnelkit.errors.UnknownColumnError` listing
+        the columns they have. A value that no deal has (in the whole data set, e.g. a typo) gives a
+        :class:`~funnelkit.errors.NoMatchWarning` naming it and the closest values that exist; the
+        result is still the exact filter (empty if nothing matches). ``None`` means "no filter".
+
         Examples
         --------
-        >>> small = ds.filter(source="Referrals", owner=["Ann", "Bo"])   # doctest: +SKIP
+        >>> import warnings, funnelkit as fk
+        >>> ds = fk.load("data/sample")
+        >>> len(ds.filter(source="Referrals", owner=["Hugo Silva", "Grace Kim"]).deals)
+        42
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     len(ds.filter(source="Referral").deals)
+        0
+        >>> print(caught[0].message)    # doctest: +ELLIPSIS
+        filter: no deal has source 'Referral' (closest: 'Referrals'; values: 'Backlinks', ...)
+        >>> ds.filter(sauce="Referrals")    # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        funnelkit.errors.UnknownColumnError: filter: the deals have no column 'sauce' (columns: deal_id, ...)
         """
         mask = pd.Series(True, index=self.deals.index)
         for col, want in equals.items():
             if want is None:
                 continue
-            values = want if isinstance(want, (list, tuple, set)) else [want]
-            mask &= self.deals[col].isin(list(values))
+            if col not in self.deals.columns:
+                raise UnknownColumnError(f"filter: the deals have no column {col!r} (columns: "
+                                         + ", ".join(map(str, self.deals.columns)) + ")")
+            values = list(want) if isinstance(want, (list, tuple, set, frozenset)) else [want]
+            hit = self.deals[col].isin(values)
+            _warn_unmatched(col, values, self.deals[col], hit)
+            mask &= hit
         deals = self.deals[mask].reset_index(drop=True)
         hist = self.stage_history[self.stage_history["deal_id"].isin(deals["deal_id"])].reset_index(drop=True)
         changes = self.deal_changes[self.deal_changes["deal_id"].isin(deals["deal_id"])].reset_index(drop=True)
@@ -236,3 +286,21 @@ class Dataset:
     def __repr__(self) -> str:
         return (f"Dataset({self.name!r}: {len(self.deals)} deals, {len(self.stage_history)} stage "
                 f"entries, stages {self.stages}, currency {self.currency})")
+
+
+def _warn_unmatched(column: str, values: list, present: pd.Series, hit: pd.Series) -> None:
+    """Warn (NoMatchWarning) about each filter value that no deal has in ``column``."""
+    if hit.all() and len(values) == 1:
+        return
+    found = set(present[hit].astype(str).unique()) if hit.any() else set()
+    missing = [v for v in values if str(v) not in found]
+    if not missing:
+        return
+    existing = sorted(present.dropna().astype(str).unique())
+    for value in missing:
+        close = difflib.get_close_matches(str(value), existing, n=3, cutoff=0.6)
+        hint = f"closest: {', '.join(map(repr, close))}; " if close else ""
+        listed = ", ".join(map(repr, existing[:20])) + (", ..." if len(existing) > 20 else "")
+        warnings.warn(f"filter: no deal has {column} {value!r} ({hint}values: {listed})",
+                      NoMatchWarning, stacklevel=3)
+

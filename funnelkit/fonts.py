@@ -30,11 +30,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .errors import FunnelkitWarning
+
 __all__ = ["ScriptFonts", "SCRIPTS", "MissingFontWarning", "font_chain", "missing_scripts",
            "script_of", "install_hint", "note_missing_scripts"]
 
 
-class MissingFontWarning(UserWarning):
+class MissingFontWarning(FunnelkitWarning):
     """Chart labels use a script that no installed font can draw."""
 
 

@@ -32,9 +32,10 @@ from functools import lru_cache
 from typing import Any
 
 from .i18n import _
+from .errors import ArgumentError
 
 __all__ = ["set_locale", "get_locale", "use_locale", "check_locale", "number", "percent", "money", "compact_money",
-           "days", "date", "table_cell", "MISSING"]
+           "days", "date", "table_cell", "finite", "MISSING"]
 
 #: The text shown for a missing or non-finite value.
 MISSING = "-"
@@ -118,7 +119,7 @@ def number(value: Any, decimals: int = 0, *, grouping: bool = True, locale: str 
     >>> number(None)
     '-'
     """
-    f, loc = _num(value), _resolve(locale)
+    f, loc = finite(value), _resolve(locale)
     if f is None:
         return MISSING
     if loc is None:
@@ -134,7 +135,7 @@ def percent(fraction: Any, decimals: int = 0, *, locale: str | None = None) -> s
     >>> percent(0.314), percent(0.314, 1, locale="zh_CN")
     ('31%', '31.4%')
     """
-    f, loc = _num(fraction), _resolve(locale)
+    f, loc = finite(fraction), _resolve(locale)
     if f is None:
         return MISSING
     if loc is None:
@@ -151,7 +152,7 @@ def money(value: Any, currency: str = "", decimals: int = 0, *, locale: str | No
     >>> money(1234.5, "EUR"), money(1234.5, "EUR", locale="de_DE"), money(1234.5, "USD", locale="en_US")
     ('1,234 EUR', '1.234\\xa0€', '$1,234')
     """
-    f, loc = _num(value), _resolve(locale)
+    f, loc = finite(value), _resolve(locale)
     if f is None:
         return MISSING
     if loc is None:
@@ -172,7 +173,7 @@ def compact_money(value: Any, currency: str = "", *, locale: str | None = None) 
     >>> compact_money(35_000, "CNY", locale="zh_CN")
     '¥3.5万'
     """
-    f, loc = _num(value), _resolve(locale)
+    f, loc = finite(value), _resolve(locale)
     if f is None:
         return MISSING
     if loc is None:
@@ -194,7 +195,7 @@ def days(value: Any, decimals: int = 0, *, locale: str | None = None) -> str:
     >>> days(12.4), days(1, locale="en_US"), days(12.4, 1, locale="de_DE")
     ('12 days', '1 day', '12,4 Tage')
     """
-    f, loc = _num(value), _resolve(locale)
+    f, loc = finite(value), _resolve(locale)
     if f is None:
         return MISSING
     if loc is None:
@@ -248,7 +249,7 @@ def table_cell(value: Any, kind: str, *, locale: str | None = None) -> str:
         return _("yes") if bool(value) else _("no")
     if kind == "date":
         return date(value, locale=locale)
-    f = _num(value)
+    f = finite(value)
     if f is None:   # text in a numeric column is shown as it is; infinities as missing
         return str(value) if isinstance(value, str) else MISSING
     decimals = {"money": 0, "count": 0, "pct": 1, "dec3": 3}.get(kind, 1)
@@ -272,7 +273,12 @@ def _plain_compact(v: float) -> str:
     return f"{v:.0f}"
 
 
-def _num(value: Any) -> float | None:
+def finite(value: Any) -> float | None:
+    """``value`` as a finite float; None when it is missing, not finite or not a number (text too).
+
+    >>> finite(3), finite(float("nan")), finite("12"), finite(None)
+    (3.0, None, None, None)
+    """
     if value is None or isinstance(value, str):
         return None
     try:
@@ -305,7 +311,7 @@ def _check(locale: str | None) -> str | None:
     try:
         Locale.parse(name)
     except (UnknownLocaleError, ValueError):
-        raise ValueError(f"unknown locale {locale!r}: give a CLDR locale such as en_US, de_DE, "
+        raise ArgumentError(f"unknown locale {locale!r}: give a CLDR locale such as en_US, de_DE, "
                          "zh_CN or ja_JP") from None
     return name
 

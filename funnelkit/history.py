@@ -8,11 +8,14 @@ next day. A deal closed at or after ``as_of`` is open at ``as_of``.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
 from .changes import has_changes, known_for
 from .dataset import Dataset
+from .period import as_instant
 
 __all__ = ["deals_as_of", "visits_as_of", "stage_at", "OUTCOMES"]
 
@@ -22,19 +25,15 @@ OUTCOMES = ("advanced", "skipped ahead", "moved back", "won", "lost", "still the
 DAY = np.timedelta64(86_400, "s")
 
 
-def _ts(value) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
-
-
 #: How many as-of instants each view keeps per data set (oldest dropped first).
 _CACHED_VIEWS = 4
 
 
-def _cached_view(ds: Dataset, name: str, as_of: pd.Timestamp, compute) -> pd.DataFrame:
+def _cached_view(ds: Dataset, name: str, as_of: pd.Timestamp,
+                 compute: Callable[[Dataset, pd.Timestamp], pd.DataFrame]) -> pd.DataFrame:
     """``compute(ds, as_of)``, cached on the data set per ``as_of``; a shallow copy is returned, so
     callers may add columns. After editing a Dataset's tables in place, call ``ds.refresh()``."""
-    cache = ds.__dict__.setdefault(name, {})
+    cache: dict[pd.Timestamp, pd.DataFrame] = ds.derived(name, dict)
     if as_of not in cache:
         if len(cache) >= _CACHED_VIEWS:
             cache.pop(next(iter(cache)))
@@ -56,7 +55,7 @@ def deals_as_of(ds: Dataset, as_of) -> pd.DataFrame:
     >>> d.status_as_of.value_counts()              # doctest: +SKIP
     """
     # Cached like visits_as_of (one period's metrics ask for it ~10 times).
-    return _cached_view(ds, "_deals_as_of_cache", _ts(as_of), _deals_as_of)
+    return _cached_view(ds, "deals_as_of", as_instant(as_of), _deals_as_of)
 
 
 def _deals_as_of(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
@@ -90,7 +89,7 @@ def visits_as_of(ds: Dataset, as_of) -> pd.DataFrame:
     The view is cached on the data set per ``as_of`` (the metrics of one period ask for the same view
     several times); a shallow copy is returned, so adding columns to it is safe.
     """
-    return _cached_view(ds, "_visits_as_of_cache", _ts(as_of), _visits_as_of)
+    return _cached_view(ds, "visits_as_of", as_instant(as_of), _visits_as_of)
 
 
 def _visits_as_of(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:

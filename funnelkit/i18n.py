@@ -35,6 +35,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import ArgumentError
+
 __all__ = ["LANGUAGES", "LOCALE_DIR", "DOMAIN", "set_language", "get_language", "use_language", "check_language",
            "_", "gettext_", "ngettext", "N_", "html_lang", "translate_notebook", "extract_notebook",
            "catalog_problems", "compile_catalogs"]
@@ -68,7 +70,7 @@ def check_language(lang: str | None) -> str:
         return "en"
     base = str(lang).replace("-", "_").split("_")[0].lower()
     if base not in LANGUAGES:
-        raise ValueError(f"no translation for language {lang!r}: choose one of {', '.join(LANGUAGES)}")
+        raise ArgumentError(f"no translation for language {lang!r}: choose one of {', '.join(LANGUAGES)}")
     return base
 
 

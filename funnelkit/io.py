@@ -22,6 +22,8 @@ from typing import Iterator
 
 import yaml
 
+from .errors import ArgumentError, FunnelkitError
+
 __all__ = ["atomic_write_text", "atomic_write_bytes", "atomic_path", "is_inside", "InputRefused",
            "check_input_file", "max_input_bytes", "read_settings_yaml", "MAX_SETTINGS_BYTES",
            "DEFAULT_MAX_INPUT_BYTES", "AliasRefused", "remove_stale_temp_files"]
@@ -35,7 +37,7 @@ MAX_SETTINGS_BYTES = 1024**2
 _STALE_AFTER_S = 5.0
 
 
-class InputRefused(ValueError):
+class InputRefused(FunnelkitError, ValueError):
     """An input file funnelkit will not read; ``str()`` is the reason (without the path)."""
 
 
@@ -55,7 +57,7 @@ def max_input_bytes() -> int:
         return DEFAULT_MAX_INPUT_BYTES
     m = re.fullmatch(r"(\d+)\s*([kKmMgG]?)i?[bB]?", raw)
     if not m:
-        raise ValueError(f"FUNNELKIT_MAX_INPUT_BYTES={raw!r} is not a size (bytes, or e.g. 500M, 8G)")
+        raise ArgumentError(f"FUNNELKIT_MAX_INPUT_BYTES={raw!r} is not a size (bytes, or e.g. 500M, 8G)")
     return int(m.group(1)) * 1024 ** " KMG".index(m.group(2).upper() or " ")
 
 
@@ -131,7 +133,7 @@ def read_settings_yaml(path: str | Path) -> object:
     return yaml.load(data.decode("utf-8-sig"), Loader=_SettingsLoader)  # noqa: S506 - a SafeLoader
 
 
-class AliasRefused(yaml.YAMLError):
+class AliasRefused(FunnelkitError, yaml.YAMLError):
     """A YAML anchor or alias in a settings file (``problem_mark`` is where it is)."""
 
     def __init__(self, mark, name: str):
@@ -175,7 +177,7 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     """
     target = Path(target)
     if not target.name:
-        raise ValueError(f"{target} is not a file name to write to")
+        raise ArgumentError(f"{target} is not a file name to write to")
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(target, suffix)
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)

@@ -20,6 +20,7 @@ from .contract import (DATABASE_FILE, DATES_ESTIMATED, MAX_AMOUNT, NOT_SET, CHAN
                        DEALS_FILE, HISTORY_COLUMNS, HISTORY_FILE, PIPELINE_FILE, STATUSES, TABLE_SUFFIXES,
                        Pipeline)
 from .dataset import Dataset, empty_changes
+from .errors import ArgumentError
 from .io import AliasRefused, InputRefused, check_input_file, read_settings_yaml
 from .parsing import (INTERNAL_COLUMNS, currency_marks, mark_agrees, parse_amounts, parse_timestamps,
                       partial_dates, read_text_table)
@@ -54,7 +55,7 @@ def load(path: str | Path, errors: Literal["raise", "report"] = "raise") -> Data
     >>> ds.deals.status.value_counts()                 # doctest: +SKIP
     """
     if errors not in ("raise", "report"):
-        raise ValueError("errors must be 'raise' or 'report'")
+        raise ArgumentError("errors must be 'raise' or 'report'")
     path = Path(path)
     report = ValidationReport(path=str(path))
     if path.is_file():

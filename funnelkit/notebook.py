@@ -17,9 +17,10 @@ import pandas as pd
 
 from . import formatting
 from .dataset import Dataset, label_counts
+from .errors import ArgumentError, FunnelkitWarning
 from .i18n import _
 from .loading import load
-from .period import Period
+from .period import Period, PeriodLike, as_period
 from .plot import DPI, format_table, to_png
 from .takeaways import as_html
 
@@ -56,7 +57,7 @@ def report_period(quarter: str = "", start: str = "", end: str = "", as_of: str 
     if start or end:
         return Period.parse(start=start or None, end=end or None, as_of=as_of or None)
     if not quarter:
-        raise ValueError("set either quarter (e.g. 2026Q3) or both start and end")
+        raise ArgumentError("set either quarter (e.g. 2026Q3) or both start and end")
     return Period.quarter(quarter, as_of=as_of or None)
 
 
@@ -110,12 +111,13 @@ def show_table(df: pd.DataFrame, max_rows: int = 30, name: str = "table") -> Non
     display(HTML(table_html(df, max_rows=max_rows, name=name)))
 
 
-def as_of_text(period: Period) -> str:
+def as_of_text(period: PeriodLike) -> str:
     """When the data is seen, in words: ``'2026-06-30 24:00 (end of period)'`` or ``'2026-07-01 12:00'``.
 
     ``as_of`` is an exclusive instant; the default (the midnight after the period's last day) reads
     as 24:00 of that day.
     """
+    period = as_period(period)
     t = pd.Timestamp(period.as_of)
     if t == pd.Timestamp(period.stop):
         return _("{date} 24:00 (end of period)").format(date=formatting.date(period.end))
@@ -207,16 +209,16 @@ def warnings_as_notes() -> None:
 
     A funnelkit function warns when a result rests on too little data (e.g. no deal closed before
     the period, so the forecast has nothing to learn from); the exported report drops stderr, so
-    each such warning becomes a visible note (once per message). Other libraries' warnings keep
-    Python's default handling.
+    each such warning becomes a visible note (once per message). Warnings are told apart by
+    category (:class:`~funnelkit.errors.FunnelkitWarning` and its subclasses), not by the file that
+    raised them; other warnings keep Python's default handling.
     """
     import warnings
     seen: set[str] = set()
     default = warnings.showwarning
-    package = str(Path(__file__).resolve().parent)
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if not str(Path(filename).resolve()).startswith(package):
+        if not issubclass(category, FunnelkitWarning):
             return default(message, category, filename, lineno, file, line)
         text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
         if text not in seen:
@@ -228,7 +230,7 @@ def warnings_as_notes() -> None:
 __all__.append("show_table")
 
 
-def period_backtest(ds: Dataset, period: Period):
+def period_backtest(ds: Dataset, period: PeriodLike):
     """The forecast backtest as the data stood at the period's ``as_of`` (None if too little history).
 
     Only outcomes known by ``as_of`` are scored, so a past quarter's report shows the same backtest
@@ -236,6 +238,7 @@ def period_backtest(ds: Dataset, period: Period):
     """
     from .metrics.forecast import NotEnoughHistory, backtest_forecast
 
+    period = as_period(period)
     try:
         return backtest_forecast(ds, until=period.as_of)
     except NotEnoughHistory:
@@ -295,8 +298,9 @@ def show_notes(summary: dict, section: str) -> None:
             show_note(_sentence(c["text"]))
 
 
-def data_end_text(ds: Dataset, period: Period) -> str:
+def data_end_text(ds: Dataset, period: PeriodLike) -> str:
     """``'data as of 2023-06-30 24:00 (end of period)'``, saying so when the data ends earlier."""
+    period = as_period(period, ds)
     from .metrics.summary import data_end
     text = _("data as of {when}").format(when=as_of_text(period))
     end = data_end(ds)

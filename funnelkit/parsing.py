@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .errors import ArgumentError
+
 __all__ = ["parse_timestamps", "partial_dates", "parse_amounts", "currency_marks", "mark_agrees",
            "read_text_table"]
 
@@ -253,7 +255,7 @@ def read_text_table(path, sheet: str | int = 0, *, arrow_strings: bool = False,
     elif suffix == ".parquet":
         df = _cells_to_text(pd.read_parquet(path))
     else:
-        raise ValueError(f"{path}: unsupported table format '{suffix}' (use .csv, .xlsx or .parquet)")
+        raise ArgumentError(f"{path}: unsupported table format '{suffix}' (use .csv, .xlsx or .parquet)")
     df.columns = [str(c).strip() for c in df.columns]
     if with_lines and suffix != ".csv":
         _refuse_reserved(df.columns)

@@ -36,6 +36,9 @@ from .dataset import label_text
 from .formatting import compact_money, table_cell
 from .i18n import N_, _, get_language
 
+from .dataset import Dataset
+from .period import PeriodLike, as_period
+
 __all__ = [
     "set_theme", "stage_palette", "STATUS_COLORS", "OUTCOME_COLORS", "money", "to_png",
     "png_data_uri", "funnel_plot", "snapshot_plot", "stage_flow_plot", "time_in_stage_plot",
@@ -1059,14 +1062,14 @@ def format_table(data: pd.DataFrame, *, currency: str = "", money_cols: Sequence
     return out
 
 
-def visit_days(ds, period) -> pd.DataFrame:
+def visit_days(ds: Dataset, period: PeriodLike) -> pd.DataFrame:
     """One row per stage visit that ended in ``period`` (seen at its ``as_of``): ``stage``, ``days``.
 
     The visits :func:`funnelkit.metrics.stage_time.time_in_stage` summarises, for
     :func:`duration_plot`.
     """
     from .metrics.stage_time import ended_visits
-    return ended_visits(ds, period)[["deal_id", "stage", "days"]].reset_index(drop=True)
+    return ended_visits(ds, as_period(period, ds))[["deal_id", "stage", "days"]].reset_index(drop=True)
 
 
 __all__.append("visit_days")

@@ -55,10 +55,11 @@ from typing import Any
 
 import pandas as pd
 
+from .errors import ArgumentError, FunnelkitError
 from .formatting import check_locale
 from .i18n import _, check_language, html_lang, translate_notebook, use_language
 from .io import atomic_path, atomic_write_text
-from .period import Period, quarters_between
+from .period import Period, PeriodLike, as_period, quarters_between
 
 __all__ = ["render_report", "render_all_quarters", "escape", "export_html", "external_loads",
            "default_notebook", "ReportError", "RenderFailure", "RenderOutcome", "TEMPLATE_DIR", "TEMPLATE_NAME",
@@ -86,7 +87,7 @@ reproduce the root cause; funnelkit always passes an execution timeout and retri
 """
 
 
-class ReportError(RuntimeError):
+class ReportError(FunnelkitError, RuntimeError):
     """A report could not be rendered (the message names the period and, when known, the cell)."""
 
 
@@ -360,12 +361,12 @@ def _name_downloads(page: str, label: str) -> str:
 # Rendering
 
 def default_notebook() -> Path:
-    """The report notebook: ``$FUNNELKIT_REPORT_NOTEBOOK``, else ``notebooks/quarterly_report.ipynb``
-    of the source tree, else one shipped inside the package."""
+    """The report notebook: ``$FUNNELKIT_REPORT_NOTEBOOK``, else the one shipped inside the package
+    (``funnelkit/notebooks/quarterly_report.ipynb``; a checkout's ``notebooks/`` links to that folder,
+    so an installed wheel and a clone render the same notebook)."""
     env = os.environ.get(NOTEBOOK_ENV)
     candidates = [Path(env)] if env else []
-    here = Path(__file__).resolve().parent
-    candidates += [here.parent / "notebooks" / NOTEBOOK_NAME, here / "notebooks" / NOTEBOOK_NAME]
+    candidates.append(Path(__file__).resolve().parent / "notebooks" / NOTEBOOK_NAME)
     for c in candidates:
         if c.is_file():
             return c
@@ -486,7 +487,7 @@ def _execute(notebook: Path, out_nb: Path, params: dict, timeout: int, label: st
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def render_report(path: str | Path, period: Period, out: str | Path, *, with_code: bool = False,
+def render_report(path: str | Path, period: PeriodLike, out: str | Path, *, with_code: bool = False,
                   timeout: int = 300, target: float | None = None, stuck_quantile: float = 0.9,
                   title: str | None = None, lenient: bool = False, currency: str | None = None,
                   notebook: str | Path | None = None, locale: str | None = None, lang: str | None = None,
@@ -498,7 +499,8 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
     path
         The data set folder.
     period
-        The reporting period (e.g. ``Period.quarter("2026Q3")``).
+        The reporting period: a :class:`Period`, ``"2026Q3"``, ``"2026-05"``, ``"2026"`` or a
+        ``(start, end)`` pair (see :func:`funnelkit.period.as_period`).
     out
         Output folder; gets ``<label>.html`` and the executed ``<label>.ipynb``.
     with_code
@@ -528,8 +530,9 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
         The notebook failed (message: period, cell index and first line, exception) or timed out
         twice. No HTML is written; the executed notebook is kept as ``<label>.failed.ipynb``.
     """
+    period = as_period(period)
     if not timeout or timeout <= 0:
-        raise ValueError("timeout must be a positive number of seconds (renders are never unbounded)")
+        raise ArgumentError("timeout must be a positive number of seconds (renders are never unbounded)")
     locale, lang = check_locale(locale), check_language(lang)
     data = Path(path).resolve()
     if not data.is_dir():
@@ -571,7 +574,7 @@ def render_report(path: str | Path, period: Period, out: str | Path, *, with_cod
 def _check_out(out: str | Path, data: Path) -> None:
     from .io import is_inside
     if is_inside(out, data):
-        raise ValueError(f"--out {out} is inside the data folder {data}: input folders are never "
+        raise ArgumentError(f"--out {out} is inside the data folder {data}: input folders are never "
                          "written to; choose another folder")
 
 
@@ -612,7 +615,7 @@ def _quarters_in(ds, path: Path) -> list[str]:
     times = [d["created_at"].min(), d["created_at"].max(), d["closed_at"].min(), d["closed_at"].max()]
     times = [t for t in times if t is not None and t == t]  # drop NaT
     if not times:
-        raise ValueError(f"no dated deals in {path}: nothing to render")
+        raise ArgumentError(f"no dated deals in {path}: nothing to render")
     return quarters_between(min(times), max(times))
 
 

@@ -37,6 +37,7 @@ import pandas as pd
 
 from .contract import (CHANGE_COLUMNS, CHANGES_FILE, DEAL_COLUMNS, DEALS_FILE, HISTORY_COLUMNS, HISTORY_FILE,
                        PIPELINE_FILE, Pipeline)
+from .errors import ArgumentError
 from .writer import TABLE_FORMATS, write_dataset
 
 __all__ = ["generate", "write_sample", "STAGES", "SOURCES", "PRODUCTS", "OWNERS",
@@ -395,16 +396,16 @@ def _parse_start(start) -> np.datetime64:
     try:
         return np.datetime64(str(start), "D").astype("datetime64[m]")
     except ValueError:
-        raise ValueError(f"start {start!r} is not a date such as 2024-10-01") from None
+        raise ArgumentError(f"start {start!r} is not a date such as 2024-10-01") from None
 
 
 def _run(deals, seed, start, days, with_changes: bool = False) -> tuple[dict, np.datetime64]:
     n = int(deals)
     if n < 1:
-        raise ValueError("deals must be at least 1")
+        raise ArgumentError("deals must be at least 1")
     days = DEFAULT_DAYS if days is None else int(days)
     if days < 1:
-        raise ValueError("days must be at least 1")
+        raise ArgumentError("days must be at least 1")
     start64 = _parse_start(start)
     sim = _simulate(n, int(seed), start64, days)
     if with_changes:
@@ -525,7 +526,7 @@ def write_sample(out, deals: int = 3000, seed: int = 7, start=None, days: int | 
     ['deals.csv', 'pipeline.yml', 'stage_history.csv']
     """
     if table_format not in TABLE_FORMATS:
-        raise ValueError("table_format must be csv, parquet or xlsx")
+        raise ArgumentError("table_format must be csv, parquet or xlsx")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out} exists and is not a folder")
@@ -535,7 +536,7 @@ def write_sample(out, deals: int = 3000, seed: int = 7, start=None, days: int | 
         raise FileExistsError(f"{out} already holds a data set ({', '.join(existing)}); "
                               "choose an empty folder, or pass --force to replace it")
     if lang not in LANGUAGES:
-        raise ValueError(f"lang must be one of {', '.join(LANGUAGES)}, not {lang!r}")
+        raise ArgumentError(f"lang must be one of {', '.join(LANGUAGES)}, not {lang!r}")
     sim, start64 = _run(deals, seed, start, days, with_changes)
     pipeline = _PIPELINE
     if lang == "zh":

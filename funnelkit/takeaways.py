@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from . import formatting
+from .formatting import finite as _num
 from .contract import NOT_SET
 from .dataset import label_counts, label_text
 from .i18n import N_, _, ngettext
@@ -38,16 +39,6 @@ __all__ = [
     "forecast_takeaway", "calibration_takeaway", "survival_takeaway", "week_label", "won_amount",
     "previous_precedes_data", "pushes_takeaway", "waterfall_takeaway",
 ]
-
-
-def _num(v: Any) -> float | None:
-    if v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) or math.isinf(f) else f
 
 
 def pct(v: Any, digits: int = 0) -> str:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import FunnelkitError
+
 __all__ = ["Problem", "DataError", "FileAccount", "ValidationReport"]
 
 #: How many problems the text of a DataError lists before "... and N more".
@@ -47,7 +49,7 @@ def _short(value: object, limit: int = 80) -> object:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-class DataError(ValueError):
+class DataError(FunnelkitError, ValueError):
     """A data set breaks the contract. ``problems`` lists every problem found, not only the first."""
 
     def __init__(self, problems: list[Problem], path: str | Path | None = None):

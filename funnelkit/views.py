@@ -21,6 +21,7 @@ import html
 import itertools
 import logging
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -30,8 +31,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .dataset import Dataset, label_counts
+from .errors import NoDataWarning
 from .i18n import N_, _, ngettext
-from .period import Period
+from .period import Period, PeriodLike, as_period
 from .plot import DPI, chart_alt_text, png_data_uri
 
 __all__ = ["sliced_views", "SlicedViews", "slice_values", "table_html", "csv_data_uri"]
@@ -92,7 +94,11 @@ def _name_slice(fig: Figure, label: str) -> None:
 def _render(chart: Callable, ds: Dataset, period: Period, dpi: int, label: str = "") -> tuple[str, str] | None:
     before = set(plt.get_fignums())
     try:
-        out = chart(ds, period)
+        with warnings.catch_warnings():
+            # A slice with nothing in the period draws its empty chart; the warning would be read
+            # as being about the whole data set.
+            warnings.simplefilter("ignore", NoDataWarning)
+            out = chart(ds, period)
     except Exception as exc:  # a slice too small for a metric must not sink the whole report
         log.warning("sliced view failed: %s", exc)
         for n in set(plt.get_fignums()) - before:
@@ -107,7 +113,7 @@ def _render(chart: Callable, ds: Dataset, period: Period, dpi: int, label: str =
     return png_data_uri(fig, dpi), alt
 
 
-def sliced_views(ds: Dataset, period: Period, *, chart: Callable[[Dataset, Period], Axes | Figure],
+def sliced_views(ds: Dataset, period: PeriodLike, *, chart: Callable[[Dataset, Period], Axes | Figure],
                  by: Sequence[str] = ("source", "product"), title: str = "",
                  max_slices: int | None = None, dpi: int = DPI,
                  takeaway: Callable[[Dataset, Period], str] | None = None) -> SlicedViews:
@@ -138,6 +144,7 @@ def sliced_views(ds: Dataset, period: Period, *, chart: Callable[[Dataset, Perio
     SlicedViews
         ``.html`` (the block) and ``.labels``; a notebook displays it directly.
     """
+    period = as_period(period, ds)
     from .plot import BY_WORDS
     slices: list[tuple[str, str, Dataset]] = [("", _(ALL), ds)]
     for col in by:
@@ -306,11 +313,11 @@ def amount_by_chart(by: str = "source") -> Callable[[Dataset, Period], Axes]:
     return chart
 
 
-def product_mix_chart(ds: Dataset, period: Period) -> Figure:
+def product_mix_chart(ds: Dataset, period: PeriodLike) -> Figure:
     """Won amount, won deals and mean size by product (for :func:`sliced_views`)."""
     from .metrics.breakdown import amount_by
     from .plot import product_mix_plot
-    return product_mix_plot(amount_by(ds, period, by="product"), by="product", currency=ds.currency)
+    return product_mix_plot(amount_by(ds, as_period(period, ds), by="product"), by="product", currency=ds.currency)
 
 
 def snapshot_chart(value: str = "open_deals") -> Callable[[Dataset, Period], Axes]:

@@ -23,8 +23,9 @@ from typing import Any
 import pandas as pd
 
 from .dataset import Dataset, label_counts, label_text
+from .errors import ArgumentError
 from .i18n import N_, _, check_language, get_language, use_language
-from .period import Period, quarters_between
+from .period import Period, PeriodLike, as_period, quarters_between
 from .plot import DPI, to_png
 from .views import csv_data_uri, table_html
 
@@ -68,16 +69,15 @@ def _quarters(ds: Dataset) -> list[str]:
 PERIOD_FORMS = ("a quarter (2026Q2), a month (2026-05), a year (2026) or two dates "
                 "(2026-04-01..2026-05-15)")
 
-_MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
-_YEAR = re.compile(r"^(\d{4})$")
 _RANGE = re.compile(r"^(\S+)\s*(?:\.\.|/|\s+to\s+)\s*(\S+)$")
 
 
-def period_from_text(text: str | Period) -> Period:
-    """A :class:`Period` from what a user types: a quarter, a month, a year or ``start..end``.
+def period_from_text(text: PeriodLike) -> Period:
+    """A :class:`Period` from what a user types: a quarter, a month, a year or ``start..end``
+    (also ``start to end``, ``start/end``); read by :func:`funnelkit.period.as_period`.
 
-    Raises ``ValueError`` naming the text and the accepted forms when it is none of them (or the
-    end is before the start).
+    Raises :class:`~funnelkit.errors.ArgumentError` (a ``ValueError``) naming the text and the
+    accepted forms when it is none of them (or the end is before the start).
 
     Examples
     --------
@@ -87,24 +87,15 @@ def period_from_text(text: str | Period) -> Period:
     >>> str(p.start.date()), str(p.end.date())
     ('2026-04-01', '2026-05-15')
     """
-    if isinstance(text, Period):
-        return text
-    t = " ".join(str(text or "").split())
+    if not isinstance(text, str):
+        return as_period(text)
+    t = " ".join(text.split())
+    pair = _RANGE.match(t)
     try:
-        if _MONTH.match(t):
-            y, m = map(int, _MONTH.match(t).groups())
-            start = pd.Timestamp(year=y, month=m, day=1)
-            return Period(start, start + pd.offsets.MonthEnd(0), label=f"{y}-{m:02d}")
-        if _YEAR.match(t):
-            y = int(t)
-            return Period(pd.Timestamp(year=y, month=1, day=1), pd.Timestamp(year=y, month=12, day=31), label=t)
-        if _RANGE.match(t):
-            a, b = _RANGE.match(t).groups()
-            return Period(pd.Timestamp(a), pd.Timestamp(b))
-        return Period.quarter(t)
-    except ValueError as exc:
+        return as_period(pair.groups() if pair else t)
+    except ArgumentError as exc:
         why = str(exc) if "before its start" in str(exc) else "not understood"
-        raise ValueError(f"period {t!r}: {why}; type {PERIOD_FORMS}") from None
+        raise ArgumentError(f"period {t!r}: {why}; type {PERIOD_FORMS}") from None
 
 
 def _period_text(p: Period) -> str:
@@ -119,6 +110,7 @@ def _period_text(p: Period) -> str:
 
 def _values(ds: Dataset, col: str) -> list[str]:
     return sorted(label_counts(ds.deals[col]).index)
+
 
 
 class Explorer:
@@ -156,14 +148,14 @@ class Explorer:
         The whole explorer (a ``VBox``); the explorer displays itself in a notebook.
     """
 
-    def __init__(self, ds: Dataset, period: str | Period | None = None, *, stuck_quantile: float = 0.9,
+    def __init__(self, ds: Dataset, period: PeriodLike | None = None, *, stuck_quantile: float = 0.9,
                  lang: str | None = None):
         #: The explorer's language (:mod:`funnelkit.i18n`): ``lang``, else the one set when it was built.
         self.lang = check_language(lang) if lang else get_language()
         with use_language(self.lang):
             self._build(ds, period, stuck_quantile)
 
-    def _build(self, ds: Dataset, period: str | Period | None, stuck_quantile: float) -> None:
+    def _build(self, ds: Dataset, period: PeriodLike | None, stuck_quantile: float) -> None:
         W = require_ipywidgets()
         self.ds = ds
         self.stuck_quantile = stuck_quantile
@@ -463,7 +455,7 @@ class Explorer:
         display(self.widget)
 
 
-def explore(ds: Dataset, period: str | Period | None = None, *, stuck_quantile: float = 0.9,
+def explore(ds: Dataset, period: PeriodLike | None = None, *, stuck_quantile: float = 0.9,
             lang: str | None = None) -> Explorer:
     """Build an :class:`Explorer` (it displays itself when it is a cell's last value); ``lang``
     (``"zh"``) sets its language, else the one set by :func:`funnelkit.i18n.set_language` is used."""

@@ -13,6 +13,7 @@ from typing import Iterable
 import pandas as pd
 import yaml
 
+from .errors import ArgumentError
 from .contract import CHANGES_FILE, DEALS_FILE, HISTORY_FILE, PIPELINE_FILE, TABLE_SUFFIXES, Pipeline
 from .io import atomic_path, atomic_write_text
 
@@ -63,7 +64,7 @@ def write_dataset(folder: str | Path, deals: Tables, history: Tables, pipeline: 
     ['deals.csv', 'pipeline.yml', 'stage_history.csv']
     """
     if table_format not in TABLE_FORMATS:
-        raise ValueError(f"table_format must be one of {', '.join(TABLE_FORMATS)}, not {table_format!r}")
+        raise ArgumentError(f"table_format must be one of {', '.join(TABLE_FORMATS)}, not {table_format!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for stem, table in ((DEALS_FILE, deals), (HISTORY_FILE, history), (CHANGES_FILE, changes)):

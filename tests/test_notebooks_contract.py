@@ -8,6 +8,7 @@ import nbformat
 import pytest
 
 from funnelkit import notebook as fkn
+from funnelkit.errors import NoDataWarning, TooLittleDataWarning
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "notebooks" / "quarterly_report.ipynb"
@@ -158,11 +159,16 @@ def test_funnelkit_warnings_become_notes(monkeypatch):
     import warnings
     shown = []
     monkeypatch.setattr(fkn, "show_note", shown.append)
-    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
+    others = []
+    monkeypatch.setattr(warnings, "showwarning", lambda *a, **k: others.append(str(a[0])))
     fkn.warnings_as_notes()
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        warnings.warn_explicit("no deal closed before 2024-10-01", RuntimeWarning,
-                               fkn.__file__, 1)
-        warnings.warn_explicit("no deal closed before 2024-10-01", RuntimeWarning, fkn.__file__, 2)
-    assert shown == ["no deal closed before 2024-10-01"]   # once, as a note
+        warnings.warn_explicit("no deal closed before 2024-10-01", TooLittleDataWarning, "x.py", 1)
+        warnings.warn_explicit("no deal closed before 2024-10-01", TooLittleDataWarning, "y.py", 2)
+        # told apart by category, not by file: a plain RuntimeWarning from funnelkit's own file
+        # keeps Python's handling, funnelkit's class from any file becomes a note
+        warnings.warn_explicit("overflow in exp", RuntimeWarning, fkn.__file__, 3)
+        warnings.warn_explicit("no deal was created in 2030Q1", NoDataWarning, "z.py", 4)
+    assert shown == ["no deal closed before 2024-10-01", "no deal was created in 2030Q1"]   # once each
+    assert others == ["overflow in exp"]

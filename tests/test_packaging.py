@@ -25,15 +25,17 @@ def _pyproject() -> tuple[dict[str, str], dict[str, str]]:
 
 #: conda packages with no pip counterpart: the fonts that chart labels in every script need.
 CONDA_ONLY = {"font-ttf-noto-cjk", "font-ttf-noto"}
+#: conda-forge names that differ from the PyPI name.
+CONDA_NAMES = {"python-build": "build"}
 
 
 def _environment() -> dict[str, str]:
     env = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
     out = {}
     for dep in env["dependencies"]:
-        if isinstance(dep, str) and not dep.startswith(("python", "pip")):
+        if isinstance(dep, str) and (not dep.startswith(("python", "pip")) or dep in CONDA_NAMES):
             name, spec = _name_and_spec(dep)
-            out[name] = spec
+            out[CONDA_NAMES.get(name, name)] = spec
         elif isinstance(dep, dict):
             for pip_dep in dep.get("pip", []):
                 if not pip_dep.startswith("-e"):

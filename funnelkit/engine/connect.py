@@ -287,11 +287,12 @@ class DatabaseDataset(Dataset):
         self.name = name
         self.path = None
         self.deal_changes = empty_changes()   # none unless connect() is given one (deal_changes=)
-        self.__dict__["_engine_tables"] = tables
+        self._tables = tables
 
     @property
     def tables(self) -> Tables:
-        return self.__dict__["_engine_tables"]
+        """The data set's tables in its database (what the engine's metrics query)."""
+        return self._tables
 
     @cached_property
     def deals(self) -> pd.DataFrame:  # type: ignore[override]
@@ -329,9 +330,12 @@ class DatabaseDataset(Dataset):
 
     def refresh(self) -> "DatabaseDataset":
         """Forget the fetched frames and derived views (the tables stay connected)."""
-        for key in ("deals", "stage_history", "visits", "_visits_as_of_cache", "_deals_as_of_cache",
-                    "_forecast_visits"):
-            self.__dict__.pop(key, None)
+        for fetched in ("deals", "stage_history"):
+            try:
+                delattr(self, fetched)         # a cached_property: fetched again on next use
+            except AttributeError:
+                pass                           # not fetched yet
+        super().refresh()
         return self
 
     def __repr__(self) -> str:

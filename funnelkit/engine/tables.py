@@ -78,11 +78,10 @@ def tables_of(ds: "Dataset") -> Tables:
     >>> tables_of(fk.load("data/sample")).backend          # doctest: +SKIP
     'duckdb'
     """
-    found = ds.__dict__.get("_engine_tables")
-    if found is None:
-        found = _in_process(ds)
-        ds.__dict__["_engine_tables"] = found
-    return found
+    held = getattr(ds, "tables", None)        # a data set held in a database has its own
+    if isinstance(held, Tables):
+        return held
+    return ds.derived("engine_tables", lambda: _in_process(ds))
 
 
 def _in_process(ds: "Dataset") -> Tables:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pandas as pd
+from ..period import as_instant
 
 from ..contract import DATES_ESTIMATED
 
@@ -37,13 +37,7 @@ def instant(value) -> "ir.TimestampScalar":
     """A naive timestamp literal (UTC where ``value`` has a zone)."""
     import ibis
 
-    return ibis.literal(naive(value).to_pydatetime(), type="timestamp")
-
-
-def naive(value) -> pd.Timestamp:
-    """``value`` as a naive timestamp, in UTC when it has a zone."""
-    ts = pd.Timestamp(value)
-    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+    return ibis.literal(as_instant(value).to_pydatetime(), type="timestamp")
 
 
 def in_period(column: "ir.TimestampValue", period: "Period") -> "ir.BooleanValue":
@@ -144,7 +138,7 @@ def deals_as_of(t: "Tables", as_of) -> "ir.Table":
     at = instant(as_of)
     d = t.deals.filter(t.deals.created_at < at)
     if t.amounts_at is not None:
-        known = ibis.memtable(t.amounts_at(naive(as_of)),
+        known = ibis.memtable(t.amounts_at(as_instant(as_of)),
                               schema={"deal_row": "int64", "amount": "float64"})
         d = d.drop("amount").join(known, "deal_row")
     seen_close = d.closed_at.notnull() & (d.closed_at < at)

@@ -24,6 +24,7 @@ import pandas as pd
 import yaml
 
 from ..contract import DEAL_COLUMNS, HISTORY_COLUMNS, Pipeline
+from ..errors import FunnelkitError
 from ..io import InputRefused, atomic_write_text, check_input_file, is_inside, read_settings_yaml
 from ..writer import write_dataset
 from ..parsing import currency_marks, mark_agrees, parse_amounts, parse_timestamps, read_text_table
@@ -36,7 +37,7 @@ OUTCOMES = ("won", "lost")
 INTERNAL = ("_line", "_file", "_export", "_snap", "_key", "_jkey")
 
 
-class ImportProblem(ValueError):
+class ImportProblem(FunnelkitError, ValueError):
     """The export cannot be imported as asked (wrong format, missing column, unmapped label...)."""
 
 
@@ -765,8 +766,8 @@ def reconcile(deals: pd.DataFrame, history: pd.DataFrame, result: ImportResult, 
     ...                   "_file": "t.csv", "_line": [2]})
     >>> h = pd.DataFrame({"deal_id": ["A"], "stage": ["Lead"], "entered_at": pd.to_datetime(["2024-03-10"])})
     >>> d2, h2 = reconcile(d, h, r)
-    >>> d2.loc[0, ["created_at", "closed_at", "dates_estimated"]].tolist()
-    [Timestamp('2024-03-01 00:00:00'), Timestamp('2024-03-01 00:00:00'), True]
+    >>> d2.loc[0, ["created_at", "closed_at"]].tolist(), bool(d2.loc[0, "dates_estimated"])
+    ([Timestamp('2024-03-01 00:00:00'), Timestamp('2024-03-01 00:00:00')], True)
     """
     if closed_before_created not in CLOSED_BEFORE_CREATED:
         raise ImportProblem(f"closed_before_created must be keep or reject, not {closed_before_created!r}")

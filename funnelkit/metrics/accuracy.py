@@ -17,7 +17,7 @@ import pandas as pd
 from ..changes import has_changes
 from ..dataset import Dataset
 from ..i18n import _
-from ..period import Period, quarters_between
+from ..period import Period, as_instant, as_period, quarters_between
 from .landing import landing_by_week, won_between
 
 __all__ = ["forecast_accuracy", "ForecastAccuracy", "default_accuracy_periods"]
@@ -117,7 +117,7 @@ def default_accuracy_periods(ds: Dataset, *, until=None) -> list[Period]:
     last = max(x for x in (d["created_at"].max(), d["closed_at"].max(), ds.stage_history["entered_at"].max())
                if pd.notna(x)).normalize() + pd.Timedelta(days=1)
     if until is not None:
-        last = min(last, pd.Timestamp(until))
+        last = min(last, as_instant(until, "until"))
     out = []
     for q in quarters_between(first, last):
         p = Period.quarter(q)
@@ -159,7 +159,7 @@ def forecast_accuracy(ds: Dataset, periods=None, *, level: float = 0.8, simulati
     ds.require_single_currency("forecast_accuracy")
     if periods is None:
         periods = default_accuracy_periods(ds, until=until)
-    periods = [p if isinstance(p, Period) else Period.quarter(str(p)) for p in periods]
+    periods = [as_period(p) for p in periods]
     has_category = "forecast_category" in ds.deals.columns or has_changes(ds, "forecast_category")
     frames = []
     for p in periods:

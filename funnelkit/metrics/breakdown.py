@@ -11,7 +11,8 @@ import pandas as pd
 from ..dataset import Dataset
 from ..engine.tables import tables_of, to_frame
 from ..engine.views import count_if, days_between, deals_as_of, exact_quantile, in_period
-from ..period import Period
+from ..errors import ArgumentError
+from ..period import PeriodLike, as_period
 from ._common import LEFT_OUT, NOT_SET, dates_estimated, group_label, require_column
 
 __all__ = ["amount_by", "NOT_SET"]
@@ -20,7 +21,7 @@ _COLUMNS = ["won_amount", "won_deals", "lost_deals", "win_rate", "mean_size", "s
             "won_amount_unknown", "open_deals", "open_amount_unknown"]
 
 
-def amount_by(ds: Dataset, period: Period, by: str | list[str] = "source", *,
+def amount_by(ds: Dataset, period: PeriodLike, by: str | list[str] = "source", *,
               with_days: bool | None = None) -> pd.DataFrame:
     """Won and open amounts, deal counts and win rate per group of a deal column.
 
@@ -58,11 +59,12 @@ def amount_by(ds: Dataset, period: Period, by: str | list[str] = "source", *,
          product  won_amount  won_deals  lost_deals  win_rate  mean_size  share  open_amount
     0  Platform    410000.0         12          10  0.545455    34166.7   0.61     230000.0
     """
+    period = as_period(period, ds)
     keys = [by] if isinstance(by, str) else list(by)
     if not keys:
-        raise ValueError("by needs at least one column")
+        raise ArgumentError("by needs at least one column")
     if len(set(keys)) != len(keys):
-        raise ValueError(f"by names a column twice: {keys}")
+        raise ArgumentError(f"by names a column twice: {keys}")
     ds.require_single_currency(f"amount by {', '.join(keys)}")
     for col in keys:
         require_column(ds, col)

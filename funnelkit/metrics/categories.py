@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..errors import ArgumentError
 from ..dataset import Dataset
-from ..period import Period
 from ..changes import has_changes, known_at
+from ..period import PeriodLike, as_instant, as_period
 from ._common import group_labels
 from .landing import categories_at, landing_forecast, won_between
 
@@ -28,7 +29,7 @@ def _order(labels: list[str], configured: list[str] | None) -> list[str]:
     return sorted(labels, key=lambda c: (rank.get(c.lower(), len(rank)), c.lower()))
 
 
-def forecast_categories(ds: Dataset, period: Period, at=None, *, order: list[str] | None = None,
+def forecast_categories(ds: Dataset, period: PeriodLike, at=None, *, order: list[str] | None = None,
                         **landing_options) -> pd.DataFrame:
     """Open pipeline per forecast category at ``at``, with how each category ended.
 
@@ -66,11 +67,12 @@ def forecast_categories(ds: Dataset, period: Period, at=None, *, order: list[str
     --------
     >>> forecast_categories(ds, Period.quarter("2024Q2"))           # doctest: +SKIP
     """
-    known = categories_at(ds, period.start if at is None else pd.Timestamp(at))
+    period = as_period(period, ds)
+    known = categories_at(ds, period.start if at is None else as_instant(at, "at"))
     if known is None:
-        raise ValueError("the deals carry no forecast_category column (import it from the CRM, or map "
+        raise ArgumentError("the deals carry no forecast_category column (import it from the CRM, or map "
                          "a column to it)")
-    at = period.start if at is None else pd.Timestamp(at)
+    at = period.start if at is None else as_instant(at, "at")
     lf = landing_forecast(ds, period, at, **landing_options)
     fc = lf.open_deals
     deals = ds.deals.set_index("deal_id")

@@ -18,7 +18,8 @@ from scipy.stats import CensoredData, ecdf
 from ..dataset import Dataset
 from ..engine.tables import Tables, tables_of, to_frame
 from ..engine.views import closed_in, count_if, days_between, deals_as_of, exact_quantile, in_period, instant
-from ..period import Period
+from ..errors import ArgumentError
+from ..period import Period, PeriodLike, as_period
 from ._common import LEFT_OUT, dates_estimated, group_label, require_column
 
 __all__ = ["closed_in_period", "size_band", "days_to_close", "close_time_survival",
@@ -31,7 +32,7 @@ UNKNOWN_BAND = "(amount unknown)"
 _STATUSES = ["won", "lost"]
 
 
-def closed_in_period(ds: Dataset, period: Period) -> pd.DataFrame:
+def closed_in_period(ds: Dataset, period: PeriodLike) -> pd.DataFrame:
     """Deals closed (won or lost) in ``period`` as seen at ``period.as_of``.
 
     A deal counts when its close is seen at ``as_of`` (``closed_at < as_of``) and lies in P
@@ -45,6 +46,7 @@ def closed_in_period(ds: Dataset, period: Period) -> pd.DataFrame:
     >>> closed = closed_in_period(ds, Period.quarter("2026Q3"))   # doctest: +SKIP
     >>> closed.groupby("status", observed=True).days_to_close.median()   # doctest: +SKIP
     """
+    period = as_period(period, ds)
     t = tables_of(ds)
     got = to_frame(closed_in(t, period).select("deal_row", "amount", "days_to_close").order_by("deal_row"))
     rows = got["deal_row"].to_numpy(dtype="int64")
@@ -63,7 +65,7 @@ def _fmt(x: float) -> str:
 def _band_labels(edges: list[float], *, quartiles: bool = False) -> list[str]:
     """The labels of the bands of ``edges`` (see :func:`size_band`), the unknown band last."""
     if any(b < a for a, b in zip(edges, edges[1:])):
-        raise ValueError(f"band edges must be non-decreasing, got {edges}")
+        raise ArgumentError(f"band edges must be non-decreasing, got {edges}")
     labels = [f"<= {_fmt(edges[0])}"] if edges else ["all"]
     labels += [f"{_fmt(a)}-{_fmt(b)}" for a, b in zip(edges, edges[1:])]
     if edges:
@@ -89,7 +91,7 @@ def size_band(amount: pd.Series, edges: Sequence[float], *, quartiles: bool = Fa
                      index=amount.index, name=SIZE_BAND)
 
 
-def days_to_close(ds: Dataset, period: Period, by: str | None = None, *,
+def days_to_close(ds: Dataset, period: PeriodLike, by: str | None = None, *,
                   bands: Sequence[float] | None = None) -> pd.DataFrame:
     """Count, mean and median days from creation to close of the deals closed in P, won and lost apart.
 
@@ -123,6 +125,7 @@ def days_to_close(ds: Dataset, period: Period, by: str | None = None, *,
     1   lost     57       29.9         24.0
     >>> days_to_close(ds, Period.quarter("2026Q3"), by="product")    # doctest: +SKIP
     """
+    period = as_period(period, ds)
     t = tables_of(ds)
     c = closed_in(t, period)
     if by is None:
@@ -286,7 +289,7 @@ class CloseTimeSurvival:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
 
 
-def close_time_survival(ds: Dataset, period: Period, *, close: Literal["any", "won"] = "any",
+def close_time_survival(ds: Dataset, period: PeriodLike, *, close: Literal["any", "won"] = "any",
                         horizons: Sequence[float] = (30, 60, 90),
                         lookback_days: float | None = None) -> CloseTimeSurvival:
     """Kaplan-Meier estimate of the time from creation to close, counting still-open deals.
@@ -317,8 +320,9 @@ def close_time_survival(ds: Dataset, period: Period, *, close: Literal["any", "w
     >>> km.median_days, km.p_close_within(30)                                         # doctest: +SKIP
     (41.5, 0.31)
     """
+    period = as_period(period, ds)
     if close not in ("any", "won"):
-        raise ValueError("close must be 'any' or 'won'")
+        raise ArgumentError("close must be 'any' or 'won'")
     cohort, left_out = _cohort(ds, period, lookback_days)
     horizons = tuple(horizons)
     if cohort.empty:
@@ -360,7 +364,7 @@ def _cohort(ds: Dataset, period: Period, lookback_days: float | None) -> tuple[p
         d = d.filter(in_period(d.created_at, period))
     else:
         if not lookback_days > 0:
-            raise ValueError("lookback_days must be a positive number of days")
+            raise ArgumentError("lookback_days must be a positive number of days")
         d = d.filter(d.created_at >= instant(as_of - pd.Timedelta(days=lookback_days)))
     closed = d.status_as_of != "open"
     d = d.mutate(_flagged=dates_estimated(d),

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..changes import instant
+from ..errors import ArgumentError
+from ..period import as_instant
 from ..dataset import Dataset
 
 __all__ = ["cohort_conversion"]
@@ -49,8 +50,8 @@ def cohort_conversion(ds: Dataset, as_of, months: int = 12) -> pd.DataFrame:
     >>> c.pivot(index="cohort", columns="months_since", values="won_share")     # doctest: +SKIP
     """
     if months < 1:
-        raise ValueError("months must be at least 1")
-    at = instant(as_of).to_datetime64().astype("datetime64[ns]")
+        raise ArgumentError("months must be at least 1")
+    at = as_instant(as_of).to_datetime64().astype("datetime64[ns]")
     d = ds.deals
     created = d["created_at"].to_numpy(dtype="datetime64[ns]")
     seen = created < at

@@ -42,24 +42,16 @@ import pandas as pd
 
 from ..changes import known_for
 from ..dataset import Dataset, MixedCurrencyError
-from ..history import _ts
-from ._common import LEFT_OUT, dates_estimated
+from ..errors import ArgumentError, FunnelkitError, TooLittleDataWarning, UnknownColumnError
+from ..period import as_instant
+from ._common import LEFT_OUT, NEVER, as_ns, bet_totals, dates_estimated, expit, logit, needs_simulation
 
 __all__ = ["win_forecast", "forecast_range", "NotEnoughHistory", "expected_won_by", "backtest_forecast", "ForecastBacktest",
            "default_backtest_dates"]
 
 _NS_PER_DAY = 86_400 * 10**9
-_NEVER = np.iinfo(np.int64).max  # a missing time (NaT) that lies after every instant
 #: Deal columns whose groups adjust the stage-and-time estimate by default (see the module doc).
 DEFAULT_ADJUST: tuple[str, ...] = ("source", "owner")
-
-
-def _ns(values, missing: int = _NEVER) -> np.ndarray:
-    """datetime64 values as int64 nanoseconds, NaT replaced by ``missing``."""
-    arr = np.asarray(values, dtype="datetime64[ns]")
-    out = arr.view("int64").copy()
-    out[np.isnat(arr)] = missing
-    return out
 
 
 class _Visits:
@@ -74,15 +66,15 @@ class _Visits:
         v = ds.visits
         self.n_stages = len(ds.stages)
         self.stage = v["stage_index"].to_numpy().astype(np.int64)
-        self.entered = _ns(v["entered_at"])
-        self.next_entered = _ns(v["next_entered_at"])
+        self.entered = as_ns(v["entered_at"])
+        self.next_entered = as_ns(v["next_entered_at"])
         self.deal_row = v["deal_row"].to_numpy()
-        closed = _ns(ds.deals["closed_at"])
+        closed = as_ns(ds.deals["closed_at"])
         won = ds.deals["status"].eq("won").to_numpy(dtype=bool)
         self.deal_closed, self.deal_won = closed, won
         self.deal_flagged = dates_estimated(ds.deals)
         self.closed = closed[self.deal_row]
-        ever_closed = self.closed != _NEVER
+        ever_closed = self.closed != NEVER
         end = np.where(v["is_last"].to_numpy(), self.closed, self.next_entered)
         # Visits of deals flagged dates_estimated have no known duration: not training visits.
         idx = np.flatnonzero(ever_closed & ~dates_estimated(v))
@@ -104,7 +96,8 @@ class _Visits:
         """Integer codes of a deal column (per deal row) and the group labels they stand for."""
         if column not in self._codes:
             if column not in self._deals.columns:
-                raise KeyError(f"adjust_for: the deals have no column {column!r}")
+                raise UnknownColumnError(f"adjust_for: the deals have no column {column!r} (columns: "
+                                         + ", ".join(map(str, self._deals.columns)) + ")")
             col = self._deals[column]
             if isinstance(col.dtype, pd.CategoricalDtype):
                 codes, labels = col.cat.codes.to_numpy(), list(col.cat.categories)
@@ -119,24 +112,13 @@ class _Visits:
         return self._codes[column]
 
 
-class NotEnoughHistory(ValueError):
+class NotEnoughHistory(FunnelkitError, ValueError):
     """The data is too short to backtest the forecast (no as_of date has history and outcomes)."""
 
 
 def _visits(ds: Dataset) -> _Visits:
     """The sorted visit arrays of a data set, built once per data set (like its other derived tables)."""
-    if "_forecast_visits" not in ds.__dict__:
-        ds.__dict__["_forecast_visits"] = _Visits(ds)
-    return ds.__dict__["_forecast_visits"]
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-9, 1 - 1e-9)
-    return np.log(p / (1 - p))
-
-
-def _expit(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    return ds.derived("forecast_visits", lambda: _Visits(ds))
 
 
 @dataclass
@@ -167,7 +149,7 @@ def _fit(vz: _Visits, as_of_ns: int, k: float, adjust_for: tuple[str, ...] = ())
         # visits of a group did than their stage rates (plus the adjustments already made) predicted,
         # with the observed rate shrunk toward the expected one by k visits.
         sel = np.flatnonzero(m)
-        eta = _logit(p_stage[vz.t_stage[sel]])
+        eta = logit(p_stage[vz.t_stage[sel]])
         won = vz.t_won[sel].astype(float)
         for col in adjust_for:
             codes, labels = vz.codes(col)
@@ -175,11 +157,11 @@ def _fit(vz: _Visits, as_of_ns: int, k: float, adjust_for: tuple[str, ...] = ())
             size = len(labels)
             n_g = np.bincount(c, minlength=size).astype(float)
             o_g = np.bincount(c, weights=won, minlength=size)
-            e_g = np.bincount(c, weights=_expit(eta), minlength=size)
+            e_g = np.bincount(c, weights=expit(eta), minlength=size)
             with np.errstate(invalid="ignore", divide="ignore"):
                 e_rate = e_g / n_g
                 r = (o_g + k * e_rate) / (n_g + k)
-                off = np.where(n_g > 0, _logit(r) - _logit(e_rate), 0.0)
+                off = np.where(n_g > 0, logit(r) - logit(e_rate), 0.0)
             fit.offsets[col] = off
             eta = eta + off[c]
     return fit
@@ -205,7 +187,7 @@ def _predict(vz: _Visits, fit: _Fit, stage: np.ndarray, days: np.ndarray, k: flo
     for col, off in fit.offsets.items():
         shift += off[vz.codes(col)[0][deal_row]]
     if fit.offsets:
-        p = np.where(np.isnan(p), p, _expit(_logit(p) + shift))
+        p = np.where(np.isnan(p), p, expit(logit(p) + shift))
     return p, p_stage, n, w, np.exp(shift)
 
 
@@ -221,14 +203,14 @@ def _check_adjust(adjust_for) -> tuple[str, ...]:
         return ()
     cols = (adjust_for,) if isinstance(adjust_for, str) else tuple(adjust_for)
     if "stage" in cols:
-        raise ValueError("adjust_for: the stage is always in the model; list other deal columns")
+        raise ArgumentError("adjust_for: the stage is always in the model; list other deal columns")
     return cols
 
 
 def _check_k(prior_strength: float) -> float:
     k = float(prior_strength)
     if not np.isfinite(k) or k < 0:
-        raise ValueError(f"prior_strength must be a number >= 0, got {prior_strength!r}")
+        raise ArgumentError(f"prior_strength must be a number >= 0, got {prior_strength!r}")
     return k
 
 
@@ -276,13 +258,13 @@ def win_forecast(ds: Dataset, as_of=None, *, prior_strength: float = 10.0,
     """
     k = _check_k(prior_strength)
     adjust = _check_adjust(adjust_for)
-    as_of = _default_as_of(ds) if as_of is None else _ts(as_of)
+    as_of = _default_as_of(ds) if as_of is None else as_instant(as_of)
     vz = _visits(ds)
     as_of_ns = int(as_of.value)
     fit = _fit(vz, as_of_ns, k, adjust)
     if np.isnan(fit.p0):
         warnings.warn(f"win_forecast: no deal closed before {as_of}; p_win is unknown (NaN)",
-                      RuntimeWarning, stacklevel=2)
+                      TooLittleDataWarning, stacklevel=2)
     pos, days = _open_at(vz, as_of_ns)
     stage = vz.stage[pos]
     rows = vz.deal_row[pos]
@@ -394,6 +376,8 @@ def _require_single_currency(forecast: pd.DataFrame, what: str = "expected_won_b
             f"one-currency slice, e.g. win_forecast(ds.filter(currency={found[0]!r}), ...).")
 
 
+
+
 #: Up to this many open deals the range is simulated; above it the normal approximation is used
 #: (the sum of many independent bets is close to normal, and simulating would need too much memory).
 SIMULATE_UP_TO = 2000
@@ -427,9 +411,9 @@ def forecast_range(forecast: pd.DataFrame, level: float = 0.8, *, simulations: i
     {'deals': 130, 'expected': 507202.3, 'low': 383000.0, 'high': 640000.0, 'level': 0.8, ...}
     """
     if not 0 < level < 1:
-        raise ValueError("level must lie between 0 and 1, e.g. 0.8")
+        raise ArgumentError("level must lie between 0 and 1, e.g. 0.8")
     if simulations < 1:
-        raise ValueError("simulations must be a positive number")
+        raise ArgumentError("simulations must be a positive number")
     _require_single_currency(forecast, "forecast_range")
     known = forecast["amount"].notna() & forecast["p_win"].notna()
     a = forecast.loc[known, "amount"].to_numpy(dtype="float64")
@@ -438,24 +422,17 @@ def forecast_range(forecast: pd.DataFrame, level: float = 0.8, *, simulations: i
     tail = (1 - level) / 2
     if len(a) == 0:
         return {**out, "low": 0.0, "high": 0.0, "method": "none"}
-    spread = a * a * p * (1 - p)
-    dominated = spread.max() > 0.05 * spread.sum()   # the normal approximation needs many small bets
     total, expected = float(a.sum()), out["expected"]
 
     def bounded(low: float, high: float) -> tuple[float, float]:
         return max(0.0, min(low, expected)), min(total, max(high, expected))
 
-    if len(a) <= SIMULATE_UP_TO or dominated:
-        rng = np.random.default_rng(seed)
-        totals = np.empty(simulations)
-        chunk = max(1, 2_000_000 // len(a))
-        for start in range(0, simulations, chunk):
-            n = min(chunk, simulations - start)
-            totals[start:start + n] = (rng.random((n, len(a))) < p) @ a
+    if needs_simulation(a, p, SIMULATE_UP_TO):
+        totals = bet_totals(np.random.default_rng(seed), a, p, simulations)
         low, high = bounded(*np.quantile(totals, [tail, 1 - tail]))
         return {**out, "low": float(low), "high": float(high), "method": "simulation"}
     from scipy.stats import norm
-    sd = float(np.sqrt(spread.sum()))
+    sd = float(np.sqrt(np.sum(a * a * p * (1 - p))))
     z = float(norm.ppf(1 - tail))
     low, high = bounded(expected - z * sd, expected + z * sd)
     return {**out, "low": low, "high": high, "method": "normal"}
@@ -616,7 +593,7 @@ def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 
     k = _check_k(prior_strength)
     adjust = _check_adjust(adjust_for)
     if until is not None:
-        until = _ts(until)
+        until = as_instant(until)
         seen = ds.deals[ds.deals["created_at"] < until]
         ds = replace(ds, deals=seen.assign(
             status=seen["status"].where(seen["closed_at"] < until, "open"),
@@ -626,7 +603,7 @@ def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 
         dates = default_backtest_dates(ds, min_history_days=min_history_days,
                                        min_outcome_days=min_outcome_days, max_dates=max_dates)
     else:
-        dates = [_ts(t) for t in ([as_of_dates] if isinstance(as_of_dates, (str, pd.Timestamp))
+        dates = [as_instant(t) for t in ([as_of_dates] if isinstance(as_of_dates, (str, pd.Timestamp))
                                   else as_of_dates)]
     dates = sorted(set(dates))
     if not dates:

@@ -51,11 +51,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..changes import has_changes, instant, known_at
+from ..errors import ArgumentError, UnknownColumnError
+from ..changes import has_changes, known_at
 from ..dataset import Dataset
 from ..i18n import gettext_
-from ..period import Period
-from ._common import dates_estimated, group_labels
+from ..period import Period, PeriodLike, as_instant, as_period
+from ._common import as_ns, bet_totals, dates_estimated, expit, group_labels, logit, needs_simulation
 from .forecast import DEFAULT_ADJUST, SIMULATE_UP_TO, win_forecast
 
 __all__ = ["landing_forecast", "LandingForecast", "landing_by_week", "coverage", "pacing", "won_between"]
@@ -99,17 +100,17 @@ class _Arrays:
         v = ds.visits
         self.source = (v, ds.deals)
         self.stage = v["stage_index"].to_numpy().astype(np.int64)
-        self.entered = _ns(v["entered_at"])
-        self.next_entered = _ns(v["next_entered_at"])
-        self.closed = _ns(v["closed_at"])
+        self.entered = as_ns(v["entered_at"])
+        self.next_entered = as_ns(v["next_entered_at"])
+        self.closed = as_ns(v["closed_at"])
         self.is_last = v["is_last"].to_numpy()
         self.won = (v["status"] == "won").to_numpy()
         self.timed = ~dates_estimated(v)  # visits of deals flagged dates_estimated have no duration
         d = ds.deals
         self.deal_amount = d["amount"].to_numpy(dtype=float)
         self.visit_amount = self.deal_amount[v["deal_row"].to_numpy()]
-        self.deal_created = _ns(d["created_at"])
-        self.deal_closed = _ns(d["closed_at"])
+        self.deal_created = as_ns(d["created_at"])
+        self.deal_closed = as_ns(d["closed_at"])
         self.deal_won = d["status"].eq("won").to_numpy()
         self.n_stages = len(ds.stages)
 
@@ -123,14 +124,6 @@ def _arrays(ds: Dataset) -> _Arrays:
     if got is None or got.source[0] is not ds.visits or got.source[1] is not ds.deals:
         got = _ARRAYS[ds] = _Arrays(ds)
     return got
-
-
-def _ns(values) -> np.ndarray:
-    """datetime64 values as int64 nanoseconds; NaT becomes the largest int64 (after every instant)."""
-    arr = np.asarray(values, dtype="datetime64[ns]")
-    out = arr.view("int64").copy()
-    out[np.isnat(arr)] = np.iinfo(np.int64).max
-    return out
 
 
 class _WindowEvidence:
@@ -378,7 +371,7 @@ def _group_by(lf: "LandingForecast", column: str, targets: dict | None) -> pd.Da
     ds = lf._ds
     if ds is None or column not in ds.deals.columns:
         cols = ", ".join(map(str, ds.deals.columns)) if ds is not None else ""
-        raise ValueError(f"no deal column {column!r} to split the landing forecast by (columns: {cols})")
+        raise UnknownColumnError(f"no deal column {column!r} to split the landing forecast by (columns: {cols})")
     labels = group_labels(ds.deals[column]).to_numpy()
     d = ds.deals
     won_m = (d["status"].eq("won") & (d["closed_at"] >= lf.period.start)
@@ -441,14 +434,10 @@ def _simulate(won: float, a: np.ndarray, p: np.ndarray, new_counts: tuple[float,
     rng = np.random.default_rng(seed)
     totals = np.full(simulations, won, dtype=float)
     if len(a):
-        spread = a * a * p * (1 - p)
-        if len(a) <= SIMULATE_UP_TO or spread.max() > 0.05 * spread.sum():
-            chunk = max(1, 2_000_000 // len(a))
-            for start in range(0, simulations, chunk):
-                n = min(chunk, simulations - start)
-                totals[start:start + n] += (rng.random((n, len(a))) < p) @ a
+        if needs_simulation(a, p, SIMULATE_UP_TO):
+            totals += bet_totals(rng, a, p, simulations)
         else:
-            draws = rng.normal(float(np.sum(a * p)), float(np.sqrt(spread.sum())), simulations)
+            draws = rng.normal(float(np.sum(a * p)), float(np.sqrt(np.sum(a * a * p * (1 - p)))), simulations)
             totals += np.clip(draws, 0.0, float(a.sum()))
     if new_counts and new_counts[0] and len(pool):
         counts = _counts(rng, *new_counts, simulations)
@@ -467,7 +456,7 @@ def _counts(rng: np.random.Generator, mean: float, var: float, size: int) -> np.
     return rng.poisson(mean, size)
 
 
-def landing_forecast(ds: Dataset, period: Period, at=None, *, target: float | None = None,
+def landing_forecast(ds: Dataset, period: PeriodLike, at=None, *, target: float | None = None,
                      level: float = 0.8, lookback: int = 4, prior_strength: float = 10.0,
                      adjust_for: tuple[str, ...] | list[str] | None = DEFAULT_ADJUST,
                      simulations: int = 4000, seed: int = 0) -> LandingForecast:
@@ -508,10 +497,11 @@ def landing_forecast(ds: Dataset, period: Period, at=None, *, target: float | No
     >>> lf.won_so_far["deals"] > 0 and lf.low_amount <= lf.expected_amount <= lf.high_amount
     True
     """
+    period = as_period(period, ds)
     if not 0 < level < 1:
-        raise ValueError("level must lie between 0 and 1, e.g. 0.8")
+        raise ArgumentError("level must lie between 0 and 1, e.g. 0.8")
     currency = ds.require_single_currency("landing_forecast")
-    at = period.as_of if at is None else instant(at)
+    at = period.as_of if at is None else as_instant(at, "at")
     stop = period.stop
     notes: list[str] = []
     won = won_between(ds, period.start, min(at, stop))
@@ -530,7 +520,7 @@ def landing_forecast(ds: Dataset, period: Period, at=None, *, target: float | No
         # the win forecast's source and owner adjustments apply on top (as log-odds)
         factor = fc["odds_factor"].to_numpy(dtype=float)
         adjusted = (factor != 1.0) & (p_in > 0) & (p_in < 1)
-        p_in = np.where(adjusted, _expit(_logit(p_in) + np.log(factor)), p_in)
+        p_in = np.where(adjusted, expit(logit(p_in) + np.log(factor)), p_in)
         p_in = np.where(np.isnan(fc["p_win"].to_numpy(dtype=float)), np.nan, p_in)
     else:
         p_in, n_in = np.zeros(len(fc)), np.zeros(len(fc))
@@ -583,7 +573,7 @@ def landing_forecast(ds: Dataset, period: Period, at=None, *, target: float | No
                            _new_rows=new_rows if h2 > 0 else [], simulations=simulations, seed=seed)
 
 
-def landing_by_week(ds: Dataset, period: Period, *, until=None, target: float | None = None,
+def landing_by_week(ds: Dataset, period: PeriodLike, *, until=None, target: float | None = None,
                     level: float = 0.8, simulations: int = 1000, **landing_options) -> pd.DataFrame:
     """The landing forecast as it would have been made at the start of every week of ``period``.
 
@@ -612,7 +602,8 @@ def landing_by_week(ds: Dataset, period: Period, *, until=None, target: float | 
     >>> len(w), bool((w["low"] <= w["expected"]).all())
     (13, True)
     """
-    until = period.as_of if until is None else instant(until)
+    period = as_period(period, ds)
+    until = period.as_of if until is None else as_instant(until, "until")
     rows, lf = [], None
     for week in range(math.ceil(period.days / 7)):
         at = period.start + pd.Timedelta(days=7 * week)
@@ -642,20 +633,11 @@ def landing_by_week(ds: Dataset, period: Period, *, until=None, target: float | 
     return out
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-9, 1 - 1e-9)
-    return np.log(p / (1 - p))
-
-
-def _expit(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 # --------------------------------------------------------------------------------------------
 # Coverage and pacing
 
 
-def pacing(ds: Dataset, period: Period, at=None) -> pd.DataFrame:
+def pacing(ds: Dataset, period: PeriodLike, at=None) -> pd.DataFrame:
     """Won so far against the same point of the previous period and of the period a year before.
 
     Returns
@@ -670,7 +652,8 @@ def pacing(ds: Dataset, period: Period, at=None) -> pd.DataFrame:
     --------
     >>> pacing(ds, Period.quarter("2026Q2"), at="2026-05-15")     # doctest: +SKIP
     """
-    at = period.as_of if at is None else instant(at)
+    period = as_period(period, ds)
+    at = period.as_of if at is None else as_instant(at, "at")
     offset = min(at, period.stop) - period.start
     year = Period(period.start - pd.DateOffset(years=1), period.end - pd.DateOffset(years=1))
     rows = []
@@ -687,7 +670,7 @@ def pacing(ds: Dataset, period: Period, at=None) -> pd.DataFrame:
     return out
 
 
-def coverage(ds: Dataset, period: Period, at=None, *, target: float, lookback: int = 4) -> dict:
+def coverage(ds: Dataset, period: PeriodLike, at=None, *, target: float, lookback: int = 4) -> dict:
     """Open pipeline against what is still needed to reach ``target``.
 
     ``pipeline`` is the open amount at ``at`` (deals with a known amount; with an
@@ -708,7 +691,8 @@ def coverage(ds: Dataset, period: Period, at=None, *, target: float, lookback: i
     --------
     >>> coverage(ds, Period.quarter("2026Q2"), at="2026-05-15", target=900_000)   # doctest: +SKIP
     """
-    at = period.as_of if at is None else instant(at)
+    period = as_period(period, ds)
+    at = period.as_of if at is None else as_instant(at, "at")
     won = won_between(ds, period.start, min(at, period.stop))
     pipe = _open_pipeline(ds, period, at)
     gap = float(target) - (won["amount"] or 0.0)

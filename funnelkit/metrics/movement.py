@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..changes import field_changes, instant, known_for
+from ..errors import ArgumentError
+from ..changes import field_changes, known_for
 from ..dataset import Dataset
 from ..history import stage_at
-from ..period import Period
+from ..period import Period, as_instant
 from ._common import stage_column
 
 __all__ = ["MOVEMENTS", "PipelineWaterfall", "pipeline_at", "pipeline_waterfall", "stage_movement"]
@@ -40,7 +41,7 @@ ENTERED, LEFT = "(entered)", "(left the window)"
 
 
 def _instant(value) -> np.datetime64:
-    return instant(value).to_datetime64().astype("datetime64[ns]")
+    return as_instant(value).to_datetime64().astype("datetime64[ns]")
 
 
 def _window(window) -> Period | None:
@@ -305,7 +306,7 @@ def pipeline_waterfall(ds: Dataset, start, end, window=None) -> PipelineWaterfal
     win = _window(window)
     s, e = _instant(start), _instant(end)
     if e < s:
-        raise ValueError(f"end {pd.Timestamp(e)} is before start {pd.Timestamp(s)}")
+        raise ArgumentError(f"end {pd.Timestamp(e)} is before start {pd.Timestamp(s)}")
     return PipelineWaterfall(pd.Timestamp(s), pd.Timestamp(e), win, pipeline_at(ds, s, win),
                              pipeline_at(ds, e, win), _movements(ds, s, e, win))
 

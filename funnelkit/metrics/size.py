@@ -17,7 +17,8 @@ import pandas as pd
 from ..dataset import Dataset
 from ..engine.tables import tables_of, to_frame
 from ..engine.views import closed_in, count_if, deals_as_of, exact_quantile, in_period
-from ..period import Period
+from ..errors import ArgumentError
+from ..period import Period, PeriodLike, as_period
 
 __all__ = ["win_rate", "deal_size", "deal_size_by_month", "outlier_deals", "target_plan", "sales_velocity",
            "TRIM"]
@@ -59,7 +60,7 @@ def _none(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
-def win_rate(ds: Dataset, period: Period) -> float | None:
+def win_rate(ds: Dataset, period: PeriodLike) -> float | None:
     """won / (won + lost) over the deals closed in P (as seen at ``as_of``); None when none closed.
 
     Examples
@@ -67,13 +68,14 @@ def win_rate(ds: Dataset, period: Period) -> float | None:
     >>> win_rate(ds, Period.quarter("2026Q3"))   # doctest: +SKIP
     0.41
     """
+    period = as_period(period, ds)
     c = closed_in(tables_of(ds), period)
     got = to_frame(c.aggregate(n=c.count(), won=count_if(c.status == "won"))).iloc[0]
     n = int(got["n"])
     return None if n == 0 else float(int(got["won"]) / n)
 
 
-def deal_size(ds: Dataset, period: Period) -> dict:
+def deal_size(ds: Dataset, period: PeriodLike) -> dict:
     """Size of the deals won in P: ``{deals, mean, median, trimmed_mean, amount_unknown}``.
 
     ``deals`` counts every won deal, ``amount_unknown`` those of unknown amount; the statistics use
@@ -85,13 +87,14 @@ def deal_size(ds: Dataset, period: Period) -> dict:
     >>> deal_size(ds, Period.quarter("2026Q3"))   # doctest: +SKIP
     {'deals': 41, 'mean': 23150.0, 'median': 18000.0, 'trimmed_mean': 20311.1}
     """
+    period = as_period(period, ds)
     ds.require_single_currency("deal size")
     got = _size_stats(ds, _won(ds, period)).iloc[0]
     return {"deals": int(got["deals"]), "mean": _none(got["mean"]), "median": _none(got["median"]),
             "trimmed_mean": _none(got["trimmed_mean"]), "amount_unknown": int(got["amount_unknown"])}
 
 
-def deal_size_by_month(ds: Dataset, period: Period) -> pd.DataFrame:
+def deal_size_by_month(ds: Dataset, period: PeriodLike) -> pd.DataFrame:
     """Deal size per calendar month of ``closed_at``, for the deals won in P.
 
     Returns
@@ -101,6 +104,7 @@ def deal_size_by_month(ds: Dataset, period: Period) -> pd.DataFrame:
         of P covering only their days in P), ``deals``, ``mean``, ``median``, ``trimmed_mean``
         (NaN for a month with no known amounts).
     """
+    period = as_period(period, ds)
     ds.require_single_currency("deal size by month")
     won = _won(ds, period)
     won = won.mutate(_month=won.closed_at.year() * 100 + won.closed_at.month())
@@ -112,7 +116,7 @@ def deal_size_by_month(ds: Dataset, period: Period) -> pd.DataFrame:
     return out.rename_axis("month").reset_index()
 
 
-def outlier_deals(ds: Dataset, period: Period, *, k: float = 1.5,
+def outlier_deals(ds: Dataset, period: PeriodLike, *, k: float = 1.5,
                   flagged_only: bool = True) -> pd.DataFrame:
     """Won deals in P whose amount is unusual on a log scale (Tukey's fences on ``ln(amount)``).
 
@@ -129,6 +133,7 @@ def outlier_deals(ds: Dataset, period: Period, *, k: float = 1.5,
         units: ``exp(q1 - k*IQR)``, ``exp(q3 + k*IQR)``), sorted by amount descending. Only the
         outliers unless ``flagged_only=False`` (then every won deal with a positive amount).
     """
+    period = as_period(period, ds)
     ds.require_single_currency("outlier deals")
     t = tables_of(ds)
     won = _won(ds, period)
@@ -155,7 +160,7 @@ def outlier_deals(ds: Dataset, period: Period, *, k: float = 1.5,
     return out.sort_values(["amount", "deal_id"], ascending=[False, True]).reset_index(drop=True)[cols]
 
 
-def target_plan(ds: Dataset, period: Period, target: float, *,
+def target_plan(ds: Dataset, period: PeriodLike, target: float, *,
                 size: Literal["mean", "trimmed_mean", "median"] = "mean") -> dict:
     """How many deals a revenue target needs, from the deal size and win rate of P.
 
@@ -174,11 +179,12 @@ def target_plan(ds: Dataset, period: Period, target: float, *,
     >>> target_plan(ds, Period.quarter("2026Q3"), 1_000_000)   # doctest: +SKIP
     {'target': 1000000.0, ..., 'deals_needed': 43.2, 'deals_to_work': 105.4, ...}
     """
+    period = as_period(period, ds)
     target = float(target)
     if not math.isfinite(target) or target < 0:
-        raise ValueError(f"target must be a non-negative number, got {target}")
+        raise ArgumentError(f"target must be a non-negative number, got {target}")
     if size not in ("mean", "trimmed_mean", "median"):
-        raise ValueError("size must be 'mean', 'trimmed_mean' or 'median'")
+        raise ArgumentError("size must be 'mean', 'trimmed_mean' or 'median'")
     currency = ds.require_single_currency("the target planner")
     ds_size = deal_size(ds, period)[size]
     rate = win_rate(ds, period)
@@ -193,7 +199,7 @@ def target_plan(ds: Dataset, period: Period, target: float, *,
             "deals_needed_whole": up(needed), "deals_to_work_whole": up(to_work)}
 
 
-def sales_velocity(ds: Dataset, period: Period) -> dict:
+def sales_velocity(ds: Dataset, period: PeriodLike) -> dict:
     """How much revenue the pipeline makes per day: Close's sales velocity, from the period's data.
 
     ``amount_per_day = opportunities × win_rate × mean_won_size / mean_days_to_win``, where
@@ -209,6 +215,7 @@ def sales_velocity(ds: Dataset, period: Period) -> dict:
     {'opportunities': 419, 'win_rate': 0.19, 'mean_won_size': 6817.4, 'mean_days_to_win': 58.6,
      'amount_per_day': 9260.1}
     """
+    period = as_period(period, ds)
     ds.require_single_currency("sales velocity")
     d = deals_as_of(tables_of(ds), period.as_of)
     opportunities = int(count_if(in_period(d.created_at, period)).execute())

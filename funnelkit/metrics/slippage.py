@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..changes import field_changes, instant, known_for
+from ..changes import field_changes, known_for
 from ..contract import NOT_SET
 from ..dataset import Dataset
-from ..period import Period
+from ..period import PeriodLike, as_instant, as_period
 from ._common import DAY, group_labels, require_column
 from .movement import pipeline_at
 
@@ -79,7 +79,7 @@ def slipping_deals(ds: Dataset, as_of) -> pd.DataFrame:
     --------
     >>> slipping_deals(ds, "2026-07-01").head()                     # doctest: +SKIP
     """
-    at = instant(as_of)
+    at = as_instant(as_of)
     open_now = pipeline_at(ds, at)
     rows = pd.Index(ds.deals["deal_id"]).get_indexer(open_now["deal_id"])
     pushes, days, pulls = _pushes(ds, np.full(len(ds.deals), at.to_datetime64()))
@@ -95,7 +95,7 @@ def slipping_deals(ds: Dataset, as_of) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def expected_to_close(ds: Dataset, period: Period, by: str | None = None) -> pd.DataFrame:
+def expected_to_close(ds: Dataset, period: PeriodLike, by: str | None = None) -> pd.DataFrame:
     """What became of the deals expected to close in ``period``: those open at its start whose
     expected close date, as known then, lies in it.
 
@@ -120,6 +120,7 @@ def expected_to_close(ds: Dataset, period: Period, by: str | None = None) -> pd.
     --------
     >>> expected_to_close(ds, Period.quarter("2026Q2"), by="owner")          # doctest: +SKIP
     """
+    period = as_period(period, ds)
     start = period.start
     expected = pipeline_at(ds, start, window=period)
     rows = pd.Index(ds.deals["deal_id"]).get_indexer(expected["deal_id"])
@@ -153,7 +154,7 @@ def expected_to_close(ds: Dataset, period: Period, by: str | None = None) -> pd.
     return out.sort_values(["amount", key], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
-def win_rate_by_pushes(ds: Dataset, period: Period) -> pd.DataFrame:
+def win_rate_by_pushes(ds: Dataset, period: PeriodLike) -> pd.DataFrame:
     """Win rate of the deals closed in ``period`` (before ``as_of``) by how often their expected close
     date was pushed before their close (changes at the close's instant count).
 
@@ -167,6 +168,7 @@ def win_rate_by_pushes(ds: Dataset, period: Period) -> pd.DataFrame:
     --------
     >>> win_rate_by_pushes(ds, Period.quarter("2026Q2"))                     # doctest: +SKIP
     """
+    period = as_period(period, ds)
     d = ds.deals
     closed = d["closed_at"].to_numpy(dtype="datetime64[ns]")
     stop = min(period.as_of, period.stop).to_datetime64()
@@ -184,7 +186,7 @@ def win_rate_by_pushes(ds: Dataset, period: Period) -> pd.DataFrame:
     return out.astype({"deals": "int64", "won": "int64", "lost": "int64"})
 
 
-def lost_reasons(ds: Dataset, period: Period, by: str = "stage") -> pd.DataFrame:
+def lost_reasons(ds: Dataset, period: PeriodLike, by: str = "stage") -> pd.DataFrame:
     """Deals lost in ``period`` (before ``as_of``) by ``lost_reason`` × ``by``: the stage they were
     lost from (``"stage"``, default), or any deal column such as ``"source"`` or ``"owner"``.
 
@@ -199,6 +201,7 @@ def lost_reasons(ds: Dataset, period: Period, by: str = "stage") -> pd.DataFrame
     --------
     >>> lost_reasons(ds, Period.quarter("2026Q2"), by="owner")               # doctest: +SKIP
     """
+    period = as_period(period, ds)
     d = ds.deals
     closed = d["closed_at"].to_numpy(dtype="datetime64[ns]")
     stop = min(period.as_of, period.stop).to_datetime64()

@@ -21,7 +21,8 @@ from ..dataset import Dataset
 from ..engine.tables import Tables, tables_of, to_frame
 from ..engine.views import OUTCOMES, count_if, exact_quantile, in_period, instant, visits_as_of
 from ..contract import DATES_ESTIMATED
-from ..period import Period
+from ..errors import ArgumentError
+from ..period import Period, PeriodLike, as_instant, as_period
 from ._common import LEFT_OUT, dates_estimated, stage_column
 
 __all__ = ["time_in_stage", "ended_visits", "stage_thresholds", "stuck_deals", "win_rate_by_time_in_stage",
@@ -48,7 +49,7 @@ def _per_stage(ds: Dataset, t: Tables, v, quantiles: dict[str, float], mean: boo
 
 def _check_quantile(quantile: float) -> None:
     if not 0 <= quantile <= 1:
-        raise ValueError(f"quantile must lie in [0, 1], got {quantile}")
+        raise ArgumentError(f"quantile must lie in [0, 1], got {quantile}")
 
 
 def _timed(v):
@@ -70,7 +71,7 @@ def _ended_in(t: Tables, period: Period):
     return _timed(v.filter(~v.is_open & in_period(v.ended_at, period)))
 
 
-def time_in_stage(ds: Dataset, period: Period) -> pd.DataFrame:
+def time_in_stage(ds: Dataset, period: PeriodLike) -> pd.DataFrame:
     """Durations of the stage visits that ended in P, per stage.
 
     A visit ends at the deal's next stage entry, or at ``closed_at`` for its last one; only visits
@@ -88,6 +89,7 @@ def time_in_stage(ds: Dataset, period: Period) -> pd.DataFrame:
     --------
     >>> time_in_stage(ds, Period("2024-01-01", "2024-01-31"))           # doctest: +SKIP
     """
+    period = as_period(period, ds)
     t = tables_of(ds)
     v, left_out = _ended_in(t, period)
     out = _per_stage(ds, t, v, {"median_days": 0.5, "p90_days": 0.9}, mean=True)
@@ -95,7 +97,7 @@ def time_in_stage(ds: Dataset, period: Period) -> pd.DataFrame:
     return out
 
 
-def ended_visits(ds: Dataset, period: Period) -> pd.DataFrame:
+def ended_visits(ds: Dataset, period: PeriodLike) -> pd.DataFrame:
     """The stage visits that ended in ``period`` (seen at its ``as_of``): what :func:`time_in_stage`
     summarises, one row per visit: ``deal_id``, ``stage`` (ordered Categorical), ``stage_index``,
     ``entered_at``, ``ended_at``, ``outcome`` (Categorical of :data:`funnelkit.engine.views.OUTCOMES`),
@@ -106,6 +108,7 @@ def ended_visits(ds: Dataset, period: Period) -> pd.DataFrame:
     --------
     >>> ended_visits(ds, Period.quarter("2024Q1"))[["deal_id", "stage", "days"]]   # doctest: +SKIP
     """
+    period = as_period(period, ds)
     v, left_out = _ended_in(tables_of(ds), period)
     v = to_frame(v.select("deal_id", "stage_index", "entered_at", "ended_at", "outcome", "days")
                  .order_by(["deal_id", "entered_at", "stage_index"]))
@@ -136,7 +139,7 @@ def stage_thresholds(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
     """
     _check_quantile(quantile)
     t = tables_of(ds)
-    ended, left_out = _ended_before(visits_as_of(t, as_of))
+    ended, left_out = _ended_before(visits_as_of(t, as_instant(as_of)))
     out = _per_stage(ds, t, ended, {"threshold_days": quantile}, mean=False)[["stage", "threshold_days", "visits"]]
     out.attrs[LEFT_OUT] = left_out
     return out
@@ -164,7 +167,7 @@ def stuck_deals(ds: Dataset, as_of, quantile: float = 0.9) -> pd.DataFrame:
     """
     _check_quantile(quantile)
     t = tables_of(ds)
-    v = visits_as_of(t, as_of)
+    v = visits_as_of(t, as_instant(as_of))
     ended, left_out = _ended_before(v)
     thr = ended.group_by("stage_index").aggregate(
         threshold_days=exact_quantile(ended.days, quantile, t.backend))
@@ -208,7 +211,7 @@ def _bucket(days, edges: list[float]):
     return ibis.cases(*[(days < edge, i) for i, edge in enumerate(finite)], else_=len(finite))
 
 
-def win_rate_by_time_in_stage(ds: Dataset, period: Period,
+def win_rate_by_time_in_stage(ds: Dataset, period: PeriodLike,
                               buckets: Sequence[float] | None = None) -> pd.DataFrame:
     """Win rate of the deals closed in P by how long each of their visits of a stage lasted.
 
@@ -235,9 +238,10 @@ def win_rate_by_time_in_stage(ds: Dataset, period: Period,
     --------
     >>> win_rate_by_time_in_stage(ds, Period.quarter("2024Q1"), buckets=[0, 14, 30])   # doctest: +SKIP
     """
+    period = as_period(period, ds)
     edges = [float(x) for x in (DEFAULT_BUCKETS if buckets is None else buckets)]
     if len(edges) < 1 or edges[0] != 0 or any(b <= a for a, b in zip(edges[:-1], edges[1:])):
-        raise ValueError(f"buckets must be increasing day edges starting at 0, got {list(edges)}")
+        raise ArgumentError(f"buckets must be increasing day edges starting at 0, got {list(edges)}")
     if not np.isinf(edges[-1]):
         edges.append(np.inf)
     labels = _bucket_labels(edges)

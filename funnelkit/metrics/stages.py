@@ -23,8 +23,8 @@ import pandas as pd
 
 from ..changes import field_changes, has_changes
 from ..dataset import Dataset
-from ..history import OUTCOMES, _ts, deals_as_of, visits_as_of
-from ..period import Period
+from ..history import OUTCOMES, deals_as_of, visits_as_of
+from ..period import Period, PeriodLike, as_instant, as_period
 from ._common import stage_column
 
 __all__ = ["snapshot", "weekly_snapshots", "funnel", "cohort_outcomes", "stage_flow", "bottleneck",
@@ -32,7 +32,7 @@ __all__ = ["snapshot", "weekly_snapshots", "funnel", "cohort_outcomes", "stage_f
 
 
 
-def week_ends(period: Period) -> list[pd.Timestamp]:
+def week_ends(period: PeriodLike) -> list[pd.Timestamp]:
     """The instants of the weekly series of ``period``.
 
     Each Monday 00:00 (= Sunday 24:00) whose Sunday lies in the period and that is not after
@@ -43,6 +43,7 @@ def week_ends(period: Period) -> list[pd.Timestamp]:
     >>> [str(t) for t in week_ends(Period("2024-01-01", "2024-01-16"))]
     ['2024-01-08 00:00:00', '2024-01-15 00:00:00', '2024-01-17 00:00:00']
     """
+    period = as_period(period)
     # First Sunday on or after start: weekday() is 0 for Monday .. 6 for Sunday.
     first_sunday = period.start + pd.Timedelta(days=(6 - period.start.weekday()) % 7)
     sundays = pd.date_range(first_sunday, period.end, freq="7D")
@@ -164,13 +165,18 @@ def snapshot(ds: Dataset, at, *, amounts: bool = True) -> pd.DataFrame:
 
     Examples
     --------
-    >>> snapshot(ds, "2024-02-01")                                      # doctest: +SKIP
-             stage  open_deals  open_amount
-    0         Lead           1        100.0
+    >>> import funnelkit as fk
+    >>> snapshot(fk.load("data/sample"), "2026-04-01")
+             stage  open_deals  open_amount  open_amount_unknown
+    0         Lead          32    298522.09                    0
+    1    Qualified          39    310965.76                    1
+    2      Meeting          33    259034.49                    0
+    3     Proposal          36    158415.52                    0
+    4  Negotiation          20    297483.31                    0
     """
     if amounts:
         ds.require_single_currency("snapshot (open_amount)")
-    counts, total, unknown = _open_by_stage(ds, [_ts(at)], amounts=amounts)
+    counts, total, unknown = _open_by_stage(ds, [as_instant(at)], amounts=amounts)
     out = pd.DataFrame({"stage": stage_column(ds), "open_deals": counts[:, 0]})
     if amounts:
         out["open_amount"] = total[:, 0]
@@ -178,7 +184,7 @@ def snapshot(ds: Dataset, at, *, amounts: bool = True) -> pd.DataFrame:
     return out
 
 
-def weekly_snapshots(ds: Dataset, period: Period, *, amounts: bool = True) -> pd.DataFrame:
+def weekly_snapshots(ds: Dataset, period: PeriodLike, *, amounts: bool = True) -> pd.DataFrame:
     """Snapshots at the end of each week in the period, plus at ``period.as_of``.
 
     The instants are those of :func:`week_ends`: each Monday 00:00 whose Sunday lies in P and is not
@@ -196,6 +202,7 @@ def weekly_snapshots(ds: Dataset, period: Period, *, amounts: bool = True) -> pd
     >>> w = weekly_snapshots(ds, Period.quarter("2024Q1"))               # doctest: +SKIP
     >>> w.pivot(index="at", columns="stage", values="open_deals")        # doctest: +SKIP
     """
+    period = as_period(period, ds)
     if amounts:
         ds.require_single_currency("weekly_snapshots (open_amount)")
     times = week_ends(period)
@@ -236,7 +243,7 @@ def _reached(ds: Dataset, period: Period) -> tuple[np.ndarray, pd.DataFrame]:
     return reached.astype("int64"), cohort
 
 
-def cohort_outcomes(ds: Dataset, period: Period) -> dict:
+def cohort_outcomes(ds: Dataset, period: PeriodLike) -> dict:
     """The cohort of :func:`funnel` (deals created in P, before ``as_of``) by status at ``as_of``.
 
     Returns
@@ -246,15 +253,17 @@ def cohort_outcomes(ds: Dataset, period: Period) -> dict:
 
     Examples
     --------
-    >>> cohort_outcomes(ds, Period("2024-01-01", "2024-01-31"))         # doctest: +SKIP
-    {'deals': 5, 'won': 1, 'lost': 1, 'open': 3}
+    >>> import funnelkit as fk
+    >>> cohort_outcomes(fk.load("data/sample"), "2026-05")      # the deals created in May 2026
+    {'deals': 146, 'won': 0, 'lost': 55, 'open': 91}
     """
+    period = as_period(period, ds)
     status = _cohort(ds, period)["status_as_of"].astype(str)
     counts = status.value_counts()
     return {"deals": int(len(status)), **{s: int(counts.get(s, 0)) for s in ("won", "lost", "open")}}
 
 
-def funnel(ds: Dataset, period: Period) -> pd.DataFrame:
+def funnel(ds: Dataset, period: PeriodLike) -> pd.DataFrame:
     """How far the deals created in P got by ``as_of``.
 
     ``reached(S)`` is the number of cohort deals whose furthest stage (highest stage among their
@@ -271,8 +280,16 @@ def funnel(ds: Dataset, period: Period) -> pd.DataFrame:
 
     Examples
     --------
-    >>> funnel(ds, Period("2024-01-01", "2024-01-31"))                  # doctest: +SKIP
+    >>> import funnelkit as fk
+    >>> funnel(fk.load("data/sample"), "2026-05")
+             stage  reached  conversion
+    0         Lead      146    0.547945
+    1    Qualified       80    0.512500
+    2      Meeting       41    0.390244
+    3     Proposal       16    0.312500
+    4  Negotiation        5    0.000000
     """
+    period = as_period(period, ds)
     reached, cohort = _reached(ds, period)
     won = int((cohort["status_as_of"] == "won").sum())
     nxt = np.append(reached[1:], won).astype("float64")
@@ -281,7 +298,7 @@ def funnel(ds: Dataset, period: Period) -> pd.DataFrame:
     return pd.DataFrame({"stage": stage_column(ds), "reached": reached, "conversion": conversion})
 
 
-def stage_flow(ds: Dataset, period: Period) -> pd.DataFrame:
+def stage_flow(ds: Dataset, period: PeriodLike) -> pd.DataFrame:
     """What became, by ``as_of``, of each stage visit that began in P.
 
     Each visit (a stage entry, up to the deal's next entry or its close) that began in P and before
@@ -300,6 +317,7 @@ def stage_flow(ds: Dataset, period: Period) -> pd.DataFrame:
     --------
     >>> stage_flow(ds, Period("2024-01-01", "2024-01-31"))              # doctest: +SKIP
     """
+    period = as_period(period, ds)
     v = visits_as_of(ds, period.as_of)
     keep = period.contains(v["entered_at"]).to_numpy()
     n_st, n_o = len(ds.stages), len(OUTCOMES)
@@ -312,7 +330,7 @@ def stage_flow(ds: Dataset, period: Period) -> pd.DataFrame:
     return out
 
 
-def bottleneck(ds: Dataset, period: Period) -> dict:
+def bottleneck(ds: Dataset, period: PeriodLike) -> dict:
     """Name the bottleneck of the period.
 
     - ``lowest_conversion_stage`` / ``lowest_conversion``: the stage of :func:`funnel` with the lowest
@@ -337,6 +355,7 @@ def bottleneck(ds: Dataset, period: Period) -> dict:
     --------
     >>> bottleneck(ds, Period("2024-01-01", "2024-01-31"))              # doctest: +SKIP
     """
+    period = as_period(period, ds)
     f = funnel(ds, period)
     conv = f["conversion"].to_numpy()
     out: dict = {"lowest_conversion_stage": None, "lowest_conversion": None}

@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from ..dataset import Dataset, label_text
+from ..errors import NoDataWarning
 from ..history import deals_as_of
 from ..i18n import _, ngettext
-from ..period import Period
+from ..period import Period, PeriodLike, as_period
 from ..targets import target_for, targets_of
 from . import breakdown as _amount_by
 from . import closing as _dtc
@@ -73,7 +74,7 @@ def _records(df: pd.DataFrame, columns: list[str]) -> list[dict]:
     return jsonable(out)
 
 
-def metrics_summary(ds: Dataset, period: Period, *, target: float | None = None,
+def metrics_summary(ds: Dataset, period: PeriodLike, *, target: float | None = None,
                     stuck_quantile: float = 0.9, accuracy_quarters: int = 0) -> dict:
     """Compute every metric for ``period`` and return one JSON-ready dict.
 
@@ -105,12 +106,15 @@ def metrics_summary(ds: Dataset, period: Period, *, target: float | None = None,
     >>> s = metrics_summary(fk.load("data/sample"), Period.quarter("2026Q2"))   # doctest: +SKIP
     >>> s["win_rate"], s["deal_size"]["median"]                                  # doctest: +SKIP
     """
+    period = as_period(period, ds)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if target is None:
             target = target_for(targets_of(ds), period)
         out = _summary(ds, period, target, stuck_quantile)
         out.update(_landing_fields(ds, period, target, accuracy_quarters))
+    # A period with no data is named by the data-span caveat already (not twice).
+    caught = [w for w in caught if not issubclass(w.category, NoDataWarning)]
     caveats = _caveats(ds, period, out) + _warning_caveats(caught)
     out["notes"] = [c["text"] for c in caveats]
     out["caveats"] = caveats
@@ -278,7 +282,7 @@ def _range_fields(forecast: pd.DataFrame, level: float = 0.8) -> dict:
     return {"expected_won_amount_low": r["low"], "expected_won_amount_high": r["high"], "range_level": level}
 
 
-def amount_coverage(ds: Dataset, period: Period) -> dict:
+def amount_coverage(ds: Dataset, period: PeriodLike) -> dict:
     """How much of each amount metric of ``period`` rests on unknown amounts, or on hindsight.
 
     A CRM export holds each deal's latest amount. Some CRMs fill it in only when a deal closes
@@ -301,6 +305,7 @@ def amount_coverage(ds: Dataset, period: Period) -> dict:
     >>> amount_coverage(ds, Period.quarter("2017Q3"))["hindsight"]      # doctest: +SKIP
     True
     """
+    period = as_period(period, ds)
     d = deals_as_of(ds, period.as_of)
     status = d["status_as_of"].astype(str).to_numpy()
     unknown = d["amount"].isna().to_numpy()
@@ -391,8 +396,9 @@ def _warning_caveats(caught: list) -> list[dict]:
     return out
 
 
-def data_span_notes(ds: Dataset, period: Period) -> list[str]:
+def data_span_notes(ds: Dataset, period: PeriodLike) -> list[str]:
     """Plain-language warnings when the period lies (partly) outside the data's time span."""
+    period = as_period(period, ds)
     d = ds.deals
     if d.empty:
         return [_("the data set has no deals")]
