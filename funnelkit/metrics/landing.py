@@ -727,7 +727,7 @@ def _open_pipeline(ds: Dataset, period: Period, at: pd.Timestamp) -> dict:
     basis = "every open deal (the deals carry no expected close date)"
     if "expected_close_date" in d.columns or has_changes(ds, "expected_close_date"):
         exp = pd.to_datetime(known_at(ds, "expected_close_date", at), errors="coerce")
-        open_ &= period.contains(exp).to_numpy()
+        open_ = open_ & period.contains(exp).to_numpy()   # (a pandas 3 array may be read-only)
         basis = "open deals expected to close in the period (expected close date as known then)"
     amounts = known_at(ds, "amount", at).to_numpy(dtype=float)[open_]
     known = ~np.isnan(amounts)
