@@ -126,9 +126,12 @@ def _typed_deals(raw: "ir.Table", pipeline: Pipeline) -> "ir.Table":
     if DATES_ESTIMATED in raw.columns:
         # As the loader: true/false/empty in any case; a flagged deal closed before its recorded
         # creation is taken as created at its close (docs/data-contract.md, dates_estimated).
-        flag = _text(raw[DATES_ESTIMATED]).lower()
-        cols[_FLAG_TEXT] = flag
-        cols[DATES_ESTIMATED] = flag.fill_null("") == "true"
+        if raw[DATES_ESTIMATED].type().is_boolean():
+            cols[DATES_ESTIMATED] = raw[DATES_ESTIMATED].fill_null(False)
+        else:
+            flag = _text(raw[DATES_ESTIMATED]).lower()
+            cols[_FLAG_TEXT] = flag
+            cols[DATES_ESTIMATED] = flag.fill_null("") == "true"
         signed_first = cols[DATES_ESTIMATED] & (cols["closed_at"] < cols["created_at"])
         cols["created_at"] = ibis.ifelse(signed_first, cols["closed_at"], cols["created_at"])
     for col in _LABEL_COLUMNS:
