@@ -20,20 +20,23 @@ from contract_cases import write_dataset
 from engines import POSTGRES_ENV, put_tables, raw_tables
 
 
-def _duckdb_folder(tmp_path: Path, source: Path) -> Path:
-    """``source``'s tables in a DuckDB file, and a folder with its pipeline.yml and a database.yml."""
+def _duckdb_folder(tmp_path: Path, source: Path, tables: dict[str, pd.DataFrame] | None = None,
+                   settings: str = "deals: opps\nstage_history: opp_stages\n") -> Path:
+    """``source``'s tables (or ``tables`` by name) in a DuckDB file, and a folder with ``source``'s
+    pipeline.yml and a database.yml pointing at them (``settings`` besides the url)."""
     import ibis
 
-    deals, hist = raw_tables(fk.load(source))
+    if tables is None:
+        deals, hist = raw_tables(fk.load(source))
+        tables = {"opps": deals, "opp_stages": hist}
     con = ibis.duckdb.connect(str(tmp_path / "crm.duckdb"))
-    con.create_table("opps", deals)
-    con.create_table("opp_stages", hist)
+    for name, frame in tables.items():
+        con.create_table(name, frame)
     con.disconnect()
     folder = tmp_path / "db"
     folder.mkdir()
     shutil.copy(source / "pipeline.yml", folder / "pipeline.yml")
-    (folder / "database.yml").write_text(
-        f"url: duckdb://{tmp_path}/crm.duckdb\ndeals: opps\nstage_history: opp_stages\n", encoding="utf-8")
+    (folder / "database.yml").write_text(f"url: duckdb://{tmp_path}/crm.duckdb\n{settings}", encoding="utf-8")
     return folder
 
 
@@ -68,28 +71,16 @@ def test_a_data_set_derived_from_a_database_one_lives_in_memory(tmp_path):
 def _with_change_log(tmp_path: Path, rows: list[str] | None = None) -> tuple[Path, Path]:
     """A sample with a change log as CSV files, and the same tables in a DuckDB file (``rows``, when
     given, are extra change-log rows added to the database's table only)."""
-    import ibis
-
     from funnelkit.sample import write_sample
 
     csv = write_sample(tmp_path / "csv", deals=300, seed=5, with_changes=True)
-    loaded = fk.load(csv)
-    deals, hist = raw_tables(loaded)
+    deals, hist = raw_tables(fk.load(csv))
     changes = pd.read_csv(csv / "deal_changes.csv", dtype=str, keep_default_na=False)
     if rows:
         changes = pd.concat([changes, pd.DataFrame([r.split(",") for r in rows], columns=changes.columns)])
     changes["changed_at"] = pd.to_datetime(changes["changed_at"], format="ISO8601").astype("datetime64[us]")
-    con = ibis.duckdb.connect(str(tmp_path / "crm.duckdb"))
-    con.create_table("deals", deals)
-    con.create_table("stage_history", hist)
-    con.create_table("deal_changes", changes)
-    con.disconnect()
-    db = tmp_path / "db"
-    db.mkdir()
-    shutil.copy(csv / "pipeline.yml", db / "pipeline.yml")
-    (db / "database.yml").write_text(f"url: duckdb://{tmp_path}/crm.duckdb\ndeal_changes: deal_changes\n",
-                                     encoding="utf-8")
-    return csv, db
+    tables = {"deals": deals, "stage_history": hist, "deal_changes": changes}
+    return csv, _duckdb_folder(tmp_path, csv, tables, settings="deal_changes: deal_changes\n")
 
 
 def test_a_change_log_in_the_database_gives_the_csv_change_logs_numbers(tmp_path, capsys):
