@@ -22,11 +22,15 @@ from .i18n import _
 from .loading import load
 from .period import Period, PeriodLike, as_period
 from .plot import DPI, format_table, to_png
+from . import sections
+from .sections import Section, currency_slices, has_known, in_currency
 from .takeaways import as_html
+from .views import SlicedViews
 
 __all__ = ["resolve_data_path", "repo_root", "report_period", "load_report_data", "show_chart",
            "heading_html", "default_target", "format_table", "as_of_text", "data_start",
-           "single_value_note", "previous_summary", "target_plan_table", "backtest_table", "warnings_as_notes", "show_note"]
+           "single_value_note", "previous_summary", "target_plan_table", "backtest_table", "warnings_as_notes", "show_note",
+           "show_section", "show_part", "currency_slices", "currency_heading", "in_currency", "has_known"]
 
 
 def repo_root() -> Path:
@@ -309,19 +313,10 @@ def data_end_text(ds: Dataset, period: PeriodLike) -> str:
     return text
 
 
-def currency_slices(ds: Dataset) -> list[tuple[str, Dataset]]:
-    """``[(currency, its deals)]``: the data set itself for one currency, else one slice per currency
-    (amounts are never added across currencies; the report shows one amount block per currency)."""
-    codes = ds.currencies
-    return [(ds.currency, ds)] if len(codes) <= 1 else [(c, ds.in_currency(c)) for c in codes]
-
-
 def currency_heading(code: str, slices: list) -> None:
     """An ``<h3>`` naming the currency of the amount block that follows (only with several)."""
-    if len(slices) > 1:
-        from IPython.display import HTML, display
-        heading = _("Amounts in {currency}").format(currency=code)
-        display(HTML(f"<h3>{html.escape(heading)}</h3>"))
+    for part in sections.currency_heading(code, slices):
+        show_part(part)
 
 
 def amount_block(summary: dict, code: str) -> dict:
@@ -330,19 +325,37 @@ def amount_block(summary: dict, code: str) -> dict:
     return (summary.get("by_currency") or {}).get(code, summary)
 
 
-def in_currency(table: pd.DataFrame, code: str, ds: Dataset) -> pd.DataFrame:
-    """The rows of a per-deal table (forecast, stuck deals) whose deal is in ``code`` (all rows with
-    one currency)."""
-    if len(ds.currencies) <= 1:
-        return table
-    ids = ds.deals.loc[ds.deals["currency"].astype(str).eq(code).to_numpy(), "deal_id"]
-    return table[table["deal_id"].isin(ids).to_numpy()].reset_index(drop=True)
+def show_part(part: sections.Part) -> None:
+    """Display one part of a :class:`~funnelkit.sections.Section` (a chart with its takeaway, a
+    table, a takeaway, a note or a heading)."""
+    from IPython.display import HTML, display
+    if isinstance(part, sections.Chart):
+        show_chart(part.figure, part.takeaway)
+    elif isinstance(part, sections.Table):
+        show_table(part.frame, max_rows=part.max_rows)
+    else:
+        display(HTML(sections.part_html(part)))
 
 
-def has_known(table: pd.DataFrame, column: str) -> bool:
-    """True when ``column`` holds at least one known value (an amount chart has something to draw)."""
-    return bool(len(table)) and bool(table[column].notna().any())
+def show_section(section: Section | SlicedViews) -> None:
+    """Display a report section (:mod:`funnelkit.sections`), part by part, in order. Given the
+    result of :func:`~funnelkit.views.sliced_views` with ``section=``: the block of slices (the
+    section's first chart for all deals and each slice), then the section's other parts.
 
-
-__all__ += ["about_box", "show_notes", "data_end_text", "SECTION_TOPICS", "currency_slices", "currency_heading",
-            "amount_block", "in_currency", "has_known"]
+    Examples
+    --------
+    >>> show_section(sections.stage_flow(ds, period))                       # doctest: +SKIP
+    >>> show_section(sliced_views(ds, period, section=sections.funnel, by=["source"]))   # doctest: +SKIP
+    """
+    if isinstance(section, SlicedViews):
+        from IPython.display import display
+        display(section)
+        if section.section is None:
+            return
+        section = section.section
+        first = section.charts[0] if section.charts else None
+        parts = [p for p in section.parts if p is not first]
+    else:
+        parts = section.parts
+    for part in parts:
+        show_part(part)

@@ -24,6 +24,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -31,7 +32,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .dataset import Dataset, label_counts
-from .errors import NoDataWarning
+from .errors import ArgumentError, NoDataWarning
 from .i18n import N_, _, ngettext
 from .period import Period, PeriodLike, as_period
 from .plot import DPI, chart_alt_text, png_data_uri
@@ -60,6 +61,8 @@ class SlicedViews:
 
     html: str
     labels: list[str]
+    #: With ``section=``: the all-deals section (its other parts are shown after the block).
+    section: Any = None
 
     def _repr_html_(self) -> str:
         return self.html
@@ -113,10 +116,42 @@ def _render(chart: Callable, ds: Dataset, period: Period, dpi: int, label: str =
     return png_data_uri(fig, dpi), alt
 
 
-def sliced_views(ds: Dataset, period: PeriodLike, *, chart: Callable[[Dataset, Period], Axes | Figure],
+class _SectionSlices:
+    """A section function as ``chart`` and ``takeaway`` of :func:`sliced_views`: each slice's first
+    chart and its takeaway (the slice's other charts are closed; the all-deals section is kept)."""
+
+    def __init__(self, section: Callable[..., Any]):
+        self.section_of = section
+        self.first: Any = None
+        self._takeaway: str | None = None
+        self._calls = 0
+
+    def chart(self, ds: Dataset, period: Period):
+        self._calls += 1
+        self._takeaway = None
+        sec = self.section_of(ds, period)
+        charts = sec.charts
+        if not charts:
+            sec.close()
+            raise ValueError("the section has no chart")
+        if self._calls == 1:                     # the first view: all deals
+            self.first = sec
+        else:
+            for c in charts[1:]:
+                plt.close(getattr(c.figure, "figure", c.figure))
+        self._takeaway = charts[0].takeaway
+        return charts[0].figure
+
+    def takeaway(self, ds: Dataset, period: Period) -> str:
+        text, self._takeaway = self._takeaway, None
+        return text or ""
+
+
+def sliced_views(ds: Dataset, period: PeriodLike, *, chart: Callable[[Dataset, Period], Axes | Figure] | None = None,
                  by: Sequence[str] = ("source", "product"), title: str = "",
                  max_slices: int | None = None, dpi: int = DPI,
-                 takeaway: Callable[[Dataset, Period], str] | None = None) -> SlicedViews:
+                 takeaway: Callable[[Dataset, Period], str] | None = None,
+                 section: Callable[..., Any] | None = None) -> SlicedViews:
     """Render ``chart`` for all deals and for each slice of each ``by`` column, as one HTML block.
 
     Parameters
@@ -138,6 +173,11 @@ def sliced_views(ds: Dataset, period: PeriodLike, *, chart: Callable[[Dataset, P
     takeaway
         ``takeaway(ds_slice, period)`` gives the slice's one-line takeaway, shown under its chart
         (escaped), so the text always describes the chart the selector shows.
+    section
+        Instead of ``chart`` and ``takeaway``: a report section function of
+        :mod:`funnelkit.sections`, ``section(ds_slice, period) -> Section``; each view is its first
+        chart with that chart's takeaway, and ``.section`` of the result is the all-deals section
+        (the report shows its other parts after the block).
 
     Returns
     -------
@@ -145,6 +185,14 @@ def sliced_views(ds: Dataset, period: PeriodLike, *, chart: Callable[[Dataset, P
         ``.html`` (the block) and ``.labels``; a notebook displays it directly.
     """
     period = as_period(period, ds)
+    from_section = None
+    if section is not None:
+        if chart is not None or takeaway is not None:
+            raise ArgumentError("sliced_views: give a section, or a chart (and a takeaway), not both")
+        from_section = _SectionSlices(section)
+        chart, takeaway = from_section.chart, from_section.takeaway
+    elif chart is None:
+        raise ArgumentError("sliced_views: give a chart (and a takeaway) or a section")
     from .plot import BY_WORDS
     slices: list[tuple[str, str, Dataset]] = [("", _(ALL), ds)]
     for col in by:
@@ -185,7 +233,7 @@ def sliced_views(ds: Dataset, period: PeriodLike, *, chart: Callable[[Dataset, P
     else:  # nothing to choose from (e.g. every deal has the same source): no one-entry menu
         chooser, script = "", ""
     block = f'<div class="fk-views" id="{block_id}">' + chooser + "".join(figures) + script + "</div>"
-    return SlicedViews(html=block, labels=labels)
+    return SlicedViews(html=block, labels=labels, section=from_section.first if from_section else None)
 
 
 def _takeaway_html(takeaway: Callable[[Dataset, Period], str] | None, ds: Dataset, period: Period) -> str:

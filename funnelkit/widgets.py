@@ -22,11 +22,12 @@ from typing import Any
 
 import pandas as pd
 
-from .dataset import Dataset, label_counts, label_text
+from .dataset import Dataset, label_counts
 from .errors import ArgumentError
 from .i18n import N_, _, check_language, get_language, use_language
 from .period import Period, PeriodLike, as_period, quarters_between
 from .plot import DPI, to_png
+from .takeaways import as_html
 from .views import csv_data_uri, table_html
 
 __all__ = ["Explorer", "explore", "ALL", "require_ipywidgets", "period_from_text", "PERIOD_FORMS"]
@@ -270,22 +271,21 @@ class Explorer:
 
     def update(self) -> None:
         """Recompute the metrics for the current selection and redraw every chart and table (in the
-        explorer's language)."""
+        explorer's language).
+
+        Each tab shows the report's section (:mod:`funnelkit.sections`) for the slice, so the
+        explorer and the report never differ in what a section computes or says."""
         with use_language(self.lang):
             self._update()
 
     def _update(self) -> None:
         from . import plot as fkp
-        from . import takeaways as tk
-        from .metrics import breakdown as ab
+        from . import sections as sec
         from .metrics import stages as st
-        from .metrics import stage_time as tis
 
         sel = self.selection()
         ds, period = self.sliced(), self.period
-        cur = ds.currency
         stage = sel["stage"]
-        palette = fkp.stage_palette(self.ds.stages)
         chosen = _(", ").join(_("{column} = {value}").format(column=_(fkp.BY_WORDS[k]), value=v)
                               for k, v in sel.items() if k in ("source", "product", "owner") and v != ALL)
         cohort = st.cohort_outcomes(ds, period)
@@ -295,103 +295,43 @@ class Explorer:
         self.status.value = html.escape(status.format(period=period.label, slice=chosen,
                                                       n=f"{cohort['deals']:,}", total=f"{len(ds.deals):,}"))
 
-        fun = st.funnel(ds, period)
-        weekly = st.weekly_snapshots(ds, period)
-        self._fill(self.outputs["funnel"], fkp.funnel_plot(fun, palette=palette),
-                   tk.as_html(tk.funnel_takeaway(fun, None, cohort)))
-        self._fill(self.outputs["weekly"], fkp.snapshot_plot(weekly, palette=palette),
-                   tk.as_html(tk.snapshot_takeaway(weekly)))
-
-        visits = fkp.visit_days(ds, period)
-        visits = visits[label_text(visits["stage"]) == stage]
-        thresholds = tis.stage_thresholds(ds, period.as_of, quantile=self.stuck_quantile)
-        stuck = tis.stuck_deals(ds, period.as_of, quantile=self.stuck_quantile)
-        stuck = stuck[label_text(stuck["stage"]) == stage]
-        wrt = tis.win_rate_by_time_in_stage(ds, period)
-        wrt = wrt[wrt["stage"].astype(str) == stage]
-        self._fill(self.outputs["stage"],
-                   fkp.duration_plot(visits, stages=[stage], palette=palette,
-                                     thresholds=thresholds[thresholds["stage"].astype(str) == stage],
-                                     title=_("Days per visit in {stage}").format(stage=stage)),
-                   fkp.win_rate_by_time_plot(wrt, palette=palette,
-                                             title=_("Win rate by days in {stage}").format(stage=stage)),
+        self.last = {}
+        q = self.stuck_quantile
+        self._show("funnel", sec.funnel(ds, period))
+        self._show("weekly", sec.snapshots(ds, period))
+        self._show("stage", sec.time_in_stage(ds, period, stuck_quantile=q, stage=stage),
                    "<h4>" + html.escape(_("Stuck deals in {stage}").format(stage=stage)) + "</h4>",
-                   fkp.format_table(stuck, currency=cur))
-
-        by_source = ab.amount_by(ds, period, by="source")
-        by_product = ab.amount_by(ds, period, by="product")
-        self._fill(self.outputs["tables"],
-                   fkp.amount_by_plot(by_source, by="source", currency=cur),
-                   tk.as_html(tk.amount_by_takeaway(by_source, "source", cur)),
-                   fkp.format_table(by_source, currency=cur),
-                   fkp.product_mix_plot(by_product, by="product", currency=cur),
-                   tk.as_html(tk.product_mix_takeaway(by_product, "product", cur)),
-                   fkp.format_table(by_product, currency=cur))
-        self.last = {"funnel": fun, "weekly": weekly, "visits": visits, "stuck": stuck,
-                     "win_rate_by_time": wrt, "by_source": by_source, "by_product": by_product}
-        self._draw_closing(ds, period)
-        self._draw_size(ds, period)
-        self._draw_reps(ds, period)
-        self._draw_forecast(ds, period)
+                   sec.stuck_deals(ds, period, stuck_quantile=q, stage=stage))
+        self._show("tables", sec.by_source(ds, period), sec.by_product(ds, period))
+        closing = sec.days_to_close(ds, period)
+        self._show("closing", closing, fkp.format_table(closing.tables["days_to_close"]))
+        size = sec.deal_size(ds, period)
+        self._show("size", size, *[fkp.format_table(t, currency=ds.currency)
+                                   for k, t in size.tables.items() if k.startswith("deal_size_by_month")])
+        reps = sec.per_rep(ds, period)
+        self._show("reps", fkp.amount_by_plot(reps.tables["by_owner"], by="owner", currency=ds.currency), reps)
+        forecast, notes = sec.quietly(sec.forecast, ds, period)   # too little history: said, not raised
+        self._show("forecast", *[as_html(n, _("Note")) for n in notes], forecast, *self._landing_parts(period))
         self.downloads.value = self._download_links()
 
-    # ----------------------------------------------------------------------- further views
-    def _draw_closing(self, ds: Dataset, period: Period) -> None:
-        from . import plot as fkp
-        from . import takeaways as tk
-        from .metrics import closing as dtc
-        table = dtc.days_to_close(ds, period)
-        by_product = dtc.days_to_close(ds, period, by="product")
-        survival = dtc.close_time_survival(ds, period)
-        self._fill(self.outputs["closing"],
-                   fkp.days_to_close_plot(by_product, by="product", title=_("Days to close by product: won vs lost")),
-                   tk.as_html(tk.days_to_close_takeaway(table)),
-                   fkp.survival_plot(survival.survival_function_, median_days=survival.median_days),
-                   fkp.format_table(table))
-        self.last.update(days_to_close=table, days_to_close_by_product=by_product)
-
-    def _draw_size(self, ds: Dataset, period: Period) -> None:
-        from . import plot as fkp
-        from . import takeaways as tk
-        from .metrics import size as dsz
-        cur = ds.currency
-        stats = dsz.deal_size(ds, period)
-        monthly = dsz.deal_size_by_month(ds, period)
-        won = dsz.outlier_deals(ds, period, flagged_only=False)
-        self._fill(self.outputs["size"],
-                   fkp.deal_size_plot(won, outlier="side", stats=stats, currency=cur),
-                   tk.as_html(tk.deal_size_takeaway(stats, cur)),
-                   fkp.deal_size_trend_plot(monthly, currency=cur),
-                   fkp.format_table(monthly, currency=cur))
-        self.last.update(deal_size_by_month=monthly, won_deals=won)
-
-    def _draw_reps(self, ds: Dataset, period: Period) -> None:
-        from . import plot as fkp
-        from . import takeaways as tk
-        from .metrics import breakdown as ab
-        cur = ds.currency
-        by_owner = ab.amount_by(ds, period, by="owner")
-        self._fill(self.outputs["reps"], fkp.amount_by_plot(by_owner, by="owner", currency=cur),
-                   tk.as_html(tk.rep_takeaway(by_owner, cur)), fkp.format_table(by_owner, currency=cur))
-        self.last.update(by_owner=by_owner)
-
-    def _draw_forecast(self, ds: Dataset, period: Period) -> None:
-        import warnings
-
-        from . import plot as fkp
-        from . import takeaways as tk
-        from .metrics import forecast as fc
-        cur = ds.currency
-        with warnings.catch_warnings(record=True) as caught:   # too little history: said, not raised
-            warnings.simplefilter("always")
-            forecast = fc.win_forecast(ds, period.as_of)
-        by_stage = fc.expected_won_by(forecast, "stage")
-        notes = [tk.as_html(str(w.message).splitlines()[0], _("Note")) for w in caught]
-        self._fill(self.outputs["forecast"], *notes,
-                   fkp.expected_won_plot(by_stage, by="stage", currency=cur),
-                   tk.as_html(tk.forecast_takeaway(forecast, cur)), fkp.format_table(by_stage, currency=cur),
-                   *self._landing_parts(period))
-        self.last.update(forecast=forecast, expected_by_stage=by_stage)
+    def _show(self, name: str, *items) -> None:
+        """Fill the output ``name`` with ``items`` (sections, part by part; figures; HTML; tables) and
+        keep the sections' tables in :attr:`last`."""
+        from . import sections as sec
+        flat: list = []
+        for item in items:
+            if isinstance(item, sec.Section):
+                self.last.update(item.tables)
+                for part in item.parts:
+                    if isinstance(part, sec.Chart):
+                        flat.append(part.figure)
+                        if part.takeaway:
+                            flat.append(as_html(part.takeaway))
+                    else:
+                        flat.append(sec.part_html(part))
+            else:
+                flat.append(item)
+        self._fill(self.outputs[name], *flat)
 
     def _landing_parts(self, period: Period) -> list:
         """Where the period lands: the team's landing forecast (one model for all deals, whatever the

@@ -100,7 +100,12 @@ def test_each_chart_appears_once():
     code = _code(REPORT)
     # amount by source / product: only the sliced view (its default is All deals), no static copy
     assert "fkp.amount_by_plot(" not in code and "fkp.product_mix_plot(" not in code
-    assert code.count("tk.days_to_close_takeaway(") == 1 and code.count("tk.survival_takeaway(") == 1
+    assert code.count("section=sections.by_source") == 1 and code.count("section=sections.by_product") == 1
+    assert code.count("sections.by_source") == 1 and code.count("sections.by_product") == 1
+    # days to close: one section, whose two charts each have their takeaway once
+    assert code.count("sections.days_to_close(") == 1
+    wiring = (ROOT / "funnelkit" / "sections.py").read_text(encoding="utf-8")
+    assert wiring.count("tk.days_to_close_takeaway(") == 1 and wiring.count("tk.survival_takeaway(") == 1
 
 
 def test_as_of_reads_as_end_of_period():
