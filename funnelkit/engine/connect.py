@@ -173,13 +173,13 @@ def connect_folder(folder: str | Path, errors: Literal["raise", "report"] = "rai
     if not isinstance(raw, dict):
         raise DataError([Problem(where, None, None, None, "expected keys url, deals, stage_history "
                                  "(and optionally database)")], folder)
-    problems = [Problem(where, lines.get(str(k)), str(k), _shown(v), "unknown key (database.yml takes "
+    problems = [Problem(where, lines.get(str(k)), str(k), str(v), "unknown key (database.yml takes "
                         + ", ".join(_DATABASE_KEYS) + ")") for k, v in raw.items() if k not in _DATABASE_KEYS]
     for key in _DATABASE_KEYS:
         value = raw.get(key)
         if value is not None and not isinstance(value, str) and not (
                 key == "database" and isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            problems.append(Problem(where, lines.get(key), key, _shown(value), "expected text"))
+            problems.append(Problem(where, lines.get(key), key, str(value), "expected text"))
     url = raw.get("url")
     if not url:
         problems.append(Problem(where, None, "url", None, "missing: the database's URL (e.g. "
@@ -214,11 +214,6 @@ def _key_lines(file: Path) -> dict[str, int]:
         if m:
             found.setdefault(m.group(1), number)
     return found
-
-
-def _shown(value) -> str:
-    text = str(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _redacted(url: str) -> str:
