@@ -10,7 +10,7 @@ takeaway wiring of a section lives here only.
 
 Sections: :func:`funnel`, :func:`stage_flow`, :func:`snapshots`, :func:`time_in_stage`,
 :func:`stuck_deals`, :func:`days_to_close`, :func:`deal_size`, :func:`by_source`, :func:`by_product`,
-:func:`per_rep`, :func:`forecast`.
+:func:`per_rep`, :func:`forecast`, :func:`pipeline_movement`, :func:`slipping_deals`.
 
 Examples
 --------
@@ -37,8 +37,9 @@ from .period import Period, PeriodLike, as_period
 
 __all__ = ["Section", "Chart", "Table", "Text", "Note", "Heading", "SectionFunction", "funnel", "stage_flow",
            "snapshots", "time_in_stage", "stuck_deals", "days_to_close", "deal_size", "by_source", "by_product",
-           "per_rep", "forecast",
-           "currency_slices", "currency_heading", "in_currency", "has_known", "part_html", "quietly"]
+           "per_rep", "forecast", "pipeline_movement", "slipping_deals",
+           "currency_slices", "currency_heading", "in_currency", "has_known", "has_expected_dates", "part_html",
+           "quietly"]
 
 
 @dataclass
@@ -74,7 +75,8 @@ class Note:
 
 @dataclass
 class Heading:
-    """A small heading (the currency of the amount block that follows, with several currencies)."""
+    """A small heading: a subsection's title, or the currency of the amount block that follows (with
+    several currencies)."""
 
     text: str
 
@@ -139,6 +141,12 @@ def in_currency(table: pd.DataFrame, code: str, ds: Dataset) -> pd.DataFrame:
 def has_known(table: pd.DataFrame, column: str) -> bool:
     """True when ``column`` has at least one known (non-missing) value."""
     return bool(table[column].notna().any()) if column in table.columns else False
+
+
+def has_expected_dates(ds: Dataset) -> bool:
+    """True when the deals can carry an expected close date: an ``expected_close_date`` column or a
+    change log (``deal_changes.csv``) with at least one change."""
+    return "expected_close_date" in ds.deals.columns or not ds.deal_changes.empty
 
 
 # ------------------------------------------------------------------------------------ the sections
@@ -348,6 +356,111 @@ def forecast(ds: Dataset, period: PeriodLike, **slice) -> Section:
             if not single_value_note(ds, by):
                 split = fc.expected_won_by(fc_c, by)[[by, "open_deals", "expected_won_deals", "expected_won_amount"]]
                 parts.append(Table(fkp.format_table(split, currency=code)))
+    return Section(parts, tables)
+
+
+def pipeline_movement(ds: Dataset, period: PeriodLike, **slice) -> Section:
+    """Where the pipeline went from the period's start to its ``as_of``, per currency: the waterfall of
+    every open deal and, when the deals carry expected close dates, of the pipeline expected to close
+    in the period (each takeaway checks start + movements = end); then, under a heading, the
+    movements largest first (the bars' deal lists) and stage at the start against stage or outcome
+    at the end.
+
+    ``tables``: ``waterfall`` (one row per window and movement type), ``waterfall_check`` (per window:
+    start, end and start + movements, for deals and amounts, and whether they agree), ``movements``
+    (one row per movement) and ``stage_movement``; with several currencies each name ends in
+    ``_<currency>``.
+    """
+    from . import plot as fkp
+    from .metrics import movement as mv
+    ds, period = _start(ds, period, slice)
+    dated = has_expected_dates(ds)
+    parts: list[Part] = []
+    tables: dict[str, pd.DataFrame] = {}
+    slices = currency_slices(ds)
+    every_open = {}
+    for code, ds_c in slices:
+        parts += currency_heading(code, slices)
+        windows = {"all": mv.pipeline_waterfall(ds_c, period.start, period.as_of)}
+        parts.append(_waterfall_chart(windows["all"], code, _("Where the open pipeline went (every open deal)")))
+        if dated:
+            windows["period"] = mv.pipeline_waterfall(ds_c, period.start, period.as_of, window=period)
+            parts.append(_waterfall_chart(windows["period"], code, _("Pipeline expected to close in the period")))
+        every_open[code] = windows["all"]
+        suffix = "" if len(slices) == 1 else f"_{code}"
+        tables["waterfall" + suffix] = pd.concat([w.movements.assign(window=k) for k, w in windows.items()],
+                                                 ignore_index=True)
+        tables["waterfall_check" + suffix] = pd.DataFrame([_check_row(k, w) for k, w in windows.items()])
+    if not dated:
+        parts.append(Note(_("The deals carry no expected close date, so the pipeline expected to close in the "
+                            "period cannot be shown.")))
+    parts.append(Heading(_("The largest movements, and stage at the start against stage or outcome at the end")))
+    for code, ds_c in slices:
+        parts += currency_heading(code, slices)
+        suffix = "" if len(slices) == 1 else f"_{code}"
+        moves = every_open[code].deals.sort_values("amount", ascending=False)
+        stages = mv.stage_movement(ds_c, period.start, period.as_of)
+        tables.update({"movements" + suffix: moves, "stage_movement" + suffix: stages})
+        # shown without the signed change: the amount and the movement's name say it
+        parts += [Table(fkp.format_table(moves.drop(columns="change"), currency=code), max_rows=15),
+                  Table(fkp.format_table(stages, currency=code), max_rows=40)]
+    return Section(parts, tables)
+
+
+def _waterfall_chart(waterfall, code: str, title: str) -> Chart:
+    from . import plot as fkp
+    from . import takeaways as tk
+    return Chart(fkp.waterfall_plot(waterfall.movements, start_amount=waterfall.start_amount,
+                                    end_amount=waterfall.end_amount, currency=code,
+                                    start_unknown=waterfall.start_amount_unknown,
+                                    end_unknown=waterfall.end_amount_unknown, title=title),
+                 tk.waterfall_takeaway(waterfall, code))
+
+
+def _check_row(window: str, waterfall) -> dict:
+    """One row of ``waterfall_check``: the pipeline at the start, start + movements, and at the end."""
+    b = waterfall.balance
+    return {"window": window, "start": waterfall.start, "end": waterfall.end,
+            "start_deals": waterfall.start_deals, "start_amount": waterfall.start_amount,
+            "start_plus_movements_deals": b["deals"], "start_plus_movements_amount": b["amount"],
+            "end_deals": waterfall.end_deals, "end_amount": waterfall.end_amount, "balanced": b["balanced"]}
+
+
+def slipping_deals(ds: Dataset, period: PeriodLike, **slice) -> Section:
+    """Slipping deals: the win rate of the deals closed in the period by how often their expected close
+    date was pushed (with its evidence-checked takeaway), then per currency the open deals past due or
+    pushed at ``as_of`` (the list a manager acts on), what became of the deals expected to close in
+    the period by owner, and the deals lost in the period by reason and stage.
+
+    Without expected close dates (no ``expected_close_date`` column, no change log) a note says why
+    the push views are missing; the lost reasons are shown all the same.
+    """
+    from . import plot as fkp
+    from . import takeaways as tk
+    from .metrics import slippage as slp
+    ds, period = _start(ds, period, slice)
+    dated = has_expected_dates(ds)
+    parts: list[Part] = []
+    tables: dict[str, pd.DataFrame] = {}
+    if dated:
+        by_pushes = tables["win_rate_by_pushes"] = slp.win_rate_by_pushes(ds, period)
+        parts.append(Chart(fkp.win_rate_by_pushes_plot(by_pushes), tk.pushes_takeaway(by_pushes)))
+    else:
+        parts.append(Note(_("The deals carry no expected close date (no deal_changes.csv and no "
+                            "expected_close_date column): pushes and past-due deals cannot be shown.")))
+    slices = currency_slices(ds)
+    for code, ds_c in slices:
+        parts += currency_heading(code, slices)
+        suffix = "" if len(slices) == 1 else f"_{code}"
+        if dated:
+            slipping = slp.slipping_deals(ds_c, period.as_of)
+            slipping = slipping[slipping["past_due"] | (slipping["pushes"] > 0)]
+            expected = slp.expected_to_close(ds_c, period, by="owner")
+            tables.update({"slipping" + suffix: slipping, "expected_to_close" + suffix: expected})
+            parts += [Table(fkp.format_table(slipping, currency=code), max_rows=25),
+                      Table(fkp.format_table(expected, currency=code))]
+        lost = tables["lost_reasons" + suffix] = slp.lost_reasons(ds_c, period)
+        parts.append(Table(fkp.format_table(lost, currency=code), max_rows=20))
     return Section(parts, tables)
 
 

@@ -3,8 +3,9 @@
 :class:`Explorer` puts dropdowns for period, source, product, owner and stage above the charts
 (plus a box for any other period: a month, a year or two dates); changing one recomputes the
 metrics for that slice and redraws the funnel, time in stage, days to close, deal size, per-rep,
-forecast and source/product views, with the current slice's tables as CSV downloads. The callbacks
-are plain methods (:meth:`Explorer.update`), so they can be driven without a browser.
+forecast, source/product, where-the-pipeline-went and slipping-deals views, with the current
+slice's tables as CSV downloads. The callbacks are plain methods (:meth:`Explorer.update`), so
+they can be driven without a browser.
 ``ipywidgets`` is imported only when an explorer is built, with a helpful error when it is missing.
 
 Examples
@@ -137,12 +138,16 @@ class Explorer:
         period dropdown. An invalid entry is refused with a message in :attr:`status`.
     outputs
         The Output widgets by name: ``funnel``, ``weekly``, ``stage``, ``closing``, ``size``,
-        ``reps``, ``forecast``, ``tables``.
+        ``reps``, ``forecast``, ``tables``, ``movement`` (where the pipeline went: the report's
+        waterfall of the slice's deals, which balances like the whole pipeline's) and ``slipping``
+        (slipping deals).
     last
         The tables behind the current charts (``funnel``, ``weekly``, ``stuck``, ``by_source``,
         ``by_product``, ``by_owner``, ``visits``, ``days_to_close``, ``deal_size_by_month``,
-        ``won_deals``, ``forecast``, ``expected_by_stage``), for tests and for users who want the
-        numbers; :meth:`tables` and :meth:`to_csv` export them.
+        ``won_deals``, ``forecast``, ``expected_by_stage``, ``waterfall``, ``waterfall_check``,
+        ``movements``, ``stage_movement``, ``win_rate_by_pushes``, ``slipping``, ``expected_to_close``,
+        ``lost_reasons``; amount tables of several currencies end in ``_<currency>``), for tests and
+        for users who want the numbers; :meth:`tables` and :meth:`to_csv` export them.
     downloads
         Links that download the current slice's tables as CSV files (embedded, no server needed).
     widget
@@ -182,7 +187,8 @@ class Explorer:
         self._period = chosen if custom else Period.quarter(start)
         self.controls["stage"].value = self._stage_with_data()
         self.outputs = {name: W.Output() for name in
-                        ("funnel", "weekly", "stage", "closing", "size", "reps", "forecast", "tables")}
+                        ("funnel", "weekly", "stage", "closing", "size", "reps", "forecast", "tables",
+                         "movement", "slipping")}
         self.status = W.HTML()
         self.downloads = W.HTML()
         self.last: dict[str, Any] = {}
@@ -202,6 +208,8 @@ class Explorer:
             head(_("Per rep")), self.outputs["reps"],
             head(_("Win forecast for the deals open at the end of the period")), self.outputs["forecast"],
             head(_("Amount by source and product")), self.outputs["tables"],
+            head(_("Where the pipeline went")), self.outputs["movement"],
+            head(_("Slipping deals")), self.outputs["slipping"],
             self.downloads,
         ])
         self.update()
@@ -312,6 +320,9 @@ class Explorer:
         self._show("reps", fkp.amount_by_plot(reps.tables["by_owner"], by="owner", currency=ds.currency), reps)
         forecast, notes = sec.quietly(sec.forecast, ds, period)   # too little history: said, not raised
         self._show("forecast", *[as_html(n, _("Note")) for n in notes], forecast, *self._landing_parts(period))
+        for name, section in (("movement", sec.pipeline_movement), ("slipping", sec.slipping_deals)):
+            shown, notes = sec.quietly(section, ds, period)
+            self._show(name, *[as_html(n, _("Note")) for n in notes], shown)
         self.downloads.value = self._download_links()
 
     def _show(self, name: str, *items) -> None:

@@ -88,13 +88,16 @@ def test_the_report_notebook_draws_each_section_through_its_function():
     nb = json.loads((ROOT / "funnelkit" / "notebooks" / "quarterly_report.ipynb").read_text(encoding="utf-8"))
     code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
     for name in ("funnel", "stage_flow", "snapshots", "time_in_stage", "stuck_deals", "days_to_close",
-                 "deal_size", "by_source", "by_product", "per_rep", "forecast"):
+                 "deal_size", "by_source", "by_product", "per_rep", "forecast", "pipeline_movement",
+                 "slipping_deals"):
         assert f"sections.{name}" in code, name
     # no second wiring of those sections in the notebook: their plots and takeaways are not called there
     for wired in ("funnel_plot", "stage_flow_plot", "snapshot_plot", "duration_plot", "win_rate_by_time_plot",
                   "days_to_close_plot", "survival_plot", "deal_size_plot", "amount_by_plot",
                   "product_mix_plot", "expected_won_plot", "funnel_takeaway", "rep_takeaway",
-                  "forecast_takeaway", "deal_size_takeaway"):
+                  "forecast_takeaway", "deal_size_takeaway", "waterfall_plot", "waterfall_takeaway",
+                  "stage_movement", "win_rate_by_pushes", "pushes_takeaway", "slipping_deals(ds_c",
+                  "lost_reasons"):
         assert wired not in code, wired
 
 
@@ -107,3 +110,81 @@ def test_the_explorer_shows_the_report_s_sections(tiny):
     assert funnel_html == [takeaways.as_html(sections.funnel(tiny, Q2).charts[0].takeaway)]
     reps_html = "".join(o["data"].get("text/html", "") for o in ex.outputs["reps"].outputs)
     assert takeaways.as_html(takeaways.rep_takeaway(ex.last["by_owner"], "EUR")) in reps_html
+
+
+# ------------------------------------------------- where the pipeline went, slipping deals (issue 13)
+
+@pytest.fixture(scope="module")
+def moving(tmp_path_factory):
+    from movement_hand_data import write_movement
+    return fk.load(write_movement(tmp_path_factory.mktemp("moving") / "hand"))
+
+
+def _check(section, window):
+    return section.tables["waterfall_check"].set_index("window").loc[window].to_dict()
+
+
+def test_pipeline_movement_section_by_hand(moving):
+    s = sections.pipeline_movement(moving, Q2)
+    # two waterfalls (every open deal; expected to close in Q2), the heading, then the two tables
+    assert [type(p).__name__ for p in s.parts] == ["Chart", "Chart", "Heading", "Table", "Table"]
+    every, in_q2 = _check(s, "all"), _check(s, "period")       # test_metrics_movement's hand numbers
+    assert (every["start_deals"], every["start_amount"], every["end_deals"], every["end_amount"]) == (7, 11300, 6, 7600)
+    assert (in_q2["start_deals"], in_q2["start_amount"], in_q2["end_deals"], in_q2["end_amount"]) == (6, 10800, 5, 6900)
+    assert every["balanced"] and in_q2["balanced"]
+    assert "Check: start + movements = end adds up (5 deals = 5; 6.9k USD = 6.9k USD)" in s.charts[1].takeaway
+    moves = s.tables["movements"]
+    assert moves["amount"].tolist() == sorted(moves["amount"], reverse=True)      # largest first
+    assert "change" not in s.parts[3].frame.columns                                # shown without it
+
+
+def test_a_slice_of_the_waterfall_still_balances_and_says_so(moving):
+    ann = sections.pipeline_movement(moving, Q2, owner="Ann")     # A, C, E, J
+    every = _check(ann, "all")
+    # at 04-01: A 1000, C 3000, E 4000, J 600; E's amount falls to 3500 at its close (06-05), then lost
+    assert (every["start_deals"], every["start_amount"]) == (4, 8600)
+    assert (every["start_plus_movements_deals"], every["start_plus_movements_amount"]) == (3, 4600)
+    assert (every["end_deals"], every["end_amount"], every["balanced"]) == (3, 4600, True)
+    m = ann.tables["waterfall"].query("window == 'period'").set_index("movement")
+    assert m.loc[["pushed_out", "pulled_in", "amount_down", "lost"], "deals"].tolist() == [1, 1, 1, 1]  # C out, back in
+    assert m["deals"].sum() == 4
+    for chart in ann.charts:
+        assert "Check: start + movements = end adds up (3 deals = 3; 4.6k USD = 4.6k USD)" in chart.takeaway
+
+
+def test_slipping_deals_section_by_hand(moving):
+    s = sections.slipping_deals(moving, Q2)
+    assert [type(p).__name__ for p in s.parts] == ["Chart", "Table", "Table", "Table"]
+    assert s.tables["win_rate_by_pushes"][["deals", "won", "lost"]].values.tolist()[0] == [3, 2, 1]   # B, K won; E lost
+    assert s.tables["slipping"]["deal_id"].tolist() == ["C", "F", "A", "D", "J"]   # past due or pushed; not G
+    ann = sections.slipping_deals(moving, Q2, owner="Ann")
+    assert ann.tables["slipping"]["deal_id"].tolist() == ["C", "A", "J"]           # C pushed; A, J past due
+    assert ann.tables["expected_to_close"].set_index("owner").loc["Ann", ["deals", "lost", "still_open"]].tolist() \
+        == [4, 1, 3]
+    assert ann.tables["lost_reasons"].to_dict("records") == [
+        {"lost_reason": "Price", "stage": "Proposal", "deals": 1, "amount": 3500.0, "amount_unknown": 0}]
+
+
+def test_without_expected_close_dates_the_sections_say_why(tiny):
+    movement = sections.pipeline_movement(tiny, Q2)
+    assert [type(p).__name__ for p in movement.parts] == ["Chart", "Note", "Heading", "Table", "Table"]
+    assert list(movement.tables["waterfall_check"]["window"]) == ["all"]
+    slipping = sections.slipping_deals(tiny, Q2)
+    assert [type(p).__name__ for p in slipping.parts] == ["Note", "Table"]
+    assert "pushes and past-due deals cannot be shown" in slipping.parts[0].text
+
+
+def test_the_explorer_slices_the_waterfall_and_the_slipping_deals(moving):
+    pytest.importorskip("ipywidgets", reason="the explorer needs ipywidgets")
+    from funnelkit import widgets
+    ex = widgets.Explorer(moving, Q2)
+    ex.controls["owner"].value = "Ann"
+
+    def shown(name):
+        return "".join(o["data"].get("text/html", "") for o in ex.outputs[name].outputs)
+    assert "Check: start + movements = end adds up (3 deals = 3; 4.6k USD = 4.6k USD)" in shown("movement")
+    assert sum("image/png" in o["data"] for o in ex.outputs["movement"].outputs) == 2
+    assert ex.last["waterfall_check"]["balanced"].all() and ex.last["slipping"]["deal_id"].tolist() == ["C", "A", "J"]
+    assert "Chose" not in shown("slipping") and "Price" in shown("slipping")
+    ex.controls["owner"].value = widgets.ALL
+    assert ex.last["waterfall_check"].set_index("window").loc["all", "end_deals"] == 6
