@@ -1,7 +1,7 @@
-"""A deal's amount, expected close date and forecast category as known at an instant.
+"""A deal's amount, expected close date, forecast category and status as known at an instant.
 
 The optional change log (``deal_changes.csv``, :attr:`Dataset.deal_changes`) dates the values of
-three fields. The value of field F of deal D **as known at instant T** is (``docs/metrics.md``,
+four fields. The value of field F of deal D **as known at instant T** is (``docs/metrics.md``,
 "Values as known at an instant"):
 
 1. the value of D's last F-change with ``changed_at < T`` (the visibility rule of every event);
@@ -13,6 +13,13 @@ three fields. The value of field F of deal D **as known at instant T** is (``doc
 A deal's last change always gives its ``deals.csv`` value (the loader checks it), and no change
 comes after a close, so a closed deal's amount is the amount it closed with (changes at the instant
 of the close count) and a data set without a change log gives exactly the ``deals.csv`` values.
+
+The **status** (open/won/lost) has its own rule, because a deal is open from its creation until a
+close: D's status at T is the value of its last *status event* with ``changed_at < T``, the events
+being its ``status`` changes in the log (earlier closes and reopenings) and its final close from
+``deals.csv`` (``closed_at``, ``status``); before any event it is ``open``. The loader checks that
+closes and reopenings alternate and end in the ``deals.csv`` state, so without status changes this
+is exactly "closed when ``closed_at < T``".
 """
 
 from __future__ import annotations
@@ -20,16 +27,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .contract import CHANGE_FIELDS
+from .contract import CHANGE_FIELDS, STATUS_FIELD
 from .dataset import Dataset
 from .errors import ArgumentError
 from .period import as_instant
 
-__all__ = ["known_at", "known_for", "has_changes", "field_changes"]
+__all__ = ["known_at", "known_for", "has_changes", "field_changes", "closed_spells"]
 
 
 #: The typed column of :attr:`Dataset.deal_changes` that holds each field's values.
-_VALUE_COLUMN = {"amount": "amount", "expected_close_date": "date", "forecast_category": "value"}
+_VALUE_COLUMN = {"amount": "amount", "expected_close_date": "date", "forecast_category": "value",
+                 STATUS_FIELD: "value"}
 
 
 def _check_field(field: str) -> None:
@@ -90,6 +98,8 @@ def known_for(ds: Dataset, field: str, rows, times) -> np.ndarray:
     """
     rows = np.asarray(rows, dtype="int64")
     times = pd.to_datetime(pd.Series(np.asarray(times))).to_numpy(dtype="datetime64[ns]")
+    if field == STATUS_FIELD:
+        return _status_for(ds, rows, times)
     export = _export_values(ds, field).to_numpy()
     out = export[rows].copy() if len(rows) else export[:0].copy()
     ch = field_changes(ds, field)
@@ -123,5 +133,58 @@ def known_at(ds: Dataset, field: str, at) -> pd.Series:
     _check_field(field)
     at = as_instant(at, "at")
     values = known_for(ds, field, np.arange(len(ds.deals)), np.full(len(ds.deals), at.to_datetime64()))
+    text = field in ("forecast_category", STATUS_FIELD)
     return pd.Series(values, index=ds.deals.index, name=field,
-                     dtype=_export_values(ds, field).dtype if field != "forecast_category" else object)
+                     dtype=object if text else _export_values(ds, field).dtype)
+
+
+def _status_events(ds: Dataset) -> pd.DataFrame:
+    """Every status event: the log's status changes and each closed deal's final close from deals.csv
+    (unless the log repeats it at ``closed_at``): ``deal_row``, ``changed_at``, ``value``; by time."""
+    def compute() -> pd.DataFrame:
+        ch = field_changes(ds, STATUS_FIELD)[["deal_row", "changed_at", "value"]]
+        d = ds.deals
+        closed = d["closed_at"].to_numpy(dtype="datetime64[ns]")
+        final = pd.DataFrame({"deal_row": np.flatnonzero(~np.isnat(closed)), "changed_at": closed[~np.isnat(closed)],
+                              "value": d["status"].astype(str).to_numpy()[~np.isnat(closed)]})
+        ev = pd.concat([ch, final], ignore_index=True).drop_duplicates(["deal_row", "changed_at"], keep="first")
+        return ev.astype({"value": object}).sort_values("changed_at", kind="stable").reset_index(drop=True)
+
+    return ds.derived("changes:status_events", compute)
+
+
+def _status_for(ds: Dataset, rows: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Status (open/won/lost) of deal ``rows[i]`` at ``times[i]``: its last status event before it."""
+    out = np.full(len(rows), "open", dtype=object)
+    if not len(rows):
+        return out
+    query = pd.DataFrame({"deal_row": rows, "at": times, "i": np.arange(len(rows))}).sort_values("at", kind="stable")
+    found = pd.merge_asof(query, _status_events(ds), left_on="at", right_on="changed_at", by="deal_row",
+                          allow_exact_matches=False, direction="backward")
+    seen = found["changed_at"].notna().to_numpy()
+    out[found["i"].to_numpy()[seen]] = found["value"].to_numpy()[seen]
+    return out
+
+
+def closed_spells(ds: Dataset) -> pd.DataFrame:
+    """The spells during which a deal was closed by an earlier close and later reopened.
+
+    One row per status change to won/lost in the change log followed by a reopening (``open``):
+    ``deal_row``, ``closed_at`` (the earlier close), ``reopened_at``, ``status`` (won/lost). At an
+    instant T with ``closed_at < T <= reopened_at`` the deal is closed (not in the open pipeline),
+    however its final close in deals.csv reads. Empty without status changes.
+
+    Examples
+    --------
+    >>> closed_spells(ds)                                          # doctest: +SKIP
+       deal_row  closed_at  reopened_at status
+    0        11 2026-04-10   2026-05-01   lost
+    """
+    ch = field_changes(ds, STATUS_FIELD)
+    nxt = ch.shift(-1)
+    same = ch["deal_row"].eq(nxt["deal_row"]).to_numpy()
+    spell = same & ch["value"].ne("open").to_numpy() & nxt["value"].eq("open").to_numpy()
+    return pd.DataFrame({"deal_row": ch["deal_row"].to_numpy()[spell],
+                         "closed_at": ch["changed_at"].to_numpy()[spell],
+                         "reopened_at": nxt["changed_at"].to_numpy(dtype="datetime64[ns]")[spell],
+                         "status": ch["value"].to_numpy(dtype=object)[spell]})

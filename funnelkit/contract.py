@@ -20,6 +20,7 @@ __all__ = [
     "HISTORY_COLUMNS",
     "CHANGE_COLUMNS",
     "CHANGE_FIELDS",
+    "STATUS_FIELD",
     "STATUSES",
     "MAX_AMOUNT",
     "DATES_ESTIMATED",
@@ -42,8 +43,12 @@ DEAL_COLUMNS = ("deal_id", "created_at", "status", "closed_at", "amount", "sourc
 HISTORY_COLUMNS = ("deal_id", "stage", "entered_at")
 #: Required columns of the optional deal_changes.csv.
 CHANGE_COLUMNS = ("deal_id", "changed_at", "field", "value")
-#: The fields the change log may change; each is also an (optional, for the last two) deals.csv column.
-CHANGE_FIELDS = ("amount", "expected_close_date", "forecast_category")
+#: The change log's field of earlier closes and reopenings (values open/won/lost); deals.csv keeps the
+#: final state. Unlike the other fields, before its first change a deal is open (since its creation).
+STATUS_FIELD = "status"
+#: The fields the change log may change; each is also an (optional, for expected_close_date and
+#: forecast_category) deals.csv column.
+CHANGE_FIELDS = ("amount", "expected_close_date", "forecast_category", STATUS_FIELD)
 #: Optional deals.csv column: ``true`` marks a deal whose dates do not measure its duration (e.g.
 #: entered into the CRM after it was signed): counted, but left out of duration metrics.
 DATES_ESTIMATED = "dates_estimated"

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .contract import (DATABASE_FILE, DATES_ESTIMATED, MAX_AMOUNT, NOT_SET, CHANGE_COLUMNS, CHANGE_FIELDS, CHANGES_FILE, DEAL_COLUMNS,
+from .contract import (DATABASE_FILE, DATES_ESTIMATED, MAX_AMOUNT, NOT_SET, CHANGE_COLUMNS, CHANGE_FIELDS, CHANGES_FILE, STATUS_FIELD, DEAL_COLUMNS,
                        DEALS_FILE, HISTORY_COLUMNS, HISTORY_FILE, PIPELINE_FILE, STATUSES, TABLE_SUFFIXES,
                        Pipeline)
 from .dataset import Dataset, empty_changes
@@ -442,7 +442,7 @@ def _check_changes(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: 
           f"the deal's own row in {deals_name} is invalid (see the problems there)")
     field_ = raw["field"].str.strip()
     c.add(~field_.isin(CHANGE_FIELDS), "field", raw["field"],
-          "unknown field (expected amount, expected_close_date or forecast_category)")
+          "unknown field (expected amount, expected_close_date, forecast_category or status)")
     at, bad_at = parse_timestamps(raw["changed_at"], pipeline.date_format)
     fmt = _date_hint(pipeline)
     c.add(raw["changed_at"].str.strip().eq(""), "changed_at", raw["changed_at"], "changed_at is required")
@@ -455,6 +455,13 @@ def _check_changes(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: 
           lambda: "change after the deal's closed_at (" + _when(closed) + "): a closed deal keeps the "
           f"values it closed with, which are its values in {deals_name}")
     value = raw["value"].str.strip()
+    is_status = field_.eq(STATUS_FIELD)
+    value = value.where(~is_status, value.str.lower())
+    c.add(is_status & ~value.isin(STATUSES), "value", raw["value"],
+          "unknown status (expected open, won or lost, in any case)")
+    c.add(is_status & at.eq(closed) & value.ne(deal_id.map(valid["status"]).astype(object)), "value", raw["value"],
+          lambda: "a status change at the deal's closed_at must be its final close, " + deal_id.map(valid["status"])
+          .astype(str) + f" as in {deals_name}")
     is_amount, is_date = field_.eq("amount"), field_.eq("expected_close_date")
     amount, bad_amount = parse_amounts(value.where(is_amount, ""))
     c.add(bad_amount, "value", raw["value"], "cannot parse the amount as a number")
@@ -471,8 +478,65 @@ def _check_changes(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: 
         c.add(twice.reindex(raw.index, fill_value=False), "changed_at", raw["changed_at"],
               lambda: "a second change of this field of this deal at the same instant (first on line "
               + first_line.reindex(raw.index).astype("Int64").astype(str) + ")")
+    _check_status_sequence(c, chg, raw["value"], valid, deals_name)
     _check_last_values(c, chg[~c.bad], raw["value"], valid, deals_name)
     return chg, c.sorted(), c.bad
+
+
+def _check_status_sequence(c: "_Collector", chg: pd.DataFrame, raw_values: pd.Series, valid: pd.DataFrame,
+                           deals_name: str) -> None:
+    """A deal's status changes, then its final close from deals.csv, must alternate close (won/lost)
+    and reopening (open), starting with a close (a deal is open from its creation) and ending in its
+    deals.csv state. A deal's status changes are kept or rejected together: a partial sequence would
+    invent closes or reopenings."""
+    is_status = chg["field"].eq(STATUS_FIELD)
+    if not is_status.any():
+        return
+    broken = chg.loc[is_status & c.bad, "deal_id"]
+    rows = chg.loc[is_status & ~c.bad & ~chg["deal_id"].isin(broken), ["deal_id", "changed_at", "value", "_line"]]
+    final = valid.loc[valid.index.isin(rows["deal_id"]) & valid["status"].ne("open").to_numpy()]
+    final = pd.DataFrame({"deal_id": final.index, "changed_at": final["closed_at"].to_numpy(),
+                          "value": final["status"].astype(str).to_numpy(), "_line": 0, "_row": -1})
+    ev = pd.concat([rows.assign(_row=rows.index), final], ignore_index=True)
+    # The final close after a log row at the same instant (that row repeats it: the final is dropped).
+    ev = ev.astype({"deal_id": object, "value": object}).assign(_final=ev["_row"].lt(0))
+    ev = ev.sort_values(["deal_id", "changed_at", "_final"], kind="stable").reset_index(drop=True)
+    is_final = ev["_row"].to_numpy() < 0
+    deal = ev["deal_id"].to_numpy(dtype=object)
+    same_deal = np.r_[False, deal[1:] == deal[:-1]]
+    at = ev["changed_at"].to_numpy(dtype="datetime64[ns]")
+    # A status change at closed_at is the final close itself (the loader checked it agrees).
+    repeated_final = is_final & same_deal & np.r_[False, at[1:] == at[:-1]]
+    ev, is_final = ev[~repeated_final].reset_index(drop=True), is_final[~repeated_final]
+    deal = ev["deal_id"].to_numpy(dtype=object)
+    same_deal = np.r_[False, deal[1:] == deal[:-1]]
+    last = np.r_[deal[1:] != deal[:-1], True]
+    closes = ev["value"].to_numpy(dtype=object) != "open"
+    was_closed = same_deal & np.r_[False, closes[:-1]]
+    repeat = closes == was_closed        # a close of a closed deal, or a reopening of an open one
+    prev_line = pd.Series(np.r_[0, ev["_line"].to_numpy()[:-1]], dtype="int64").astype(str).astype(object)
+    why = np.where(closes, ("a close of a deal already closed (by line " + prev_line + "): a reopening (open) "
+                            "must come between two closes").to_numpy(),
+                   np.where(same_deal, ("a reopening of a deal already open (reopened on line " + prev_line + ")").to_numpy(),
+                            "a reopening of a deal that was never closed (a deal is open from its creation: its "
+                            "first status change is a close, won or lost)"))
+    # The last status change must lead to deals.csv's state: before a final close comes a reopening,
+    # and an open deal's last status change is a reopening.
+    export = pd.Series(deal).map(valid["status"]).astype(str).astype(object)
+    disagrees = np.r_[(repeat & is_final)[1:], False] | (last & ~is_final & closes & (export == "open").to_numpy())
+    why = np.where(disagrees, ("the deal's last status change (" + ev["value"].astype(str).astype(object)
+                               + f") disagrees with {deals_name} status (" + export + f"): {deals_name} holds the "
+                               "final state, so the last status change of a deal is a reopening (open), before its "
+                               "final close when it is closed").to_numpy(), why)
+    flagged = (repeat | disagrees) & ~is_final
+    index = ev["_row"].to_numpy()[flagged]
+    c.add(pd.Series(c.lines.index.isin(index), index=c.lines.index), "value", raw_values,
+          pd.Series(why[flagged], index=index).reindex(c.lines.index))
+    first_bad = chg.loc[is_status & c.bad].groupby("deal_id")["_line"].min()
+    rest = is_status & ~c.bad & chg["deal_id"].isin(first_bad.index)
+    c.add(rest, "value", raw_values, lambda: "rejected with the deal's other status changes (line "
+          + chg["deal_id"].map(first_bad).astype("Int64").astype(str) + " has a problem): a deal's status "
+          "changes are kept or rejected together")
 
 
 def _check_last_values(c: "_Collector", chg: pd.DataFrame, raw_values: pd.Series, valid: pd.DataFrame,
@@ -625,7 +689,8 @@ def _earliest_known(changes: pd.DataFrame, deals: pd.DataFrame) -> dict[str, int
     created = first["deal_id"].map(deals.set_index("deal_id")["created_at"])
     later = first[(first["changed_at"] > created).to_numpy()]
     counts = later["field"].value_counts()
-    return {f: int(counts.get(f, 0)) for f in CHANGE_FIELDS}
+    # Not the status: before its first status change a deal is open (since its creation), nothing stands in.
+    return {f: int(counts.get(f, 0)) for f in CHANGE_FIELDS if f != STATUS_FIELD}
 
 
 def _normalise_history(hist: pd.DataFrame, deals: pd.DataFrame, pipeline: Pipeline):

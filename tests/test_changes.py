@@ -110,8 +110,8 @@ def test_row_problems_of_the_log_are_named(tmp_path):
         "line 4, column 'changed_at', value '2026-02-01': change before the deal's created_at (2026-03-01)",
         "line 5, column 'changed_at', value '2026-04-01': change after the deal's closed_at (2026-03-20): a "
         "closed deal keeps the values it closed with, which are its values in deals.csv",
-        "line 6, column 'field', value 'stage': unknown field (expected amount, expected_close_date or "
-        "forecast_category)",
+        "line 6, column 'field', value 'stage': unknown field (expected amount, expected_close_date, "
+        "forecast_category or status)",
         "line 7, column 'value', value '12,5': cannot parse the amount as a number",
         "line 8, column 'value', value 'soon': cannot parse the date (expected ISO 8601 such as 2024-03-31 or "
         "2024-03-31T14:05:00)",
@@ -167,6 +167,9 @@ def test_the_contract_docs_change_log_example(tmp_path):
     date = lambda t: str(_by_id(ds, known_at(ds, "expected_close_date", t))["D4"].date())  # noqa: E731
     assert (date("2026-03-02"), date("2026-03-03")) == ("2026-03-31", "2026-04-30")
     assert _by_id(ds, known_at(ds, "forecast_category", "2026-01-13"))["D3"] == "Pipeline"
+    status = lambda t: _by_id(ds, known_at(ds, "status", t))["D2"]  # noqa: E731
+    assert [status(t) for t in ("2026-01-12", "2026-01-13", "2026-01-15 00:00:01", "2026-01-20 16:00:01")] \
+        == ["open", "lost", "open", "lost"]
     assert ds.report.earliest_known == {"amount": 0, "expected_close_date": 0, "forecast_category": 1}
     assert ("deals whose forecast_category before its first change is that change's value (the earliest "
             "known): 1") in ds.report.summary()

@@ -119,14 +119,40 @@ def test_a_change_log_in_postgres_gives_the_csv_change_logs_waterfall(tmp_path, 
     pd.testing.assert_frame_equal(got, want)        # open amounts as known, computed in Postgres
 
 
+def test_status_changes_in_the_database_give_the_csv_folders_reopenings(tmp_path):
+    from reopen_hand_data import CHANGES, END, START, write_reopen
+
+    csv = write_reopen(tmp_path / "csv")
+    deals, hist = raw_tables(fk.load(csv))
+    changes = pd.DataFrame(CHANGES, columns=["deal_id", "changed_at", "field", "value"])
+    changes["changed_at"] = pd.to_datetime(changes["changed_at"]).astype("datetime64[us]")
+    db = _duckdb_folder(tmp_path, csv, {"deals": deals, "stage_history": hist, "deal_changes": changes},
+                        settings="deal_changes: deal_changes\n")
+    ds, ref = fk.load(db), fk.load(csv)
+    pd.testing.assert_frame_equal(ds.deal_changes, ref.deal_changes)
+    got, want = (fk.metrics.pipeline_waterfall(d, START, END) for d in (ds, ref))
+    pd.testing.assert_frame_equal(got.movements, want.movements)
+    assert got.movements.set_index("movement").loc["reopened", "deals"] == 4      # the hand count
+    # A bad status in the table is named with its row, like a CSV's.
+    bad = pd.concat([changes, pd.DataFrame({"deal_id": ["T"], "changed_at": [pd.Timestamp("2026-04-02")],
+                                            "field": ["status"], "value": ["reopened"]})])
+    bad["changed_at"] = bad["changed_at"].astype("datetime64[us]")
+    (tmp_path / "two").mkdir()
+    db2 = _duckdb_folder(tmp_path / "two", csv, {"deals": deals, "stage_history": hist, "deal_changes": bad},
+                         settings="deal_changes: deal_changes\n")
+    with pytest.raises(DataError) as err:
+        fk.load(db2)
+    assert [p.reason for p in err.value.problems] == ["unknown status (expected open, won or lost, in any case)"]
+
+
 def test_a_bad_change_in_the_database_is_named_with_its_row(tmp_path):
     _, db = _with_change_log(tmp_path, ["D00001,2024-10-05T00:00:00,colour,red"])
     with pytest.raises(DataError) as err:
         fk.load(db)
     where = "table deal_changes (row, in deal_id, changed_at, field order), line 1"   # sorted first
     assert [str(p) for p in err.value.problems] == [
-        f"{where}, column 'field', value 'colour': unknown field (expected amount, expected_close_date or "
-        "forecast_category)",
+        f"{where}, column 'field', value 'colour': unknown field (expected amount, expected_close_date, "
+        "forecast_category or status)",
         f"{where}, column 'changed_at', value '2024-10-05T00:00:00': change before the deal's created_at "
         "(2026-05-09 14:00:00)"]
     report = fk.validate(db)

@@ -3,6 +3,8 @@ of movement_hand_data.py, the worked example of docs/metrics.md section 9), and 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +13,8 @@ from hypothesis import strategies as st
 from movement_hand_data import END, START, write_movement
 
 import funnelkit as fk
-from funnelkit.metrics import pipeline_at, pipeline_waterfall, snapshot, stage_movement
+from funnelkit.metrics import pipeline_at, pipeline_waterfall, snapshot, stage_movement, weekly_snapshots
+from funnelkit.errors import NoDataWarning
 from funnelkit.metrics.movement import MOVEMENTS
 
 
@@ -139,7 +142,7 @@ def test_end_before_start_is_refused(hand):
 # --------------------------------------------------------------------------------------------
 # Random data: the waterfall balances, and its end set is the snapshot.
 
-def _random_dataset(seed: int, n: int, with_window: bool):
+def _random_dataset(seed: int, n: int, with_window: bool, with_status: bool = False):
     rng = np.random.default_rng(seed)
     base = pd.Timestamp("2026-01-01")
     day = lambda k: base + pd.to_timedelta(k, unit="D")  # noqa: E731
@@ -165,17 +168,26 @@ def _random_dataset(seed: int, n: int, with_window: bool):
         for t in times:
             fld = rng.choice(["amount", "expected_close_date"]) if with_window else "amount"
             rows.append((f"d{i}", day(t), fld, float(rng.integers(0, 5) * 100.0),
-                         day(t + int(rng.integers(-20, 60)))))
-    ch = pd.DataFrame(rows, columns=["deal_id", "changed_at", "field", "amount", "date"])
+                         day(t + int(rng.integers(-20, 60))), ""))
+        # Earlier closes and reopenings, alternating, before the final close (some at the instants of
+        # amount or date changes).
+        pairs = int(rng.integers(0, 3)) if with_status else 0
+        if pairs and end - created[i] >= 2 * pairs:
+            times = np.sort(rng.choice(np.arange(created[i], end), 2 * pairs, replace=False))
+            for k, t in enumerate(times):
+                rows.append((f"d{i}", day(int(t)), "status", np.nan, pd.NaT,
+                             "open" if k % 2 else str(rng.choice(["won", "lost"]))))
+    ch = pd.DataFrame(rows, columns=["deal_id", "changed_at", "field", "amount", "date", "value"])
     ch = ch.astype({"deal_id": object, "field": object, "amount": "float64"})
     ch["changed_at"] = pd.to_datetime(ch["changed_at"]).astype("datetime64[ns]")
     ch["date"] = pd.to_datetime(ch["date"]).astype("datetime64[ns]")
     ch = ch.drop_duplicates(["deal_id", "changed_at", "field"])
     ch["amount"] = ch["amount"].where(ch["field"] == "amount")
     ch["date"] = ch["date"].where(ch["field"] == "expected_close_date")
-    ch["value"] = ""
+    ch["value"] = ch["value"].astype(object)
     # The last change gives deals.csv's value (what the loader checks).
-    last = ch.sort_values("changed_at").drop_duplicates(["deal_id", "field"], keep="last").set_index("deal_id")
+    last = ch[ch["field"] != "status"].sort_values("changed_at").drop_duplicates(["deal_id", "field"], keep="last")
+    last = last.set_index("deal_id")
     la = last[last["field"] == "amount"]["amount"]
     has = deals["deal_id"].isin(la.index).to_numpy()
     deals["amount"] = np.where(has, la.reindex(deals["deal_id"]).to_numpy(dtype=float), deals["amount"])
@@ -191,11 +203,29 @@ def _random_dataset(seed: int, n: int, with_window: bool):
     return ds
 
 
+def _open_by_brute_force(ds, at) -> list[str]:
+    """The deals open at ``at``, deal by deal: created before it, and the last of its status events
+    (the log's status changes, then its final close) before it is not a close."""
+    out = []
+    log = ds.deal_changes[ds.deal_changes["field"] == "status"]
+    for d in ds.deals.itertuples():
+        if not d.created_at < at:
+            continue
+        events = sorted(zip(log.loc[log["deal_id"] == d.deal_id, "changed_at"], log.loc[log["deal_id"] == d.deal_id, "value"]))
+        if pd.notna(d.closed_at):
+            events.append((d.closed_at, str(d.status)))
+        seen = [v for t, v in events if t < at]
+        if not seen or seen[-1] == "open":
+            out.append(d.deal_id)
+    return out
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), n=st.integers(1, 40), a=st.integers(0, 80), span=st.integers(0, 60),
-       windowed=st.booleans())
-def test_waterfall_balances_on_random_data(seed, n, a, span, windowed):
-    ds = _random_dataset(seed, n, windowed)
+       windowed=st.booleans(), reopened=st.booleans())
+def test_waterfall_balances_on_random_data(seed, n, a, span, windowed, reopened):
+    """Also with earlier closes and reopenings (status changes): the sets at start and end honour them."""
+    ds = _random_dataset(seed, n, windowed, reopened)
     start = pd.Timestamp("2026-01-01") + pd.Timedelta(days=a)
     end = start + pd.Timedelta(days=span)
     window = ("2026-02-01", "2026-04-30") if windowed else None
@@ -209,6 +239,13 @@ def test_waterfall_balances_on_random_data(seed, n, a, span, windowed):
     if window is None:
         snap = snapshot(ds, end)
         assert snap["open_deals"].sum() == w.end_deals and snap["open_amount"].sum() == w.end_amount
+        assert sorted(w.end_set["deal_id"]) == sorted(_open_by_brute_force(ds, end))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NoDataWarning)      # an interval without events is fine here
+            weekly = weekly_snapshots(ds, fk.Period(start, end))
+        for at, g in weekly.groupby("at"):
+            assert g["open_deals"].tolist() == snapshot(ds, at)["open_deals"].tolist()
+            assert g["open_amount"].sum() == pipeline_at(ds, at)["amount"].sum()
     else:
         known = fk.metrics.pipeline_at(ds, end)
         inside = known["expected_close_date"].between(pd.Timestamp("2026-02-01"), pd.Timestamp("2026-04-30"))

@@ -24,6 +24,7 @@ import pandas as pd
 
 from ..errors import ArgumentError
 from ..changes import field_changes, known_for
+from ..contract import STATUS_FIELD
 from ..dataset import Dataset
 from ..history import stage_at
 from ..period import Period, as_instant
@@ -62,19 +63,22 @@ def _in_window(dates: np.ndarray, window: Period | None) -> np.ndarray:
 
 
 def _member(ds: Dataset, rows: np.ndarray, at: np.ndarray, window: Period | None, *, closing_now: bool):
-    """Membership and amount of deal ``rows[i]`` just before ``at[i]`` (``closing_now=False``: events
-    before at seen) or just after the changes at ``at[i]`` but before a close at it (True)."""
-    d = ds.deals
-    created = d["created_at"].to_numpy(dtype="datetime64[ns]")[rows]
-    closed = d["closed_at"].to_numpy(dtype="datetime64[ns]")[rows]
+    """Whether deal ``rows[i]`` could be in the set and its amount, just before ``at[i]``
+    (``closing_now=False``: events before at seen) or just after the amount and date changes at
+    ``at[i]`` (True); the status is left to the caller (:func:`_open_before_after`)."""
+    created = ds.deals["created_at"].to_numpy(dtype="datetime64[ns]")[rows]
     seen_at = at + _NS if closing_now else at
-    exists = created <= at if closing_now else created < at
-    is_open = np.isnat(closed) | (closed >= at)
-    member = exists & is_open
+    eligible = created <= at if closing_now else created < at
     if window is not None:
-        member &= _in_window(known_for(ds, "expected_close_date", rows, seen_at), window)
+        eligible &= _in_window(known_for(ds, "expected_close_date", rows, seen_at), window)
     amount = known_for(ds, "amount", rows, seen_at).astype("float64")
-    return member, amount
+    return eligible, amount
+
+
+def _open_before_after(ds: Dataset, rows: np.ndarray, at: np.ndarray):
+    """Status of deal ``rows[i]`` just before ``at[i]`` and just after its status events at ``at[i]``
+    (an earlier close or reopening from the change log, or its final close), as open/won/lost."""
+    return known_for(ds, STATUS_FIELD, rows, at), known_for(ds, STATUS_FIELD, rows, at + _NS)
 
 
 def pipeline_at(ds: Dataset, at, window=None) -> pd.DataFrame:
@@ -107,7 +111,8 @@ def pipeline_at(ds: Dataset, at, window=None) -> pd.DataFrame:
     rows = cur["deal_row"].to_numpy()
     times = np.full(len(rows), t)
     date = known_for(ds, "expected_close_date", rows, times)
-    keep = _in_window(date, win)
+    # Open at t also means not closed by an earlier close (a status change in the change log).
+    keep = _in_window(date, win) & (known_for(ds, STATUS_FIELD, rows, times) == "open")
     d = ds.deals
     return pd.DataFrame({
         "deal_id": d["deal_id"].to_numpy()[rows][keep],
@@ -124,7 +129,7 @@ def _event_instants(ds: Dataset, start: np.datetime64, end: np.datetime64, dated
     d = ds.deals
     parts = [pd.DataFrame({"deal_row": np.arange(len(d)), "at": d[col].to_numpy(dtype="datetime64[ns]")})
              for col in ("created_at", "closed_at")]
-    for fld in ("amount",) + (("expected_close_date",) if dated else ()):
+    for fld in ("amount", STATUS_FIELD) + (("expected_close_date",) if dated else ()):
         ch = field_changes(ds, fld)
         parts.append(pd.DataFrame({"deal_row": ch["deal_row"].to_numpy(), "at": ch["changed_at"].to_numpy()}))
     ev = pd.concat(parts, ignore_index=True)
@@ -136,28 +141,34 @@ def _event_instants(ds: Dataset, start: np.datetime64, end: np.datetime64, dated
 def _movements(ds: Dataset, start: np.datetime64, end: np.datetime64, win: Period | None) -> pd.DataFrame:
     ev = _event_instants(ds, start, end, win is not None)
     rows, at = ev["deal_row"].to_numpy(), ev["at"].to_numpy(dtype="datetime64[ns]")
-    in_before, amount_before = _member(ds, rows, at, win, closing_now=False)
-    in_after, amount_after = _member(ds, rows, at, win, closing_now=True)
+    status_before, status_after = _open_before_after(ds, rows, at)
+    was_open, is_open = status_before == "open", status_after == "open"
+    eligible_before, amount_before = _member(ds, rows, at, win, closing_now=False)
+    eligible_now, amount_after = _member(ds, rows, at, win, closing_now=True)
+    in_before = eligible_before & was_open
+    # Amount and date changes (and stage entries) at an instant come before its close or reopening.
+    in_after = eligible_now & was_open
     d = ds.deals
     created = d["created_at"].to_numpy(dtype="datetime64[ns]")[rows]
-    closes = d["closed_at"].to_numpy(dtype="datetime64[ns]")[rows] == at
-    status = d["status"].astype(str).to_numpy()[rows]
     delta = np.nan_to_num(amount_after) - np.nan_to_num(amount_before)
     enters, leaves, stays = in_after & ~in_before, in_before & ~in_after, in_before & in_after
     first = np.select([enters & (created == at), enters, leaves, stays & (delta > 0), stays & (delta < 0)],
                       ["created", "pulled_in", "pushed_out", "amount_up", "amount_down"], "")
     first_amount = np.where(enters, amount_after, np.where(leaves, amount_before, np.abs(delta)))
-    close = in_after & closes
+    close = in_after & ~is_open
+    reopen = eligible_now & ~was_open & is_open
+    second = np.where(close, status_after, "reopened")
+    moved = close | reopen
     parts = [pd.DataFrame({"i": np.flatnonzero(first != ""), "movement": first[first != ""],
                            "amount": first_amount[first != ""]}),
-             pd.DataFrame({"i": np.flatnonzero(close), "movement": status[close], "amount": amount_after[close]})]
+             pd.DataFrame({"i": np.flatnonzero(moved), "movement": second[moved], "amount": amount_after[moved]})]
     mv = pd.concat(parts, ignore_index=True).sort_values("i", kind="stable")
     i = mv["i"].to_numpy()
     is_close = mv["movement"].isin(["won", "lost"]).to_numpy()
     before = np.where(is_close, amount_after[i], amount_before[i])
     after = np.where(is_close, np.nan, amount_after[i])
     after = np.where(mv["movement"].eq("pushed_out").to_numpy(), np.nan, after)
-    before = np.where(mv["movement"].isin(["created", "pulled_in"]).to_numpy(), np.nan, before)
+    before = np.where(mv["movement"].isin(["created", "pulled_in", "reopened"]).to_numpy(), np.nan, before)
     stage = _stage_just_after(ds, rows[i], at[i])
     out = pd.DataFrame({
         "movement": pd.Categorical(mv["movement"].to_numpy(), categories=list(MOVEMENTS)),
@@ -316,8 +327,8 @@ def stage_movement(ds: Dataset, start, end, window=None) -> pd.DataFrame:
     or moved in between.
 
     ``from``: the stage at start, or ``(entered)`` for a deal not in the pipeline at start. ``to``:
-    the stage at end when in the pipeline then, else ``won`` / ``lost`` when closed in [start, end),
-    else ``(left the window)``.
+    the stage at end when in the pipeline then, else ``won`` / ``lost`` when closed at end (its status
+    then: an earlier close not yet reopened counts, with its status), else ``(left the window)``.
 
     Returns
     -------
@@ -336,12 +347,12 @@ def stage_movement(ds: Dataset, start, end, window=None) -> pd.DataFrame:
                                    w.deals["deal_id"].to_numpy()]))
     a = w.start_set.set_index("deal_id").reindex(ids)
     b = w.end_set.set_index("deal_id").reindex(ids)
-    d = ds.deals.set_index("deal_id").reindex(ids)
-    closed = d["closed_at"].to_numpy(dtype="datetime64[ns]")
-    closed_in = (closed >= w.start.to_datetime64()) & (closed < w.end.to_datetime64())
+    rows = pd.Index(ds.deals["deal_id"]).get_indexer(ids)
+    # Every deal here was open at start or moved in between, so a deal closed at end closed in [start, end).
+    status = known_for(ds, STATUS_FIELD, rows, np.full(len(rows), w.end.to_datetime64()))
     frm = a["stage"].astype(object).where(a["stage"].notna(), ENTERED)
     to = b["stage"].astype(object).where(b["stage"].notna(),
-                                          pd.Series(np.where(closed_in, d["status"].astype(str), LEFT), index=ids))
+                                          pd.Series(np.where(status == "open", LEFT, status), index=ids))
     order = {s: i for i, s in enumerate([ENTERED, *ds.stages, "won", "lost", LEFT])}
     unknown = (a["stage"].notna() & a["amount"].isna()) | (b["stage"].notna() & b["amount"].isna())
     t = pd.DataFrame({"from": frm.to_numpy(), "to": to.to_numpy(), "start_amount": a["amount"].to_numpy(),

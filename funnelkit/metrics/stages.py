@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..changes import field_changes, has_changes
+from ..changes import closed_spells, field_changes, has_changes, known_for
 from ..dataset import Dataset
 from ..history import OUTCOMES, deals_as_of, visits_as_of
 from ..period import Period, PeriodLike, as_instant, as_period
@@ -60,9 +60,11 @@ def _open_by_stage(ds: Dataset, times: list[pd.Timestamp], *,
     amount is unknown) and counts of open deals of unknown amount (both None without ``amounts``).
 
     A visit is the current one at T when ``entered_at < T <= min(next_entered_at, closed_at)``
-    (missing ends count as never). One pass over the visits for all instants: each visit adds +1 at
-    the first instant after its entry and -1 at the first instant after its end; a cumulative sum
-    along the instants gives the counts.
+    (missing ends count as never) and T is in none of the deal's closed spells (an earlier close not
+    yet reopened: :func:`funnelkit.changes.closed_spells`). One pass over the visits for all
+    instants: each visit adds +1 at the first instant after its entry and -1 at the first instant
+    after its end; a cumulative sum along the instants gives the counts; the closed spells are
+    then taken off.
     """
     n_st, n_t = len(ds.stages), len(times)
     t = np.array([pd.Timestamp(x).to_datetime64() for x in times], dtype="datetime64[ns]")
@@ -83,10 +85,11 @@ def _open_by_stage(ds: Dataset, times: list[pd.Timestamp], *,
                 - np.bincount(stage * width + hi, weights=weights, minlength=size))
         return np.cumsum(diff.reshape(n_st, width), axis=1)[:, :n_t]
 
-    counts = np.rint(spread(None)).astype("int64")
+    rows = v["deal_row"].to_numpy()[keep]
+    closed = _closed_spell_steps(ds, t, rows, lo, hi, stage, n_st, amounts)
+    counts = np.rint(spread(None)).astype("int64") - closed[0]
     if not amounts:
         return counts, None, None
-    rows = v["deal_row"].to_numpy()[keep]
     amount = _first_known_amounts(ds)[rows]
     total = spread(np.nan_to_num(amount, nan=0.0)).astype("float64")
     unknown_sum = spread(np.isnan(amount).astype("float64"))
@@ -95,11 +98,37 @@ def _open_by_stage(ds: Dataset, times: list[pd.Timestamp], *,
         value_step, unknown_step = _amount_steps(ds, t, rows, lo, hi, stage, n_st)
         total += value_step
         unknown_sum += unknown_step
-    unknown = np.rint(unknown_sum).astype("int64")
+    total -= closed[1]
+    unknown = np.rint(unknown_sum).astype("int64") - closed[2]
     # Cumulative sums of floats may leave tiny residues where a stage empties: clear them.
     total[counts == 0] = 0.0
     total[(counts > 0) & (unknown == counts)] = np.nan   # only unknown amounts: unknown, not 0
     return counts, total, unknown
+
+
+def _closed_spell_steps(ds: Dataset, t: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                        stage: np.ndarray, n_st: int, amounts: bool) -> tuple[np.ndarray, ...]:
+    """What the earlier closes take from each stage at each instant: the deals (and their amounts as
+    known then, and how many of those are unknown) whose visit holds T while a closed spell
+    ``closed_at < T <= reopened_at`` does too. Arrays of shape (stages, times); zeros without spells."""
+    out = [np.zeros((n_st, len(t)), dtype="int64"), np.zeros((n_st, len(t))), np.zeros((n_st, len(t)), dtype="int64")]
+    spells = closed_spells(ds)
+    if spells.empty:
+        return tuple(out)
+    visits = pd.DataFrame({"deal_row": rows, "lo": lo, "hi": hi, "stage": stage})
+    both = visits.merge(spells, on="deal_row")
+    first = np.maximum(both["lo"].to_numpy(), np.searchsorted(t, both["closed_at"].to_numpy(), side="right"))
+    last = np.minimum(both["hi"].to_numpy(), np.searchsorted(t, both["reopened_at"].to_numpy(), side="right"))
+    n = np.maximum(last - first, 0)
+    pair = np.repeat(np.arange(len(both)), n)                        # one row per (visit, instant held)
+    ti = np.repeat(first, n) + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
+    cell = both["stage"].to_numpy()[pair] * len(t) + ti
+    out[0] = np.bincount(cell, minlength=n_st * len(t)).reshape(n_st, len(t))
+    if amounts:
+        amount = known_for(ds, "amount", both["deal_row"].to_numpy()[pair], t[ti]).astype("float64")
+        out[1] = np.bincount(cell, weights=np.nan_to_num(amount), minlength=n_st * len(t)).reshape(n_st, len(t))
+        out[2] = np.bincount(cell, weights=np.isnan(amount), minlength=n_st * len(t)).reshape(n_st, len(t)).astype("int64")
+    return tuple(out)
 
 
 def _first_known_amounts(ds: Dataset) -> np.ndarray:
