@@ -285,7 +285,13 @@ def test_real_hubspot_change_log_reproduces_each_export(real_path, tmp_path):
         ok = (want_close == got_close) | (pd.isna(want_close) & pd.isna(got_close))
         assert ok[open_now & ~closed_before].all(), f.name
         checked += int((open_now & ~closed_before).sum())
+        # The status as known then: open where the export shows the deal open.
+        assert (known_at(ds, "status", end).to_numpy()[rows][open_now & ~closed_before] == "open").all(), f.name
     assert checked > 50
+    # Measured on these three exports: no deal is closed in one and open in a later one, so no
+    # earlier close or reopening is recorded.
+    assert "status" not in r.changes_written
+    assert not any("open again in a later one" in x for x in r.assumptions)
 
 
 # ------------------------------------------------------------------------------------ table maps
@@ -384,3 +390,74 @@ def test_salesforce_random_histories_round_trip(tmp_path_factory, saves, export_
     want = parse_amounts(pd.Series([export_amount]))[0].iat[0]
     assert (final == want) or (np.isnan(final) and np.isnan(want))
     assert known(ds, "expected_close_date", "P", "2024-02-02") == T("2024-05-15")
+
+
+# ------------------------------------------------------------------- earlier closes and reopenings
+
+def test_salesforce_closed_then_open_rows_are_an_earlier_close_and_a_reopening(sf_export, tmp_path):
+    """R (won): Prospecting 01-05, Closed Lost 02-01 (an earlier close), Qualification 02-20 (the
+    reopening), Closed Won 03-10 (its final close: deals.csv). S (open): Closed Won 02-03 then Closed
+    Lost 02-05 (one closed run: one close, won), Prospecting 02-10 (reopened)."""
+    opp = pd.read_csv(sf_export[0], dtype=str, keep_default_na=False).values.tolist()
+    hist = pd.read_csv(sf_export[1], dtype=str, keep_default_na=False).values.tolist()
+    folder = tmp_path / "src"
+    folder.mkdir()
+    write_csv(folder / "Opportunity.csv", OPP_HEADER, opp + [
+        ["R", "Deal R", "Closed Won", "800", "2024-03-10", "true", "true", "2024-01-05T09:00:00.000Z",
+         "USD", "Closed", "2024-03-10T09:00:00.000Z"],
+        ["S", "Deal S", "Prospecting", "300", "2024-05-01", "false", "false", "2024-01-06T09:00:00.000Z",
+         "USD", "Pipeline", "2024-02-10T09:00:00.000Z"]])
+    write_csv(folder / "OpportunityHistory.csv", HIST_HEADER, hist + [
+        ["h20", "R", "Prospecting", "800", "2024-03-31", "Pipeline", "2024-01-05T09:00:00.000Z"],
+        ["h21", "R", "Closed Lost", "800", "2024-02-01", "Omitted", "2024-02-01T09:00:00.000Z"],
+        ["h22", "R", "Qualification", "800", "2024-03-31", "Pipeline", "2024-02-20T09:00:00.000Z"],
+        ["h23", "R", "Closed Won", "800", "2024-03-10", "Closed", "2024-03-10T09:00:00.000Z"],
+        ["h24", "S", "Prospecting", "300", "2024-05-01", "Pipeline", "2024-01-06T09:00:00.000Z"],
+        ["h25", "S", "Closed Won", "300", "2024-02-03", "Closed", "2024-02-03T09:00:00.000Z"],
+        ["h26", "S", "Closed Lost", "300", "2024-02-05", "Omitted", "2024-02-05T09:00:00.000Z"],
+        ["h27", "S", "Prospecting", "300", "2024-05-01", "Pipeline", "2024-02-10T09:00:00.000Z"]])
+    r = import_export("salesforce", [folder / "Opportunity.csv", folder / "OpportunityHistory.csv"], tmp_path / "sf")
+    ds = load(tmp_path / "sf")
+    ch = pd.read_csv(tmp_path / "sf" / "deal_changes.csv", dtype=str, keep_default_na=False)
+    status = ch[ch["field"].eq("status")]
+    assert status[["deal_id", "changed_at", "value"]].values.tolist() == [
+        ["R", "2024-02-01T09:00:00", "lost"], ["R", "2024-02-20T09:00:00", "open"],
+        ["S", "2024-02-03T09:00:00", "won"], ["S", "2024-02-10T09:00:00", "open"]]
+    assert r.changes_written["status"] == 4
+    assert any(x.startswith("2 earlier closes and 2 reopenings of 2 deals recorded as status changes")
+               for x in r.assumptions)
+    assert known(ds, "status", "R", "2024-02-10") == "lost" and known(ds, "status", "R", "2024-03-01") == "open"
+    assert known(ds, "status", "R", "2024-03-11") == "won"
+    from funnelkit.metrics import pipeline_waterfall
+    w = pipeline_waterfall(ds.filter(currency="USD"), "2024-01-01", "2024-04-01").movements.set_index("movement")
+    # R: lost 02-01, reopened 02-20, won 03-10; S: won (earlier) 02-03, reopened 02-10.
+    assert w.loc["reopened", "deals"] == 2 and w.loc["lost", "deals"] == 1 and w.loc["won", "deals"] == 2
+
+
+def test_hubspot_closed_then_open_exports_are_an_earlier_close_and_a_reopening(hs_exports, tmp_path):
+    """H5 is open on 03-01, lost on 03-15, open again on 04-01; H6 open, lost, open, then won with a
+    Close Date (04-20) after the reopening; both dated at the exports (an approximation)."""
+    first = write_csv(tmp_path / "deals-2024-03-01.csv", HS_HEADER, [
+        ["H5", "Five", "Qualified", "2024-04-30 12:00", "Ann", "700", "2024-02-01 09:00"],
+        ["H6", "Six", "Qualified", "2024-04-30 12:00", "Bob", "900", "2024-02-01 09:00"]])
+    second = write_csv(tmp_path / "deals-2024-03-15.csv", HS_HEADER, [
+        ["H5", "Five", "Closed lost", "2024-03-10 12:00", "Ann", "700", "2024-02-01 09:00"],
+        ["H6", "Six", "Closed lost", "2024-03-12 12:00", "Bob", "900", "2024-02-01 09:00"]])
+    third = write_csv(tmp_path / "deals-2024-04-01.csv", HS_HEADER, [
+        ["H5", "Five", "Qualified", "2024-05-31 12:00", "Ann", "700", "2024-02-01 09:00"],
+        ["H6", "Six", "Qualified", "2024-05-31 12:00", "Bob", "900", "2024-02-01 09:00"]])
+    fourth = write_csv(tmp_path / "deals-2024-05-01.csv", HS_HEADER, [
+        ["H5", "Five", "Qualified", "2024-05-31 12:00", "Ann", "700", "2024-02-01 09:00"],
+        ["H6", "Six", "Closed won", "2024-04-20 12:00", "Bob", "900", "2024-02-01 09:00"]])
+    r = import_export("hubspot", [first, second, third, fourth], tmp_path / "hs")
+    ds = load(tmp_path / "hs")
+    ch = pd.read_csv(tmp_path / "hs" / "deal_changes.csv", dtype=str, keep_default_na=False)
+    assert ch.loc[ch["field"].eq("status"), ["deal_id", "changed_at", "value"]].values.tolist() == [
+        ["H5", "2024-03-15", "lost"], ["H5", "2024-04-01", "open"],
+        ["H6", "2024-03-15", "lost"], ["H6", "2024-04-01", "open"]]
+    assert r.changes_written["status"] == 4
+    assert any("1 deals closed in an earlier export are open again in a later one" in x for x in r.assumptions)
+    # Each export's state as of its date (just after it): closed in the second, open in the third.
+    assert known(ds, "status", "H5", "2024-03-15 00:00:01") == "lost"
+    assert known(ds, "status", "H5", "2024-04-01 00:00:01") == "open"
+    assert known(ds, "status", "H6", "2024-04-21") == "won"

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..contract import DEAL_COLUMNS, HISTORY_COLUMNS, Pipeline
+from ..contract import CHANGE_FIELDS, DEAL_COLUMNS, HISTORY_COLUMNS, STATUS_FIELD, Pipeline
 from ..errors import FunnelkitError
 from ..io import InputRefused, atomic_write_text, check_input_file, is_inside, read_settings_yaml
 from ..writer import write_dataset
@@ -1013,6 +1013,54 @@ def change_rows(deal_id, changed_at, field_name: str, value) -> pd.DataFrame:
                          "field": field_name, "value": pd.Series(np.asarray(value, dtype=object)).to_numpy()})
 
 
+def status_rows(deal_id: pd.Series, at: pd.Series, outcome: pd.Series) -> pd.DataFrame:
+    """Earlier closes and reopenings as changes of ``status``, from a deal's dated states: rows in deal
+    and time order, ``outcome`` ``won``/``lost`` on a row where the deal is closed and ``""`` where it
+    is open. A closed row after an open one (or first: a deal is open from its creation) is a close,
+    an open row after a closed one a reopening. The deal's final close is among them;
+    :func:`settle_changes` leaves it to deals.csv.
+
+    Examples
+    --------
+    >>> r = status_rows(pd.Series(["A"] * 4), pd.to_datetime(pd.Series(["2024-01-01", "2024-02-01",
+    ...                 "2024-03-01", "2024-04-01"])), pd.Series(["", "lost", "", "won"]))
+    >>> list(zip(r["changed_at"].dt.strftime("%m-%d"), r["value"]))
+    [('02-01', 'lost'), ('03-01', 'open'), ('04-01', 'won')]
+    """
+    closed = outcome.fillna("").astype(str).ne("").to_numpy()
+    same = deal_id.eq(deal_id.shift()).to_numpy()
+    was_closed = same & np.r_[False, closed[:-1]]
+    hit = closed != was_closed
+    return change_rows(deal_id[hit], at[hit], STATUS_FIELD,
+                       np.where(closed, outcome.astype(str).to_numpy(), "open")[hit])
+
+
+def _settle_status(grp: pd.DataFrame, deals_by_id: pd.DataFrame, result: ImportResult) -> pd.DataFrame:
+    """A deal's status changes as the contract wants them: before its final close, closes and
+    reopenings alternating from a close, the last a reopening (deals.csv holds the final state)."""
+    closed = grp["deal_id"].map(deals_by_id["closed_at"])
+    late = (closed.notna() & (grp["changed_at"] >= closed)).to_numpy()
+    reopens = grp["text"].eq("open").to_numpy()
+    grp = grp[~late].sort_values(["deal_id", "changed_at", "_order"], kind="stable")
+    grp = grp.drop_duplicates(["deal_id", "changed_at"], keep="last")   # the last save at an instant holds
+    shut = grp["text"].ne("open").to_numpy()
+    same = grp["deal_id"].eq(grp["deal_id"].shift()).to_numpy()
+    grp = grp[shut != (same & np.r_[False, shut[:-1]])]                 # the first of each run
+    last = ~grp["deal_id"].eq(grp["deal_id"].shift(-1)).to_numpy()
+    grp = grp[~(last & grp["text"].ne("open").to_numpy())]              # a final close: deals.csv's
+    reopened = grp["text"].eq("open")
+    if reopened.any():
+        result.assume(f"{int((~reopened).sum())} earlier closes and {int(reopened.sum())} reopenings of "
+                      f"{grp['deal_id'].nunique()} deals recorded as status changes (deal_changes.csv, field "
+                      "status); deals.csv keeps each deal's final state")
+    # Closes at or after closed_at are the final close itself (normal); a reopening there is not kept.
+    n_late = int((late & reopens).sum())
+    if n_late:
+        result.assume(f"{n_late} reopenings dated at or after their deal's final close (closed_at) are left out "
+                      "(with the close before them): deals.csv holds the final close")
+    return grp
+
+
 def _value_text(field_name: str, values: pd.Series) -> pd.Series:
     """Change values as the contract's text: amounts at full precision, dates ISO, unknown = ``""``."""
     if field_name == "amount":
@@ -1068,6 +1116,9 @@ def settle_changes(deals: pd.DataFrame, changes: pd.DataFrame | None, result: Im
     parts = []
     for name, grp in ch.groupby("field", sort=False):
         grp = grp.assign(text=_value_text(name, grp["value"]).to_numpy(), _order=np.arange(len(grp)))
+        if name == STATUS_FIELD:
+            parts.append(_settle_status(grp, deals_by_id, result))
+            continue
         final = _final_values(deals_by_id.reset_index(), name)
         if final is not None:
             grp = _append_export_values(grp, name, final.set_axis(deals["deal_id"].to_numpy()), deals_by_id, result)
@@ -1083,8 +1134,7 @@ def settle_changes(deals: pd.DataFrame, changes: pd.DataFrame | None, result: Im
         return None
     _say_moved(out, result)
     out = out.sort_values(["deal_id", "changed_at", "field"], kind="stable")
-    result.changes_written = {f: int((out["field"] == f).sum()) for f in ("amount", "expected_close_date",
-                                                                         "forecast_category") if (out["field"] == f).any()}
+    result.changes_written = {f: int((out["field"] == f).sum()) for f in CHANGE_FIELDS if (out["field"] == f).any()}
     return pd.DataFrame({"deal_id": out["deal_id"].astype(str), "changed_at": _fmt_ts(out["changed_at"]),
                          "field": out["field"], "value": out["text"]})
 

@@ -26,7 +26,7 @@ import pandas as pd
 
 from .common import (OUTCOMES, VALUES_AT, default_outcome, ImportProblem, ImportResult, StageMap, change_rows,
                      close_by_witness, finish, map_labels, order_stages, parse_amounts, parse_dates, read_source,
-                     reject_foreign_marks, require_columns)
+                     reject_foreign_marks, require_columns, status_rows)
 
 REQUIRED = ["Record ID", "Deal Stage", "Create Date", "Close Date", "Amount"]
 #: HubSpot's default sales pipeline, in order.
@@ -265,7 +265,8 @@ def _deals(rows: pd.DataFrame, latest: pd.Timestamp, multi: bool, result: Import
         reopened = ever.reindex(deals["deal_id"]).to_numpy() & (deals["status"] == "open").to_numpy()
         if reopened.any():
             result.assume(f"{int(reopened.sum())} deals closed in an earlier export are open again in a later "
-                          "one: imported as open")
+                          "one: imported as open, their earlier close and reopening recorded as status changes "
+                          "(deal_changes.csv) at the exports' dates, an approximation")
 
     return deals, first_closed, pipes
 
@@ -275,11 +276,15 @@ def _changes(rows: pd.DataFrame, result: ImportResult) -> pd.DataFrame:
     export's date (an approximation, as for stage changes); the first export that has a deal gives
     its first known value. Amount on every row (empty = unknown); Close Date only on rows where the
     deal is open (there it is the expected close date; on a closed row it is the close); the
-    forecast category only from exports that have the column. Rows are in deal and export order.
+    forecast category only from exports that have the column. A deal closed in one export and open
+    in a later one was closed and reopened: a ``status`` change to won/lost at the first export that
+    shows it closed and one to ``open`` at the first later export that shows it open (approximate
+    dates too). Rows are in deal and export order.
     """
     is_open = ~rows["mapped"].isin(OUTCOMES)
     fc = rows[rows["_forecast"]]
-    parts = [change_rows(rows["deal_id"], rows["_export"], "amount", rows["amount"]),
+    parts = [status_rows(rows["deal_id"], rows["_export"], rows["mapped"].where(~is_open, "")),
+             change_rows(rows["deal_id"], rows["_export"], "amount", rows["amount"]),
              change_rows(rows.loc[is_open, "deal_id"], rows.loc[is_open, "_export"], "expected_close_date",
                          rows.loc[is_open, "close_date"]),
              change_rows(fc["deal_id"], fc["_export"], "forecast_category",

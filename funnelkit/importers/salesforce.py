@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .common import (OUTCOMES, VALUES_AT, ImportProblem, ImportResult, StageMap, change_rows, close_by_witness,
-                     default_outcome, finish, map_labels, order_stages, parse_amounts, parse_dates, read_source,
+                     status_rows, default_outcome, finish, map_labels, order_stages, parse_amounts, parse_dates, read_source,
                      reject_foreign_marks, require_columns)
 
 OPP_REQUIRED = ["Id", "CreatedDate", "StageName", "CloseDate", "Amount", "IsClosed", "IsWon"]
@@ -343,12 +343,13 @@ def _stage_entries(found: dict, deals: pd.DataFrame, smap: StageMap, closed_labe
     hist = pd.DataFrame({"deal_id": entries["deal_id"], "stage": _stage_of(entries["label"], smap),
                          "entered_at": entries["entered_at"], "_file": hfile, "_line": entries["_line"]})
     result.accounts[hfile].note = f"{len(hist)} stage entries"
-    return hist, witness, h.assign(outcome=outcome)
+    return hist, witness, h.assign(outcome=outcome, kind=h["label"].map(kinds).where(outcome, ""))
 
 
 def _changes(rows: pd.DataFrame, deals: pd.DataFrame, found: dict, result: ImportResult) -> pd.DataFrame | None:
     """OpportunityHistory's Amount, CloseDate and ForecastCategory as changes of ``amount``,
-    ``expected_close_date`` and ``forecast_category``: each row is a snapshot of the opportunity
+    ``expected_close_date`` and ``forecast_category``, and its closed stages followed by open ones as
+    earlier closes and reopenings (``status``): each row is a snapshot of the opportunity
     after a save, so a value that differs from the deal's previous row is a change at the row's
     CreatedDate, and the first row gives the first known value.
 
@@ -369,10 +370,14 @@ def _changes(rows: pd.DataFrame, deals: pd.DataFrame, found: dict, result: Impor
     if "ForecastCategory" in rows.columns:
         fields["forecast_category"] = (rows["ForecastCategory"].str.strip().replace(FORECAST_LABELS),
                                        pd.Series(True, index=rows.index))
-    if not fields:
-        return None
     hname = Path(found["history"][0]).name
-    parts, counts = [], []
+    # A row in a closed stage followed by a row in an open stage: an earlier close and a reopening.
+    parts, counts = [status_rows(rows["deal_id"], rows["entered_at"], rows["kind"])], []
+    if parts[0]["value"].eq("open").any():
+        result.assume(f"{hname}: a row in a closed stage followed by a row in an open stage is an earlier close "
+                      "and a reopening, dated by those rows' CreatedDate (deal_changes.csv, field status)")
+    if not fields:
+        return pd.concat(parts, ignore_index=True)
     final = deals.set_index("deal_id")
     for name, (values, usable) in fields.items():
         r = rows[usable.to_numpy()]
