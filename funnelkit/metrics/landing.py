@@ -723,7 +723,8 @@ def coverage(ds: Dataset, period: PeriodLike, at=None, *, target: float, lookbac
 
 def _open_pipeline(ds: Dataset, period: Period, at: pd.Timestamp) -> dict:
     d = ds.deals
-    open_ = ((d["created_at"] < at) & ~(d["closed_at"] < at)).to_numpy()
+    # Open at `at`: its final close and any earlier close not yet reopened (docs/metrics.md section 9).
+    open_ = (d["created_at"] < at).to_numpy() & (known_at(ds, "status", at).to_numpy() == "open")
     basis = "every open deal (the deals carry no expected close date)"
     if "expected_close_date" in d.columns or has_changes(ds, "expected_close_date"):
         exp = pd.to_datetime(known_at(ds, "expected_close_date", at), errors="coerce")
