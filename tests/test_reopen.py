@@ -198,3 +198,10 @@ def test_lenient_mode_keeps_or_rejects_a_deals_status_changes_together(tmp_path)
                             "deal's status changes are kept or rejected together")
     assert _status(ds, "2026-04-02")["T"] == "open"      # T as without status changes
     assert pipeline_waterfall(ds, START, END).balance["balanced"]
+
+
+def test_landing_coverage_pipeline_honours_earlier_closes(hand):
+    # At 04-15 the open pipeline is S and T (800); P, Q, R, V are closed by earlier closes then.
+    c = fk.metrics.coverage(hand, "2026Q2", at="2026-04-15", target=10_000)
+    assert (c["pipeline_deals"], c["pipeline"]) == (2, 800.0)
+    assert c["pipeline"] == pipeline_at(hand, "2026-04-15")["amount"].sum()
