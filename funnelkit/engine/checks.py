@@ -19,7 +19,7 @@ from .views import count_if
 if TYPE_CHECKING:
     import ibis.expr.types as ir
 
-__all__ = ["Checked", "check_tables", "EXAMPLES"]
+__all__ = ["Checked", "check_tables", "EXAMPLES", "trimmed_text"]
 
 #: How many example deal ids a problem lists.
 EXAMPLES = 5
@@ -108,8 +108,23 @@ def _wrong_types(deals, history, deals_name: str, history_name: str) -> list[Pro
     return out
 
 
-def _text(column) -> "ir.StringValue":
-    return column.cast("string").strip()
+#: Leading or trailing whitespace (``\s`` plus the vertical tab, which RE2 leaves out of ``\s``), as
+#: the loader's ``str.strip`` removes it. A regex rather than Ibis's ``strip()``: on PySpark that
+#: trims ``string.whitespace`` written as escapes Spark SQL reads as letters (a text ``false`` became
+#: ``alse``), and ``lstrip()``/``rstrip()`` there trim spaces only.
+_EDGE_WHITESPACE = r"^[\s\v]+|[\s\v]+$"
+
+
+def trimmed_text(column) -> "ir.StringValue":
+    """An Ibis column as text without leading or trailing whitespace, the same on every engine.
+
+    Examples
+    --------
+    >>> import ibis
+    >>> trimmed_text(ibis.literal(" \\tfive\\n")).execute()
+    'five'
+    """
+    return column.cast("string").re_replace(_EDGE_WHITESPACE, "")
 
 
 def _typed_deals(raw: "ir.Table", pipeline: Pipeline) -> "ir.Table":
@@ -117,9 +132,9 @@ def _typed_deals(raw: "ir.Table", pipeline: Pipeline) -> "ir.Table":
 
     extra = [c for c in raw.columns if c not in DEAL_COLUMNS and c not in ("deal_row", DATES_ESTIMATED)]
     cols = {
-        "deal_id": _text(raw.deal_id),
+        "deal_id": trimmed_text(raw.deal_id),
         "created_at": raw.created_at.cast("timestamp"),
-        "status": _text(raw.status).lower(),
+        "status": trimmed_text(raw.status).lower(),
         "closed_at": raw.closed_at.cast("timestamp"),
         "amount": raw.amount.cast("float64"),
     }
@@ -129,16 +144,16 @@ def _typed_deals(raw: "ir.Table", pipeline: Pipeline) -> "ir.Table":
         if raw[DATES_ESTIMATED].type().is_boolean():
             cols[DATES_ESTIMATED] = raw[DATES_ESTIMATED].fill_null(False)
         else:
-            flag = _text(raw[DATES_ESTIMATED]).lower()
+            flag = trimmed_text(raw[DATES_ESTIMATED]).lower()
             cols[_FLAG_TEXT] = flag
             cols[DATES_ESTIMATED] = flag.fill_null("") == "true"
         signed_first = cols[DATES_ESTIMATED] & (cols["closed_at"] < cols["created_at"])
         cols["created_at"] = ibis.ifelse(signed_first, cols["closed_at"], cols["created_at"])
     for col in _LABEL_COLUMNS:
-        text = _text(raw[col])
+        text = trimmed_text(raw[col])
         cols[col] = ibis.ifelse(text.fill_null("") == "", NOT_SET, text)
     for col in extra:
-        text = _text(raw[col])
+        text = trimmed_text(raw[col])
         if col == "currency":
             text = text.upper()
             text = ibis.ifelse(text.fill_null("") == "", pipeline.currency, text)
@@ -153,9 +168,9 @@ def _typed_deals(raw: "ir.Table", pipeline: Pipeline) -> "ir.Table":
 def _typed_entries(raw: "ir.Table", pipeline: Pipeline) -> "ir.Table":
     import ibis
 
-    stage = _text(raw.stage)
+    stage = trimmed_text(raw.stage)
     index = ibis.cases(*[(stage == s, i) for i, s in enumerate(pipeline.stages)], else_=ibis.null("int64"))
-    return raw.select(deal_id=_text(raw.deal_id), stage=stage, stage_index=index.cast("int64"),
+    return raw.select(deal_id=trimmed_text(raw.deal_id), stage=stage, stage_index=index.cast("int64"),
                       entered_at=raw.entered_at.cast("timestamp"))
 
 

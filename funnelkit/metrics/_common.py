@@ -44,7 +44,9 @@ def group_label(column):
     missing or empty."""
     import ibis
 
-    text = column.cast("string").strip()
+    from ..engine.checks import trimmed_text
+
+    text = trimmed_text(column)
     return ibis.ifelse(text.fill_null("") == "", NOT_SET, text)
 
 

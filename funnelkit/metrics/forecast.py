@@ -36,174 +36,242 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ..changes import known_for
 from ..dataset import Dataset, MixedCurrencyError
+from ..engine.tables import Tables, tables_of, to_frame
+from ..engine.views import count_if, dates_estimated, days_between, deals_as_of, instant
 from ..errors import ArgumentError, FunnelkitError, TooLittleDataWarning, UnknownColumnError
 from ..period import as_instant
-from ._common import LEFT_OUT, NEVER, as_ns, bet_totals, dates_estimated, expit, logit, needs_simulation
+from ._common import LEFT_OUT, bet_totals, expit, logit, needs_simulation
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
 
 __all__ = ["win_forecast", "forecast_range", "NotEnoughHistory", "expected_won_by", "backtest_forecast", "ForecastBacktest",
            "default_backtest_dates"]
 
-_NS_PER_DAY = 86_400 * 10**9
 #: Deal columns whose groups adjust the stage-and-time estimate by default (see the module doc).
 DEFAULT_ADJUST: tuple[str, ...] = ("source", "owner")
-
-
-class _Visits:
-    """The visit table as flat arrays, prepared once per data set (also across backtest dates).
-
-    Visits of deals that ever closed are kept sorted by (stage, full duration); the full duration of
-    such a visit (to the next entry, or to the close for the last one) never depends on ``as_of``, so
-    each fit needs only a mask (closed before ``as_of``) and two cumulative sums, no sort.
-    """
-
-    def __init__(self, ds: Dataset):
-        v = ds.visits
-        self.n_stages = len(ds.stages)
-        self.stage = v["stage_index"].to_numpy().astype(np.int64)
-        self.entered = as_ns(v["entered_at"])
-        self.next_entered = as_ns(v["next_entered_at"])
-        self.deal_row = v["deal_row"].to_numpy()
-        closed = as_ns(ds.deals["closed_at"])
-        won = ds.deals["status"].eq("won").to_numpy(dtype=bool)
-        self.deal_closed, self.deal_won = closed, won
-        self.deal_flagged = dates_estimated(ds.deals)
-        self.closed = closed[self.deal_row]
-        ever_closed = self.closed != NEVER
-        end = np.where(v["is_last"].to_numpy(), self.closed, self.next_entered)
-        # Visits of deals flagged dates_estimated have no known duration: not training visits.
-        idx = np.flatnonzero(ever_closed & ~dates_estimated(v))
-        dur = (end[idx] - self.entered[idx]) / _NS_PER_DAY
-        by_days = np.argsort(dur, kind="stable")
-        # by stage, then days; int16 codes let numpy use its radix sort for the stable sort
-        order = by_days[np.argsort(self.stage[idx][by_days].astype(np.int16), kind="stable")]
-        idx = idx[order]
-        self.t_stage = self.stage[idx]
-        self.t_days = dur[order]
-        self.t_closed = self.closed[idx]
-        self.t_won = won[self.deal_row[idx]]
-        self.t_deal_row = self.deal_row[idx]
-        self.bounds = np.searchsorted(self.t_stage, np.arange(self.n_stages + 1), side="left")
-        self._deals = ds.deals
-        self._codes: dict[str, tuple[np.ndarray, list]] = {}
-
-    def codes(self, column: str) -> tuple[np.ndarray, list]:
-        """Integer codes of a deal column (per deal row) and the group labels they stand for."""
-        if column not in self._codes:
-            if column not in self._deals.columns:
-                raise UnknownColumnError(f"adjust_for: the deals have no column {column!r} (columns: "
-                                         + ", ".join(map(str, self._deals.columns)) + ")")
-            col = self._deals[column]
-            if isinstance(col.dtype, pd.CategoricalDtype):
-                codes, labels = col.cat.codes.to_numpy(), list(col.cat.categories)
-            else:
-                codes, uniques = pd.factorize(col, sort=True)
-                labels = list(uniques)
-            codes = codes.astype(np.int64)
-            if (codes < 0).any():  # a missing value is a group of its own
-                codes = np.where(codes < 0, len(labels), codes)
-                labels.append(None)
-            self._codes[column] = (codes, labels)
-        return self._codes[column]
 
 
 class NotEnoughHistory(FunnelkitError, ValueError):
     """The data is too short to backtest the forecast (no as_of date has history and outcomes)."""
 
 
-def _visits(ds: Dataset) -> _Visits:
-    """The sorted visit arrays of a data set, built once per data set (like its other derived tables)."""
-    return ds.derived("forecast_visits", lambda: _Visits(ds))
+# --------------------------------------------------------------------------------------------
+# The evidence and the aggregates, computed by the data set's engine (funnelkit.engine) for one or
+# several instants at once; only the fit over these small tables and the scoring stay in numpy.
+#
+# Durations are fractional days from epoch seconds (whole seconds on Spark, BigQuery, Snowflake:
+# docs/engines.md); sums of conditionals, never boolean casts (Postgres refuses them).
 
+def _group_keys(deals: "ir.Table", adjust: tuple[str, ...]) -> dict:
+    """The adjustment columns of ``deals`` as text group keys ``_g0``, ``_g1``, ...: ``=`` and the
+    value, or ``-`` where it is missing (a group of its own, apart from every value)."""
+    import ibis
+
+    return {f"_g{i}": ibis.ifelse(deals[col].isnull(), "-", ibis.literal("=").concat(deals[col].cast("string")))
+            for i, col in enumerate(adjust)}
+
+
+def _instants(instants: list[pd.Timestamp]) -> "ir.Table":
+    """The instants as a small engine table: ``_date`` (their position) and ``_at``."""
+    import ibis
+
+    frame = pd.DataFrame({"_date": np.arange(len(instants), dtype="int64"),
+                          "_at": pd.DatetimeIndex(instants).astype("datetime64[us]")})
+    return ibis.memtable(frame, schema={"_date": "int64", "_at": "timestamp(6)"})
+
+
+def _past_visits(t: Tables) -> "ir.Table":
+    """The visits the model learns from: those of deals that ever closed, with their full duration
+    ``days`` (to the next entry, or to the close for the last one: it never depends on the instant),
+    ``won`` (1 or 0) and the deal's ``closed_at``. Visits of deals flagged ``dates_estimated`` have
+    no known duration and are left out."""
+    import ibis
+
+    v = t.visits
+    v = v.filter(v.closed_at.notnull() & ~dates_estimated(v))
+    end = ibis.ifelse(v.is_last, v.closed_at, v.next_entered_at)
+    return v.select("deal_row", "stage_index", "closed_at", days=days_between(v.entered_at, end),
+                    won=ibis.ifelse(v.status == "won", 1, 0).cast("int64"))
+
+
+def _seen_closed(table: "ir.Table", at) -> "ir.BooleanValue":
+    return table.closed_at.notnull() & (table.closed_at < at)
+
+
+def _deal_counts(t: Tables, when: "ir.Table", n: int) -> pd.DataFrame:
+    """Per instant (row ``i`` for ``when``'s ``_date`` i): ``closed`` (deals closed before it),
+    ``won`` of those and ``flagged`` (of those, flagged ``dates_estimated``)."""
+    d = t.deals.cross_join(when)
+    closed = _seen_closed(d, d._at)
+    got = to_frame(d.group_by("_date").aggregate(closed=count_if(closed), won=count_if(closed & (d.status == "won")),
+                                                 flagged=count_if(closed & dates_estimated(d))))
+    got = got.set_index(got["_date"].astype("int64")).reindex(range(n), fill_value=0)
+    return got[["closed", "won", "flagged"]].astype("int64")
+
+
+def _past_cells(t: Tables, when: "ir.Table", adjust: tuple[str, ...]) -> pd.DataFrame:
+    """Per instant, stage and adjustment groups: the past visits (closed before the instant) and
+    how many were won: ``_date``, ``stage_index``, ``_g0``.., ``visits``, ``won``."""
+    past = _past_visits(t)
+    if adjust:
+        past = past.join(t.deals.select("deal_row", **_group_keys(t.deals, adjust)), "deal_row")
+    x = past.cross_join(when)
+    x = x.filter(x.closed_at < x._at)
+    keys = ["_date", "stage_index", *(f"_g{i}" for i in range(len(adjust)))]
+    return to_frame(x.group_by(keys).aggregate(visits=x.count(), won=x.won.sum()))
+
+
+def _open_evidence(t: Tables, when: "ir.Table", deals: "ir.Table", columns: tuple[str, ...],
+                   adjust: tuple[str, ...]) -> pd.DataFrame:
+    """Per instant, each deal open at it (in its current visit): ``_date``, ``deal_row``,
+    ``stage_index``, ``days_in_stage``, ``past_shorter`` and ``won_shorter`` (past visits of the
+    stage, closed before the instant, that lasted less long; and of those, won), the group keys
+    ``_g0``.. and ``columns`` of ``deals``; ordered by instant and deal id.
+
+    The evidence (past visits that lasted at least as long) is the stage's past visits less
+    ``past_shorter`` (:func:`_predict`). Counted with ranks (no running sums: those are many times
+    slower on DuckDB): the open and the past visits in one column of days per instant and stage,
+    where an open visit's rank is the number of shorter visits, less the open ones among them; and
+    the same among the open and the won past visits."""
+    import ibis
+
+    v = t.visits.cross_join(when)
+    at = v._at
+    v = v.filter((v.entered_at < at) & (v.next_entered_at.isnull() | (v.next_entered_at >= at))
+                 & ~_seen_closed(v, at))
+    now = v.select("_date", "deal_row", "stage_index", days=days_between(v.entered_at, at))
+    now = now.mutate(_open_shorter=ibis.rank().over(group_by=[now._date, now.stage_index], order_by=now.days),
+                     _lost=ibis.literal(False))
+    p = _past_visits(t).cross_join(when)
+    p = p.filter(p.closed_at < p._at)
+    past = p.select("_date", deal_row=ibis.null("int64"), stage_index=p.stage_index, days=p.days,
+                    _open_shorter=ibis.null("int64"), _lost=p.won == 0)
+    u = now.union(past)
+    u = u.mutate(_shorter=ibis.rank().over(group_by=[u._date, u.stage_index], order_by=u.days),
+                 _shorter_not_lost=ibis.rank().over(group_by=[u._date, u.stage_index, u._lost], order_by=u.days))
+    u = u.filter(u._open_shorter.notnull())
+    u = u.join(deals.select("deal_row", *columns, **_group_keys(deals, adjust)), "deal_row")
+    keep = ["_date", "deal_row", "stage_index", *columns, *(f"_g{i}" for i in range(len(adjust)))]
+    out = to_frame(u.select(*keep, days_in_stage=u.days,
+                            past_shorter=(u._shorter - u._open_shorter).cast("int64"),
+                            won_shorter=(u._shorter_not_lost - u._open_shorter).cast("int64"))
+                   .order_by(["_date", "deal_id"]))
+    return out.astype({"_date": "int64", "deal_row": "int64", "stage_index": "int64"})
+
+
+def _extent(t: Tables) -> pd.Series:
+    """The first creation and the latest event (creation, close or stage entry) of the data."""
+    d, e = t.deals, t.entries
+    got = to_frame(d.aggregate(first=d.created_at.min(), last_created=d.created_at.max(),
+                               last_closed=d.closed_at.max())
+                   .cross_join(e.aggregate(last_entered=e.entered_at.max()))).iloc[0]
+    return got
+
+
+def _default_as_of(t: Tables, extent: pd.Series | None = None) -> pd.Timestamp:
+    """The day after the latest event in the data, at 00:00 (a forecast "now")."""
+    got = _extent(t) if extent is None else extent
+    last = max(got[c] for c in ("last_created", "last_closed", "last_entered") if pd.notna(got[c]))
+    return pd.Timestamp(last).normalize() + pd.Timedelta(days=1)
+
+
+def _up_to(t: Tables, until: pd.Timestamp) -> Tables:
+    """The tables as they stood at ``until``: deals created and entries made before it, closes at or
+    after it unknown (those deals open)."""
+    import ibis
+
+    at = instant(until)
+    d = t.deals.filter(t.deals.created_at < at)
+    seen = _seen_closed(d, at)
+    d = d.mutate(status=ibis.ifelse(seen, d.status, "open"),
+                 closed_at=ibis.ifelse(seen, d.closed_at, ibis.null(d.closed_at.type())))
+    return replace(t, deals=d, entries=t.entries.filter(t.entries.entered_at < at))
+
+
+# --------------------------------------------------------------------------------------------
+# The fit and the prediction over the engine's small tables (numpy)
 
 @dataclass
 class _Fit:
     p0: float
     p_stage: np.ndarray      # per stage index
-    visits: np.ndarray       # per stage index
-    cum_n: np.ndarray        # cumulative training-visit counts over the sorted visits (len N+1)
-    cum_w: np.ndarray        # cumulative won training visits
-    offsets: dict = field(default_factory=dict)  # column -> log-odds offset per group code
+    visits: np.ndarray       # past visits per stage index
+    won: np.ndarray          # of those, won
+    offsets: dict = field(default_factory=dict)  # column -> log-odds offset per group key (Series)
 
 
-def _fit(vz: _Visits, as_of_ns: int, k: float, adjust_for: tuple[str, ...] = ()) -> _Fit:
-    closed_before = vz.deal_closed < as_of_ns
-    n_closed = int(closed_before.sum())
-    p0 = float(vz.deal_won[closed_before].sum() / n_closed) if n_closed else float("nan")
-    m = vz.t_closed < as_of_ns
-    cum_n = np.concatenate([[0], np.cumsum(m)])
-    cum_w = np.concatenate([[0], np.cumsum(m & vz.t_won)])
-    lo, hi = vz.bounds[:-1], vz.bounds[1:]
-    n_s = (cum_n[hi] - cum_n[lo]).astype(float)
-    w_s = (cum_w[hi] - cum_w[lo]).astype(float)
+def _fit(counts: pd.Series, cells: pd.DataFrame, n_stages: int, k: float,
+         adjust: tuple[str, ...] = ()) -> _Fit:
+    """The model at one instant from its deal counts (:func:`_deal_counts`) and past-visit cells
+    (:func:`_past_cells`)."""
+    n_closed = int(counts["closed"])
+    p0 = float(counts["won"] / n_closed) if n_closed else float("nan")
+    stage = cells["stage_index"].to_numpy(dtype="int64")
+    n = cells["visits"].to_numpy(dtype="float64")
+    won = cells["won"].to_numpy(dtype="float64")
+    n_s = np.bincount(stage, weights=n, minlength=n_stages)
+    w_s = np.bincount(stage, weights=won, minlength=n_stages)
     with np.errstate(invalid="ignore", divide="ignore"):
         p_stage = np.where(n_s > 0, (w_s + k * p0) / (n_s + k), p0)  # no visits: the overall rate
-    fit = _Fit(p0, p_stage, n_s, cum_n, cum_w)
-    if adjust_for and n_closed:
+    fit = _Fit(p0, p_stage, n_s, w_s)
+    if adjust and n_closed:
         # Group adjustments, one column after the other: how much better (in log-odds) the past
         # visits of a group did than their stage rates (plus the adjustments already made) predicted,
         # with the observed rate shrunk toward the expected one by k visits.
-        sel = np.flatnonzero(m)
-        eta = logit(p_stage[vz.t_stage[sel]])
-        won = vz.t_won[sel].astype(float)
-        for col in adjust_for:
-            codes, labels = vz.codes(col)
-            c = codes[vz.t_deal_row[sel]]
-            size = len(labels)
-            n_g = np.bincount(c, minlength=size).astype(float)
-            o_g = np.bincount(c, weights=won, minlength=size)
-            e_g = np.bincount(c, weights=expit(eta), minlength=size)
+        eta = logit(p_stage[stage])
+        for i, col in enumerate(adjust):
+            codes, keys = pd.factorize(cells[f"_g{i}"].to_numpy(dtype=object))
+            size = len(keys)
+            n_g = np.bincount(codes, weights=n, minlength=size)
+            o_g = np.bincount(codes, weights=won, minlength=size)
+            e_g = np.bincount(codes, weights=n * expit(eta), minlength=size)
             with np.errstate(invalid="ignore", divide="ignore"):
                 e_rate = e_g / n_g
                 r = (o_g + k * e_rate) / (n_g + k)
                 off = np.where(n_g > 0, logit(r) - logit(e_rate), 0.0)
-            fit.offsets[col] = off
-            eta = eta + off[c]
+            fit.offsets[col] = pd.Series(off, index=pd.Index(keys, dtype=object))
+            eta = eta + off[codes]
     return fit
 
 
-def _predict(vz: _Visits, fit: _Fit, stage: np.ndarray, days: np.ndarray, k: float,
-             deal_row: np.ndarray | None = None):
-    """p_win, p_stage, evidence (similar visits, of which won) and the adjustments' odds factor."""
-    n = np.zeros(len(stage), dtype=np.int64)
-    w = np.zeros(len(stage), dtype=np.int64)
-    for s in np.unique(stage):  # a loop over the few pipeline stages, vectorised within each
-        sel = np.flatnonzero(stage == s)
-        lo, hi = vz.bounds[s], vz.bounds[s + 1]
-        pos = lo + np.searchsorted(vz.t_days[lo:hi], days[sel], side="left")
-        n[sel] = fit.cum_n[hi] - fit.cum_n[pos]
-        w[sel] = fit.cum_w[hi] - fit.cum_w[pos]
+def _predict(fit: _Fit, ev: pd.DataFrame, k: float, adjust: tuple[str, ...] = ()):
+    """p_win, p_stage, the evidence (similar visits, of which won) and the adjustments' odds factor
+    of the open deals ``ev`` (:func:`_open_evidence`)."""
+    stage = ev["stage_index"].to_numpy(dtype="int64")
+    n = fit.visits[stage].astype("int64") - ev["past_shorter"].to_numpy(dtype="int64")
+    w = fit.won[stage].astype("int64") - ev["won_shorter"].to_numpy(dtype="int64")
     p_stage = fit.p_stage[stage]
     with np.errstate(invalid="ignore", divide="ignore"):
         p = (w + k * p_stage) / (n + k)
     if k == 0:  # no shrinkage: fall back to the stage rate where there is no evidence at all
         p = np.where(n > 0, p, p_stage)
     shift = np.zeros(len(stage))
-    for col, off in fit.offsets.items():
-        shift += off[vz.codes(col)[0][deal_row]]
+    for i, col in enumerate(adjust):
+        if col in fit.offsets:   # a group without past visits: no adjustment
+            shift += np.nan_to_num(fit.offsets[col].reindex(ev[f"_g{i}"].to_numpy(dtype=object)).to_numpy(),
+                                   nan=0.0)
     if fit.offsets:
         p = np.where(np.isnan(p), p, expit(logit(p) + shift))
     return p, p_stage, n, w, np.exp(shift)
 
 
-def _open_at(vz: _Visits, as_of_ns: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (in ds.visits) of each deal's current visit at as_of, and days spent in it."""
-    cur = ((vz.entered < as_of_ns) & (vz.next_entered >= as_of_ns) & (vz.closed >= as_of_ns))
-    pos = np.flatnonzero(cur)
-    return pos, (as_of_ns - vz.entered[pos]) / _NS_PER_DAY
-
-
-def _check_adjust(adjust_for) -> tuple[str, ...]:
+def _check_adjust(ds: Dataset, adjust_for) -> tuple[str, ...]:
     if adjust_for is None:
         return ()
     cols = (adjust_for,) if isinstance(adjust_for, str) else tuple(adjust_for)
     if "stage" in cols:
         raise ArgumentError("adjust_for: the stage is always in the model; list other deal columns")
+    for col in cols:
+        if col not in ds.deal_columns:
+            raise UnknownColumnError(f"adjust_for: the deals have no column {col!r} (columns: "
+                                     + ", ".join(ds.deal_columns) + ")")
     return cols
 
 
@@ -212,13 +280,6 @@ def _check_k(prior_strength: float) -> float:
     if not np.isfinite(k) or k < 0:
         raise ArgumentError(f"prior_strength must be a number >= 0, got {prior_strength!r}")
     return k
-
-
-def _default_as_of(ds: Dataset) -> pd.Timestamp:
-    d = ds.deals
-    last = max(x for x in (d["created_at"].max(), d["closed_at"].max(),
-                           ds.stage_history["entered_at"].max()) if pd.notna(x))
-    return last.normalize() + pd.Timedelta(days=1)
 
 
 def win_forecast(ds: Dataset, as_of=None, *, prior_strength: float = 10.0,
@@ -257,25 +318,24 @@ def win_forecast(ds: Dataset, as_of=None, *, prior_strength: float = 10.0,
     >>> fc[["deal_id", "stage", "days_in_stage", "p_win"]].head()   # doctest: +SKIP
     """
     k = _check_k(prior_strength)
-    adjust = _check_adjust(adjust_for)
-    as_of = _default_as_of(ds) if as_of is None else as_instant(as_of)
-    vz = _visits(ds)
-    as_of_ns = int(as_of.value)
-    fit = _fit(vz, as_of_ns, k, adjust)
+    adjust = _check_adjust(ds, adjust_for)
+    t = tables_of(ds)
+    as_of = _default_as_of(t) if as_of is None else as_instant(as_of)
+    when = _instants([as_of])
+    counts = _deal_counts(t, when, 1).iloc[0]
+    fit = _fit(counts, _past_cells(t, when, adjust), len(ds.stages), k, adjust)
     if np.isnan(fit.p0):
         warnings.warn(f"win_forecast: no deal closed before {as_of}; p_win is unknown (NaN)",
                       TooLittleDataWarning, stacklevel=2)
-    pos, days = _open_at(vz, as_of_ns)
-    stage = vz.stage[pos]
-    rows = vz.deal_row[pos]
-    p, p_stage, n, w, factor = _predict(vz, fit, stage, days, k, rows)
-    deals = ds.deals
     # The amount as known at as_of (with a change log; else deals.csv's).
-    amount = known_for(ds, "amount", rows, np.full(len(rows), as_of.to_datetime64())).astype(float)
+    ev = _open_evidence(t, when, deals_as_of(t, as_of), ("deal_id", "amount"), adjust)
+    p, p_stage, n, w, factor = _predict(fit, ev, k, adjust)
+    rows = ev["deal_row"].to_numpy()
+    amount = ev["amount"].to_numpy(dtype="float64")
     out = pd.DataFrame({
-        "deal_id": deals["deal_id"].to_numpy()[rows],
-        "stage": pd.Categorical.from_codes(stage, categories=ds.stages, ordered=True),
-        "days_in_stage": days,
+        "deal_id": ds.deals["deal_id"].to_numpy()[rows],
+        "stage": pd.Categorical.from_codes(ev["stage_index"].to_numpy(), categories=ds.stages, ordered=True),
+        "days_in_stage": ev["days_in_stage"].to_numpy(dtype="float64"),
         "p_win": p,
         "stage_win_rate": p_stage,
         "similar_visits": n,
@@ -284,6 +344,7 @@ def win_forecast(ds: Dataset, as_of=None, *, prior_strength: float = 10.0,
         "amount": amount,
         "expected_won_amount": p * amount,
     })
+    deals = ds.deals
     extra = ["source", "product", "owner"] + (["currency"] if "currency" in deals.columns else [])
     for col in extra:
         out[col] = deals[col].iloc[rows].to_numpy() if len(rows) else deals[col].iloc[:0].to_numpy()
@@ -291,10 +352,8 @@ def win_forecast(ds: Dataset, as_of=None, *, prior_strength: float = 10.0,
             out[col] = pd.Categorical(out[col], categories=deals[col].cat.categories)
     out = out.sort_values(["stage", "p_win", "deal_id"], ascending=[True, False, True], kind="stable")
     out = out.reset_index(drop=True)
-    closed_before = vz.deal_closed < as_of_ns
-    out.attrs.update(as_of=as_of, prior_strength=k, base_rate=fit.p0,
-                     trained_on_deals=int(closed_before.sum()),
-                     **{LEFT_OUT: int((closed_before & vz.deal_flagged).sum())})
+    out.attrs.update(as_of=as_of, prior_strength=k, base_rate=fit.p0, trained_on_deals=int(counts["closed"]),
+                     **{LEFT_OUT: int(counts["flagged"])})
     return out
 
 
@@ -512,11 +571,17 @@ def default_backtest_dates(ds: Dataset, *, min_history_days: int = 180, min_outc
     quarter boundaries qualify, month boundaries are used. At most ``max_dates`` are kept, evenly
     spread, always including the first and the last.
     """
-    d = ds.deals
-    if d.empty:
+    return _backtest_dates(tables_of(ds), min_history_days=min_history_days,
+                           min_outcome_days=min_outcome_days, max_dates=max_dates)
+
+
+def _backtest_dates(t: Tables, *, min_history_days: int, min_outcome_days: int,
+                    max_dates: int) -> list[pd.Timestamp]:
+    extent = _extent(t)
+    if pd.isna(extent["first"]):     # no deals
         return []
-    first = d["created_at"].min()
-    last = _default_as_of(ds)
+    first = pd.Timestamp(extent["first"])
+    last = _default_as_of(t, extent)
     lo = first + pd.Timedelta(days=min_history_days)
     hi = last - pd.Timedelta(days=min_outcome_days)
     if hi < lo:
@@ -591,17 +656,13 @@ def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 
     >>> bt.calibration                                # doctest: +SKIP
     """
     k = _check_k(prior_strength)
-    adjust = _check_adjust(adjust_for)
+    adjust = _check_adjust(ds, adjust_for)
+    t = tables_of(ds)
     if until is not None:
-        until = as_instant(until)
-        seen = ds.deals[ds.deals["created_at"] < until]
-        ds = replace(ds, deals=seen.assign(
-            status=seen["status"].where(seen["closed_at"] < until, "open"),
-            closed_at=seen["closed_at"].where(seen["closed_at"] < until)).reset_index(drop=True),
-            stage_history=ds.stage_history[ds.stage_history["entered_at"] < until].reset_index(drop=True))
+        t = _up_to(t, as_instant(until))
     if as_of_dates is None:
-        dates = default_backtest_dates(ds, min_history_days=min_history_days,
-                                       min_outcome_days=min_outcome_days, max_dates=max_dates)
+        dates = _backtest_dates(t, min_history_days=min_history_days, min_outcome_days=min_outcome_days,
+                                max_dates=max_dates)
     else:
         dates = [as_instant(t) for t in ([as_of_dates] if isinstance(as_of_dates, (str, pd.Timestamp))
                                   else as_of_dates)]
@@ -609,23 +670,24 @@ def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 
     if not dates:
         raise NotEnoughHistory("no as_of dates to backtest at: the data span is too short for the default "
                          "dates (give as_of_dates, or lower min_history_days / min_outcome_days)")
-    vz = _visits(ds)
-    status = ds.deals["status"].astype(str).to_numpy()
-    deal_ids = ds.deals["deal_id"].to_numpy()
+    when = _instants(dates)
+    counts = _deal_counts(t, when, len(dates))
+    cells = _past_cells(t, when, adjust)
+    evidence = _open_evidence(t, when, t.deals, ("deal_id", "status"), adjust)
+    cells_of = dict(tuple(cells.groupby("_date", sort=False)))
+    evidence_of = dict(tuple(evidence.groupby("_date", sort=False)))
     frames, rows = [], []
-    for t in dates:
-        t_ns = int(t.value)
-        fit = _fit(vz, t_ns, k, adjust)
-        pos, days = _open_at(vz, t_ns)
-        stage = vz.stage[pos]
-        deal_row = vz.deal_row[pos]
-        p, p_stage, _, _, _ = _predict(vz, fit, stage, days, k, deal_row)
-        st = status[deal_row]
+    for i, at in enumerate(dates):
+        fit = _fit(counts.iloc[i], cells_of.get(i, cells.iloc[:0]), len(ds.stages), k, adjust)
+        ev = evidence_of.get(i, evidence.iloc[:0])
+        p, p_stage, _, _, _ = _predict(fit, ev, k, adjust)
+        st = ev["status"].to_numpy(dtype=object)
+        stage = ev["stage_index"].to_numpy(dtype="int64")
         resolved = (st != "open") & ~np.isnan(p)
         won = st[resolved] == "won"
         y = won.astype(float)
         rows.append({
-            "as_of": t, "trained_on": int((vz.deal_closed < t_ns).sum()), "open_deals": int(len(pos)),
+            "as_of": at, "trained_on": int(counts["closed"].iloc[i]), "open_deals": int(len(ev)),
             "scored": int(resolved.sum()), "unresolved": int((st == "open").sum()),
             "no_forecast": int(((st != "open") & np.isnan(p)).sum()),
             "won": int(won.sum()),
@@ -634,10 +696,10 @@ def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 
                                else float("nan")),
         })
         frames.append(pd.DataFrame({
-            "as_of": np.repeat(t, int(resolved.sum())),
-            "deal_id": deal_ids[deal_row[resolved]],
+            "as_of": np.repeat(at, int(resolved.sum())),
+            "deal_id": ds.deals["deal_id"].to_numpy()[ev["deal_row"].to_numpy()[resolved]],
             "stage": pd.Categorical.from_codes(stage[resolved], categories=ds.stages, ordered=True),
-            "days_in_stage": days[resolved],
+            "days_in_stage": ev["days_in_stage"].to_numpy(dtype="float64")[resolved],
             "p_win": p[resolved],
             "stage_win_rate": p_stage[resolved],
             "won": won,
