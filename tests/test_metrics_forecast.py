@@ -18,6 +18,7 @@ from funnelkit.metrics.forecast import (ForecastBacktest, backtest_forecast, def
 from funnelkit.sample import generate, write_sample
 from funnelkit.history import stage_at
 
+from engines import ENGINES, on_engine
 from hand_io import DEAL_HEADER, write_folder
 
 AS_OF = "2024-03-01"
@@ -86,9 +87,10 @@ HAND_STAGE = {"d5": ("B", 10.0, 0.45), "d6": ("A", 5.0, 0.4), "d7": ("A", 29.0, 
               "d10": ("C", 10.0, 0.4), "d11": ("A", 15.0, 0.4)}
 
 
-@pytest.fixture(scope="module")
-def hand_ds(tmp_path_factory):
-    return fk.load(_write(tmp_path_factory.mktemp("hand"), HAND_DEALS, HAND_HISTORY))
+@pytest.fixture(scope="module", params=ENGINES)
+def hand_ds(request, tmp_path_factory):
+    """The hand data on every engine (tests/engines.py): the evidence and aggregates run there."""
+    return on_engine(request.param, _write(tmp_path_factory.mktemp("hand"), HAND_DEALS, HAND_HISTORY), request)
 
 
 def test_hand_probabilities(hand_ds):

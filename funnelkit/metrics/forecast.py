@@ -35,7 +35,7 @@ history of those fields.
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -87,28 +87,76 @@ def _instants(instants: list[pd.Timestamp]) -> "ir.Table":
     return ibis.memtable(frame, schema={"_date": "int64", "_at": "timestamp(6)"})
 
 
-def _past_visits(t: Tables) -> "ir.Table":
+def _past_visits(v: "ir.Table") -> "ir.Table":
     """The visits the model learns from: those of deals that ever closed, with their full duration
     ``days`` (to the next entry, or to the close for the last one: it never depends on the instant),
     ``won`` (1 or 0) and the deal's ``closed_at``. Visits of deals flagged ``dates_estimated`` have
     no known duration and are left out."""
     import ibis
 
-    v = t.visits
     v = v.filter(v.closed_at.notnull() & ~dates_estimated(v))
     end = ibis.ifelse(v.is_last, v.closed_at, v.next_entered_at)
     return v.select("deal_row", "stage_index", "closed_at", days=days_between(v.entered_at, end),
                     won=ibis.ifelse(v.status == "won", 1, 0).cast("int64"))
 
 
+@dataclass(frozen=True)
+class _Views:
+    """What the forecast reads from the engine: the ``visits`` (:attr:`Tables.visits`), the
+    ``past`` visits (:func:`_past_visits`), the ``deals`` and the stage ``entries``."""
+
+    visits: "ir.Table"
+    past: "ir.Table"
+    deals: "ir.Table"
+    entries: "ir.Table"
+
+    def up_to(self, until: pd.Timestamp) -> "_Views":
+        """The views as they stood at ``until``: deals created and entries made before it, entries
+        and closes at or after it unknown (those deals open, their visits not ended)."""
+        import ibis
+
+        at = instant(until)
+        d = self.deals.filter(self.deals.created_at < at)
+        closed = _seen_closed(d, at)
+        d = d.mutate(status=ibis.ifelse(closed, d.status, "open"),
+                     closed_at=ibis.ifelse(closed, d.closed_at, ibis.null(d.closed_at.type())))
+        v = self.visits.filter(self.visits.entered_at < at)
+        next_seen = v.next_entered_at.notnull() & (v.next_entered_at < at)
+        closed = _seen_closed(v, at)
+        v = v.mutate(next_entered_at=ibis.ifelse(next_seen, v.next_entered_at, ibis.null(v.next_entered_at.type())),
+                     next_stage_index=ibis.ifelse(next_seen, v.next_stage_index, ibis.null(v.next_stage_index.type())),
+                     is_last=~next_seen,
+                     status=ibis.ifelse(closed, v.status, "open"),
+                     closed_at=ibis.ifelse(closed, v.closed_at, ibis.null(v.closed_at.type())))
+        # A past visit's deal closed before until: all its visits began and ended before it.
+        return _Views(visits=v, past=self.past.filter(self.past.closed_at < at), deals=d,
+                      entries=self.entries.filter(self.entries.entered_at < at))
+
+
+def _views(ds: Dataset) -> _Views:
+    """The data set's forecast views. A loaded folder's (its in-process DuckDB) are computed once
+    and kept as temporary tables (the visits are a window over every stage entry, and a forecast
+    reads them in three queries); a data set held in a database is read as it is (nothing is
+    written into it)."""
+    t = tables_of(ds)
+    if isinstance(getattr(ds, "tables", None), Tables):
+        return _Views(t.visits, _past_visits(t.visits), t.deals, t.entries)
+
+    def kept() -> _Views:
+        visits = t.visits.cache()
+        return _Views(visits, _past_visits(visits).cache(), t.deals, t.entries)
+
+    return ds.derived("forecast_views", kept)
+
+
 def _seen_closed(table: "ir.Table", at) -> "ir.BooleanValue":
     return table.closed_at.notnull() & (table.closed_at < at)
 
 
-def _deal_counts(t: Tables, when: "ir.Table", n: int) -> pd.DataFrame:
+def _deal_counts(src: _Views, when: "ir.Table", n: int) -> pd.DataFrame:
     """Per instant (row ``i`` for ``when``'s ``_date`` i): ``closed`` (deals closed before it),
     ``won`` of those and ``flagged`` (of those, flagged ``dates_estimated``)."""
-    d = t.deals.cross_join(when)
+    d = src.deals.cross_join(when)
     closed = _seen_closed(d, d._at)
     got = to_frame(d.group_by("_date").aggregate(closed=count_if(closed), won=count_if(closed & (d.status == "won")),
                                                  flagged=count_if(closed & dates_estimated(d))))
@@ -116,19 +164,19 @@ def _deal_counts(t: Tables, when: "ir.Table", n: int) -> pd.DataFrame:
     return got[["closed", "won", "flagged"]].astype("int64")
 
 
-def _past_cells(t: Tables, when: "ir.Table", adjust: tuple[str, ...]) -> pd.DataFrame:
+def _past_cells(src: _Views, when: "ir.Table", adjust: tuple[str, ...]) -> pd.DataFrame:
     """Per instant, stage and adjustment groups: the past visits (closed before the instant) and
     how many were won: ``_date``, ``stage_index``, ``_g0``.., ``visits``, ``won``."""
-    past = _past_visits(t)
+    past = src.past
     if adjust:
-        past = past.join(t.deals.select("deal_row", **_group_keys(t.deals, adjust)), "deal_row")
+        past = past.join(src.deals.select("deal_row", **_group_keys(src.deals, adjust)), "deal_row")
     x = past.cross_join(when)
     x = x.filter(x.closed_at < x._at)
     keys = ["_date", "stage_index", *(f"_g{i}" for i in range(len(adjust)))]
     return to_frame(x.group_by(keys).aggregate(visits=x.count(), won=x.won.sum()))
 
 
-def _open_evidence(t: Tables, when: "ir.Table", deals: "ir.Table", columns: tuple[str, ...],
+def _open_evidence(src: _Views, when: "ir.Table", deals: "ir.Table", columns: tuple[str, ...],
                    adjust: tuple[str, ...]) -> pd.DataFrame:
     """Per instant, each deal open at it (in its current visit): ``_date``, ``deal_row``,
     ``stage_index``, ``days_in_stage``, ``past_shorter`` and ``won_shorter`` (past visits of the
@@ -142,14 +190,14 @@ def _open_evidence(t: Tables, when: "ir.Table", deals: "ir.Table", columns: tupl
     the same among the open and the won past visits."""
     import ibis
 
-    v = t.visits.cross_join(when)
+    v = src.visits.cross_join(when)
     at = v._at
     v = v.filter((v.entered_at < at) & (v.next_entered_at.isnull() | (v.next_entered_at >= at))
                  & ~_seen_closed(v, at))
     now = v.select("_date", "deal_row", "stage_index", days=days_between(v.entered_at, at))
     now = now.mutate(_open_shorter=ibis.rank().over(group_by=[now._date, now.stage_index], order_by=now.days),
                      _lost=ibis.literal(False))
-    p = _past_visits(t).cross_join(when)
+    p = src.past.cross_join(when)
     p = p.filter(p.closed_at < p._at)
     past = p.select("_date", deal_row=ibis.null("int64"), stage_index=p.stage_index, days=p.days,
                     _open_shorter=ibis.null("int64"), _lost=p.won == 0)
@@ -166,33 +214,20 @@ def _open_evidence(t: Tables, when: "ir.Table", deals: "ir.Table", columns: tupl
     return out.astype({"_date": "int64", "deal_row": "int64", "stage_index": "int64"})
 
 
-def _extent(t: Tables) -> pd.Series:
+def _extent(src: _Views) -> pd.Series:
     """The first creation and the latest event (creation, close or stage entry) of the data."""
-    d, e = t.deals, t.entries
+    d, e = src.deals, src.entries
     got = to_frame(d.aggregate(first=d.created_at.min(), last_created=d.created_at.max(),
                                last_closed=d.closed_at.max())
                    .cross_join(e.aggregate(last_entered=e.entered_at.max()))).iloc[0]
     return got
 
 
-def _default_as_of(t: Tables, extent: pd.Series | None = None) -> pd.Timestamp:
+def _default_as_of(src: _Views, extent: pd.Series | None = None) -> pd.Timestamp:
     """The day after the latest event in the data, at 00:00 (a forecast "now")."""
-    got = _extent(t) if extent is None else extent
+    got = _extent(src) if extent is None else extent
     last = max(got[c] for c in ("last_created", "last_closed", "last_entered") if pd.notna(got[c]))
     return pd.Timestamp(last).normalize() + pd.Timedelta(days=1)
-
-
-def _up_to(t: Tables, until: pd.Timestamp) -> Tables:
-    """The tables as they stood at ``until``: deals created and entries made before it, closes at or
-    after it unknown (those deals open)."""
-    import ibis
-
-    at = instant(until)
-    d = t.deals.filter(t.deals.created_at < at)
-    seen = _seen_closed(d, at)
-    d = d.mutate(status=ibis.ifelse(seen, d.status, "open"),
-                 closed_at=ibis.ifelse(seen, d.closed_at, ibis.null(d.closed_at.type())))
-    return replace(t, deals=d, entries=t.entries.filter(t.entries.entered_at < at))
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,16 +354,16 @@ def win_forecast(ds: Dataset, as_of=None, *, prior_strength: float = 10.0,
     """
     k = _check_k(prior_strength)
     adjust = _check_adjust(ds, adjust_for)
-    t = tables_of(ds)
-    as_of = _default_as_of(t) if as_of is None else as_instant(as_of)
+    src = _views(ds)
+    as_of = _default_as_of(src) if as_of is None else as_instant(as_of)
     when = _instants([as_of])
-    counts = _deal_counts(t, when, 1).iloc[0]
-    fit = _fit(counts, _past_cells(t, when, adjust), len(ds.stages), k, adjust)
+    counts = _deal_counts(src, when, 1).iloc[0]
+    fit = _fit(counts, _past_cells(src, when, adjust), len(ds.stages), k, adjust)
     if np.isnan(fit.p0):
         warnings.warn(f"win_forecast: no deal closed before {as_of}; p_win is unknown (NaN)",
                       TooLittleDataWarning, stacklevel=2)
     # The amount as known at as_of (with a change log; else deals.csv's).
-    ev = _open_evidence(t, when, deals_as_of(t, as_of), ("deal_id", "amount"), adjust)
+    ev = _open_evidence(src, when, deals_as_of(tables_of(ds), as_of), ("deal_id", "amount"), adjust)
     p, p_stage, n, w, factor = _predict(fit, ev, k, adjust)
     rows = ev["deal_row"].to_numpy()
     amount = ev["amount"].to_numpy(dtype="float64")
@@ -571,17 +606,17 @@ def default_backtest_dates(ds: Dataset, *, min_history_days: int = 180, min_outc
     quarter boundaries qualify, month boundaries are used. At most ``max_dates`` are kept, evenly
     spread, always including the first and the last.
     """
-    return _backtest_dates(tables_of(ds), min_history_days=min_history_days,
+    return _backtest_dates(_views(ds), min_history_days=min_history_days,
                            min_outcome_days=min_outcome_days, max_dates=max_dates)
 
 
-def _backtest_dates(t: Tables, *, min_history_days: int, min_outcome_days: int,
+def _backtest_dates(src: _Views, *, min_history_days: int, min_outcome_days: int,
                     max_dates: int) -> list[pd.Timestamp]:
-    extent = _extent(t)
+    extent = _extent(src)
     if pd.isna(extent["first"]):     # no deals
         return []
     first = pd.Timestamp(extent["first"])
-    last = _default_as_of(t, extent)
+    last = _default_as_of(src, extent)
     lo = first + pd.Timedelta(days=min_history_days)
     hi = last - pd.Timedelta(days=min_outcome_days)
     if hi < lo:
@@ -657,11 +692,11 @@ def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 
     """
     k = _check_k(prior_strength)
     adjust = _check_adjust(ds, adjust_for)
-    t = tables_of(ds)
+    src = _views(ds)
     if until is not None:
-        t = _up_to(t, as_instant(until))
+        src = src.up_to(as_instant(until))
     if as_of_dates is None:
-        dates = _backtest_dates(t, min_history_days=min_history_days, min_outcome_days=min_outcome_days,
+        dates = _backtest_dates(src, min_history_days=min_history_days, min_outcome_days=min_outcome_days,
                                 max_dates=max_dates)
     else:
         dates = [as_instant(t) for t in ([as_of_dates] if isinstance(as_of_dates, (str, pd.Timestamp))
@@ -671,9 +706,9 @@ def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 
         raise NotEnoughHistory("no as_of dates to backtest at: the data span is too short for the default "
                          "dates (give as_of_dates, or lower min_history_days / min_outcome_days)")
     when = _instants(dates)
-    counts = _deal_counts(t, when, len(dates))
-    cells = _past_cells(t, when, adjust)
-    evidence = _open_evidence(t, when, t.deals, ("deal_id", "status"), adjust)
+    counts = _deal_counts(src, when, len(dates))
+    cells = _past_cells(src, when, adjust)
+    evidence = _open_evidence(src, when, src.deals, ("deal_id", "status"), adjust)
     cells_of = dict(tuple(cells.groupby("_date", sort=False)))
     evidence_of = dict(tuple(evidence.groupby("_date", sort=False)))
     frames, rows = [], []
