@@ -173,7 +173,10 @@ def _past_cells(src: _Views, when: "ir.Table", adjust: tuple[str, ...]) -> pd.Da
     x = past.cross_join(when)
     x = x.filter(x.closed_at < x._at)
     keys = ["_date", "stage_index", *(f"_g{i}" for i in range(len(adjust)))]
-    return to_frame(x.group_by(keys).aggregate(visits=x.count(), won=x.won.sum()))
+    got = to_frame(x.group_by(keys).aggregate(visits=x.count(), won=x.won.sum()))
+    # Sorted here, not by the engine (whose text collation may differ): the adjustments add floats
+    # over the cells, in the same order on every engine and every run.
+    return got.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def _open_evidence(src: _Views, when: "ir.Table", deals: "ir.Table", columns: tuple[str, ...],
@@ -181,7 +184,7 @@ def _open_evidence(src: _Views, when: "ir.Table", deals: "ir.Table", columns: tu
     """Per instant, each deal open at it (in its current visit): ``_date``, ``deal_row``,
     ``stage_index``, ``days_in_stage``, ``past_shorter`` and ``won_shorter`` (past visits of the
     stage, closed before the instant, that lasted less long; and of those, won), the group keys
-    ``_g0``.. and ``columns`` of ``deals``; ordered by instant and deal id.
+    ``_g0``.. and ``columns`` of ``deals`` (which include ``deal_id``); ordered by instant and deal id.
 
     The evidence (past visits that lasted at least as long) is the stage's past visits less
     ``past_shorter`` (:func:`_predict`). Counted with ranks (no running sums: those are many times
@@ -209,9 +212,9 @@ def _open_evidence(src: _Views, when: "ir.Table", deals: "ir.Table", columns: tu
     keep = ["_date", "deal_row", "stage_index", *columns, *(f"_g{i}" for i in range(len(adjust)))]
     out = to_frame(u.select(*keep, days_in_stage=u.days,
                             past_shorter=(u._shorter - u._open_shorter).cast("int64"),
-                            won_shorter=(u._shorter_not_lost - u._open_shorter).cast("int64"))
-                   .order_by(["_date", "deal_id"]))
-    return out.astype({"_date": "int64", "deal_row": "int64", "stage_index": "int64"})
+                            won_shorter=(u._shorter_not_lost - u._open_shorter).cast("int64")))
+    out = out.astype({"_date": "int64", "deal_row": "int64", "stage_index": "int64"})
+    return out.sort_values(["_date", "deal_id"], kind="stable").reset_index(drop=True)  # as _past_cells
 
 
 def _extent(src: _Views) -> pd.Series:
