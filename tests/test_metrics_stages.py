@@ -11,15 +11,36 @@ import funnelkit as fk
 from funnelkit.metrics.stages import (bottleneck, cohort_outcomes, funnel, snapshot, stage_flow,
                                       week_ends, weekly_snapshots)
 from funnelkit.period import Period
+from engines import ENGINES, on_engine, put_tables, raw_tables
+from movement_hand_data import write_movement
 from stages_hand_data import STAGES, write_dataset
 
 JAN = Period("2024-01-01", "2024-01-31")                 # as_of 2024-02-01 00:00
 JAN_EARLY = Period("2024-01-01", "2024-01-31", as_of="2024-01-16")
 
 
-@pytest.fixture(scope="module")
-def ds(tmp_path_factory):
-    return fk.load(write_dataset(tmp_path_factory.mktemp("hand")))
+@pytest.fixture(scope="module", params=ENGINES)
+def ds(request, tmp_path_factory):
+    return on_engine(request.param, write_dataset(tmp_path_factory.mktemp("hand")), request)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def moves(request, tmp_path_factory):
+    """The hand data of movement_hand_data.py, whose change log dates amount changes, on each engine
+    (the change log a table of the engine too)."""
+    folder = write_movement(tmp_path_factory.mktemp("mv") / "hand")
+    ref = fk.load(folder)
+    if request.param == "duckdb":
+        return ref
+    deals, hist = raw_tables(ref)
+    for col in deals.columns:
+        if pd.api.types.is_datetime64_any_dtype(deals[col]):
+            deals[col] = deals[col].astype("datetime64[us]")
+    changes = pd.read_csv(folder / "deal_changes.csv", dtype=str, keep_default_na=False)
+    changes["changed_at"] = pd.to_datetime(changes["changed_at"], format="ISO8601").astype("datetime64[us]")
+    con, names = put_tables(request.param, request, deals, hist, changes)
+    return fk.connect(con, deals=names[0], stage_history=names[1], deal_changes=names[2],
+                      pipeline=folder / "pipeline.yml")
 
 
 def _check_stage_col(df):
@@ -55,6 +76,34 @@ def test_snapshot_events_at_the_instant_are_not_seen(ds):
     # Before any deal exists: zeros in every stage.
     s = snapshot(ds, "2023-01-01")
     assert s["open_deals"].tolist() == [0, 0, 0, 0]
+
+
+def test_snapshot_amounts_as_known_at_the_instant(moves):
+    """With a change log, each open deal counts with its amount as known at the instant
+    (movement_hand_data.py): D 500 until its change to 800 on 04-20; F 1000 until 1500 on 04-25;
+    E 4000 until its change to 3500 at the instant of its close (06-05 00:00), never seen open."""
+    def rows(at):
+        s = snapshot(moves, at)
+        return s[["open_deals", "open_amount", "open_amount_unknown"]].to_numpy().tolist()
+
+    # 04-01: Lead C 3000, D 500, E 4000, F 1000, K 1200; Qualified A 1000, J 600 (H won 03-20).
+    assert rows("2026-04-01") == [[5, 9700.0, 0], [2, 1600.0, 0], [0, 0.0, 0]]
+    # 04-21: Lead B 2000, D 800, F 1000, G 700, K 1200; Qualified A, C (04-20), J; Proposal E 4000.
+    assert rows("2026-04-21") == [[5, 5700.0, 0], [3, 4600.0, 0], [1, 4000.0, 0]]
+    # 06-05 00:00: B won (05-20); Lead D 800, F 1500, G 700, K 1200; E still open with 4000.
+    assert rows("2026-06-05") == [[4, 4200.0, 0], [3, 4600.0, 0], [1, 4000.0, 0]]
+    assert rows("2026-06-05 00:00:01") == [[4, 4200.0, 0], [3, 4600.0, 0], [0, 0.0, 0]]
+    # The weekly series sees each week end as known then: the same numbers as the snapshots.
+    w = weekly_snapshots(moves, Period("2026-04-01", "2026-04-30"))
+    assert sorted(set(w["at"])) == [pd.Timestamp(x) for x in
+                                    ["2026-04-06", "2026-04-13", "2026-04-20", "2026-04-27", "2026-05-01"]]
+    for at, grp in w.groupby("at"):
+        pd.testing.assert_frame_equal(grp.drop(columns="at").reset_index(drop=True), snapshot(moves, at))
+    # 04-20 00:00: D's change to 800 and C's move to Qualified at that instant are not seen yet
+    # (Lead: B, C, D, F, G, K); 04-27: D's 800 and F's 1500 are, and C has left Lead.
+    lead = w[w["stage"] == "Lead"].set_index("at")["open_amount"]
+    assert lead[pd.Timestamp("2026-04-20")] == 2000 + 3000 + 500 + 1000 + 700 + 1200
+    assert lead[pd.Timestamp("2026-04-27")] == 2000 + 800 + 1500 + 700 + 1200
 
 
 def test_week_ends():

@@ -12,6 +12,7 @@ Spark, BigQuery and Snowflake: ``docs/engines.md``).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..period import as_instant
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
     from ..period import Period
     from .tables import Tables
 
-__all__ = ["OUTCOMES", "visits", "visits_as_of", "deals_as_of", "closed_in", "dates_estimated", "instant",
-           "in_period", "days_between", "count_if", "exact_quantile"]
+__all__ = ["OUTCOMES", "visits", "visits_as_of", "open_at", "deals_as_of", "known_amounts", "closed_in",
+           "dates_estimated", "instant", "instants", "in_period", "days_between", "count_if", "exact_quantile"]
 
 #: What became of a stage visit, in display order (``outcome`` holds the position in this tuple).
 OUTCOMES = ("advanced", "skipped ahead", "moved back", "won", "lost", "still there")
@@ -38,6 +39,17 @@ def instant(value) -> "ir.TimestampScalar":
     import ibis
 
     return ibis.literal(as_instant(value).to_pydatetime(), type="timestamp")
+
+
+def instants(times) -> "ir.Table":
+    """The instants ``times`` as a small table: ``i`` (position in ``times``) and ``at`` (naive
+    timestamp, microseconds: every engine reads them)."""
+    import ibis
+    import pandas as pd
+
+    at = pd.DatetimeIndex([as_instant(x) for x in times]).astype("datetime64[us]")
+    return ibis.memtable(pd.DataFrame({"i": range(len(at)), "at": at}).astype({"i": "int64"}),
+                         schema={"i": "int64", "at": "timestamp"})
 
 
 def in_period(column: "ir.TimestampValue", period: "Period") -> "ir.BooleanValue":
@@ -84,8 +96,9 @@ def visits(t: "Tables") -> "ir.Table":
     """One row per stage visit over the whole history (not cut at any as-of instant).
 
     Columns: ``deal_id``, ``deal_row``, ``stage_index``, ``entered_at``, ``next_entered_at`` and
-    ``next_stage_index`` (the deal's next entry; null for its last visit), ``is_last``, and the
-    deal's ``created_at``, ``closed_at``, ``status`` and, when the deals have it, its
+    ``next_stage_index`` (the deal's next entry; null for its last visit), ``is_last``, ``ends_at``
+    (when the visit ends: the next entry, else the deal's close; null while it never does), and
+    the deal's ``created_at``, ``closed_at``, ``status`` and, when the deals have it, its
     ``dates_estimated`` flag.
     """
     import ibis
@@ -97,7 +110,20 @@ def visits(t: "Tables") -> "ir.Table":
     d = t.deals.select("deal_id", "deal_row", "created_at", "closed_at", "status",
                        *[c for c in (DATES_ESTIMATED,) if c in t.deals.columns])
     v = v.join(d, "deal_id")
-    return v.mutate(is_last=v.next_stage_index.isnull())
+    return v.mutate(is_last=v.next_stage_index.isnull(), ends_at=v.next_entered_at.fill_null(v.closed_at))
+
+
+#: Stands in for a visit that never ends (its ``ends_at`` is null): after every instant.
+NEVER = datetime(9999, 12, 31)
+
+
+def open_at(v: "ir.Table", at) -> "ir.BooleanValue":
+    """Per visit of ``v`` (:func:`visits`): whether it is the deal's current visit at ``at`` (an
+    instant, or a timestamp column of a table joined to ``v``): begun before ``at`` and not ended
+    before it (``entered_at < at <= ends_at``; a visit that never ends is open ever after)."""
+    import ibis
+
+    return (v.entered_at < at) & (at <= v.ends_at.fill_null(ibis.literal(NEVER, type="timestamp")))
 
 
 def visits_as_of(t: "Tables", as_of) -> "ir.Table":
@@ -117,7 +143,7 @@ def visits_as_of(t: "Tables", as_of) -> "ir.Table":
     none = ibis.null().cast("timestamp")
     v = v.mutate(
         ended_at=ibis.cases((next_seen, v.next_entered_at), (close_seen, v.closed_at), else_=none),
-        is_open=~(next_seen | close_seen),
+        is_open=open_at(v, at),
         outcome=ibis.cases(
             (next_seen & (v.next_stage_index == v.stage_index + 1), 0),
             (next_seen & (v.next_stage_index > v.stage_index + 1), 1),
@@ -129,21 +155,38 @@ def visits_as_of(t: "Tables", as_of) -> "ir.Table":
     return v.mutate(days=days_between(v.entered_at, v.ended_at.fill_null(at)))
 
 
-def deals_as_of(t: "Tables", as_of) -> "ir.Table":
+def deals_as_of(t: "Tables", as_of, *, amounts: bool = True) -> "ir.Table":
     """Deals created before ``as_of``, with ``status_as_of`` (open/won/lost as seen at ``as_of``)
     and ``closed_as_of`` (``closed_at`` when before ``as_of``, else null); other columns kept. With a
-    change log, ``amount`` is the amount as known at ``as_of`` (:attr:`Tables.amounts_at`)."""
+    change log, ``amount`` is the amount as known at ``as_of`` (:func:`known_amounts`);
+    ``amounts=False`` leaves the ``amount`` column out (nothing to look up)."""
     import ibis
 
     at = instant(as_of)
     d = t.deals.filter(t.deals.created_at < at)
-    if t.amounts_at is not None:
-        known = ibis.memtable(t.amounts_at(as_instant(as_of)),
-                              schema={"deal_row": "int64", "amount": "float64"})
-        d = d.drop("amount").join(known, "deal_row")
+    known = known_amounts(t, [as_of]) if amounts else None
+    if not amounts:
+        d = d.drop("amount")
+    elif known is not None:
+        d = d.drop("amount").join(known.drop("i"), "deal_row")
     seen_close = d.closed_at.notnull() & (d.closed_at < at)
     return d.mutate(closed_as_of=ibis.ifelse(seen_close, d.closed_at, ibis.null().cast("timestamp")),
                     status_as_of=ibis.ifelse(seen_close, d.status, "open"))
+
+
+def known_amounts(t: "Tables", times) -> "ir.Table | None":
+    """The amounts as known at each instant of ``times`` when the data set has a change log
+    (:attr:`Tables.amounts_at`), else None (the deals' own amounts are the known ones): ``i``
+    (position in ``times``), ``deal_row`` and ``amount``, for the deals created before each instant."""
+    import ibis
+    import pandas as pd
+
+    if t.amounts_at is None:
+        return None
+    parts = [t.amounts_at(as_instant(at)).assign(i=i) for i, at in enumerate(times)]
+    frame = pd.concat(parts, ignore_index=True).astype({"i": "int64", "deal_row": "int64", "amount": "float64"})
+    return ibis.memtable(frame[["i", "deal_row", "amount"]],
+                         schema={"i": "int64", "deal_row": "int64", "amount": "float64"})
 
 
 def dates_estimated(table: "ir.Table") -> "ir.BooleanValue":

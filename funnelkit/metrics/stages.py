@@ -21,9 +21,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..changes import closed_spells, field_changes, has_changes, known_for
+from ..changes import closed_spells
 from ..dataset import Dataset
-from ..history import OUTCOMES, deals_as_of, visits_as_of
+from ..engine.tables import tables_of, to_frame
+from ..engine.views import (OUTCOMES, count_if, deals_as_of, in_period, instant, instants, known_amounts, open_at,
+                            visits_as_of)
 from ..period import Period, PeriodLike, as_instant, as_period
 from ._common import stage_column
 
@@ -56,118 +58,57 @@ def _open_by_stage(ds: Dataset, times: list[pd.Timestamp], *,
                    amounts: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Open deals, their known amounts and how many have none, per stage at each instant.
 
-    Arrays of shape (stages, times): counts, sums of the known amounts (NaN where every open deal's
-    amount is unknown) and counts of open deals of unknown amount (both None without ``amounts``).
-
-    A visit is the current one at T when ``entered_at < T <= min(next_entered_at, closed_at)``
-    (missing ends count as never) and T is in none of the deal's closed spells (an earlier close not
-    yet reopened: :func:`funnelkit.changes.closed_spells`). One pass over the visits for all
-    instants: each visit adds +1 at the first instant after its entry and -1 at the first instant
-    after its end; a cumulative sum along the instants gives the counts; the closed spells are
-    then taken off.
+    Arrays of shape (stages, times): counts, sums of the amounts as known at each instant (NaN where
+    every open deal's amount is unknown) and counts of open deals of unknown amount (both None
+    without ``amounts``). One engine query for all instants: each deal's current visit at each
+    instant (:func:`funnelkit.engine.views.open_at`) unless the instant falls in one of the deal's
+    closed spells (:func:`_not_closed_then`), counted per instant and stage.
     """
-    n_st, n_t = len(ds.stages), len(times)
-    t = np.array([pd.Timestamp(x).to_datetime64() for x in times], dtype="datetime64[ns]")
-    v = ds.visits
-    entered = v["entered_at"].to_numpy(dtype="datetime64[ns]")
-    end = np.fmin(v["next_entered_at"].to_numpy(dtype="datetime64[ns]"),
-                  v["closed_at"].to_numpy(dtype="datetime64[ns]"))  # NaT only when both are NaT
-    lo = np.searchsorted(t, entered, side="right")          # first instant with T > entered_at
-    hi = np.searchsorted(t, end, side="right")              # first instant with T > end (NaT: none)
-    keep = lo < hi
-    stage = v["stage_index"].to_numpy().astype("int64")[keep]
-    lo, hi = lo[keep], hi[keep]
-    width = n_t + 1
-    size = n_st * width
+    t = tables_of(ds)
+    inst = instants(times)
+    v = t.visits
+    v = v.select("deal_row", "stage_index", "entered_at", "ends_at")
+    cur = _not_closed_then(ds, v.join(inst, open_at(v, inst.at)))
+    aggs = {"open_deals": cur.count()}
+    if amounts:
+        known = known_amounts(t, times)
+        if known is None:
+            cur = cur.join(t.deals.select("deal_row", "amount"), "deal_row")
+        else:
+            cur = cur.join(known, ["i", "deal_row"])
+        aggs = {"open_deals": cur.count(), "open_amount": cur.amount.sum(),
+                "open_amount_unknown": count_if(cur.amount.isnull())}
+    got = to_frame(cur.group_by(["stage_index", "i"]).aggregate(**aggs))
+    shape = (len(ds.stages), len(times))
+    where = (got["stage_index"].to_numpy(dtype="int64"), got["i"].to_numpy(dtype="int64"))
 
-    def spread(weights):
-        diff = (np.bincount(stage * width + lo, weights=weights, minlength=size)
-                - np.bincount(stage * width + hi, weights=weights, minlength=size))
-        return np.cumsum(diff.reshape(n_st, width), axis=1)[:, :n_t]
+    def spread(col: str, empty: float, dtype: str) -> np.ndarray:
+        out = np.full(shape, empty, dtype=dtype)
+        out[where] = got[col].to_numpy(dtype=dtype, na_value=np.nan) if dtype == "float64" \
+            else got[col].to_numpy(dtype=dtype)
+        return out
 
-    rows = v["deal_row"].to_numpy()[keep]
-    closed = _closed_spell_steps(ds, t, rows, lo, hi, stage, n_st, amounts)
-    counts = np.rint(spread(None)).astype("int64") - closed[0]
+    counts = spread("open_deals", 0, "int64")
     if not amounts:
         return counts, None, None
-    amount = _first_known_amounts(ds)[rows]
-    total = spread(np.nan_to_num(amount, nan=0.0)).astype("float64")
-    unknown_sum = spread(np.isnan(amount).astype("float64"))
-    if has_changes(ds, "amount"):
-        # With a change log: each change moves the amount (and its unknown-ness) from its instant on.
-        value_step, unknown_step = _amount_steps(ds, t, rows, lo, hi, stage, n_st)
-        total += value_step
-        unknown_sum += unknown_step
-    total -= closed[1]
-    unknown = np.rint(unknown_sum).astype("int64") - closed[2]
-    # Cumulative sums of floats may leave tiny residues where a stage empties: clear them.
-    total[counts == 0] = 0.0
-    total[(counts > 0) & (unknown == counts)] = np.nan   # only unknown amounts: unknown, not 0
-    return counts, total, unknown
+    # A stage with no open deal holds 0; one whose open deals' amounts are all unknown, NaN (the sum of nulls).
+    return counts, spread("open_amount", 0.0, "float64"), spread("open_amount_unknown", 0, "int64")
 
 
-def _closed_spell_steps(ds: Dataset, t: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                        stage: np.ndarray, n_st: int, amounts: bool) -> tuple[np.ndarray, ...]:
-    """What the earlier closes take from each stage at each instant: the deals (and their amounts as
-    known then, and how many of those are unknown) whose visit holds T while a closed spell
-    ``closed_at < T <= reopened_at`` does too. Arrays of shape (stages, times); zeros without spells."""
-    out = [np.zeros((n_st, len(t)), dtype="int64"), np.zeros((n_st, len(t))), np.zeros((n_st, len(t)), dtype="int64")]
+def _not_closed_then(ds: Dataset, cur):
+    """The rows of ``cur`` (``deal_row`` and an instant ``at``) whose deal is not closed at ``at`` by an
+    earlier close not yet reopened (``closed_at < at <= reopened_at`` of one of its closed spells:
+    :func:`funnelkit.changes.closed_spells`); all of them without status changes."""
+    import ibis
+
     spells = closed_spells(ds)
     if spells.empty:
-        return tuple(out)
-    visits = pd.DataFrame({"deal_row": rows, "lo": lo, "hi": hi, "stage": stage})
-    both = visits.merge(spells, on="deal_row")
-    first = np.maximum(both["lo"].to_numpy(), np.searchsorted(t, both["closed_at"].to_numpy(), side="right"))
-    last = np.minimum(both["hi"].to_numpy(), np.searchsorted(t, both["reopened_at"].to_numpy(), side="right"))
-    n = np.maximum(last - first, 0)
-    pair = np.repeat(np.arange(len(both)), n)                        # one row per (visit, instant held)
-    ti = np.repeat(first, n) + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
-    cell = both["stage"].to_numpy()[pair] * len(t) + ti
-    out[0] = np.bincount(cell, minlength=n_st * len(t)).reshape(n_st, len(t))
-    if amounts:
-        amount = known_for(ds, "amount", both["deal_row"].to_numpy()[pair], t[ti]).astype("float64")
-        out[1] = np.bincount(cell, weights=np.nan_to_num(amount), minlength=n_st * len(t)).reshape(n_st, len(t))
-        out[2] = np.bincount(cell, weights=np.isnan(amount), minlength=n_st * len(t)).reshape(n_st, len(t)).astype("int64")
-    return tuple(out)
-
-
-def _first_known_amounts(ds: Dataset) -> np.ndarray:
-    """Each deal's amount before any change: its first change's value, else deals.csv's."""
-    amount = ds.deals["amount"].to_numpy(dtype="float64").copy()
-    ch = field_changes(ds, "amount")
-    first = ch[ch["is_first"].to_numpy()]
-    amount[first["deal_row"].to_numpy()] = first["value"].to_numpy(dtype="float64")
-    return amount
-
-
-def _amount_steps(ds: Dataset, t: np.ndarray, rows: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                  stage: np.ndarray, n_st: int) -> tuple[np.ndarray, np.ndarray]:
-    """What the amount changes add to each stage's open amount (and to its count of unknown amounts)
-    at each instant: a change at c moves its deal's amount by (value - previous) at every instant
-    T > c of the visits that hold T."""
-    ch = field_changes(ds, "amount")
-    ch = ch[~ch["is_first"].to_numpy()]
-    delta = (np.nan_to_num(ch["value"].to_numpy(dtype="float64"), nan=0.0)
-             - np.nan_to_num(ch["previous"].to_numpy(dtype="float64"), nan=0.0))
-    value, previous = ch["value"].to_numpy(dtype="float64"), ch["previous"].to_numpy(dtype="float64")
-    steps = pd.DataFrame({"deal_row": ch["deal_row"].to_numpy(), "delta": delta,
-                          "unknown_delta": np.isnan(value).astype("float64") - np.isnan(previous),
-                          "from_t": np.searchsorted(t, ch["changed_at"].to_numpy(dtype="datetime64[ns]"),
-                                                    side="right")})
-    visits = pd.DataFrame({"deal_row": rows, "lo": lo, "hi": hi, "stage": stage})
-    both = visits.merge(steps, on="deal_row")
-    start = np.maximum(both["lo"].to_numpy(), both["from_t"].to_numpy())
-    held = start < both["hi"].to_numpy()
-    both, start = both[held], start[held]
-    width = len(t) + 1
-    code = both["stage"].to_numpy() * width
-
-    def spread(w):
-        diff = (np.bincount(code + start, weights=w, minlength=n_st * width)
-                - np.bincount(code + both["hi"].to_numpy(), weights=w, minlength=n_st * width))
-        return np.cumsum(diff.reshape(n_st, width), axis=1)[:, :len(t)]
-
-    return spread(both["delta"].to_numpy()), spread(both["unknown_delta"].to_numpy())
+        return cur
+    frame = pd.DataFrame({"deal_row": spells["deal_row"].to_numpy(dtype="int64"),
+                          "closed_at": spells["closed_at"].to_numpy(dtype="datetime64[us]"),
+                          "reopened_at": spells["reopened_at"].to_numpy(dtype="datetime64[us]")})
+    sp = ibis.memtable(frame, schema={"deal_row": "int64", "closed_at": "timestamp", "reopened_at": "timestamp"})
+    return cur.anti_join(sp, [cur.deal_row == sp.deal_row, sp.closed_at < cur.at, cur.at <= sp.reopened_at])
 
 
 def snapshot(ds: Dataset, at, *, amounts: bool = True) -> pd.DataFrame:
@@ -248,28 +189,34 @@ def weekly_snapshots(ds: Dataset, period: PeriodLike, *, amounts: bool = True) -
     return out
 
 
-def _cohort(ds: Dataset, period: Period) -> pd.DataFrame:
-    d = deals_as_of(ds, period.as_of)
-    return d[period.contains(d["created_at"]).to_numpy()]
+def _cohort(ds: Dataset, period: Period) -> tuple[np.ndarray, dict[str, int]]:
+    """The cohort of deals created in P, seen at ``as_of``: ``reached`` per stage and the deals by
+    status at ``as_of`` (``{"deals", "won", "lost", "open"}``), from one engine query.
 
+    A deal's furthest stage is the highest stage among its entries before ``as_of`` (the last stage
+    when it was won by ``as_of``); ``reached(S)`` counts the cohort deals whose furthest stage is S
+    or later.
+    """
+    import ibis
 
-def _reached(ds: Dataset, period: Period) -> tuple[np.ndarray, pd.DataFrame]:
-    """``reached`` per stage and the cohort (deals created in P, seen at ``as_of``)."""
     n_st = len(ds.stages)
-    cohort = _cohort(ds, period)
-    in_cohort = np.zeros(len(ds.deals), dtype=bool)
-    in_cohort[ds.deals.index.get_indexer(cohort.index)] = True
-    v = ds.visits
-    rows = v["deal_row"].to_numpy()
-    seen = in_cohort[rows] & (v["entered_at"].to_numpy() < period.as_of.to_datetime64())
-    furthest = np.full(len(ds.deals), -1, dtype="int64")
-    np.maximum.at(furthest, rows[seen], v["stage_index"].to_numpy().astype("int64")[seen])
-    f = furthest[in_cohort]
-    won = (cohort["status_as_of"] == "won").to_numpy()
-    f = np.where(won, n_st - 1, f)
-    f = f[f >= 0]  # every cohort deal has an entry at its creation; kept defensive
-    reached = np.cumsum(np.bincount(f, minlength=n_st)[::-1])[::-1]
-    return reached.astype("int64"), cohort
+    t = tables_of(ds)
+    at = instant(period.as_of)
+    d = deals_as_of(t, period.as_of, amounts=False)
+    d = d.filter(in_period(d.created_at, period)).select("deal_id", "status_as_of")
+    e = t.entries.filter(t.entries.entered_at < at)
+    furthest = e.group_by("deal_id").aggregate(furthest=e.stage_index.max())
+    c = d.left_join(furthest, "deal_id")
+    c = c.mutate(furthest=ibis.ifelse(c.status_as_of == "won", n_st - 1, c.furthest))
+    got = to_frame(c.group_by(["furthest", "status_as_of"]).aggregate(n=c.count()))
+    n = got["n"].to_numpy(dtype="int64")
+    status = got["status_as_of"].astype(str).to_numpy()
+    seen = got["furthest"].notna().to_numpy()   # every cohort deal has an entry at its creation; kept defensive
+    per_stage = np.bincount(got["furthest"].to_numpy(dtype="float64", na_value=0)[seen].astype("int64"),
+                            weights=n[seen], minlength=n_st)
+    reached = np.cumsum(per_stage[::-1])[::-1].astype("int64")
+    outcomes = {"deals": int(n.sum()), **{s: int(n[status == s].sum()) for s in ("won", "lost", "open")}}
+    return reached, outcomes
 
 
 def cohort_outcomes(ds: Dataset, period: PeriodLike) -> dict:
@@ -287,9 +234,7 @@ def cohort_outcomes(ds: Dataset, period: PeriodLike) -> dict:
     {'deals': 146, 'won': 0, 'lost': 55, 'open': 91}
     """
     period = as_period(period, ds)
-    status = _cohort(ds, period)["status_as_of"].astype(str)
-    counts = status.value_counts()
-    return {"deals": int(len(status)), **{s: int(counts.get(s, 0)) for s in ("won", "lost", "open")}}
+    return _cohort(ds, period)[1]
 
 
 def funnel(ds: Dataset, period: PeriodLike) -> pd.DataFrame:
@@ -319,9 +264,8 @@ def funnel(ds: Dataset, period: PeriodLike) -> pd.DataFrame:
     4  Negotiation        5    0.000000
     """
     period = as_period(period, ds)
-    reached, cohort = _reached(ds, period)
-    won = int((cohort["status_as_of"] == "won").sum())
-    nxt = np.append(reached[1:], won).astype("float64")
+    reached, outcomes = _cohort(ds, period)
+    nxt = np.append(reached[1:], outcomes["won"]).astype("float64")
     with np.errstate(divide="ignore", invalid="ignore"):
         conversion = np.where(reached > 0, nxt / np.maximum(reached, 1), np.nan)
     return pd.DataFrame({"stage": stage_column(ds), "reached": reached, "conversion": conversion})
@@ -347,12 +291,13 @@ def stage_flow(ds: Dataset, period: PeriodLike) -> pd.DataFrame:
     >>> stage_flow(ds, Period("2024-01-01", "2024-01-31"))              # doctest: +SKIP
     """
     period = as_period(period, ds)
-    v = visits_as_of(ds, period.as_of)
-    keep = period.contains(v["entered_at"]).to_numpy()
+    v = visits_as_of(tables_of(ds), period.as_of)
+    v = v.filter(in_period(v.entered_at, period))
+    got = to_frame(v.group_by(["stage_index", "outcome"]).aggregate(n=v.count()))
     n_st, n_o = len(ds.stages), len(OUTCOMES)
-    key = (v["stage_index"].to_numpy().astype("int64")[keep] * n_o
-           + v["outcome"].cat.codes.to_numpy().astype("int64")[keep])
-    table = np.bincount(key, minlength=n_st * n_o).reshape(n_st, n_o)
+    table = np.zeros((n_st, n_o), dtype="int64")
+    table[got["stage_index"].to_numpy(dtype="int64"), got["outcome"].to_numpy(dtype="int64")] = \
+        got["n"].to_numpy(dtype="int64")
     out = pd.DataFrame({"stage": stage_column(ds), "visits": table.sum(axis=1).astype("int64")})
     for j, name in enumerate(OUTCOMES):
         out[name] = table[:, j].astype("int64")
@@ -418,6 +363,6 @@ def unvisited_stages(ds: Dataset) -> list[str]:
     >>> unvisited_stages(ds)                                            # doctest: +SKIP
     ['Prospecting']
     """
-    seen = np.zeros(len(ds.stages), dtype=bool)
-    seen[np.unique(ds.stage_history["stage_index"].to_numpy().astype("int64"))] = True
-    return [s for s, hit in zip(ds.stages, seen) if not hit]
+    e = tables_of(ds).entries
+    seen = set(to_frame(e.select("stage_index").distinct())["stage_index"].astype("int64"))
+    return [s for i, s in enumerate(ds.stages) if i not in seen]
