@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .tables import Tables
 
 __all__ = ["OUTCOMES", "visits", "visits_as_of", "open_at", "deals_as_of", "known_amounts", "closed_in",
-           "dates_estimated", "instant", "instants", "in_period", "days_between", "count_if", "exact_quantile"]
+           "dates_estimated", "instant", "instants", "in_period", "days_between", "count_if", "exact_sum", "exact_quantile"]
 
 #: What became of a stage visit, in display order (``outcome`` holds the position in this tuple).
 OUTCOMES = ("advanced", "skipped ahead", "moved back", "won", "lost", "still there")
@@ -61,6 +61,13 @@ def days_between(start: "ir.TimestampValue", end: "ir.TimestampValue") -> "ir.Fl
     """Fractional days from ``start`` to ``end`` (seconds / 86400, on floats)."""
     seconds = end.epoch_seconds().cast("float64") - start.epoch_seconds().cast("float64")
     return seconds / SECONDS_PER_DAY
+
+
+def exact_sum(values: "ir.FloatingValue", where: "ir.BooleanValue | None" = None) -> "ir.FloatingScalar":
+    """The sum of ``values`` (of the rows meeting ``where``; null when every value is null), added as
+    exact decimals (38 digits, 10 after the point) and returned as a float: the same total whatever
+    order a parallel engine adds the rows in (a float sum's last digits depend on that order)."""
+    return values.cast("decimal(38, 10)").sum(where=where).cast("float64")
 
 
 def count_if(condition: "ir.BooleanValue") -> "ir.IntegerScalar":

@@ -24,8 +24,8 @@ import pandas as pd
 from ..changes import closed_spells
 from ..dataset import Dataset
 from ..engine.tables import tables_of, to_frame
-from ..engine.views import (OUTCOMES, count_if, deals_as_of, in_period, instant, instants, known_amounts, open_at,
-                            visits_as_of)
+from ..engine.views import (OUTCOMES, count_if, deals_as_of, exact_sum, in_period, instant, instants,
+                            known_amounts, open_at, visits_as_of)
 from ..period import Period, PeriodLike, as_instant, as_period
 from ._common import stage_column
 
@@ -76,7 +76,7 @@ def _open_by_stage(ds: Dataset, times: list[pd.Timestamp], *,
             cur = cur.join(t.deals.select("deal_row", "amount"), "deal_row")
         else:
             cur = cur.join(known, ["i", "deal_row"])
-        aggs = {"open_deals": cur.count(), "open_amount": cur.amount.sum(),
+        aggs = {"open_deals": cur.count(), "open_amount": exact_sum(cur.amount),
                 "open_amount_unknown": count_if(cur.amount.isnull())}
     got = to_frame(cur.group_by(["stage_index", "i"]).aggregate(**aggs))
     shape = (len(ds.stages), len(times))
