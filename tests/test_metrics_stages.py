@@ -13,6 +13,7 @@ from funnelkit.metrics.stages import (bottleneck, cohort_outcomes, funnel, snaps
 from funnelkit.period import Period
 from engines import ENGINES, on_engine, put_tables, raw_tables
 from movement_hand_data import write_movement
+from reopen_hand_data import write_reopen
 from stages_hand_data import STAGES, write_dataset
 
 JAN = Period("2024-01-01", "2024-01-31")                 # as_of 2024-02-01 00:00
@@ -24,13 +25,11 @@ def ds(request, tmp_path_factory):
     return on_engine(request.param, write_dataset(tmp_path_factory.mktemp("hand")), request)
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def moves(request, tmp_path_factory):
-    """The hand data of movement_hand_data.py, whose change log dates amount changes, on each engine
-    (the change log a table of the engine too)."""
-    folder = write_movement(tmp_path_factory.mktemp("mv") / "hand")
+def _with_change_log(engine, folder, request):
+    """The data set in ``folder`` with its change log, on ``engine`` (the change log a table of the
+    engine too)."""
     ref = fk.load(folder)
-    if request.param == "duckdb":
+    if engine == "duckdb":
         return ref
     deals, hist = raw_tables(ref)
     for col in deals.columns:
@@ -38,9 +37,23 @@ def moves(request, tmp_path_factory):
             deals[col] = deals[col].astype("datetime64[us]")
     changes = pd.read_csv(folder / "deal_changes.csv", dtype=str, keep_default_na=False)
     changes["changed_at"] = pd.to_datetime(changes["changed_at"], format="ISO8601").astype("datetime64[us]")
-    con, names = put_tables(request.param, request, deals, hist, changes)
+    con, names = put_tables(engine, request, deals, hist, changes)
     return fk.connect(con, deals=names[0], stage_history=names[1], deal_changes=names[2],
                       pipeline=folder / "pipeline.yml")
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def moves(request, tmp_path_factory):
+    """The hand data of movement_hand_data.py, whose change log dates amount changes, on each engine."""
+    return _with_change_log(request.param, write_movement(tmp_path_factory.mktemp("mv") / "hand"), request)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def reopened(request, tmp_path_factory):
+    """The hand data of reopen_hand_data.py (earlier closes and reopenings), on each engine, with the
+    loaded folder it came from."""
+    folder = write_reopen(tmp_path_factory.mktemp("reopen") / "hand")
+    return _with_change_log(request.param, folder, request), fk.load(folder)
 
 
 def _check_stage_col(df):
@@ -104,6 +117,19 @@ def test_snapshot_amounts_as_known_at_the_instant(moves):
     lead = w[w["stage"] == "Lead"].set_index("at")["open_amount"]
     assert lead[pd.Timestamp("2026-04-20")] == 2000 + 3000 + 500 + 1000 + 700 + 1200
     assert lead[pd.Timestamp("2026-04-27")] == 2000 + 800 + 1500 + 700 + 1200
+
+
+def test_snapshots_leave_out_closed_spells_on_every_engine(reopened):
+    """A deal closed by an earlier close is out of the open pipeline until it reopens
+    (reopen_hand_data.py; its hand numbers are asserted in test_reopen.py on the loaded folder): every
+    engine gives the loaded folder's snapshots and weekly series."""
+    ds, ref = reopened
+    # 04-15: P (lost 04-10), Q (lost 03-15 until 04-20), R (lost 03-25 until 05-05), V (lost 03-01) are
+    # closed; S and T are open in Lead.
+    assert snapshot(ds, "2026-04-15")["open_deals"].tolist() == [2, 0, 0]
+    for at in ["2026-04-01", "2026-04-15", "2026-05-02", "2026-05-16", "2026-06-02", "2026-07-01"]:
+        pd.testing.assert_frame_equal(snapshot(ds, at), snapshot(ref, at))
+    pd.testing.assert_frame_equal(weekly_snapshots(ds, "2026Q2"), weekly_snapshots(ref, "2026Q2"))
 
 
 def test_week_ends():
