@@ -89,7 +89,8 @@ def has_changes(ds: Dataset, field: str = "amount") -> bool:
 
 def known_for(ds: Dataset, field: str, rows, times) -> np.ndarray:
     """The value of ``field`` of deal ``rows[i]`` (positions in ``ds.deals``) as known at
-    ``times[i]``, for many (deal, instant) pairs at once.
+    ``times[i]``, for many (deal, instant) pairs at once. For ``"status"``: ``open``/``won``/``lost``
+    by the status rule of the module docstring (open before the deal's first status event).
 
     Examples
     --------
