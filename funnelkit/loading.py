@@ -494,10 +494,23 @@ def _check_status_sequence(c: "_Collector", chg: pd.DataFrame, raw_values: pd.Se
         return
     broken = chg.loc[is_status & c.bad, "deal_id"]
     rows = chg.loc[is_status & ~c.bad & ~chg["deal_id"].isin(broken), ["deal_id", "changed_at", "value", "_line"]]
+    if len(rows):
+        index, why = _status_sequence_problems(rows, valid, deals_name)
+        c.add(pd.Series(c.lines.index.isin(index), index=c.lines.index), "value", raw_values,
+              pd.Series(why, index=index).reindex(c.lines.index))
+    first_bad = chg.loc[is_status & c.bad].groupby("deal_id")["_line"].min()
+    rest = is_status & ~c.bad & chg["deal_id"].isin(first_bad.index)
+    c.add(rest, "value", raw_values, lambda: "rejected with the deal's other status changes (line "
+          + chg["deal_id"].map(first_bad).astype("Int64").astype(str) + " has a problem): a deal's status "
+          "changes are kept or rejected together")
+
+
+def _status_sequence_problems(rows: pd.DataFrame, valid: pd.DataFrame, deals_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The status rows (index labels) that break the alternation of closes and reopenings, with reasons."""
     final = valid.loc[valid.index.isin(rows["deal_id"]) & valid["status"].ne("open").to_numpy()]
     final = pd.DataFrame({"deal_id": final.index, "changed_at": final["closed_at"].to_numpy(),
                           "value": final["status"].astype(str).to_numpy(), "_line": 0, "_row": -1})
-    ev = pd.concat([rows.assign(_row=rows.index), final], ignore_index=True)
+    ev = pd.concat([rows.assign(_row=rows.index)] + ([final] if len(final) else []), ignore_index=True)
     # The final close after a log row at the same instant (that row repeats it: the final is dropped).
     ev = ev.astype({"deal_id": object, "value": object}).assign(_final=ev["_row"].lt(0))
     ev = ev.sort_values(["deal_id", "changed_at", "_final"], kind="stable").reset_index(drop=True)
@@ -529,14 +542,7 @@ def _check_status_sequence(c: "_Collector", chg: pd.DataFrame, raw_values: pd.Se
                                "final state, so the last status change of a deal is a reopening (open), before its "
                                "final close when it is closed").to_numpy(), why)
     flagged = (repeat | disagrees) & ~is_final
-    index = ev["_row"].to_numpy()[flagged]
-    c.add(pd.Series(c.lines.index.isin(index), index=c.lines.index), "value", raw_values,
-          pd.Series(why[flagged], index=index).reindex(c.lines.index))
-    first_bad = chg.loc[is_status & c.bad].groupby("deal_id")["_line"].min()
-    rest = is_status & ~c.bad & chg["deal_id"].isin(first_bad.index)
-    c.add(rest, "value", raw_values, lambda: "rejected with the deal's other status changes (line "
-          + chg["deal_id"].map(first_bad).astype("Int64").astype(str) + " has a problem): a deal's status "
-          "changes are kept or rejected together")
+    return ev["_row"].to_numpy()[flagged], why[flagged]
 
 
 def _check_last_values(c: "_Collector", chg: pd.DataFrame, raw_values: pd.Series, valid: pd.DataFrame,
