@@ -436,27 +436,36 @@ def test_salesforce_closed_then_open_rows_are_an_earlier_close_and_a_reopening(s
 
 def test_hubspot_closed_then_open_exports_are_an_earlier_close_and_a_reopening(hs_exports, tmp_path):
     """H5 is open on 03-01, lost on 03-15, open again on 04-01; H6 open, lost, open, then won with a
-    Close Date (04-20) after the reopening; both dated at the exports (an approximation)."""
+    Close Date (04-20) after the reopening; both dated at the exports (an approximation). H7 like H6,
+    but its final Close Date (03-20) is before the export that shows it reopened: that reopening (and
+    the close before it) is left out, and said."""
     first = write_csv(tmp_path / "deals-2024-03-01.csv", HS_HEADER, [
         ["H5", "Five", "Qualified", "2024-04-30 12:00", "Ann", "700", "2024-02-01 09:00"],
-        ["H6", "Six", "Qualified", "2024-04-30 12:00", "Bob", "900", "2024-02-01 09:00"]])
+        ["H6", "Six", "Qualified", "2024-04-30 12:00", "Bob", "900", "2024-02-01 09:00"],
+        ["H7", "Seven", "Qualified", "2024-04-30 12:00", "Bob", "500", "2024-02-01 09:00"]])
     second = write_csv(tmp_path / "deals-2024-03-15.csv", HS_HEADER, [
         ["H5", "Five", "Closed lost", "2024-03-10 12:00", "Ann", "700", "2024-02-01 09:00"],
-        ["H6", "Six", "Closed lost", "2024-03-12 12:00", "Bob", "900", "2024-02-01 09:00"]])
+        ["H6", "Six", "Closed lost", "2024-03-12 12:00", "Bob", "900", "2024-02-01 09:00"],
+        ["H7", "Seven", "Closed lost", "2024-03-12 12:00", "Bob", "500", "2024-02-01 09:00"]])
     third = write_csv(tmp_path / "deals-2024-04-01.csv", HS_HEADER, [
         ["H5", "Five", "Qualified", "2024-05-31 12:00", "Ann", "700", "2024-02-01 09:00"],
-        ["H6", "Six", "Qualified", "2024-05-31 12:00", "Bob", "900", "2024-02-01 09:00"]])
+        ["H6", "Six", "Qualified", "2024-05-31 12:00", "Bob", "900", "2024-02-01 09:00"],
+        ["H7", "Seven", "Qualified", "2024-05-31 12:00", "Bob", "500", "2024-02-01 09:00"]])
     fourth = write_csv(tmp_path / "deals-2024-05-01.csv", HS_HEADER, [
         ["H5", "Five", "Qualified", "2024-05-31 12:00", "Ann", "700", "2024-02-01 09:00"],
-        ["H6", "Six", "Closed won", "2024-04-20 12:00", "Bob", "900", "2024-02-01 09:00"]])
+        ["H6", "Six", "Closed won", "2024-04-20 12:00", "Bob", "900", "2024-02-01 09:00"],
+        ["H7", "Seven", "Closed won", "2024-03-20 12:00", "Bob", "500", "2024-02-01 09:00"]])
     r = import_export("hubspot", [first, second, third, fourth], tmp_path / "hs")
     ds = load(tmp_path / "hs")
     ch = pd.read_csv(tmp_path / "hs" / "deal_changes.csv", dtype=str, keep_default_na=False)
     assert ch.loc[ch["field"].eq("status"), ["deal_id", "changed_at", "value"]].values.tolist() == [
-        ["H5", "2024-03-15", "lost"], ["H5", "2024-04-01", "open"],
-        ["H6", "2024-03-15", "lost"], ["H6", "2024-04-01", "open"]]
+        ["H5", "2024-03-15T00:00:00", "lost"], ["H5", "2024-04-01T00:00:00", "open"],
+        ["H6", "2024-03-15T00:00:00", "lost"], ["H6", "2024-04-01T00:00:00", "open"]]
     assert r.changes_written["status"] == 4
     assert any("1 deals closed in an earlier export are open again in a later one" in x for x in r.assumptions)
+    assert "1 reopenings dated at or after their deal's final close (closed_at) are left out (with the close " \
+        "before them): deals.csv holds the final close" in r.assumptions
+    assert known(ds, "status", "H7", "2024-03-16") == "open" and known(ds, "status", "H7", "2024-03-21") == "won"
     # Each export's state as of its date (just after it): closed in the second, open in the third.
     assert known(ds, "status", "H5", "2024-03-15 00:00:01") == "lost"
     assert known(ds, "status", "H5", "2024-04-01 00:00:01") == "open"
