@@ -26,7 +26,8 @@ def _period_args(p: argparse.ArgumentParser, allow_all: bool = False) -> None:
     g.add_argument("--start", help="first day of the period, YYYY-MM-DD")
     g.add_argument("--end", help="last day of the period (inclusive), YYYY-MM-DD")
     g.add_argument("--as-of", dest="as_of",
-                   help="see the data as it stood at this instant (default: the day after --end, 00:00)")
+                   help="see the data as it stood at this instant (default: the day after --end, 00:00, or the "
+                        "end of the data's last day when the data ends inside the period)")
     if allow_all:
         g.add_argument("--all-quarters", action="store_true",
                        help="every quarter present in the data, plus an index.html linking them")
@@ -132,9 +133,13 @@ def _load(args):
     return ds
 
 
-def _period(args):
+def _period(args, ds=None):
+    """The period of --quarter/--start/--end/--as-of; without --as-of and given the data set, seen at
+    the end of the data when the data ends inside the period (as the report does)."""
+    from .metrics.summary import as_of_within_data
     from .period import Period
-    return Period.parse(start=args.start, end=args.end, quarter=args.quarter, as_of=args.as_of)
+    period = Period.parse(start=args.start, end=args.end, quarter=args.quarter, as_of=args.as_of)
+    return period if ds is None or args.as_of else as_of_within_data(ds, period)
 
 
 def _cmd_validate(args) -> int:
@@ -172,7 +177,7 @@ def _cmd_sample(args) -> int:
 def _cmd_metrics(args) -> int:
     from .metrics.summary import format_summary, metrics_summary
     ds = _load(args)
-    summary = metrics_summary(ds, _period(args), target=args.target, stuck_quantile=args.stuck_quantile,
+    summary = metrics_summary(ds, _period(args, ds), target=args.target, stuck_quantile=args.stuck_quantile,
                               accuracy_quarters=max(args.accuracy_quarters, 0))
     if args.format == "json":
         print(json.dumps(summary, indent=2, ensure_ascii=False, allow_nan=False))

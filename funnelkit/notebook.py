@@ -56,13 +56,24 @@ def resolve_data_path(path: str | Path) -> Path:
     return repo_root() / p
 
 
-def report_period(quarter: str = "", start: str = "", end: str = "", as_of: str = "") -> Period:
-    """The period from the report notebook's parameters: ``quarter`` or ``start``/``end``."""
+def report_period(quarter: str = "", start: str = "", end: str = "", as_of: str = "",
+                  ds: Dataset | None = None) -> Period:
+    """The period from the report notebook's parameters: ``quarter`` or ``start``/``end``.
+
+    Without ``as_of``, the data is seen at the end of the period, or, given ``ds`` and when the data
+    ends inside the period, at the end of the data's last day
+    (:func:`~funnelkit.metrics.summary.as_of_within_data`; the report header says so).
+    """
     if start or end:
-        return Period.parse(start=start or None, end=end or None, as_of=as_of or None)
-    if not quarter:
+        period = Period.parse(start=start or None, end=end or None, as_of=as_of or None)
+    elif not quarter:
         raise ArgumentError("set either quarter (e.g. 2026Q3) or both start and end")
-    return Period.quarter(quarter, as_of=as_of or None)
+    else:
+        period = Period.quarter(quarter, as_of=as_of or None)
+    if ds is None or as_of:
+        return period
+    from .metrics.summary import as_of_within_data
+    return as_of_within_data(ds, period)
 
 
 def load_report_data(data_path: str | Path, *, currency: str = "", lenient: bool = False) -> Dataset:
@@ -303,11 +314,16 @@ def show_notes(summary: dict, section: str) -> None:
 
 
 def data_end_text(ds: Dataset, period: PeriodLike) -> str:
-    """``'data as of 2023-06-30 24:00 (end of period)'``, saying so when the data ends earlier."""
+    """``'data as of 2023-06-30 24:00 (end of period)'``, ``'data as of 2023-05-16 24:00 (the last day
+    of the data)'`` when the report sees the data at its end, inside the period, and saying so when
+    the data ends before an ``as_of`` that was given."""
     period = as_period(period, ds)
-    from .metrics.summary import data_end
-    text = _("data as of {when}").format(when=as_of_text(period))
+    from .metrics.summary import data_end, end_of_data
     end = data_end(ds)
+    if pd.notna(end) and pd.Timestamp(period.as_of) == end_of_data(ds) and period.as_of < period.stop:
+        return _("data as of {when}").format(when=_("{date} 24:00 (the last day of the data)").format(
+            date=formatting.date(end)))
+    text = _("data as of {when}").format(when=as_of_text(period))
     if pd.notna(end) and pd.Timestamp(period.as_of) > end + pd.Timedelta(days=1):
         text = _("{text}; the data ends on {date}").format(text=text, date=formatting.date(end))
     return text

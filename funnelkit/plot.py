@@ -987,7 +987,8 @@ VALUE_LABELS["movement"] = MOVEMENT_LABELS = {
 _OTHER_HEADERS = (N_("Period"), N_("Movement"), N_("Amount before"), N_("Amount after"), N_("At"), N_("Change"),
                   N_("Start amount"), N_("End amount"), N_("From"), N_("To"), N_("Lost reason"),
                   N_("Open amount unknown"), N_("Won amount unknown"), N_("Pushes"), N_("Past due"),
-                  N_("Expected close date"), N_("Days past due"), N_("Reason"), N_("Week"), N_("Cohort"))
+                  N_("Expected close date"), N_("Days past due"), N_("Reason"), N_("Week"), N_("Cohort"),
+                  N_("Days pushed"), N_("Pushed"), N_("Still open"))
 _DAY_BUCKET = re.compile(r"^(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?)|(\+)) days$")
 _DATE_SPAN = re.compile(r"^(\d{4}-\d{2}-\d{2}) to (\d{4}-\d{2}-\d{2})$")
 

@@ -232,8 +232,11 @@ class Explorer:
 
     @property
     def period(self) -> Period:
-        """The period shown: the custom period when one is typed, else the chosen quarter."""
-        return self._period
+        """The period shown: the custom period when one is typed, else the chosen quarter; seen at the
+        end of the data when the data ends inside it, as in the report
+        (:func:`~funnelkit.metrics.summary.as_of_within_data`)."""
+        from .metrics.summary import as_of_within_data
+        return as_of_within_data(self.ds, self._period)
 
     def _on_custom_period(self, change=None) -> None:
         text = self.custom_period.value.strip()
@@ -300,8 +303,11 @@ class Explorer:
         # the period's cohort first (what the funnel counts), then the slice's size over all periods
         status = (_("{period} ({slice}): {n} deals created in the period; {total} in this slice overall") if chosen
                   else _("{period} (all deals): {n} deals created in the period; {total} in the data set"))
-        self.status.value = html.escape(status.format(period=period.label, slice=chosen,
-                                                      n=f"{cohort['deals']:,}", total=f"{len(ds.deals):,}"))
+        status = status.format(period=period.label, slice=chosen, n=f"{cohort['deals']:,}", total=f"{len(ds.deals):,}")
+        if period.as_of < period.stop:      # the data ends inside the period (or a typed as_of): say when it is seen
+            from .notebook import data_end_text
+            status = _("{status}; {data_as_of}").format(status=status, data_as_of=data_end_text(self.ds, period))
+        self.status.value = html.escape(status)
 
         self.last = {}
         q = self.stuck_quantile

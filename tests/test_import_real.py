@@ -281,8 +281,10 @@ def test_hubspot_report_renders(hubspot, tmp_path_factory):
     from funnelkit.metrics.summary import data_end
     end = data_end(ds).date()
     assert end < pd.Timestamp("2023-06-30").date()
-    assert f"data as of 2023-06-30 24:00 (end of period); the data ends on {end}" in text
-    assert f"The data ends on {end}, before the end of the period: later events are missing" in text
+    # ... and the quarter is seen at the end of the data's last day, not at 2023-06-30 24:00 (a deal whose
+    # data stops is not counted past due, or stuck, for the six weeks after the last export)
+    assert f"data as of {end} 24:00 (the last day of the data)" in text
+    assert f"The data ends on {end}, before the end of the period: every number is as the data stood" in text
     _title_first(page, "Sales Pipeline: 2023Q2")
     latest = pd.concat([x.set_index("Record ID")[["Deal Stage", "Close Date"]] for x in raws])
     latest = latest.groupby(level=0).last()

@@ -177,3 +177,36 @@ def test_funnelkit_warnings_become_notes(monkeypatch):
         warnings.warn_explicit("no deal was created in 2030Q1", NoDataWarning, "z.py", 4)
     assert shown == ["no deal closed before 2024-10-01", "no deal was created in 2030Q1"]   # once each
     assert others == ["overflow in exp"]
+
+
+def test_without_as_of_a_period_the_data_ends_in_is_seen_at_the_data_s_end(tmp_path, capsys):
+    import json
+
+    import funnelkit as fk
+    from funnelkit.cli import main
+    from funnelkit.metrics.summary import data_span_notes
+    from test_views import write_tiny
+    tiny = fk.load(write_tiny(tmp_path / "tiny"))      # events from 2026-04-01 09:00 to 2026-06-01 09:00
+    q2 = fkn.report_period("2026Q2", ds=tiny)
+    assert (str(q2.as_of), str(q2.end.date())) == ("2026-06-02 00:00:00", "2026-06-30")
+    assert fkn.data_end_text(tiny, q2) == "data as of 2026-06-01 24:00 (the last day of the data)"
+    assert data_span_notes(tiny, q2) == ["the data ends on 2026-06-01, before the end of the period: every number "
+                                         "is as the data stood at the end of that day"]
+    # a given as_of is kept; periods before and after the data keep theirs; without ds, the plain default
+    given = fkn.report_period("2026Q2", as_of="2026-07-01", ds=tiny)
+    assert str(given.as_of) == "2026-07-01 00:00:00"
+    assert fkn.data_end_text(tiny, given) == "data as of 2026-06-30 24:00 (end of period); the data ends on 2026-06-01"
+    assert str(fkn.report_period("2026Q1", ds=tiny).as_of) == "2026-04-01 00:00:00"
+    assert str(fkn.report_period("2026Q3", ds=tiny).as_of) == "2026-10-01 00:00:00"
+    assert str(fkn.report_period("2026Q2").as_of) == "2026-07-01 00:00:00"
+    # D3 (open, in Demo since 04-05) has been there 57.625 days at 06-02 00:00, not 86.625 at 07-01
+    from funnelkit.metrics import stage_time
+    at = stage_time.stuck_deals(tiny, q2.as_of, quantile=0.0).set_index("deal_id")
+    assert at.loc["D3", "days_in_stage"] == pytest.approx(57.625)
+    # funnelkit metrics: the same instant without --as-of (additive dataset.data_end), the given one with it
+    folder = str(tmp_path / "tiny")
+    assert main(["metrics", folder, "--quarter", "2026Q2", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["period"]["as_of"] == "2026-06-02T00:00:00" and out["dataset"]["data_end"] == "2026-06-01T09:00:00"
+    assert main(["metrics", folder, "--quarter", "2026Q2", "--as-of", "2026-07-01", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["period"]["as_of"] == "2026-07-01T00:00:00"

@@ -45,7 +45,10 @@ def test_changing_a_control_redraws_that_slice(tiny):
     assert ex.outputs["funnel"].outputs != before
     assert set(ex.sliced().deals["source"].astype(str)) == {"Web"}
     assert ex.last["funnel"]["reached"].tolist() == [3, 2, 1]   # D3 (Demo), D4 (skips to Proposal), D5
-    assert ex.status.value == "2026Q2 (source = Web): 3 deals created in the period; 3 in this slice overall"
+    # the tiny data ends on 2026-06-01 (D4 won): the quarter is seen at the end of that day, and said
+    assert ex.status.value == ("2026Q2 (source = Web): 3 deals created in the period; 3 in this slice overall; "
+                               "data as of 2026-06-01 24:00 (the last day of the data)")
+    assert str(ex.period.as_of) == "2026-06-02 00:00:00"
     expected = ab.amount_by(tiny.filter(source="Web"), Period.quarter("2026Q2"), by="product")
     assert ex.last["by_product"]["won_amount"].tolist() == expected["won_amount"].tolist()
 
@@ -146,7 +149,8 @@ def test_an_invalid_period_is_refused_clearly(tiny):
     ex.custom_period.value = "2026-14"
     assert "period &#x27;2026-14&#x27;: not understood" in ex.status.value
     assert "2026-04-01..2026-05-15" in ex.status.value            # says what would work
-    assert ex.period == Period.quarter("2026Q2") and ex.last["funnel"] is before   # nothing redrawn
+    # nothing redrawn (the quarter is seen at the end of the tiny data, 2026-06-01 24:00)
+    assert ex.period == Period.quarter("2026Q2", as_of="2026-06-02") and ex.last["funnel"] is before
 
 
 def test_any_period_typed_in_redraws_for_that_period(tiny):
@@ -157,7 +161,7 @@ def test_any_period_typed_in_redraws_for_that_period(tiny):
     assert ex.last["funnel"]["reached"].tolist() == st.funnel(tiny, may)["reached"].tolist()
     # emptying the box goes back to the quarter of the dropdown
     ex.custom_period.value = ""
-    assert ex.period == Period.quarter("2026Q2") and ex.status.value.startswith("2026Q2 (all deals)")
+    assert ex.period.with_as_of(None) == Period.quarter("2026Q2") and ex.status.value.startswith("2026Q2 (all deals)")
     # choosing another quarter in the dropdown clears a typed period
     ex.custom_period.value = "2026"
     ex.controls["period"].options = ["2026Q1", "2026Q2"]   # (the tiny data has one quarter only)
@@ -212,8 +216,9 @@ def test_explorer_exports_the_current_slice_as_csv(tiny, tmp_path):
 def test_the_explorer_slices_the_landing_forecast_by_owner_and_source(tiny):
     from funnelkit.metrics import landing_forecast
     ex = widgets.Explorer(tiny, "2026Q2")
-    p = Period.quarter("2026Q2")
-    team = landing_forecast(tiny, p, p.stop)
+    p = Period.quarter("2026Q2", as_of="2026-06-02")     # the tiny data ends on 2026-06-01: seen then, as the report
+    assert ex.period == p
+    team = landing_forecast(tiny, p, p.as_of)
     by_owner = team.by("owner")
     assert ex.last["landing_by_owner"]["expected_amount"].tolist() == by_owner["expected_amount"].tolist()
     owner = by_owner["owner"].iloc[0]

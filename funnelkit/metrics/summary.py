@@ -31,7 +31,8 @@ from .accuracy import default_accuracy_periods, forecast_accuracy
 from .categories import forecast_categories
 from .landing import coverage, landing_forecast
 
-__all__ = ["metrics_summary", "format_summary", "jsonable", "amount_coverage", "data_span_notes", "data_end"]
+__all__ = ["metrics_summary", "format_summary", "jsonable", "amount_coverage", "data_span_notes", "data_end",
+           "end_of_data", "as_of_within_data"]
 
 #: Fields of each row in ``amount_by_source`` / ``amount_by_product`` (after the group column).
 AMOUNT_FIELDS = ("won_amount", "won_deals", "lost_deals", "win_rate", "mean_size", "share", "open_amount",
@@ -158,7 +159,7 @@ def _summary(ds: Dataset, period: Period, target: float | None, stuck_quantile: 
         "period": {"start": period.start.date().isoformat(), "end": period.end.date().isoformat(),
                    "as_of": as_of.isoformat(), "label": period.label},
         "dataset": {"name": ds.name, "currency": None if mixed else currencies[0], "deals": int(len(ds.deals)),
-                    "stages": ds.stages},
+                    "stages": ds.stages, "data_end": jsonable(data_end(ds))},
         "deals_per_stage": _records(per_stage, ["stage", "open_deals", "open_amount", "reached",
                                                 "conversion", "open_amount_unknown"]),
         "time_in_stage": _records(tis, ["stage", "visits", "mean_days", "median_days", "p90_days",
@@ -417,6 +418,9 @@ def data_span_notes(ds: Dataset, period: PeriodLike) -> list[str]:
     elif period.as_of > last + pd.Timedelta(days=1):
         notes.append(_("the data ends on {date}, before the end of the period: later events are missing").format(
             date=last.date()))
+    elif last < period.stop and period.as_of > last:
+        notes.append(_("the data ends on {date}, before the end of the period: every number is as the data "
+                       "stood at the end of that day").format(date=last.date()))
     return notes
 
 
@@ -426,6 +430,41 @@ def data_end(ds: Dataset):
     times = [t for t in (d["created_at"].max(), d["closed_at"].max(), ds.stage_history["entered_at"].max())
              if pd.notna(t)]
     return max(times) if times else pd.NaT
+
+
+def end_of_data(ds: Dataset):
+    """The end of the last day with an event: the midnight after :func:`data_end` (NaT without deals).
+
+    Every event of the data is seen at this instant (events are seen when ``t < as_of``), and no
+    day after the data's last one is counted.
+    """
+    last = data_end(ds)
+    return last.normalize() + pd.Timedelta(days=1) if pd.notna(last) else pd.NaT
+
+
+def as_of_within_data(ds: Dataset, period: PeriodLike) -> Period:
+    """``period`` seen at ``min(its as_of, the end of the data)`` when the data ends inside it.
+
+    The default ``as_of`` of the report, the explorer and ``funnelkit metrics`` when none is given:
+    a period the data ends in is seen as it stood on the data's last day (:func:`end_of_data`), not
+    at the period's end, so a deal whose data simply stops is not counted as past due (or as stuck)
+    for the days after the export. A period the data covers whole, or that starts after the data
+    ends, keeps its ``as_of``; so does an ``as_of`` before the end of the data.
+
+    Examples
+    --------
+    >>> import funnelkit as fk
+    >>> ds = fk.load("data/sample")
+    >>> as_of_within_data(ds, "2026Q2").as_of            # the data runs past 2026Q2: its end
+    Timestamp('2026-07-01 00:00:00')
+    >>> as_of_within_data(ds, ("2026-09-01", "2026-12-31")).as_of   # the last event: 2026-09-30 18:05
+    Timestamp('2026-10-01 00:00:00')
+    """
+    period = as_period(period)
+    end = end_of_data(ds)
+    if pd.isna(end) or end <= period.start or end >= period.as_of:
+        return period
+    return period.with_as_of(end)
 
 
 def _fmt(value: Any, kind: str = "num") -> str:
