@@ -112,7 +112,7 @@ class _Timers:
 def _instrument() -> _Timers:
     import importlib
     timers = _Timers()
-    for mod in ("stages", "time_in_stage", "days_to_close", "deal_size", "amount_by", "forecast"):
+    for mod in ("stages", "history", "stage_time", "closing", "size", "breakdown", "forecast", "landing"):
         try:
             m = importlib.import_module(f"funnelkit.metrics.{mod}")
         except ImportError:
@@ -386,7 +386,7 @@ def print_report(rows: list[dict], m: dict, quarter: str, repeat: int) -> str:
         for k, v in sorted(big["breakdown_s"].items(), key=lambda kv: -kv[1]):
             lines.append(f"  {k:36s} {v:7.2f}")
         fc = sum(v for k, v in big["breakdown_s"].items() if k.startswith("forecast.")) + \
-            big["breakdown_s"].get("days_to_close.close_time_survival", 0.0)
+            big["breakdown_s"].get("closing.close_time_survival", 0.0)
         fl, fm = _best(big)
         dl, dm_ = _best(ok[-1]["duckdb"])
         lines.append(f"  ratio without the forecast and Kaplan-Meier (which DuckDB does not compute): "

@@ -111,7 +111,7 @@ def _read_change_log(ds: "DatabaseDataset", table: "ir.Table", name: str, *, err
     ds.report.problems += problems
     ds.report.earliest_known = earliest
     ds.deal_changes = changes
-    ds.tables.amounts_at = change_log_amounts(ds)     # open amounts as known at each instant
+    ds.tables.amount_changes = change_log_amounts(ds, ds.tables.con)     # amounts as known at each instant
 
 
 def _as_text(column: pd.Series) -> pd.Series:

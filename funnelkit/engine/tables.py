@@ -9,8 +9,8 @@ of the same stage, and every deal has an entry at or before its creation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -52,9 +52,65 @@ class Tables:
     deals: "ir.Table"
     entries: "ir.Table"
     pipeline: Pipeline
-    #: With a change log (``deal_changes.csv``): ``amounts_at(as_of)`` gives ``deal_row`` and the
-    #: ``amount`` as known at ``as_of`` of the deals created before it (:func:`funnelkit.changes.known_for`).
-    amounts_at: "Callable[[pd.Timestamp], pd.DataFrame] | None" = None
+    #: With amount changes in the change log (``deal_changes.csv``): the engine table of
+    #: :func:`change_log_amounts`, read by :meth:`amounts_at`; None without.
+    amount_changes: "ir.Table | None" = None
+    _amounts: dict = field(default_factory=dict, repr=False)
+
+    def amounts_at(self, as_of) -> "ir.Table | None":
+        """``deal_row`` and ``amount`` (as known at ``as_of``: :func:`funnelkit.changes.known_for`,
+        in the engine) of the deals created before ``as_of``, in ``deal_row`` order; None when the
+        data set has no amount changes (then ``deals.amount`` is the amount at every instant).
+
+        A change is the known value for ``known_from < as_of <= known_until`` (a null bound is
+        open); a deal without changes keeps its ``deals.amount``. Computed by the engine once per
+        ``as_of`` into a table of its own, which every later query at that instant reads.
+        """
+        if self.amount_changes is None:
+            return None
+        from ..period import as_instant
+
+        at = as_instant(as_of)
+        if at not in self._amounts:
+            name = f"amounts_at_{uuid.uuid4().hex}"
+            self._amounts[at] = self.con.create_table(name, self._amounts_expr(at), temp=True)
+        return self._amounts[at]
+
+    def amounts_known(self, times) -> "ir.Table | None":
+        """``i`` (position in ``times``), ``deal_row`` and ``amount`` as known at ``times[i]`` of the
+        deals created before each instant (the rule of :meth:`amounts_at`, many instants in one
+        expression); None when the data set has no amount changes."""
+        import ibis
+
+        from ..period import as_instant
+
+        c = self.amount_changes
+        if c is None:
+            return None
+        at = pd.DataFrame({"i": np.arange(len(times), dtype="int64"),
+                           "at": np.array([as_instant(x).to_datetime64() for x in times], dtype="datetime64[us]")})
+        at = ibis.memtable(at, schema={"i": "int64", "at": "timestamp(6)"})
+        d = self.deals.select("deal_row", "amount", "created_at")
+        d = d.cross_join(at)
+        d = d.filter(d.created_at < d.at)
+        seen = c.select(_row=c.deal_row, _from=c.known_from, _until=c.known_until, _amount=c.amount)
+        j = d.left_join(seen, (d.deal_row == seen._row) & (seen._from.isnull() | (seen._from < d.at))
+                        & (seen._until.isnull() | (d.at <= seen._until)))
+        return j.select(i=j.i, deal_row=j.deal_row,
+                        amount=ibis.ifelse(j._row.notnull(), j._amount, j.amount))
+
+    def _amounts_expr(self, as_of) -> "ir.Table":
+        import ibis
+
+        from .views import instant
+
+        c, at = self.amount_changes, instant(as_of)
+        seen = c.filter((c.known_from.isnull() | (c.known_from < at)) & (c.known_until.isnull() | (at <= c.known_until)))
+        seen = seen.select("deal_row", _changed=ibis.literal(True), _amount=seen.amount)
+        d = self.deals.filter(self.deals.created_at < at).select("deal_row", "amount")
+        j = d.left_join(seen, d.deal_row == seen.deal_row)
+        return j.select(deal_row=d.deal_row, amount=ibis.ifelse(j._changed.notnull(), j._amount, d.amount)
+                        ).order_by("deal_row")
 
     @cached_property
     def visits(self) -> "ir.Table":
@@ -96,25 +152,32 @@ def _in_process(ds: "Dataset") -> Tables:
         "entered_at": _micros(h["entered_at"]),
     })
     return Tables(con=con, deals=_put(con, "deals", deals), entries=_put(con, "entries", entries),
-                  pipeline=ds.pipeline, amounts_at=change_log_amounts(ds))
+                  pipeline=ds.pipeline, amount_changes=change_log_amounts(ds, con))
 
 
-def change_log_amounts(ds: "Dataset"):
-    """The change log's amounts as known at an instant, when the data set has amount changes (else
-    None): a function of ``as_of`` giving ``deal_row`` (the deal's row in ``ds.deals``) and
-    ``amount`` for the deals created before ``as_of`` (:attr:`Tables.amounts_at`)."""
-    from ..changes import has_changes, known_for
+def change_log_amounts(ds: "Dataset", con) -> "ir.Table | None":
+    """The change log's amount changes as a table of ``con``, uploaded once (None when the data set
+    has none): ``deal_row`` (the deal's row in ``ds.deals``), ``amount`` (null = unknown) and the
+    instants between which it is the amount as known (:meth:`Tables.amounts_at`): ``known_from``
+    (the change's ``changed_at``; null for a deal's first change, whose value is also the one known
+    before it) and ``known_until`` (the deal's next change's ``changed_at``; null for its last).
+    Of several changes at one instant only the last (in change-log order) is ever known after it,
+    as in :func:`funnelkit.changes.known_for`."""
+    from ..changes import field_changes
 
-    if not has_changes(ds, "amount"):
+    ch = field_changes(ds, "amount")
+    if ch.empty:
         return None
-    created = ds.deals["created_at"].to_numpy()
-
-    def amounts_at(as_of: pd.Timestamp) -> pd.DataFrame:
-        rows = np.flatnonzero(created < as_of.to_datetime64())
-        known = known_for(ds, "amount", rows, np.full(len(rows), as_of.to_datetime64()))
-        return pd.DataFrame({"deal_row": rows.astype("int64"), "amount": np.asarray(known, dtype="float64")})
-
-    return amounts_at
+    rows = ch["deal_row"].to_numpy(dtype="int64")
+    at = ch["changed_at"].to_numpy(dtype="datetime64[us]")
+    same_next = np.r_[rows[1:] == rows[:-1], False]
+    frame = pd.DataFrame({
+        "deal_row": rows,
+        "amount": pd.to_numeric(ch["value"], errors="raise").to_numpy(dtype="float64"),
+        "known_from": np.where(ch["is_first"].to_numpy(dtype=bool), np.datetime64("NaT", "us"), at),
+        "known_until": np.where(same_next, np.r_[at[1:], at[:1]], np.datetime64("NaT", "us")),
+    })
+    return _put(con, f"amount_changes_{uuid.uuid4().hex}", frame)
 
 
 def _put(con, name: str, frame: pd.DataFrame):

@@ -171,11 +171,11 @@ def deals_as_of(t: "Tables", as_of, *, amounts: bool = True) -> "ir.Table":
 
     at = instant(as_of)
     d = t.deals.filter(t.deals.created_at < at)
-    known = known_amounts(t, [as_of]) if amounts else None
+    known = t.amounts_at(as_of) if amounts else None
     if not amounts:
         d = d.drop("amount")
     elif known is not None:
-        d = d.drop("amount").join(known.drop("i"), "deal_row")
+        d = d.drop("amount").join(known, "deal_row")
     seen_close = d.closed_at.notnull() & (d.closed_at < at)
     return d.mutate(closed_as_of=ibis.ifelse(seen_close, d.closed_at, ibis.null().cast("timestamp")),
                     status_as_of=ibis.ifelse(seen_close, d.status, "open"))
@@ -183,17 +183,9 @@ def deals_as_of(t: "Tables", as_of, *, amounts: bool = True) -> "ir.Table":
 
 def known_amounts(t: "Tables", times) -> "ir.Table | None":
     """The amounts as known at each instant of ``times`` when the data set has a change log
-    (:attr:`Tables.amounts_at`), else None (the deals' own amounts are the known ones): ``i``
+    (:meth:`Tables.amounts_known`), else None (the deals' own amounts are the known ones): ``i``
     (position in ``times``), ``deal_row`` and ``amount``, for the deals created before each instant."""
-    import ibis
-    import pandas as pd
-
-    if t.amounts_at is None:
-        return None
-    parts = [t.amounts_at(as_instant(at)).assign(i=i) for i, at in enumerate(times)]
-    frame = pd.concat(parts, ignore_index=True).astype({"i": "int64", "deal_row": "int64", "amount": "float64"})
-    return ibis.memtable(frame[["i", "deal_row", "amount"]],
-                         schema={"i": "int64", "deal_row": "int64", "amount": "float64"})
+    return t.amounts_known(times)
 
 
 def dates_estimated(table: "ir.Table") -> "ir.BooleanValue":

@@ -5,6 +5,8 @@ Definitions are in ``docs/metrics.md`` (sections 5 and 6).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -104,7 +106,7 @@ def amount_by(ds: Dataset, period: PeriodLike, by: str | list[str] = "source", *
     closed = out["won_deals"] + out["lost_deals"]
     out["win_rate"] = (out["won_deals"] / closed.where(closed > 0)).astype(float)
     out["mean_size"] = (out["won_amount"] / out["_won_known"].where(out["_won_known"] > 0)).astype(float)
-    total = float(out["won_amount"].sum())
+    total = math.fsum(out["won_amount"].dropna())     # exact: whatever order the groups come in
     out["share"] = out["won_amount"] / total if total > 0 else np.nan
     out = out.sort_values(["won_amount", *keys], ascending=[False] + [True] * len(keys), kind="stable",
                           na_position="last")
