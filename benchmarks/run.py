@@ -173,6 +173,71 @@ def worker_funnelkit(folder: Path, quarter: str, repeat: int) -> dict:
             "deals": summary["dataset"]["deals"], "results": fk_results(summary)}
 
 
+def worker_pyspark(folder: Path, quarter: str, repeat: int) -> dict:
+    """funnelkit's metrics on PySpark local[2]: the folder loaded and checked by ``fk.load``, its
+    tables handed to Spark (as a warehouse would hold them) and opened with ``fk.connect``, where the
+    contract checks run again; then ``metrics_summary`` on the Spark-held data set. "load" is all of
+    that before the metrics."""
+    base = _rss_mb()
+    import ibis
+    from pyspark.sql import SparkSession
+
+    import funnelkit as fk
+    from funnelkit.metrics.summary import metrics_summary
+    from funnelkit.period import Period
+    session = (SparkSession.builder.master("local[2]").appName("funnelkit-bench")
+               .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
+               .config("spark.sql.shuffle.partitions", "2").config("spark.driver.memory", "6g")
+               .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate())
+    con = ibis.pyspark.connect(session)
+    after_import = _rss_mb()
+    period = Period.quarter(quarter)
+    loads, mets, cpus = [], [], []
+    for i in range(repeat):
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        loaded = fk.load(folder)
+        deals, hist = _raw_tables(loaded)
+        names = (f"bench_deals_{i}", f"bench_history_{i}")
+        for frame, name in zip((deals, hist), names):
+            session.createDataFrame(frame).cache().createOrReplaceTempView(name)
+        ds = fk.connect(con, deals=names[0], stage_history=names[1], pipeline=folder / "pipeline.yml")
+        del loaded, deals, hist
+        t1 = time.perf_counter()
+        summary = metrics_summary(ds, period)
+        t2 = time.perf_counter()
+        cpus.append(time.process_time() - c0)
+        loads.append(t1 - t0)
+        mets.append(t2 - t1)
+    session.stop()
+    return {"engine": "pyspark", "load_s": loads, "metrics_s": mets, "cpu_s": cpus, "breakdown_s": {},
+            "peak_mb": _peak_mb() + _java_peak_mb(), "base_mb": base, "import_mb": after_import,
+            "deals": summary["dataset"]["deals"], "results": fk_results(summary)}
+
+
+def _raw_tables(ds):
+    """The loaded tables as a database holds them (text, floats, microsecond timestamps, stages by
+    name): what ``tests/engines.py`` hands to Spark too."""
+    import pandas as pd
+    deals = ds.deals.copy()
+    for col in deals.columns:
+        if isinstance(deals[col].dtype, pd.CategoricalDtype) or deals[col].dtype == object \
+                or pd.api.types.is_string_dtype(deals[col]):
+            deals[col] = deals[col].astype(object).where(deals[col].notna(), None)
+    for col in ("created_at", "closed_at"):
+        deals[col] = deals[col].astype("datetime64[us]")
+    h = ds.stage_history
+    hist = pd.DataFrame({"deal_id": h["deal_id"].astype(object), "stage": h["stage"].astype(str).astype(object),
+                         "entered_at": h["entered_at"].astype("datetime64[us]")})
+    return deals, hist
+
+
+def _java_peak_mb() -> float:
+    """Peak RSS of this process's children (the Spark JVM), MB."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def worker_duckdb(folder: Path, quarter: str, repeat: int, threads: int | None) -> dict:
     base = _rss_mb()
     import duckdb
@@ -391,8 +456,24 @@ def print_report(rows: list[dict], m: dict, quarter: str, repeat: int) -> str:
         dl, dm_ = _best(ok[-1]["duckdb"])
         lines.append(f"  ratio without the forecast and Kaplan-Meier (which DuckDB does not compute): "
                      f"{(fl + fm - fc) / (dl + dm_):.2f}x")
+    spark = [r for r in rows if "pyspark" in r]
+    if spark:
+        lines += ["", "funnelkit on PySpark local[2] (fk.load, tables handed to Spark, fk.connect, metrics_summary):"]
+        for r in spark:
+            p = r["pyspark"]
+            if "error" in p:
+                lines.append(f"  {size_label(r['deals']):>5}: error")
+                continue
+            pl, pm = _best(p)
+            dl, dm_ = _best(r["duckdb"]) if "error" not in r["duckdb"] else (float("nan"),) * 2
+            lines.append(f"  {size_label(r['deals']):>5}: load {pl:.2f} s, metrics {pm:.2f} s, total {pl + pm:.2f} s, "
+                         f"peak {p['peak_mb']:.0f} MB (Python + JVM), {(pl + pm) / (dl + dm_):.2f}x DuckDB, "
+                         + ("same numbers" if not r["pyspark_diffs"] else f"{len(r['pyspark_diffs'])} MISMATCH"))
+            lines += [f"     {d}" for d in r["pyspark_diffs"][:20]]
     for r in rows:
-        for engine in ("funnelkit", "duckdb"):
+        for engine in ("funnelkit", "duckdb", "pyspark"):
+            if engine not in r:
+                continue
             if "error" in r[engine]:
                 lines += ["", f"!! {engine} failed at {size_label(r['deals'])}:", *r[engine]["error"]]
         if r.get("diffs"):
@@ -434,7 +515,7 @@ def main(argv=None) -> int:
     ap.add_argument("--engines", default="funnelkit,duckdb")
     ap.add_argument("--no-report", action="store_true",
                     help="skip timing the HTML report of data/sample for the quarter")
-    ap.add_argument("--worker", choices=["funnelkit", "duckdb"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=["funnelkit", "duckdb", "pyspark"], help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -443,6 +524,8 @@ def main(argv=None) -> int:
         sys.path.insert(0, str(HERE))
         if args.worker == "funnelkit":
             res = worker_funnelkit(args.data, args.quarter, args.repeat)
+        elif args.worker == "pyspark":
+            res = worker_pyspark(args.data, args.quarter, args.repeat)
         else:
             res = worker_duckdb(args.data, args.quarter, args.repeat, args.threads)
         args.out.write_text(json.dumps(res, default=str))
@@ -463,6 +546,10 @@ def main(argv=None) -> int:
                      f"load {min(row[engine]['load_s']):.2f} s, metrics "
                      f"{min(row[engine]['metrics_s']):.2f} s, peak {row[engine]['peak_mb']:.0f} MB"),
                   file=sys.stderr)
+        if "pyspark" in engines:      # funnelkit on PySpark local[2], for the record
+            row["pyspark"] = run_worker("pyspark", folder, args)
+            ok = "error" not in row["pyspark"] and "error" not in row["duckdb"]
+            row["pyspark_diffs"] = compare(row["pyspark"]["results"], row["duckdb"]["results"]) if ok else []
         if "stage_entries" in row["duckdb"]:
             row["entries"] = row["duckdb"]["stage_entries"]
         row["diffs"] = (compare(row["funnelkit"]["results"], row["duckdb"]["results"])
@@ -479,7 +566,7 @@ def main(argv=None) -> int:
     (RESULTS / f"bench_{stamp}.json").write_text(json.dumps(
         {"machine": m, "quarter": args.quarter, "repeat": args.repeat, "rows": rows}, default=str, indent=1))
     (RESULTS / f"bench_{stamp}.txt").write_text(text + "\n")
-    return 1 if any(r["diffs"] for r in rows) else 0
+    return 1 if any(r["diffs"] or r.get("pyspark_diffs") for r in rows) else 0
 
 
 if __name__ == "__main__":

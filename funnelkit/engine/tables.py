@@ -10,6 +10,8 @@ of the same stage, and every deal has an entry at or before its creation.
 from __future__ import annotations
 
 import uuid
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
     from ..dataset import Dataset
 
-__all__ = ["Tables", "tables_of", "to_frame", "change_log_amounts"]
+__all__ = ["Tables", "tables_of", "to_frame", "to_scalar", "change_log_amounts"]
 
 
 @dataclass(eq=False)
@@ -112,6 +114,12 @@ class Tables:
         return j.select(deal_row=d.deal_row, amount=ibis.ifelse(j._changed.notnull(), j._amount, d.amount)
                         ).order_by("deal_row")
 
+    #: True for tables funnelkit uploaded itself (a loaded folder on in-process DuckDB): a snapshot
+    #: nobody else writes to, so every query's result is kept (:func:`to_frame`). False for a
+    #: database's own tables, read afresh.
+    snapshot: bool = False
+    _results: dict = field(default_factory=dict, repr=False)
+
     @cached_property
     def visits(self) -> "ir.Table":
         """One row per stage visit over the whole history (:func:`funnelkit.engine.views.visits`)."""
@@ -151,8 +159,10 @@ def _in_process(ds: "Dataset") -> Tables:
         "stage_index": h["stage_index"].to_numpy().astype("int64"),
         "entered_at": _micros(h["entered_at"]),
     })
-    return Tables(con=con, deals=_put(con, "deals", deals), entries=_put(con, "entries", entries),
-                  pipeline=ds.pipeline, amount_changes=change_log_amounts(ds, con))
+    t = Tables(con=con, deals=_put(con, "deals", deals), entries=_put(con, "entries", entries),
+               pipeline=ds.pipeline, amount_changes=change_log_amounts(ds, con), snapshot=True)
+    _SNAPSHOTS[id(con)] = t
+    return t
 
 
 def change_log_amounts(ds: "Dataset", con) -> "ir.Table | None":
@@ -227,9 +237,60 @@ def _micros(s: pd.Series) -> np.ndarray:
     return pd.to_datetime(s).to_numpy().astype("datetime64[us]")
 
 
+#: The snapshot tables by ``id`` of their connection (weakly: an entry goes with its Tables), so that
+#: :func:`to_frame` finds the result cache of the tables a query reads.
+_SNAPSHOTS: "weakref.WeakValueDictionary[int, Tables]" = weakref.WeakValueDictionary()
+
+#: Results above this size (bytes) are not kept: they are rows per deal or visit, cheap to recompute
+#: next to their memory.
+MAX_KEPT_BYTES = 16 * 2**20
+
+
+def _results_of(expr) -> dict | None:
+    """The result cache of the snapshot tables ``expr`` reads (None when it reads a database's)."""
+    try:
+        con = expr._find_backend(use_default=False)
+    except Exception:            # no backend (a literal) or several: nothing to keep
+        return None
+    t = _SNAPSHOTS.get(id(con))
+    return t._results if t is not None and t.con is con else None
+
+
+def _kept(expr, run: Callable[[], object]):
+    """``run()``'s result for the query ``expr``, from the snapshot's cache when it ran before.
+
+    The cache is keyed by the expression itself (Ibis expressions are immutable, hashable and
+    equal when they are the same query), and lives on the :class:`Tables` of one data set: a data
+    set derived from it (``filter``, ``dataclasses.replace``, ``refresh``) gets tables, and a
+    cache, of its own.
+    """
+    cache = _results_of(expr)
+    if cache is None:
+        return run()
+    key = expr.op()
+    if key not in cache:
+        got = run()
+        size = got.memory_usage(index=False).sum() if isinstance(got, pd.DataFrame) else 0
+        if size > MAX_KEPT_BYTES:
+            return got
+        cache[key] = got
+    got = cache[key]
+    return got.copy() if isinstance(got, pd.DataFrame) else got
+
+
 def to_frame(expr: "ir.Table") -> pd.DataFrame:
     """Run ``expr`` and return a pandas DataFrame with a fresh index and timestamps in
-    nanoseconds (the unit of every frame funnelkit returns)."""
+    nanoseconds (the unit of every frame funnelkit returns). On snapshot tables the same query
+    runs once (:attr:`Tables.snapshot`); each call gets its own copy of the frame."""
+    return _kept(expr, lambda: _fetch(expr))
+
+
+def to_scalar(expr: "ir.Scalar"):
+    """Run a scalar expression (kept like :func:`to_frame`'s results)."""
+    return _kept(expr, expr.execute)
+
+
+def _fetch(expr: "ir.Table") -> pd.DataFrame:
     df = expr.to_pandas()
     for col in df.columns:
         if pd.api.types.is_datetime64_any_dtype(df[col]):

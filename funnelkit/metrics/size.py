@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..dataset import Dataset
-from ..engine.tables import tables_of, to_frame
+from ..engine.tables import tables_of, to_frame, to_scalar
 from ..engine.views import closed_in, count_if, deals_as_of, exact_quantile, in_period
 from ..errors import ArgumentError
 from ..period import Period, PeriodLike, as_period
@@ -218,10 +218,10 @@ def sales_velocity(ds: Dataset, period: PeriodLike) -> dict:
     period = as_period(period, ds)
     ds.require_single_currency("sales velocity")
     d = deals_as_of(tables_of(ds), period.as_of)
-    opportunities = int(count_if(in_period(d.created_at, period)).execute())
+    opportunities = int(to_scalar(count_if(in_period(d.created_at, period))))
     won = _won(ds, period)
     # days_to_close is null (unknown) for deals flagged dates_estimated: left out of the mean
-    mean_days = won.days_to_close.mean().execute()
+    mean_days = to_scalar(won.days_to_close.mean())
     mean_days = float("nan") if mean_days is None or pd.isna(mean_days) else float(mean_days)
     rate = win_rate(ds, period)
     size = deal_size(ds, period)["mean"]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..dataset import Dataset
-from ..engine.tables import Tables, tables_of, to_frame
+from ..engine.tables import Tables, tables_of, to_frame, to_scalar
 from ..engine.views import OUTCOMES, count_if, exact_quantile, in_period, instant, visits_as_of
 from ..contract import DATES_ESTIMATED
 from ..errors import ArgumentError
@@ -58,7 +58,7 @@ def _timed(v):
     if DATES_ESTIMATED not in v.columns:       # no flag column: no deal is flagged
         return v, 0
     flagged = dates_estimated(v)
-    return v.filter(~flagged), int(v.filter(flagged).deal_id.nunique().execute())
+    return v.filter(~flagged), int(to_scalar(v.filter(flagged).deal_id.nunique()))
 
 
 def _ended_before(v):

@@ -1,0 +1,99 @@
+"""The engine's per-data-set state: the change log's amounts as an engine table (the amount as known
+at an instant computed there, as :func:`funnelkit.changes.known_for` defines it), and the kept
+query results of a loaded folder, which a data set derived from it never sees."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import funnelkit as fk
+from funnelkit.changes import known_for
+from funnelkit.engine import tables as engine_tables
+from funnelkit.engine.tables import tables_of, to_frame
+from funnelkit.metrics import amount_by, deal_size, time_in_stage, win_rate
+from stages_hand_data import write_dataset
+
+JAN = fk.Period("2024-01-01", "2024-01-31")
+
+
+@pytest.fixture()
+def hand(tmp_path):
+    return fk.load(write_dataset(tmp_path))
+
+
+def test_amounts_as_known_in_the_engine_are_known_for_at_every_instant(sample_ds):
+    ds = sample_ds
+    changes = ds.deal_changes[ds.deal_changes["field"] == "amount"]
+    assert len(changes) > 100
+    t = tables_of(ds)
+    # At, just before and just after change instants (ties and the first change's own instant),
+    # and before any change at all.
+    instants = sorted(set(changes["changed_at"].iloc[::97]))[:6]
+    instants = [instants[0] - pd.Timedelta(days=400)] + [
+        i + d for i in instants for d in (pd.Timedelta(0), pd.Timedelta(microseconds=1), -pd.Timedelta(seconds=1))]
+    for at in instants:
+        got = to_frame(t.amounts_at(at))
+        rows = np.flatnonzero(ds.deals["created_at"].to_numpy() < at.to_datetime64())
+        want = known_for(ds, "amount", rows, np.full(len(rows), at.to_datetime64()))
+        assert got["deal_row"].tolist() == rows.tolist()
+        np.testing.assert_array_equal(got["amount"].to_numpy(dtype=float), np.asarray(want, dtype=float))
+
+
+def test_the_amount_tables_are_made_once_per_data_set_and_instant(sample_ds):
+    t = tables_of(sample_ds)
+    at = pd.Timestamp("2026-04-01")
+    assert t.amount_changes is tables_of(sample_ds).amount_changes is not None
+    assert t.amounts_at(at) is t.amounts_at(at.to_pydatetime())    # same instant, same table
+    assert t.amounts_at(at) is not t.amounts_at(at + pd.Timedelta(seconds=1))
+
+
+def test_no_change_log_no_amount_table(hand):
+    assert tables_of(hand).amount_changes is None and tables_of(hand).amounts_at(JAN.as_of) is None
+
+
+def test_a_query_runs_once_and_every_caller_gets_its_own_frame(hand, monkeypatch):
+    ran = []
+    fetch = engine_tables._fetch
+    monkeypatch.setattr(engine_tables, "_fetch", lambda expr: ran.append(expr) or fetch(expr))
+    first = time_in_stage(hand, JAN)
+    n = len(ran)
+    assert n > 0
+    first["visits"] = -1                                  # a caller edits its copy
+    again = time_in_stage(hand, JAN)
+    assert len(ran) == n                                  # nothing ran again
+    assert again["visits"].tolist() == [4, 3, 3, 0]      # the hand data's January visits
+    pd.testing.assert_frame_equal(again, time_in_stage(hand, JAN))
+
+
+def test_a_derived_data_set_never_gets_the_parents_results(hand):
+    size = deal_size(hand, JAN)
+    rate = win_rate(hand, JAN)
+    by_owner = amount_by(hand, JAN, by="owner")
+    # dataclasses.replace: the same frames with every amount doubled and every deal won.
+    doubled = hand.deals.assign(amount=hand.deals["amount"] * 2)
+    twice = dataclasses.replace(hand, deals=doubled)
+    assert deal_size(twice, JAN)["mean"] == 2 * size["mean"]
+    assert deal_size(twice, JAN)["median"] == 2 * size["median"]
+    np.testing.assert_allclose(amount_by(twice, JAN, by="owner")["won_amount"], 2 * by_owner["won_amount"])
+    assert win_rate(twice, JAN) == rate
+    # filter: only some owners' deals
+    owner = by_owner["owner"].iloc[0]
+    one = hand.filter(owner=owner)
+    assert amount_by(one, JAN, by="owner")["owner"].tolist() == [owner]
+    # and the parent still has its own numbers
+    assert deal_size(hand, JAN) == size
+    pd.testing.assert_frame_equal(amount_by(hand, JAN, by="owner"), by_owner)
+    # refresh() after editing a data set in place forgets what was kept
+    hand.deals["amount"] = hand.deals["amount"] * 3
+    hand.refresh()
+    assert deal_size(hand, JAN)["mean"] == 3 * size["mean"]
+
+
+def test_large_results_are_not_kept(hand, monkeypatch):
+    monkeypatch.setattr(engine_tables, "MAX_KEPT_BYTES", 0)
+    time_in_stage(hand, JAN)
+    assert tables_of(hand)._results == {}
