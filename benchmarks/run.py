@@ -472,7 +472,7 @@ def print_report(rows: list[dict], m: dict, quarter: str, repeat: int) -> str:
             lines += [f"     {d}" for d in r["pyspark_diffs"][:20]]
     for r in rows:
         for engine in ("funnelkit", "duckdb", "pyspark"):
-            if engine not in r:
+            if engine not in r or r[engine].get("error") == ["not run"]:
                 continue
             if "error" in r[engine]:
                 lines += ["", f"!! {engine} failed at {size_label(r['deals'])}:", *r[engine]["error"]]
