@@ -41,6 +41,14 @@ def test_amounts_as_known_in_the_engine_are_known_for_at_every_instant(sample_ds
         want = known_for(ds, "amount", rows, np.full(len(rows), at.to_datetime64()))
         assert got["deal_row"].tolist() == rows.tolist()
         np.testing.assert_array_equal(got["amount"].to_numpy(dtype=float), np.asarray(want, dtype=float))
+    # Many instants in one expression (the weekly snapshots' form): the same values per instant.
+    many = to_frame(t.amounts_known(instants)).sort_values(["i", "deal_row"])
+    for i, at in enumerate(instants):
+        got = many[many["i"] == i]
+        rows = np.flatnonzero(ds.deals["created_at"].to_numpy() < at.to_datetime64())
+        want = known_for(ds, "amount", rows, np.full(len(rows), at.to_datetime64()))
+        assert got["deal_row"].tolist() == rows.tolist()
+        np.testing.assert_array_equal(got["amount"].to_numpy(dtype=float), np.asarray(want, dtype=float))
 
 
 def test_the_amount_tables_are_made_once_per_data_set_and_instant(sample_ds):
