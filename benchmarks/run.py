@@ -183,6 +183,7 @@ def worker_pyspark(folder: Path, quarter: str, repeat: int) -> dict:
     from pyspark.sql import SparkSession
 
     import funnelkit as fk
+    from funnelkit.engine.tables import database_frames
     from funnelkit.metrics.summary import metrics_summary
     from funnelkit.period import Period
     session = (SparkSession.builder.master("local[2]").appName("funnelkit-bench")
@@ -198,7 +199,7 @@ def worker_pyspark(folder: Path, quarter: str, repeat: int) -> dict:
         c0 = time.process_time()
         t0 = time.perf_counter()
         loaded = fk.load(folder)
-        deals, hist = _raw_tables(loaded)
+        deals, hist = database_frames(loaded)
         names = (f"bench_deals_{i}", f"bench_history_{i}")
         for frame, name in zip((deals, hist), names):
             session.createDataFrame(frame).cache().createOrReplaceTempView(name)
@@ -214,23 +215,6 @@ def worker_pyspark(folder: Path, quarter: str, repeat: int) -> dict:
     return {"engine": "pyspark", "load_s": loads, "metrics_s": mets, "cpu_s": cpus, "breakdown_s": {},
             "peak_mb": _peak_mb() + _java_peak_mb(), "base_mb": base, "import_mb": after_import,
             "deals": summary["dataset"]["deals"], "results": fk_results(summary)}
-
-
-def _raw_tables(ds):
-    """The loaded tables as a database holds them (text, floats, microsecond timestamps, stages by
-    name): what ``tests/engines.py`` hands to Spark too."""
-    import pandas as pd
-    deals = ds.deals.copy()
-    for col in deals.columns:
-        if isinstance(deals[col].dtype, pd.CategoricalDtype) or deals[col].dtype == object \
-                or pd.api.types.is_string_dtype(deals[col]):
-            deals[col] = deals[col].astype(object).where(deals[col].notna(), None)
-    for col in ("created_at", "closed_at"):
-        deals[col] = deals[col].astype("datetime64[us]")
-    h = ds.stage_history
-    hist = pd.DataFrame({"deal_id": h["deal_id"].astype(object), "stage": h["stage"].astype(str).astype(object),
-                         "entered_at": h["entered_at"].astype("datetime64[us]")})
-    return deals, hist
 
 
 def _java_peak_mb() -> float:

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 import funnelkit as fk
+from funnelkit.engine.tables import database_frames
 
 ENGINES = ["duckdb",
            pytest.param("pyspark", marks=pytest.mark.engines),
@@ -35,19 +36,8 @@ def _unavailable(reason: str):
 
 
 def raw_tables(ds: fk.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The loaded data set as a database would hold it: plain text, floats, microsecond timestamps
-    (Spark cannot read nanoseconds), stages by name."""
-    deals = ds.deals.copy()
-    for col in deals.columns:
-        if isinstance(deals[col].dtype, pd.CategoricalDtype) or deals[col].dtype == object \
-                or pd.api.types.is_string_dtype(deals[col]):
-            deals[col] = deals[col].astype(object).where(deals[col].notna(), None)
-    for col in ("created_at", "closed_at"):
-        deals[col] = deals[col].astype("datetime64[us]")
-    h = ds.stage_history
-    hist = pd.DataFrame({"deal_id": h["deal_id"].astype(object), "stage": h["stage"].astype(str).astype(object),
-                         "entered_at": h["entered_at"].astype("datetime64[us]")})
-    return deals, hist
+    """The loaded data set as a database would hold it (:func:`funnelkit.engine.tables.database_frames`)."""
+    return database_frames(ds)
 
 
 def on_engine(engine: str, folder: Path, request) -> fk.Dataset:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from ..dataset import Dataset
 
-__all__ = ["Tables", "tables_of", "to_frame", "to_scalar", "change_log_amounts"]
+__all__ = ["Tables", "tables_of", "to_frame", "to_scalar", "change_log_amounts", "database_frames"]
 
 
 @dataclass(eq=False)
@@ -296,3 +296,27 @@ def _fetch(expr: "ir.Table") -> pd.DataFrame:
         if pd.api.types.is_datetime64_any_dtype(df[col]):
             df[col] = df[col].astype("datetime64[ns]")
     return df.reset_index(drop=True)
+
+
+def database_frames(ds: "Dataset") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A loaded data set's deals and stage history as a database holds them: text as plain strings
+    (missing = None), amounts as floats, timestamps in microseconds (Spark cannot read nanoseconds),
+    stages by name. Write them with any Ibis backend's ``create_table`` and open them with
+    :func:`funnelkit.connect`.
+
+    Examples
+    --------
+    >>> deals, history = database_frames(fk.load("data/sample"))     # doctest: +SKIP
+    >>> con.create_table("deals", deals); con.create_table("stage_history", history)  # doctest: +SKIP
+    """
+    deals = ds.deals.copy()
+    for col in deals.columns:
+        if isinstance(deals[col].dtype, pd.CategoricalDtype) or deals[col].dtype == object \
+                or pd.api.types.is_string_dtype(deals[col]):
+            deals[col] = deals[col].astype(object).where(deals[col].notna(), None)
+    for col in ("created_at", "closed_at"):
+        deals[col] = deals[col].astype("datetime64[us]")
+    h = ds.stage_history
+    history = pd.DataFrame({"deal_id": h["deal_id"].astype(object), "stage": h["stage"].astype(str).astype(object),
+                            "entered_at": h["entered_at"].astype("datetime64[us]")})
+    return deals, history
