@@ -1153,7 +1153,7 @@ def waterfall_plot(data: pd.DataFrame, *, start_amount: float, end_amount: float
     whose amount is unknown (column ``unknown``, ``start_unknown``/``end_unknown`` for the totals) are
     said in the label ("+ 2 unknown", or "unknown" when no amount is known), never drawn as 0.
     """
-    ax = _new_ax(ax, figsize=(8.5, 3.8))
+    ax = _new_ax(ax, figsize=(10, 4))
     title = title or _("Where the pipeline went")
     labels = [_("start")] + [_(MOVEMENT_LABELS.get(str(m), str(m))) for m in data[movement]] + [_("end")]
     steps = data[change].to_numpy(dtype=float)
@@ -1170,7 +1170,8 @@ def waterfall_plot(data: pd.DataFrame, *, start_amount: float, end_amount: float
     top = float(max((bottoms + heights).max(), 1.0))
     for i, (b, h, n, u, k) in enumerate(zip(bottoms, heights, counts, missing, n_deals)):
         amount = (_("unknown") if u and (u == k or h == 0) else
-                  _("{amount} + {n} unknown").format(amount=money(h, ""), n=int(u)) if u else money(h, ""))
+                  # on a line of its own: beside the amount it runs into the neighbouring labels
+                  _("{amount}\n+ {n} unknown").format(amount=money(h, ""), n=int(u)) if u else money(h, ""))
         ax.text(i, b + h + top * 0.015, amount + (f"\n{n}" if n else ""), ha="center", va="bottom",
                 fontsize=7)
     ax.set_xticks(x, labels=labels, rotation=30, ha="right")

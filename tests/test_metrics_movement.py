@@ -112,7 +112,7 @@ def test_unknown_amounts_are_counted_never_zero(tmp_path):
                                 start_unknown=w.start_amount_unknown, end_unknown=w.end_amount_unknown)
     labels = [t.get_text() for t in ax.texts]
     assert labels[1] == "unknown\n1 deals"                               # created: D4 alone
-    assert labels[-1] == fk.plot.money(2000.0, "") + " + 1 unknown"      # end: D3 known, D4 not
+    assert labels[-1] == fk.plot.money(2000.0, "") + "\n+ 1 unknown"     # end: D3 known, D4 not
     entry = w.to_dict("all")
     assert entry["movements"]["created"] == {"deals": 1, "amount": 0.0, "amount_unknown": 1}
     assert (entry["start_amount_unknown"], entry["end_amount_unknown"]) == (0, 1)

@@ -4,7 +4,9 @@ and the cohort curves draw what the metrics give (hand data of movement_hand_dat
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 from movement_hand_data import END, START, write_movement
 
@@ -13,6 +15,7 @@ matplotlib.use("Agg")
 import funnelkit as fk  # noqa: E402
 import funnelkit.plot as fkp  # noqa: E402
 from funnelkit.metrics import cohort_conversion, pipeline_waterfall, win_rate_by_pushes  # noqa: E402
+from funnelkit.metrics.movement import MOVEMENTS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -38,3 +41,22 @@ def test_pushes_and_cohort_charts(hand):
     assert [round(b.get_height(), 4) for b in ax.patches] == [round(2 / 3, 4), 0, 0, 0]
     ax = fkp.cohort_curves_plot(cohort_conversion(hand, "2026-06-15", months=4))
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["2026-01", "2026-02", "2026-03", "2026-04"]
+
+
+def test_waterfall_labels_with_unknown_amounts_do_not_run_into_each_other():
+    """Seen on the real HubSpot 2023Q2 render: "47.7M + 7 unknown" beside "1.2M + 2 unknown" overlapped;
+    the unknown count now has a line of its own, so no two bar labels share any space."""
+    from matplotlib.transforms import Bbox
+    moves = pd.DataFrame({"movement": list(MOVEMENTS),
+                          "deals": [12, 3, 2, 9, 8, 5, 7, 11],
+                          "change": [47.7e6, 1.2e6, 215.5e6, 3.3e6, -2.1e6, -30.4e6, -12.8e6, -9.9e6],
+                          "amount_unknown": [7, 2, 5, 1, 3, 2, 4, 6]})
+    ax = fk.plot.waterfall_plot(moves, start_amount=120.0e6, end_amount=332.5e6, start_unknown=9,
+                                end_unknown=20, currency="GBP")
+    fig = ax.figure
+    fig.canvas.draw()
+    boxes = [t.get_window_extent(fig.canvas.get_renderer()) for t in ax.texts]
+    assert len(boxes) == 10 and "\n+ 7 unknown" in ax.texts[1].get_text()
+    for i in range(len(boxes) - 1):
+        assert not Bbox.intersection(boxes[i], boxes[i + 1]), (ax.texts[i].get_text(), ax.texts[i + 1].get_text())
+    plt.close(fig)
