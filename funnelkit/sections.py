@@ -290,8 +290,8 @@ def deal_size(ds: Dataset, period: PeriodLike, **slice) -> Section:
                        _("Outliers"))]
         if len(outliers):
             parts.append(Table(fkp.format_table(outliers, currency=code)))
-        tables.update({"deal_size_by_month" if len(slices) == 1 else f"deal_size_by_month_{code}": monthly,
-                       "won_deals" if len(slices) == 1 else f"won_deals_{code}": won_deals})
+        tables.update({_named("deal_size_by_month", code, slices): monthly,
+                       _named("won_deals", code, slices): won_deals})
     return Section(parts, tables)
 
 
@@ -349,7 +349,7 @@ def forecast(ds: Dataset, period: PeriodLike, **slice) -> Section:
         fc_c = in_currency(fcst, code, ds)
         hindsight = (amount_coverage(ds_c, period) or {}).get("hindsight", False)
         by_stage = fc.expected_won_by(fc_c, "stage")
-        tables["expected_by_stage" if len(slices) == 1 else f"expected_by_stage_{code}"] = by_stage
+        tables[_named("expected_by_stage", code, slices)] = by_stage
         parts.append(Chart(fkp.expected_won_plot(by_stage, by="stage", currency=code),
                            tk.forecast_takeaway(fc_c, code, hindsight=hindsight)))
         for by in ("source", "owner"):
@@ -387,24 +387,27 @@ def pipeline_movement(ds: Dataset, period: PeriodLike, **slice) -> Section:
             windows["period"] = mv.pipeline_waterfall(ds_c, period.start, period.as_of, window=period)
             parts.append(_waterfall_chart(windows["period"], code, _("Pipeline expected to close in the period")))
         every_open[code] = windows["all"]
-        suffix = "" if len(slices) == 1 else f"_{code}"
-        tables["waterfall" + suffix] = pd.concat([w.movements.assign(window=k) for k, w in windows.items()],
+        tables[_named("waterfall", code, slices)] = pd.concat([w.movements.assign(window=k) for k, w in windows.items()],
                                                  ignore_index=True)
-        tables["waterfall_check" + suffix] = pd.DataFrame([_check_row(k, w) for k, w in windows.items()])
+        tables[_named("waterfall_check", code, slices)] = pd.DataFrame([_check_row(k, w) for k, w in windows.items()])
     if not dated:
         parts.append(Note(_("The deals carry no expected close date, so the pipeline expected to close in the "
                             "period cannot be shown.")))
     parts.append(Heading(_("The largest movements, and stage at the start against stage or outcome at the end")))
     for code, ds_c in slices:
         parts += currency_heading(code, slices)
-        suffix = "" if len(slices) == 1 else f"_{code}"
         moves = every_open[code].deals.sort_values("amount", ascending=False)
         stages = mv.stage_movement(ds_c, period.start, period.as_of)
-        tables.update({"movements" + suffix: moves, "stage_movement" + suffix: stages})
+        tables.update({_named("movements", code, slices): moves, _named("stage_movement", code, slices): stages})
         # shown without the signed change: the amount and the movement's name say it
         parts += [Table(fkp.format_table(moves.drop(columns="change"), currency=code), max_rows=15),
                   Table(fkp.format_table(stages, currency=code), max_rows=40)]
     return Section(parts, tables)
+
+
+def _named(name: str, code: str, slices) -> str:
+    """A table's name in ``Section.tables``: ``name``, or ``name_<currency>`` with several currencies."""
+    return name if len(slices) == 1 else f"{name}_{code}"
 
 
 def _waterfall_chart(waterfall, code: str, title: str) -> Chart:
@@ -451,15 +454,14 @@ def slipping_deals(ds: Dataset, period: PeriodLike, **slice) -> Section:
     slices = currency_slices(ds)
     for code, ds_c in slices:
         parts += currency_heading(code, slices)
-        suffix = "" if len(slices) == 1 else f"_{code}"
         if dated:
             slipping = slp.slipping_deals(ds_c, period.as_of)
             slipping = slipping[slipping["past_due"] | (slipping["pushes"] > 0)]
             expected = slp.expected_to_close(ds_c, period, by="owner")
-            tables.update({"slipping" + suffix: slipping, "expected_to_close" + suffix: expected})
+            tables.update({_named("slipping", code, slices): slipping, _named("expected_to_close", code, slices): expected})
             parts += [Table(fkp.format_table(slipping, currency=code), max_rows=25),
                       Table(fkp.format_table(expected, currency=code))]
-        lost = tables["lost_reasons" + suffix] = slp.lost_reasons(ds_c, period)
+        lost = tables[_named("lost_reasons", code, slices)] = slp.lost_reasons(ds_c, period)
         parts.append(Table(fkp.format_table(lost, currency=code), max_rows=20))
     return Section(parts, tables)
 
