@@ -69,7 +69,7 @@ fonts:
 	else echo "fonts missing:$$missing (apt-get install$$missing): charts may lack some scripts"; fi; fi
 
 test: $(STAMP) browser fonts
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=300 -p no:cacheprovider -m "not engines"
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=300 -p no:cacheprovider -m "not engines" --durations=25
 
 # Java (for Spark) must be on the machine; PostgreSQL is installed by .ci/postgres when missing.
 # ENGINES=postgres (or pyspark) runs one engine only, installing only its extra.
@@ -101,7 +101,7 @@ $(LOWEST_STAMP): pyproject.toml
 
 test-lowest-pandas: $(LOWEST_STAMP) fonts
 	$(LOWEST_VENV)/bin/python -c "import pandas; print('pandas', pandas.__version__)"
-	$(LOWEST_VENV)/bin/python -m pytest tests -q -m "not slow and not browser and not engines" -p no:cacheprovider
+	$(LOWEST_VENV)/bin/python -m pytest tests -q -m "not slow and not browser and not engines" -p no:cacheprovider --durations=15
 
 # Message catalogs (funnelkit/i18n.py): extract every marked string and the notebooks' markdown cells
 # into funnelkit/locale/messages.pot, merge it into each language's messages.po (new entries empty,
