@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ArgumentError, NoDataWarning
+from .i18n import _
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -290,10 +291,11 @@ def _warn_if_no_data(ds: "Dataset", p: Period) -> None:
     lo = np.datetime64(p.start, "ns")
     hi = np.datetime64(min(p.stop, p.as_of), "ns")
     if hi <= lo or np.searchsorted(times, lo, "left") == np.searchsorted(times, hi, "left"):
-        span = (f"the data runs from {pd.Timestamp(times[0]).date()} to {pd.Timestamp(times[-1]).date()}"
-                if len(times) else "the data set has no dated events")
-        warnings.warn(f"no data in {p.label}: no deal was created, closed or moved stage in it "
-                      f"({span}); its numbers are empty, not zero", NoDataWarning)
+        span = (_("the data runs from {first} to {last}").format(first=pd.Timestamp(times[0]).date(),
+                                                                  last=pd.Timestamp(times[-1]).date())
+                if len(times) else _("the data set has no dated events"))
+        warnings.warn(_("no data in {period}: no deal was created, closed or moved stage in it ({span}); "
+                        "its numbers are empty, not zero").format(period=p.label, span=span), NoDataWarning)
 
 
 def _event_times(ds: "Dataset") -> np.ndarray:

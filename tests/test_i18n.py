@@ -202,3 +202,21 @@ def test_index_page_in_chinese(tmp_path):
     cells = [td.get_text(" ", strip=True) for td in soup.select("tbody tr")[2].find_all("td")]
     assert cells == ["0 个商机", "700 EUR 2 个商机，其中 1 个金额未知（50%）"]
     assert soup.select_one("img.trend")["alt"].startswith("图表：逐季度对比")
+
+
+def test_funnelkit_warnings_follow_the_language(sample_ds):
+    """The warnings a report shows as notes are translated too (they were English in zh reports)."""
+    import warnings
+
+    from funnelkit import errors
+    from funnelkit.metrics import win_forecast
+    from funnelkit.period import as_period
+
+    with use_language("zh"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        as_period("2031Q1", sample_ds)
+        win_forecast(sample_ds, as_of="2024-10-02")
+    texts = {w.category: str(w.message) for w in caught}
+    assert texts[errors.NoDataWarning] == ("2031Q1 没有数据：该期间内没有商机被创建、结单或变更阶段"
+                                           "（数据覆盖 2024-10-01 至 2026-09-30）；其数字为空，而不是零")
+    assert texts[errors.TooLittleDataWarning] == "win_forecast：2024-10-02 00:00:00 之前没有已结单的商机；p_win 未知（NaN）"

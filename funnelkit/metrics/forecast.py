@@ -45,6 +45,7 @@ from ..dataset import Dataset, MixedCurrencyError
 from ..engine.tables import Tables, tables_of, to_frame
 from ..engine.views import count_if, dates_estimated, days_between, deals_as_of, instant
 from ..errors import ArgumentError, FunnelkitError, TooLittleDataWarning, UnknownColumnError
+from ..i18n import _
 from ..period import as_instant
 from ._common import LEFT_OUT, bet_totals, expit, logit, needs_simulation
 
@@ -363,7 +364,7 @@ def win_forecast(ds: Dataset, as_of=None, *, prior_strength: float = 10.0,
     counts = _deal_counts(src, when, 1).iloc[0]
     fit = _fit(counts, _past_cells(src, when, adjust), len(ds.stages), k, adjust)
     if np.isnan(fit.p0):
-        warnings.warn(f"win_forecast: no deal closed before {as_of}; p_win is unknown (NaN)",
+        warnings.warn(_("win_forecast: no deal closed before {as_of}; p_win is unknown (NaN)").format(as_of=as_of),
                       TooLittleDataWarning, stacklevel=2)
     # The amount as known at as_of (with a change log; else deals.csv's).
     ev = _open_evidence(src, when, deals_as_of(tables_of(ds), as_of), ("deal_id", "amount"), adjust)
@@ -718,7 +719,7 @@ def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 
     for i, at in enumerate(dates):
         fit = _fit(counts.iloc[i], cells_of.get(i, cells.iloc[:0]), len(ds.stages), k, adjust)
         ev = evidence_of.get(i, evidence.iloc[:0])
-        p, p_stage, _, _, _ = _predict(fit, ev, k, adjust)
+        p, p_stage = _predict(fit, ev, k, adjust)[:2]
         st = ev["status"].to_numpy(dtype=object)
         stage = ev["stage_index"].to_numpy(dtype="int64")
         resolved = (st != "open") & ~np.isnan(p)
