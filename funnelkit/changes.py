@@ -69,7 +69,9 @@ def field_changes(ds: Dataset, field: str) -> pd.DataFrame:
 def _field_changes(ds: Dataset, field: str) -> pd.DataFrame:
     ch = ds.deal_changes
     ch = ch[ch["field"].to_numpy() == field]
-    pos = pd.Series(np.arange(len(ds.deals)), index=ds.deals["deal_id"].to_numpy())
+    # Without changes of the field no deal is looked up (the index of 1M ids costs half a second).
+    ids = ds.deals["deal_id"].to_numpy() if len(ch) else np.array([], dtype=object)
+    pos = pd.Series(np.arange(len(ids)), index=ids)
     out = pd.DataFrame({"deal_row": pos.reindex(ch["deal_id"].to_numpy()).to_numpy(),
                         "deal_id": ch["deal_id"].to_numpy(),
                         "changed_at": ch["changed_at"].to_numpy(dtype="datetime64[ns]"),

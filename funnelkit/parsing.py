@@ -12,7 +12,7 @@ import pandas as pd
 from .errors import ArgumentError
 
 __all__ = ["parse_timestamps", "partial_dates", "parse_amounts", "currency_marks", "mark_agrees",
-           "read_text_table"]
+           "read_text_table", "nul_cells", "arrow_text"]
 
 _TZ_SUFFIX = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 #: Dates outside this range are almost always typos or spreadsheet artefacts (Excel's 1900 epoch).
@@ -38,8 +38,16 @@ def parse_timestamps(raw: pd.Series, date_format: str | None = None) -> tuple[pd
     (['2024-01-02 00:00:00', '2024-01-02 08:00:00', 'NaT', 'NaT'], [False, False, False, True])
     """
     # pyarrow-backed text (the loader's fast CSV path) stays as it is: its string ops are vectorised.
-    text = (raw if _arrow_text(raw) else raw.astype("string")).fillna("").str.strip()
+    text = (raw if arrow_text(raw) else raw.astype("string")).fillna("").str.strip()
     empty = text.eq("")
+    if not date_format and arrow_text(text):
+        # The usual export: every value empty or a plain ISO date / date-time (no zone, not partial,
+        # in range): one regex and one cast instead of the general path's three.
+        plain = _iso_by_arrow(text[~empty]) if not empty.all() else None
+        if plain is not None:
+            out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+            out[~empty] = plain
+            return out, pd.Series(False, index=text.index)
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     # A year or a year-month alone is not a day (pandas would read it as the first day): bad,
     # unless date_format says that is the shape of the dates.
@@ -55,7 +63,7 @@ def parse_timestamps(raw: pd.Series, date_format: str | None = None) -> tuple[pd
         naive = ~aware & ~empty
         if naive.any():
             sub = text[naive]
-            fast = _iso_by_arrow(sub) if _arrow_text(sub) else None
+            fast = _iso_by_arrow(sub) if arrow_text(sub) else None
             out[naive] = fast if fast is not None else _to_ns(
                 pd.to_datetime(sub, format="ISO8601", errors="coerce"))
         if aware.any():
@@ -80,7 +88,7 @@ def partial_dates(raw: pd.Series, date_format: str | None = None) -> pd.Series:
     """
     if date_format:
         return pd.Series(False, index=raw.index)
-    text = (raw if _arrow_text(raw) else raw.astype("string")).fillna("").str.strip()
+    text = (raw if arrow_text(raw) else raw.astype("string")).fillna("").str.strip()
     return _partial(text)
 
 
@@ -110,7 +118,30 @@ def _iso_by_arrow(text: pd.Series) -> pd.Series | None:
     return pd.Series(parsed.to_numpy(zero_copy_only=False), index=text.index, dtype="datetime64[ns]")
 
 
-def _arrow_text(s: pd.Series) -> bool:
+def nul_cells(text: pd.Series) -> pd.Series:
+    """True where a text cell contains a NUL byte (``\\0``).
+
+    pyarrow-backed text is first looked at as the bytes of its columns' data buffers: when no
+    byte is 0 (the usual case) no cell is looked at one by one.
+
+    Examples
+    --------
+    >>> nul_cells(pd.Series(["a", "b\\x00", ""])).tolist()
+    [False, True, False]
+    """
+    if arrow_text(text):
+        import pyarrow as pa
+
+        arr = pa.array(text.array)
+        chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+        data = [c.buffers()[2] for c in chunks]
+        if all(d is None or d.size == 0 or np.frombuffer(d, dtype=np.uint8).min() > 0 for d in data):
+            return pd.Series(False, index=text.index)
+    return text.str.contains("\x00", regex=False)
+
+
+def arrow_text(s: pd.Series | pd.Index) -> bool:
+    """True for pyarrow-backed text (what :func:`read_text_table` gives with ``arrow_strings``)."""
     return isinstance(s.dtype, pd.StringDtype) and str(s.dtype.storage).startswith("pyarrow")
 
 
@@ -186,6 +217,10 @@ def parse_amounts(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     >>> v.tolist()[:2], bad.tolist()
     ([1200.5, 1200.5], [False, False, False, True])
     """
+    if arrow_text(raw):
+        plain = _plain_amounts(raw)
+        if plain is not None:
+            return plain, pd.Series(False, index=raw.index)
     text = raw.astype("string").fillna("").str.strip()
     empty = text.eq("")
     fast = pd.to_numeric(text.where(~empty), errors="coerce")
@@ -210,6 +245,25 @@ def parse_amounts(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     values = fast.astype("float64")
     bad = ~empty & (values.isna() | ~np.isfinite(values.fillna(0)))
     return values.where(~bad), bad
+
+
+#: Amounts the fast path takes: plain decimals of at most 15 digits each side (exact as floats
+#: whichever reader parses them); anything else (marks, separators, parentheses) -> the general path.
+_PLAIN_AMOUNT = r"^-?\d{1,15}(\.\d{1,15})?$"
+
+
+def _plain_amounts(raw: pd.Series) -> pd.Series | None:
+    """pyarrow-backed amounts that are all empty or plain decimals, parsed by pyarrow (NaN for
+    empty); None when any value has another shape (then :func:`parse_amounts` parses as before)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pc.utf8_trim_whitespace(pa.array(raw.fillna("").array))
+    empty = pc.equal(text, "")
+    if not pc.all(pc.or_(empty, pc.match_substring_regex(text, _PLAIN_AMOUNT))).as_py():
+        return None
+    values = pc.cast(pc.if_else(empty, pa.scalar(None, text.type), text), pa.float64())
+    return pd.Series(values.to_numpy(zero_copy_only=False), index=raw.index, dtype="float64")
 
 
 def read_text_table(path, sheet: str | int = 0, *, arrow_strings: bool = False,
@@ -329,7 +383,7 @@ def _simple_lines(path, records: int) -> np.ndarray | None:
     and not to others, so such files go to the csv-module reader, which counts lines exactly."""
     with open(path, "rb") as fh:
         data = fh.read()
-    if data.count(b"\r") != data.count(b"\r\n"):
+    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
         return None
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
     return np.arange(2, records + 2) if lines == records + 1 else None

@@ -24,6 +24,7 @@ from ..dataset import label_text
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
+    import pyarrow as pa
 
     from ..dataset import Dataset
 
@@ -150,13 +151,15 @@ def tables_of(ds: "Dataset") -> Tables:
 
 def _in_process(ds: "Dataset") -> Tables:
     import ibis
+    import pyarrow as pa
 
     con = ibis.duckdb.connect()
+    con.raw_sql("SET enable_progress_bar = false")     # a long upload would draw one into the notebook
     deals = deal_frame(ds.deals)
     h = ds.stage_history
-    entries = pd.DataFrame({
+    entries = pa.table({
         "deal_id": _text(h["deal_id"]),
-        "stage_index": h["stage_index"].to_numpy().astype("int64"),
+        "stage_index": pa.array(h["stage_index"].to_numpy().astype("int64")),
         "entered_at": _micros(h["entered_at"]),
     })
     t = Tables(con=con, deals=_put(con, "deals", deals), entries=_put(con, "entries", entries),
@@ -190,10 +193,15 @@ def change_log_amounts(ds: "Dataset", con) -> "ir.Table | None":
     return _put(con, f"amount_changes_{uuid.uuid4().hex}", frame)
 
 
-def _put(con, name: str, frame: pd.DataFrame):
-    """``frame`` as a temporary table of ``con``, typed by its pandas dtypes (text where they say
-    nothing, as in an empty frame)."""
+def _put(con, name: str, frame: "pd.DataFrame | pa.Table"):
+    """``frame`` (pandas, or Arrow as :func:`deal_frame` builds it: handed to DuckDB without a
+    copy through Python objects) as a temporary table of ``con``, typed by its dtypes (text where
+    they say nothing, as in an empty frame)."""
     import ibis
+    import pyarrow as pa
+
+    if isinstance(frame, pa.Table):
+        return con.create_table(name, ibis.memtable(frame), temp=True)
 
     def dtype(s: pd.Series) -> str:
         if pd.api.types.is_datetime64_any_dtype(s):
@@ -210,31 +218,47 @@ def _put(con, name: str, frame: pd.DataFrame):
     return con.create_table(name, ibis.memtable(frame, schema=schema), temp=True)
 
 
-def deal_frame(deals: pd.DataFrame) -> pd.DataFrame:
-    """The deals in the engine's column types: ``deal_row`` first, text columns as plain text
-    (missing = null), timestamps in microseconds (every engine reads them), amounts as floats,
-    the ``dates_estimated`` flag (when present) as booleans (missing = false)."""
-    out = {"deal_row": np.arange(len(deals), dtype="int64")}
+def deal_frame(deals: pd.DataFrame) -> "pa.Table":
+    """The deals in the engine's column types, as an Arrow table: ``deal_row`` first, text
+    columns as plain text (missing = null), timestamps in microseconds (every engine reads them),
+    amounts as floats (NaN = null, unknown), the ``dates_estimated`` flag (when present) as
+    booleans (missing = false)."""
+    import pyarrow as pa
+
+    out = {"deal_row": pa.array(np.arange(len(deals), dtype="int64"))}
     for col in deals.columns:
         s = deals[col]
         if col in ("created_at", "closed_at"):
             out[col] = _micros(s)
         elif col == "amount":
-            out[col] = s.to_numpy(dtype="float64")
+            out[col] = pa.array(s.to_numpy(dtype="float64"), from_pandas=True)
         elif col == DATES_ESTIMATED:
-            out[col] = s.fillna(False).to_numpy(dtype=bool)
+            out[col] = pa.array(s.fillna(False).to_numpy(dtype=bool))
         else:
             out[col] = _text(s)
-    return pd.DataFrame(out)
+    return pa.table(out)
 
 
-def _text(s: pd.Series) -> np.ndarray:
-    # From the categorical codes where there are some: never rows x the longest label (pandas 2).
-    return label_text(s, missing=None).to_numpy(dtype=object)
+def _text(s: pd.Series) -> "pa.Array | pa.ChunkedArray":
+    """A text column as Arrow strings (missing = null), without a Python object per cell where it
+    can: categories are taken by their codes, pyarrow-backed text is passed as it is."""
+    import pyarrow as pa
+
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        labels = pa.array([str(c) for c in s.cat.categories], type=pa.string())
+        codes = s.cat.codes.to_numpy()
+        return labels.take(pa.array(codes, mask=codes < 0))
+    if isinstance(s.dtype, pd.StringDtype) and str(s.dtype.storage).startswith("pyarrow"):
+        text = pa.array(s.array)
+        return text.cast(pa.string()) if text.type != pa.string() else text
+    # Object (pandas 2) or python-backed text: cell by cell, but in Arrow's C code.
+    return pa.array(label_text(s, missing=None).to_numpy(dtype=object), type=pa.string(), from_pandas=True)
 
 
-def _micros(s: pd.Series) -> np.ndarray:
-    return pd.to_datetime(s).to_numpy().astype("datetime64[us]")
+def _micros(s: pd.Series) -> "pa.Array":
+    import pyarrow as pa
+
+    return pa.array(pd.to_datetime(s).to_numpy().astype("datetime64[us]"), from_pandas=True)
 
 
 #: The snapshot tables by ``id`` of their connection (weakly: an entry goes with its Tables), so that
