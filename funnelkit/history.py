@@ -50,8 +50,9 @@ def deals_as_of(ds: Dataset, as_of) -> pd.DataFrame:
     (:func:`funnelkit.engine.views.deals_as_of`).
 
     The rows of ``ds.deals`` (index and column types kept, in order) plus ``status_as_of``
-    (open/won/lost as seen at ``as_of``, Categorical) and ``closed_as_of`` (``closed_at`` when
-    before ``as_of``, else NaT); with a change log (``deal_changes.csv``), ``amount`` is the amount
+    (open/won/lost as known at ``as_of``, Categorical: a deal closed by an earlier close not yet
+    reopened is won/lost) and ``closed_as_of`` (the final ``closed_at`` when before ``as_of``, else
+    NaT); with a change log (``deal_changes.csv``), ``amount`` is the amount
     as known at ``as_of`` (:func:`funnelkit.changes.known_at`). Cached per data set and ``as_of``.
 
     Examples
@@ -66,11 +67,11 @@ def deals_as_of(ds: Dataset, as_of) -> pd.DataFrame:
 
 def _deals_as_of(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
     view = _views.deals_as_of(tables_of(ds), as_of)
-    got = to_frame(view.select("deal_row", "amount", "status_as_of").order_by("deal_row"))
+    got = to_frame(view.select("deal_row", "amount", "status_as_of", "closed_as_of").order_by("deal_row"))
     d = ds.deals.iloc[got["deal_row"].to_numpy(dtype="int64")].copy()
     d["amount"] = got["amount"].to_numpy(dtype="float64", na_value=np.nan)
     status = pd.Categorical(got["status_as_of"].astype(str), categories=["open", "won", "lost"])
-    d["closed_as_of"] = d["closed_at"].where(status != "open")
+    d["closed_as_of"] = d["closed_at"].where(got["closed_as_of"].notna().to_numpy())
     d["status_as_of"] = status
     return d
 

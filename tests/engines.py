@@ -50,6 +50,23 @@ def on_engine(engine: str, folder: Path, request) -> fk.Dataset:
     return fk.connect(con, deals=names[0], stage_history=names[1], pipeline=Path(folder) / "pipeline.yml")
 
 
+def with_change_log(engine: str, folder: Path, request) -> fk.Dataset:
+    """The data set in ``folder`` with its change log (deal_changes.csv), on ``engine`` (the change log a
+    table of the engine too)."""
+    ref = fk.load(folder)
+    if engine == "duckdb":
+        return ref
+    deals, hist = raw_tables(ref)
+    for col in deals.columns:
+        if pd.api.types.is_datetime64_any_dtype(deals[col]):
+            deals[col] = deals[col].astype("datetime64[us]")
+    changes = pd.read_csv(Path(folder) / "deal_changes.csv", dtype=str, keep_default_na=False)
+    changes["changed_at"] = pd.to_datetime(changes["changed_at"], format="ISO8601").astype("datetime64[us]")
+    con, names = put_tables(engine, request, deals, hist, changes)
+    return fk.connect(con, deals=names[0], stage_history=names[1], deal_changes=names[2],
+                      pipeline=Path(folder) / "pipeline.yml")
+
+
 def put_tables(engine: str, request, *frames: pd.DataFrame):
     """Write ``frames`` as new tables of ``engine`` (DuckDB: a fresh in-memory database); return the
     Ibis backend and the table names. Postgres tables are dropped after the test."""

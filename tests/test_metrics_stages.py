@@ -11,7 +11,7 @@ import funnelkit as fk
 from funnelkit.metrics.stages import (bottleneck, cohort_outcomes, funnel, snapshot, stage_flow,
                                       week_ends, weekly_snapshots)
 from funnelkit.period import Period
-from engines import ENGINES, on_engine, put_tables, raw_tables
+from engines import ENGINES, on_engine, with_change_log
 from movement_hand_data import write_movement
 from reopen_hand_data import write_reopen
 from stages_hand_data import STAGES, write_dataset
@@ -25,27 +25,10 @@ def ds(request, tmp_path_factory):
     return on_engine(request.param, write_dataset(tmp_path_factory.mktemp("hand")), request)
 
 
-def _with_change_log(engine, folder, request):
-    """The data set in ``folder`` with its change log, on ``engine`` (the change log a table of the
-    engine too)."""
-    ref = fk.load(folder)
-    if engine == "duckdb":
-        return ref
-    deals, hist = raw_tables(ref)
-    for col in deals.columns:
-        if pd.api.types.is_datetime64_any_dtype(deals[col]):
-            deals[col] = deals[col].astype("datetime64[us]")
-    changes = pd.read_csv(folder / "deal_changes.csv", dtype=str, keep_default_na=False)
-    changes["changed_at"] = pd.to_datetime(changes["changed_at"], format="ISO8601").astype("datetime64[us]")
-    con, names = put_tables(engine, request, deals, hist, changes)
-    return fk.connect(con, deals=names[0], stage_history=names[1], deal_changes=names[2],
-                      pipeline=folder / "pipeline.yml")
-
-
 @pytest.fixture(scope="module", params=ENGINES)
 def moves(request, tmp_path_factory):
     """The hand data of movement_hand_data.py, whose change log dates amount changes, on each engine."""
-    return _with_change_log(request.param, write_movement(tmp_path_factory.mktemp("mv") / "hand"), request)
+    return with_change_log(request.param, write_movement(tmp_path_factory.mktemp("mv") / "hand"), request)
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -53,7 +36,7 @@ def reopened(request, tmp_path_factory):
     """The hand data of reopen_hand_data.py (earlier closes and reopenings), on each engine, with the
     loaded folder it came from."""
     folder = write_reopen(tmp_path_factory.mktemp("reopen") / "hand")
-    return _with_change_log(request.param, folder, request), fk.load(folder)
+    return with_change_log(request.param, folder, request), fk.load(folder)
 
 
 def _check_stage_col(df):

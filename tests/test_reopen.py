@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from engines import ENGINES, with_change_log
 from reopen_hand_data import CHANGES, END, START, write_reopen
 
 import funnelkit as fk
 from funnelkit.changes import closed_spells, known_at
+from funnelkit.errors import TooLittleDataWarning
+from funnelkit.history import deals_as_of, stage_at
 from funnelkit.metrics import pipeline_at, pipeline_waterfall, snapshot, stage_movement, weekly_snapshots
 from funnelkit.metrics.movement import MOVEMENTS
 
@@ -17,6 +20,12 @@ from funnelkit.metrics.movement import MOVEMENTS
 @pytest.fixture(scope="module")
 def hand(tmp_path_factory):
     return fk.load(write_reopen(tmp_path_factory.mktemp("reopen") / "hand"))
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def on_each(request, tmp_path_factory):
+    """The hand data on each engine, its change log a table of the engine too."""
+    return with_change_log(request.param, write_reopen(tmp_path_factory.mktemp("reopen_e") / "hand"), request)
 
 
 def _status(ds, at):
@@ -205,3 +214,52 @@ def test_landing_coverage_pipeline_honours_earlier_closes(hand):
     c = fk.metrics.coverage(hand, "2026Q2", at="2026-04-15", target=10_000)
     assert (c["pipeline_deals"], c["pipeline"]) == (2, 800.0)
     assert c["pipeline"] == pipeline_at(hand, "2026-04-15")["amount"].sum()
+
+
+# Per-deal views at an instant inside an earlier closed spell (engine.views.closed_then), on every engine.
+# At 04-15: P (lost 04-10 until 05-01), Q (03-15 until 04-20), R (03-25 until 05-05) and V (03-01 until
+# 07-10) are closed by earlier closes; S (Cy, 500 as known then) and T (Bo, 300) are open. At 06-20: R is
+# won (its final close, 06-10); V is still in its spell; P (Ann, 1000), Q (Bo, 1500), S (Cy, 900 since
+# 06-01, in Qualified since 05-15) and T (Bo, 300) are open.
+
+def test_status_as_of_honours_earlier_closes(on_each):
+    d = deals_as_of(on_each, "2026-04-15")
+    assert dict(zip(d["deal_id"], d["status_as_of"].astype(str))) == {
+        "P": "lost", "Q": "lost", "R": "lost", "S": "open", "T": "open", "V": "lost"}
+    assert d["closed_as_of"].isna().all()          # closed_as_of is the final close only: none seen
+    d = deals_as_of(on_each, "2026-06-20")
+    assert dict(zip(d["deal_id"], d["status_as_of"].astype(str))) == {
+        "P": "open", "Q": "open", "R": "won", "S": "open", "T": "open", "V": "lost"}
+
+
+def _by_owner(ds, period):
+    a = fk.metrics.amount_by(ds, period, by="owner")
+    return {r.owner: (r.won_deals, r.lost_deals, r.open_deals, r.open_amount) for r in a.itertuples()}
+
+
+def test_open_amount_per_group_leaves_out_closed_spells(on_each):
+    # 04-15: no final close seen; only S and T open (before: P, Q, R, V too: Ann 3000, Bo 1800, Cy 1100).
+    assert _by_owner(on_each, fk.Period("2026-04-01", "2026-04-14")) == {"Bo": (0, 0, 1, 300.0),
+                                                                          "Cy": (0, 0, 1, 500.0)}
+    # 06-20: R won 2000 in the period (Ann); V (Cy, 600) is not open (before: Cy 2 deals, 1500).
+    assert _by_owner(on_each, fk.Period("2026-04-01", "2026-06-30", as_of="2026-06-20")) == {
+        "Ann": (1, 0, 1, 1000.0), "Bo": (0, 0, 2, 1800.0), "Cy": (0, 0, 1, 900.0)}
+
+
+def test_stuck_deals_and_stage_at_leave_out_closed_spells(on_each):
+    # Lead's ended visits by 06-20: R 03-10 -> 05-20 and S 03-05 -> 05-15, 71 days each: the threshold.
+    # In Lead since: Q 02-01 (139 days), P and T 03-01 (111); V (since 02-10, 130 days) is closed then.
+    s = fk.metrics.stuck_deals(on_each, "2026-06-20")
+    assert list(zip(s["deal_id"], s["days_in_stage"], s["threshold_days"])) == [
+        ("Q", 139.0, 71.0), ("P", 111.0, 71.0), ("T", 111.0, 71.0)]
+    cur = stage_at(on_each, "2026-06-20")
+    assert list(zip(cur["deal_id"], cur["stage"].astype(str))) == [("P", "Lead"), ("Q", "Lead"), ("S", "Qualified"),
+                                                                  ("T", "Lead")]
+
+
+def test_win_forecast_open_deals_leave_out_closed_spells(on_each):
+    fc = fk.metrics.win_forecast(on_each, "2026-06-20")
+    assert sorted(zip(fc["deal_id"], fc["amount"])) == [("P", 1000.0), ("Q", 1500.0), ("S", 900.0), ("T", 300.0)]
+    with pytest.warns(TooLittleDataWarning):                   # no deal closed (finally) before 04-15
+        fc = fk.metrics.win_forecast(on_each, "2026-04-15")
+    assert sorted(zip(fc["deal_id"], fc["amount"])) == [("S", 500.0), ("T", 300.0)]

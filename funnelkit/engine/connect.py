@@ -20,7 +20,7 @@ from ..contract import DATABASE_FILE, PIPELINE_FILE, STATUSES, Pipeline
 from ..dataset import Dataset, empty_changes
 from ..validation import DataError, Problem, ValidationReport
 from .checks import check_tables
-from .tables import Tables, change_log_amounts, to_frame
+from .tables import Tables, change_log_amounts, closed_spell_table, to_frame
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -112,6 +112,7 @@ def _read_change_log(ds: "DatabaseDataset", table: "ir.Table", name: str, *, err
     ds.report.earliest_known = earliest
     ds.deal_changes = changes
     ds.tables.amount_changes = change_log_amounts(ds, ds.tables.con)     # amounts as known at each instant
+    ds.tables.closed_spells = closed_spell_table(ds, ds.tables.con)      # earlier closes, until reopened
 
 
 def _as_text(column: pd.Series) -> pd.Series:

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
     from ..dataset import Dataset
 
-__all__ = ["Tables", "tables_of", "to_frame", "to_scalar", "change_log_amounts", "database_frames"]
+__all__ = ["Tables", "tables_of", "to_frame", "to_scalar", "change_log_amounts", "closed_spell_table",
+           "database_frames"]
 
 
 @dataclass(eq=False)
@@ -58,6 +59,10 @@ class Tables:
     #: With amount changes in the change log (``deal_changes.csv``): the engine table of
     #: :func:`change_log_amounts`, read by :meth:`amounts_at`; None without.
     amount_changes: "ir.Table | None" = None
+    #: With status changes in the change log: the engine table of :func:`closed_spell_table` (the
+    #: spells in which a deal was closed by an earlier close), read by
+    #: :func:`funnelkit.engine.views.closed_then`; None without.
+    closed_spells: "ir.Table | None" = None
     _amounts: dict = field(default_factory=dict, repr=False)
 
     def amounts_at(self, as_of) -> "ir.Table | None":
@@ -163,7 +168,8 @@ def _in_process(ds: "Dataset") -> Tables:
         "entered_at": _micros(h["entered_at"]),
     })
     t = Tables(con=con, deals=_put(con, "deals", deals), entries=_put(con, "entries", entries),
-               pipeline=ds.pipeline, amount_changes=change_log_amounts(ds, con), snapshot=True)
+               pipeline=ds.pipeline, amount_changes=change_log_amounts(ds, con),
+               closed_spells=closed_spell_table(ds, con), snapshot=True)
     _SNAPSHOTS[id(con)] = t
     return t
 
@@ -191,6 +197,23 @@ def change_log_amounts(ds: "Dataset", con) -> "ir.Table | None":
         "known_until": np.where(same_next, np.r_[at[1:], at[:1]], np.datetime64("NaT", "us")),
     })
     return _put(con, f"amount_changes_{uuid.uuid4().hex}", frame)
+
+
+def closed_spell_table(ds: "Dataset", con) -> "ir.Table | None":
+    """The spells in which a deal was closed by an earlier close (:func:`funnelkit.changes.closed_spells`,
+    from the change log's status changes) as a table of ``con``, uploaded once (None when the data set
+    has none): ``deal_row``, ``closed_at`` (the earlier close), ``reopened_at`` and ``status``
+    (won/lost). The deal is closed at T when ``closed_at < T <= reopened_at``."""
+    from ..changes import closed_spells
+
+    sp = closed_spells(ds)
+    if sp.empty:
+        return None
+    frame = pd.DataFrame({"deal_row": sp["deal_row"].to_numpy(dtype="int64"),
+                          "closed_at": sp["closed_at"].to_numpy(dtype="datetime64[us]"),
+                          "reopened_at": sp["reopened_at"].to_numpy(dtype="datetime64[us]"),
+                          "status": sp["status"].astype(str).to_numpy(dtype=object)})
+    return _put(con, f"closed_spells_{uuid.uuid4().hex}", frame)
 
 
 def _put(con, name: str, frame: "pd.DataFrame | pa.Table"):

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from ..period import Period
     from .tables import Tables
 
-__all__ = ["OUTCOMES", "visits", "visits_as_of", "open_at", "deals_as_of", "known_amounts", "closed_in",
+__all__ = ["OUTCOMES", "visits", "visits_as_of", "open_at", "closed_then", "not_closed_then", "deals_as_of",
+           "final_status_as_of", "known_amounts", "closed_in",
            "dates_estimated", "instant", "instants", "in_period", "days_between", "count_if", "exact_sum", "exact_quantile"]
 
 #: What became of a stage visit, in display order (``outcome`` holds the position in this tuple).
@@ -133,10 +134,46 @@ def open_at(v: "ir.Table", at) -> "ir.BooleanValue":
     return (v.entered_at < at) & (at <= v.ends_at.fill_null(ibis.literal(NEVER, type="timestamp")))
 
 
+def _in_spell(table: "ir.Table", spells: "ir.Table", at) -> list:
+    """Join predicates: ``table``'s deal (``deal_row``) is inside one of its closed ``spells`` at
+    ``at`` (an instant, or a timestamp column of ``table``): ``closed_at < at <= reopened_at``."""
+    return [table.deal_row == spells._spell_row, spells._spell_from < at, at <= spells._spell_until]
+
+
+def _spells(t: "Tables") -> "ir.Table":
+    s = t.closed_spells
+    return s.select(_spell_row=s.deal_row, _spell_from=s.closed_at, _spell_until=s.reopened_at,
+                    closed_then=s.status)
+
+
+def closed_then(t: "Tables", table: "ir.Table", at) -> "ir.Table":
+    """``table`` (with ``deal_row``) plus ``closed_then``: ``won``/``lost`` when at ``at`` (an instant,
+    or a timestamp column of ``table``) its deal is closed by an earlier close not yet reopened (one of
+    its closed spells, :attr:`Tables.closed_spells`, holds ``at``), else null. The one engine definition
+    of "closed at T by an earlier close" (:func:`funnelkit.changes.closed_spells`); a deal's spells never
+    overlap, so each row matches at most one."""
+    import ibis
+
+    if t.closed_spells is None:
+        return table.mutate(closed_then=ibis.null("string"))
+    s = _spells(t)
+    return table.left_join(s, _in_spell(table, s, at)).drop("_spell_row", "_spell_from", "_spell_until")
+
+
+def not_closed_then(t: "Tables", table: "ir.Table", at) -> "ir.Table":
+    """The rows of ``table`` whose deal is not closed at ``at`` by an earlier close (:func:`closed_then`);
+    all of them without status changes."""
+    if t.closed_spells is None:
+        return table
+    s = _spells(t)
+    return table.anti_join(s, _in_spell(table, s, at))
+
+
 def visits_as_of(t: "Tables", as_of) -> "ir.Table":
     """Stage visits begun before ``as_of``, ended or still open at ``as_of``.
 
-    The columns of :func:`visits` plus ``ended_at`` (null while open), ``is_open``, ``outcome``
+    The columns of :func:`visits` plus ``ended_at`` (null while open), ``is_open`` (the deal's current
+    visit, and the deal not closed at ``as_of`` by an earlier close: :func:`closed_then`), ``outcome``
     (position in :data:`OUTCOMES`) and ``days`` (fractional days from entry to ``ended_at``, or to
     ``as_of`` for an open visit).
     """
@@ -144,13 +181,13 @@ def visits_as_of(t: "Tables", as_of) -> "ir.Table":
 
     at = instant(as_of)
     v = t.visits
-    v = v.filter(v.entered_at < at)
+    v = closed_then(t, v.filter(v.entered_at < at), at)
     next_seen = v.next_entered_at.notnull() & (v.next_entered_at < at)
     close_seen = v.is_last & v.closed_at.notnull() & (v.closed_at < at)
     none = ibis.null().cast("timestamp")
     v = v.mutate(
         ended_at=ibis.cases((next_seen, v.next_entered_at), (close_seen, v.closed_at), else_=none),
-        is_open=open_at(v, at),
+        is_open=open_at(v, at) & v.closed_then.isnull(),
         outcome=ibis.cases(
             (next_seen & (v.next_stage_index == v.stage_index + 1), 0),
             (next_seen & (v.next_stage_index > v.stage_index + 1), 1),
@@ -159,12 +196,15 @@ def visits_as_of(t: "Tables", as_of) -> "ir.Table":
             (close_seen & (v.status == "lost"), 4),
             else_=5),
     )
-    return v.mutate(days=days_between(v.entered_at, v.ended_at.fill_null(at)))
+    return v.mutate(days=days_between(v.entered_at, v.ended_at.fill_null(at))).drop("closed_then")
 
 
 def deals_as_of(t: "Tables", as_of, *, amounts: bool = True) -> "ir.Table":
-    """Deals created before ``as_of``, with ``status_as_of`` (open/won/lost as seen at ``as_of``)
-    and ``closed_as_of`` (``closed_at`` when before ``as_of``, else null); other columns kept. With a
+    """Deals created before ``as_of``, with ``status_as_of`` (open/won/lost as known at ``as_of``: the
+    final close when seen, else won/lost inside a closed spell of an earlier close (:func:`closed_then`),
+    else open; :func:`funnelkit.changes.known_at`'s status rule) and ``closed_as_of`` (the final
+    ``closed_at`` when before ``as_of``, else null: the won/lost metrics read that and ``status``,
+    an earlier close is history); other columns kept. With a
     change log, ``amount`` is the amount as known at ``as_of`` (:func:`known_amounts`);
     ``amounts=False`` leaves the ``amount`` column out (nothing to look up)."""
     import ibis
@@ -176,9 +216,19 @@ def deals_as_of(t: "Tables", as_of, *, amounts: bool = True) -> "ir.Table":
         d = d.drop("amount")
     elif known is not None:
         d = d.drop("amount").join(known, "deal_row")
+    d = closed_then(t, d, at)
     seen_close = d.closed_at.notnull() & (d.closed_at < at)
     return d.mutate(closed_as_of=ibis.ifelse(seen_close, d.closed_at, ibis.null().cast("timestamp")),
-                    status_as_of=ibis.ifelse(seen_close, d.status, "open"))
+                    status_as_of=ibis.ifelse(seen_close, d.status, d.closed_then.fill_null("open"))
+                    ).drop("closed_then")
+
+
+def final_status_as_of(d: "ir.Table") -> "ir.StringValue":
+    """Per row of :func:`deals_as_of`: won/lost when the deal's final close is seen, else open (the
+    status of the won/lost metrics: an earlier close is history, docs/metrics.md section 9)."""
+    import ibis
+
+    return ibis.ifelse(d.closed_as_of.notnull(), d.status, "open")
 
 
 def known_amounts(t: "Tables", times) -> "ir.Table | None":

@@ -17,7 +17,8 @@ from scipy.stats import CensoredData, ecdf
 
 from ..dataset import Dataset
 from ..engine.tables import Tables, tables_of, to_frame
-from ..engine.views import closed_in, count_if, days_between, deals_as_of, exact_quantile, in_period, instant
+from ..engine.views import (closed_in, count_if, days_between, deals_as_of, exact_quantile, final_status_as_of,
+                            in_period, instant)
 from ..errors import ArgumentError
 from ..period import Period, PeriodLike, as_period
 from ._common import LEFT_OUT, dates_estimated, group_label, require_column
@@ -366,8 +367,8 @@ def _cohort(ds: Dataset, period: Period, lookback_days: float | None) -> tuple[p
         if not lookback_days > 0:
             raise ArgumentError("lookback_days must be a positive number of days")
         d = d.filter(d.created_at >= instant(as_of - pd.Timedelta(days=lookback_days)))
-    closed = d.status_as_of != "open"
-    d = d.mutate(_flagged=dates_estimated(d),
+    closed = d.closed_as_of.notnull()          # the final close: an earlier close is history
+    d = d.mutate(_flagged=dates_estimated(d), status_as_of=final_status_as_of(d),
                  days=days_between(d.created_at, ibis.ifelse(closed, d.closed_as_of, instant(as_of))))
     got = to_frame(d.select("deal_row", "deal_id", "days", "status_as_of", "_flagged").order_by("deal_row"))
     flagged = got["_flagged"].to_numpy(dtype=bool)

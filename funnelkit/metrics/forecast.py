@@ -43,7 +43,7 @@ import pandas as pd
 
 from ..dataset import Dataset, MixedCurrencyError
 from ..engine.tables import Tables, tables_of, to_frame
-from ..engine.views import count_if, dates_estimated, days_between, deals_as_of, instant
+from ..engine.views import count_if, dates_estimated, days_between, deals_as_of, instant, not_closed_then
 from ..errors import ArgumentError, FunnelkitError, TooLittleDataWarning, UnknownColumnError
 from ..i18n import _
 from ..period import as_instant
@@ -104,12 +104,14 @@ def _past_visits(v: "ir.Table") -> "ir.Table":
 @dataclass(frozen=True)
 class _Views:
     """What the forecast reads from the engine: the ``visits`` (:attr:`Tables.visits`), the
-    ``past`` visits (:func:`_past_visits`), the ``deals`` and the stage ``entries``."""
+    ``past`` visits (:func:`_past_visits`), the ``deals``, the stage ``entries`` and the data set's
+    ``tables`` (for its closed spells: :func:`funnelkit.engine.views.not_closed_then`)."""
 
     visits: "ir.Table"
     past: "ir.Table"
     deals: "ir.Table"
     entries: "ir.Table"
+    tables: Tables
 
     def up_to(self, until: pd.Timestamp) -> "_Views":
         """The views as they stood at ``until``: deals created and entries made before it, entries
@@ -131,7 +133,7 @@ class _Views:
                      closed_at=ibis.ifelse(closed, v.closed_at, ibis.null(v.closed_at.type())))
         # A past visit's deal closed before until: all its visits began and ended before it.
         return _Views(visits=v, past=self.past.filter(self.past.closed_at < at), deals=d,
-                      entries=self.entries.filter(self.entries.entered_at < at))
+                      entries=self.entries.filter(self.entries.entered_at < at), tables=self.tables)
 
 
 def _views(ds: Dataset) -> _Views:
@@ -141,11 +143,11 @@ def _views(ds: Dataset) -> _Views:
     written into it)."""
     t = tables_of(ds)
     if isinstance(getattr(ds, "tables", None), Tables):
-        return _Views(t.visits, _past_visits(t.visits), t.deals, t.entries)
+        return _Views(t.visits, _past_visits(t.visits), t.deals, t.entries, t)
 
     def kept() -> _Views:
         visits = t.visits.cache()
-        return _Views(visits, _past_visits(visits).cache(), t.deals, t.entries)
+        return _Views(visits, _past_visits(visits).cache(), t.deals, t.entries, t)
 
     return ds.derived("forecast_views", kept)
 
@@ -182,7 +184,8 @@ def _past_cells(src: _Views, when: "ir.Table", adjust: tuple[str, ...]) -> pd.Da
 
 def _open_evidence(src: _Views, when: "ir.Table", deals: "ir.Table", columns: tuple[str, ...],
                    adjust: tuple[str, ...]) -> pd.DataFrame:
-    """Per instant, each deal open at it (in its current visit): ``_date``, ``deal_row``,
+    """Per instant, each deal open at it (in its current visit, not closed then by an earlier close):
+    ``_date``, ``deal_row``,
     ``stage_index``, ``days_in_stage``, ``past_shorter`` and ``won_shorter`` (past visits of the
     stage, closed before the instant, that lasted less long; and of those, won), the group keys
     ``_g0``.. and ``columns`` of ``deals`` (which include ``deal_id``); ordered by instant and deal id.
@@ -198,6 +201,7 @@ def _open_evidence(src: _Views, when: "ir.Table", deals: "ir.Table", columns: tu
     at = v._at
     v = v.filter((v.entered_at < at) & (v.next_entered_at.isnull() | (v.next_entered_at >= at))
                  & ~_seen_closed(v, at))
+    v = not_closed_then(src.tables, v, v._at)      # nor closed then by an earlier close
     now = v.select("_date", "deal_row", "stage_index", days=days_between(v.entered_at, at))
     now = now.mutate(_open_shorter=ibis.rank().over(group_by=[now._date, now.stage_index], order_by=now.days),
                      _lost=ibis.literal(False))

@@ -62,13 +62,14 @@ def _timed(v):
 
 
 def _ended_before(v):
-    """The ended visits of ``v`` that measure a duration, and the flagged deals left out."""
-    return _timed(v.filter(~v.is_open))
+    """The ended visits of ``v`` that measure a duration, and the flagged deals left out (a visit of a
+    deal closed by an earlier close at ``as_of`` is neither ended nor open)."""
+    return _timed(v.filter(v.ended_at.notnull()))
 
 
 def _ended_in(t: Tables, period: Period):
     v = visits_as_of(t, period.as_of)
-    return _timed(v.filter(~v.is_open & in_period(v.ended_at, period)))
+    return _timed(v.filter(in_period(v.ended_at, period)))
 
 
 def time_in_stage(ds: Dataset, period: PeriodLike) -> pd.DataFrame:

@@ -21,11 +21,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..changes import closed_spells
 from ..dataset import Dataset
 from ..engine.tables import tables_of, to_frame
-from ..engine.views import (OUTCOMES, count_if, deals_as_of, exact_sum, in_period, instant, instants,
-                            known_amounts, open_at, visits_as_of)
+from ..engine.views import (OUTCOMES, count_if, deals_as_of, exact_sum, final_status_as_of, in_period, instant,
+                            instants, known_amounts, not_closed_then, open_at, visits_as_of)
 from ..period import Period, PeriodLike, as_instant, as_period
 from ._common import stage_column
 
@@ -61,14 +60,15 @@ def _open_by_stage(ds: Dataset, times: list[pd.Timestamp], *,
     Arrays of shape (stages, times): counts, sums of the amounts as known at each instant (NaN where
     every open deal's amount is unknown) and counts of open deals of unknown amount (both None
     without ``amounts``). One engine query for all instants: each deal's current visit at each
-    instant (:func:`funnelkit.engine.views.open_at`) unless the instant falls in one of the deal's
-    closed spells (:func:`_not_closed_then`), counted per instant and stage.
+    instant (:func:`funnelkit.engine.views.open_at`) unless the deal is closed then by an earlier close
+    (:func:`funnelkit.engine.views.not_closed_then`), counted per instant and stage.
     """
     t = tables_of(ds)
     inst = instants(times)
     v = t.visits
     v = v.select("deal_row", "stage_index", "entered_at", "ends_at")
-    cur = _not_closed_then(ds, v.join(inst, open_at(v, inst.at)))
+    cur = v.join(inst, open_at(v, inst.at))
+    cur = not_closed_then(t, cur, cur.at)
     aggs = {"open_deals": cur.count()}
     if amounts:
         known = known_amounts(t, times)
@@ -93,22 +93,6 @@ def _open_by_stage(ds: Dataset, times: list[pd.Timestamp], *,
         return counts, None, None
     # A stage with no open deal holds 0; one whose open deals' amounts are all unknown, NaN (the sum of nulls).
     return counts, spread("open_amount", 0.0, "float64"), spread("open_amount_unknown", 0, "int64")
-
-
-def _not_closed_then(ds: Dataset, cur):
-    """The rows of ``cur`` (``deal_row`` and an instant ``at``) whose deal is not closed at ``at`` by an
-    earlier close not yet reopened (``closed_at < at <= reopened_at`` of one of its closed spells:
-    :func:`funnelkit.changes.closed_spells`); all of them without status changes."""
-    import ibis
-
-    spells = closed_spells(ds)
-    if spells.empty:
-        return cur
-    frame = pd.DataFrame({"deal_row": spells["deal_row"].to_numpy(dtype="int64"),
-                          "closed_at": spells["closed_at"].to_numpy(dtype="datetime64[us]"),
-                          "reopened_at": spells["reopened_at"].to_numpy(dtype="datetime64[us]")})
-    sp = ibis.memtable(frame, schema={"deal_row": "int64", "closed_at": "timestamp", "reopened_at": "timestamp"})
-    return cur.anti_join(sp, [cur.deal_row == sp.deal_row, sp.closed_at < cur.at, cur.at <= sp.reopened_at])
 
 
 def snapshot(ds: Dataset, at, *, amounts: bool = True) -> pd.DataFrame:
@@ -203,7 +187,7 @@ def _cohort(ds: Dataset, period: Period) -> tuple[np.ndarray, dict[str, int]]:
     t = tables_of(ds)
     at = instant(period.as_of)
     d = deals_as_of(t, period.as_of, amounts=False)
-    d = d.filter(in_period(d.created_at, period)).select("deal_id", "status_as_of")
+    d = d.filter(in_period(d.created_at, period)).select("deal_id", status_as_of=final_status_as_of(d))
     e = t.entries.filter(t.entries.entered_at < at)
     furthest = e.group_by("deal_id").aggregate(furthest=e.stage_index.max())
     c = d.left_join(furthest, "deal_id")
