@@ -128,10 +128,18 @@ class Tables:
 
     @cached_property
     def visits(self) -> "ir.Table":
-        """One row per stage visit over the whole history (:func:`funnelkit.engine.views.visits`)."""
+        """One row per stage visit over the whole history (:func:`funnelkit.engine.views.visits`).
+
+        On snapshot tables (a loaded folder) computed by the engine once, the first time a metric
+        needs them, into a temporary table that every later query reads (the visits are a window
+        over every stage entry: recomputing it was most of each query's time). A database's own
+        tables keep it an expression: they are read afresh, and a copy would go stale.
+        """
         from .views import visits
 
-        return visits(self)
+        if not self.snapshot:
+            return visits(self)
+        return self.con.create_table(f"visits_{uuid.uuid4().hex}", visits(self), temp=True)
 
     @property
     def backend(self) -> str:

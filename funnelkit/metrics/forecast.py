@@ -138,16 +138,14 @@ class _Views:
 
 def _views(ds: Dataset) -> _Views:
     """The data set's forecast views. A loaded folder's (its in-process DuckDB) are computed once
-    and kept as temporary tables (the visits are a window over every stage entry, and a forecast
-    reads them in three queries); a data set held in a database is read as it is (nothing is
-    written into it)."""
+    and kept as temporary tables (the visits :attr:`Tables.visits` keeps, the past visits here); a
+    data set held in a database is read as it is (nothing is written into it)."""
     t = tables_of(ds)
     if isinstance(getattr(ds, "tables", None), Tables):
         return _Views(t.visits, _past_visits(t.visits), t.deals, t.entries, t)
 
-    def kept() -> _Views:
-        visits = t.visits.cache()
-        return _Views(visits, _past_visits(visits).cache(), t.deals, t.entries, t)
+    def kept() -> _Views:            # the visits are a table of the snapshot already (Tables.visits)
+        return _Views(t.visits, _past_visits(t.visits).cache(), t.deals, t.entries, t)
 
     return ds.derived("forecast_views", kept)
 
