@@ -91,6 +91,7 @@ class Tables:
         import ibis
 
         from ..period import as_instant
+        from .views import EVER, NEVER
 
         c = self.amount_changes
         if c is None:
@@ -102,8 +103,12 @@ class Tables:
         d = d.cross_join(at)
         d = d.filter(d.created_at < d.at)
         seen = c.select(_row=c.deal_row, _from=c.known_from, _until=c.known_until, _amount=c.amount)
-        j = d.left_join(seen, (d.deal_row == seen._row) & (seen._from.isnull() | (seen._from < d.at))
-                        & (seen._until.isnull() | (d.at <= seen._until)))
+        # Open bounds as sentinels, not "IS NULL OR": DuckDB runs a join condition with OR as a
+        # nested loop over every pair (0.9 s for 3,000 deals x 14 instants), an equality plus
+        # ranges as a hash join.
+        j = d.left_join(seen, [d.deal_row == seen._row,
+                               seen._from.fill_null(ibis.literal(EVER, type="timestamp")) < d.at,
+                               d.at <= seen._until.fill_null(ibis.literal(NEVER, type="timestamp"))])
         return j.select(i=j.i, deal_row=j.deal_row,
                         amount=ibis.ifelse(j._row.notnull(), j._amount, j.amount))
 

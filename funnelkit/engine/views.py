@@ -124,6 +124,9 @@ def visits(t: "Tables") -> "ir.Table":
 #: Stands in for a visit that never ends (its ``ends_at`` is null): after every instant.
 NEVER = datetime(9999, 12, 31)
 
+#: Stands in for a bound that is always passed (an open start): before every instant.
+EVER = datetime(1, 1, 1)
+
 
 def open_at(v: "ir.Table", at) -> "ir.BooleanValue":
     """Per visit of ``v`` (:func:`visits`): whether it is the deal's current visit at ``at`` (an
