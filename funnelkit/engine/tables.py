@@ -276,14 +276,15 @@ def deal_frame(deals: pd.DataFrame) -> "pa.Table":
 
 
 def _text(s: pd.Series) -> "pa.Array | pa.ChunkedArray":
-    """A text column as Arrow strings (missing = null), without a Python object per cell where it
-    can: categories are taken by their codes, pyarrow-backed text is passed as it is."""
+    """A text column as Arrow text (missing = null), without a Python object per cell where it
+    can: categories by their codes (dictionary-encoded), pyarrow-backed text as it is."""
     import pyarrow as pa
 
     if isinstance(s.dtype, pd.CategoricalDtype):
+        # Dictionary-encoded: DuckDB reads it as text, without a string per row in between.
         labels = pa.array([str(c) for c in s.cat.categories], type=pa.string())
         codes = s.cat.codes.to_numpy()
-        return labels.take(pa.array(codes, mask=codes < 0))
+        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), labels)
     if isinstance(s.dtype, pd.StringDtype) and str(s.dtype.storage).startswith("pyarrow"):
         text = pa.array(s.array)
         return text.cast(pa.string()) if text.type != pa.string() else text
