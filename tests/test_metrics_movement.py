@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from engines import ENGINES, with_change_log
 from movement_hand_data import END, START, write_movement
 
 import funnelkit as fk
@@ -18,9 +19,10 @@ from funnelkit.errors import NoDataWarning
 from funnelkit.metrics.movement import MOVEMENTS
 
 
-@pytest.fixture(scope="module")
-def hand(tmp_path_factory):
-    return fk.load(write_movement(tmp_path_factory.mktemp("mv") / "hand"))
+@pytest.fixture(scope="module", params=ENGINES)
+def hand(request, tmp_path_factory):
+    """The hand data (with its change log) on each engine."""
+    return with_change_log(request.param, write_movement(tmp_path_factory.mktemp("mv") / "hand"), request)
 
 
 def _moves(w):

@@ -56,8 +56,8 @@ def test_status_as_known_at_an_instant(hand):
             ("V", "2026-03-01", "2026-07-10", "lost")]
 
 
-def test_waterfall_with_earlier_closes_and_reopenings_by_hand(hand):
-    w = pipeline_waterfall(hand, START, END)
+def test_waterfall_with_earlier_closes_and_reopenings_by_hand(on_each):
+    w = pipeline_waterfall(on_each, START, END)
     assert w.start_set["deal_id"].tolist() == ["P", "S", "T"] and w.start_amount == 1800.0
     assert w.end_set["deal_id"].tolist() == ["P", "Q", "S", "T"] and w.end_amount == 3700.0
     assert _moves(w) == {"created": (0, 0.0), "pulled_in": (0, 0.0), "reopened": (4, 5400.0),
@@ -79,31 +79,31 @@ def test_waterfall_with_earlier_closes_and_reopenings_by_hand(hand):
     assert w.to_dict("all")["movements"]["reopened"] == {"deals": 4, "amount": 5400.0, "amount_unknown": 0}
 
 
-def test_the_open_pipeline_honours_earlier_closes(hand):
+def test_the_open_pipeline_honours_earlier_closes(on_each):
     # 04-15: P (lost 04-10), Q, R, V closed by earlier closes; S and T open.
-    assert pipeline_at(hand, "2026-04-15")["deal_id"].tolist() == ["S", "T"]
-    snap = snapshot(hand, "2026-04-15")
+    assert pipeline_at(on_each, "2026-04-15")["deal_id"].tolist() == ["S", "T"]
+    snap = snapshot(on_each, "2026-04-15")
     assert snap["open_deals"].tolist() == [2, 0, 0] and snap["open_amount"].tolist() == [800.0, 0.0, 0.0]
     # At the instant of P's close it is not yet seen.
-    assert snapshot(hand, "2026-04-10")["open_deals"].sum() == 3
+    assert snapshot(on_each, "2026-04-10")["open_deals"].sum() == 3
     # 06-15: P, Q, T in Lead; S in Qualified (reopened with 900); R won on 06-10.
-    snap = snapshot(hand, "2026-06-15")
+    snap = snapshot(on_each, "2026-06-15")
     assert snap["open_deals"].tolist() == [3, 1, 0] and snap["open_amount"].tolist() == [2800.0, 900.0, 0.0]
     for at in ("2026-04-15", "2026-05-10", "2026-06-15", END):
-        s, p = snapshot(hand, at), pipeline_at(hand, at)
+        s, p = snapshot(on_each, at), pipeline_at(on_each, at)
         assert s["open_deals"].sum() == len(p) and s["open_amount"].sum() == p["amount"].sum()
-    weekly = weekly_snapshots(hand, fk.Period.quarter("2026Q2"))
+    weekly = weekly_snapshots(on_each, fk.Period.quarter("2026Q2"))
     for at, g in weekly.groupby("at"):
-        assert g["open_deals"].tolist() == snapshot(hand, at)["open_deals"].tolist()
-        assert g["open_amount"].tolist() == snapshot(hand, at)["open_amount"].tolist()
+        assert g["open_deals"].tolist() == snapshot(on_each, at)["open_deals"].tolist()
+        assert g["open_amount"].tolist() == snapshot(on_each, at)["open_amount"].tolist()
 
 
-def test_stage_to_stage_view_names_the_status_at_end(hand):
-    t = stage_movement(hand, START, "2026-05-10")
+def test_stage_to_stage_view_names_the_status_at_end(on_each):
+    t = stage_movement(on_each, START, "2026-05-10")
     got = {(r["from"], r["to"]): r["deals"] for _, r in t.iterrows()}
     # P: lost and reopened (Lead at both ends); S lost on 05-15 is not reached yet; Q, R reopened.
     assert got == {("(entered)", "Lead"): 2, ("Lead", "Lead"): 3}
-    t = stage_movement(hand, START, "2026-05-20 00:00:01")
+    t = stage_movement(on_each, START, "2026-05-20 00:00:01")
     got = {(r["from"], r["to"]): r["deals"] for _, r in t.iterrows()}
     # S lost on 05-15 (not reopened yet: its status then); R in Proposal since 05-20.
     assert got == {("(entered)", "Lead"): 1, ("(entered)", "Proposal"): 1, ("Lead", "Lead"): 2,

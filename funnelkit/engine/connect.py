@@ -20,7 +20,7 @@ from ..contract import DATABASE_FILE, PIPELINE_FILE, STATUSES, Pipeline
 from ..dataset import Dataset, empty_changes
 from ..validation import DataError, Problem, ValidationReport
 from .checks import check_tables
-from .tables import Tables, change_log_amounts, closed_spell_table, to_frame
+from .tables import Tables, change_log_amounts, change_log_values, closed_spell_table, to_frame
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -113,6 +113,7 @@ def _read_change_log(ds: "DatabaseDataset", table: "ir.Table", name: str, *, err
     ds.deal_changes = changes
     ds.tables.amount_changes = change_log_amounts(ds, ds.tables.con)     # amounts as known at each instant
     ds.tables.closed_spells = closed_spell_table(ds, ds.tables.con)      # earlier closes, until reopened
+    ds.tables.date_changes = change_log_values(ds, ds.tables.con, "expected_close_date")
 
 
 def _as_text(column: pd.Series) -> pd.Series:

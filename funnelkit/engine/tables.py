@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
     from ..dataset import Dataset
 
-__all__ = ["Tables", "tables_of", "to_frame", "to_scalar", "change_log_amounts", "closed_spell_table",
-           "database_frames"]
+__all__ = ["Tables", "tables_of", "to_frame", "to_scalar", "change_log_amounts", "change_log_values",
+           "closed_spell_table", "database_frames"]
 
 
 @dataclass(eq=False)
@@ -63,6 +63,9 @@ class Tables:
     #: spells in which a deal was closed by an earlier close), read by
     #: :func:`funnelkit.engine.views.closed_then`; None without.
     closed_spells: "ir.Table | None" = None
+    #: With expected-close-date changes in the change log: the engine table of
+    #: :func:`change_log_values` for ``expected_close_date``; None without.
+    date_changes: "ir.Table | None" = None
     _amounts: dict = field(default_factory=dict, repr=False)
 
     def amounts_at(self, as_of) -> "ir.Table | None":
@@ -91,10 +94,9 @@ class Tables:
         import ibis
 
         from ..period import as_instant
-        from .views import EVER, NEVER
+        from .views import known_then
 
-        c = self.amount_changes
-        if c is None:
+        if self.amount_changes is None:
             return None
         at = pd.DataFrame({"i": np.arange(len(times), dtype="int64"),
                            "at": np.array([as_instant(x).to_datetime64() for x in times], dtype="datetime64[us]")})
@@ -102,28 +104,14 @@ class Tables:
         d = self.deals.select("deal_row", "amount", "created_at")
         d = d.cross_join(at)
         d = d.filter(d.created_at < d.at)
-        seen = c.select(_row=c.deal_row, _from=c.known_from, _until=c.known_until, _amount=c.amount)
-        # Open bounds as sentinels, not "IS NULL OR": DuckDB runs a join condition with OR as a
-        # nested loop over every pair (0.9 s for 3,000 deals x 14 instants), an equality plus
-        # ranges as a hash join.
-        j = d.left_join(seen, [d.deal_row == seen._row,
-                               seen._from.fill_null(ibis.literal(EVER, type="timestamp")) < d.at,
-                               d.at <= seen._until.fill_null(ibis.literal(NEVER, type="timestamp"))])
-        return j.select(i=j.i, deal_row=j.deal_row,
-                        amount=ibis.ifelse(j._row.notnull(), j._amount, j.amount))
+        return known_then(self, d, "amount", "at").select("i", "deal_row", "amount")
 
     def _amounts_expr(self, as_of) -> "ir.Table":
-        import ibis
+        from .views import instant, known_then
 
-        from .views import instant
-
-        c, at = self.amount_changes, instant(as_of)
-        seen = c.filter((c.known_from.isnull() | (c.known_from < at)) & (c.known_until.isnull() | (at <= c.known_until)))
-        seen = seen.select("deal_row", _changed=ibis.literal(True), _amount=seen.amount)
+        at = instant(as_of)
         d = self.deals.filter(self.deals.created_at < at).select("deal_row", "amount")
-        j = d.left_join(seen, d.deal_row == seen.deal_row)
-        return j.select(deal_row=d.deal_row, amount=ibis.ifelse(j._changed.notnull(), j._amount, d.amount)
-                        ).order_by("deal_row")
+        return known_then(self, d, "amount", at).order_by("deal_row")
 
     #: True for tables funnelkit uploaded itself (a loaded folder on in-process DuckDB): a snapshot
     #: nobody else writes to, so every query's result is kept (:func:`to_frame`). False for a
@@ -182,34 +170,45 @@ def _in_process(ds: "Dataset") -> Tables:
     })
     t = Tables(con=con, deals=_put(con, "deals", deals), entries=_put(con, "entries", entries),
                pipeline=ds.pipeline, amount_changes=change_log_amounts(ds, con),
-               closed_spells=closed_spell_table(ds, con), snapshot=True)
+               closed_spells=closed_spell_table(ds, con),
+               date_changes=change_log_values(ds, con, "expected_close_date"), snapshot=True)
     _SNAPSHOTS[id(con)] = t
     return t
 
 
 def change_log_amounts(ds: "Dataset", con) -> "ir.Table | None":
-    """The change log's amount changes as a table of ``con``, uploaded once (None when the data set
-    has none): ``deal_row`` (the deal's row in ``ds.deals``), ``amount`` (null = unknown) and the
-    instants between which it is the amount as known (:meth:`Tables.amounts_at`): ``known_from``
-    (the change's ``changed_at``; null for a deal's first change, whose value is also the one known
-    before it) and ``known_until`` (the deal's next change's ``changed_at``; null for its last).
-    Of several changes at one instant only the last (in change-log order) is ever known after it,
-    as in :func:`funnelkit.changes.known_for`."""
+    """The change log's amount changes as a table of ``con`` (:func:`change_log_values` of
+    ``amount``), read by :meth:`Tables.amounts_at`; None when the data set has none."""
+    return change_log_values(ds, con, "amount")
+
+
+def change_log_values(ds: "Dataset", con, field: str) -> "ir.Table | None":
+    """The change log's changes of ``field`` (``amount`` or ``expected_close_date``) as a table of
+    ``con``, uploaded once (None when the data set has none): ``deal_row`` (the deal's row in
+    ``ds.deals``), the value in a column named ``field`` (float amounts, timestamps; null = unknown),
+    ``changed_at``, and the instants between which it is the value as known
+    (:func:`funnelkit.engine.views.known_then`): ``known_from`` (``changed_at``; null for a deal's
+    first change, whose value is also the one known before it) and ``known_until`` (the deal's next
+    change's ``changed_at``; null for its last). Of several changes at one instant only the last (in
+    change-log order) is ever known after it, as in :func:`funnelkit.changes.known_for`."""
     from ..changes import field_changes
 
-    ch = field_changes(ds, "amount")
+    ch = field_changes(ds, field)
     if ch.empty:
         return None
     rows = ch["deal_row"].to_numpy(dtype="int64")
     at = ch["changed_at"].to_numpy(dtype="datetime64[us]")
     same_next = np.r_[rows[1:] == rows[:-1], False]
+    value = (pd.to_numeric(ch["value"], errors="raise").to_numpy(dtype="float64") if field == "amount"
+             else pd.to_datetime(ch["value"]).to_numpy().astype("datetime64[us]"))
     frame = pd.DataFrame({
         "deal_row": rows,
-        "amount": pd.to_numeric(ch["value"], errors="raise").to_numpy(dtype="float64"),
+        field: value,
+        "changed_at": at,
         "known_from": np.where(ch["is_first"].to_numpy(dtype=bool), np.datetime64("NaT", "us"), at),
         "known_until": np.where(same_next, np.r_[at[1:], at[:1]], np.datetime64("NaT", "us")),
     })
-    return _put(con, f"amount_changes_{uuid.uuid4().hex}", frame)
+    return _put(con, f"{field}_changes_{uuid.uuid4().hex}", frame)
 
 
 def closed_spell_table(ds: "Dataset", con) -> "ir.Table | None":
@@ -256,7 +255,8 @@ def _put(con, name: str, frame: "pd.DataFrame | pa.Table"):
 
 def deal_frame(deals: pd.DataFrame) -> "pa.Table":
     """The deals in the engine's column types, as an Arrow table: ``deal_row`` first, text
-    columns as plain text (missing = null), timestamps in microseconds (every engine reads them),
+    columns as plain text (missing = null), timestamps (``created_at``, ``closed_at``,
+    ``expected_close_date``) in microseconds (every engine reads them),
     amounts as floats (NaN = null, unknown), the ``dates_estimated`` flag (when present) as
     booleans (missing = false)."""
     import pyarrow as pa
@@ -264,7 +264,7 @@ def deal_frame(deals: pd.DataFrame) -> "pa.Table":
     out = {"deal_row": pa.array(np.arange(len(deals), dtype="int64"))}
     for col in deals.columns:
         s = deals[col]
-        if col in ("created_at", "closed_at"):
+        if col in ("created_at", "closed_at") or pd.api.types.is_datetime64_any_dtype(s):
             out[col] = _micros(s)
         elif col == "amount":
             out[col] = pa.array(s.to_numpy(dtype="float64"), from_pandas=True)

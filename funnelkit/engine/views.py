@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .tables import Tables
 
 __all__ = ["OUTCOMES", "visits", "visits_as_of", "open_at", "closed_then", "not_closed_then", "deals_as_of",
-           "final_status_as_of", "known_amounts", "closed_in",
+           "final_status_as_of", "known_amounts", "known_then", "just_after", "closed_in",
            "dates_estimated", "instant", "instants", "in_period", "days_between", "count_if", "exact_sum", "exact_quantile"]
 
 #: What became of a stage visit, in display order (``outcome`` holds the position in this tuple).
@@ -239,6 +239,43 @@ def known_amounts(t: "Tables", times) -> "ir.Table | None":
     (:meth:`Tables.amounts_known`), else None (the deals' own amounts are the known ones): ``i``
     (position in ``times``), ``deal_row`` and ``amount``, for the deals created before each instant."""
     return t.amounts_known(times)
+
+
+def known_then(t: "Tables", table: "ir.Table", field: str, at, *, name: str | None = None) -> "ir.Table":
+    """``table`` (with ``deal_row`` and the deal's own ``field``, its value without a change log) plus
+    ``name`` (default: ``field`` itself, replaced): the value of ``field`` (``amount`` or
+    ``expected_close_date``) as known at ``at`` (an instant, or the name of a timestamp column of
+    ``table``).
+
+    The change of the change log with ``known_from < at <= known_until`` (a null bound is open:
+    :func:`funnelkit.engine.tables.change_log_values`), else the deal's own value: the rule of
+    :func:`funnelkit.changes.known_for`. A deal's changes cover disjoint spans, so each row matches
+    at most one. Known just after ``at`` (changes at ``at`` seen too) is known at :func:`just_after`.
+    """
+    import ibis
+
+    c = {"amount": t.amount_changes, "expected_close_date": t.date_changes}[field]
+    name = name or field
+    if c is None:
+        return table.mutate(**{name: table[field]})
+    at = table[at] if isinstance(at, str) else at
+    seen = c.select(_known_row=c.deal_row, _known_from=c.known_from, _known_until=c.known_until,
+                    _known_value=c[field])
+    # Open bounds as the earliest and latest instants: a join on equality and ranges only (an OR of
+    # null tests makes DuckDB filter a far larger product).
+    j = table.left_join(seen, [table.deal_row == seen._known_row,
+                               seen._known_from.fill_null(ibis.literal(EVER, type="timestamp")) < at,
+                               at <= seen._known_until.fill_null(ibis.literal(NEVER, type="timestamp"))])
+    j = j.mutate(**{name: ibis.ifelse(j._known_row.notnull(), j._known_value, j[field])})
+    return j.drop("_known_row", "_known_from", "_known_until", "_known_value")
+
+
+def just_after(at: "ir.TimestampValue") -> "ir.TimestampValue":
+    """The instant one microsecond (every engine's timestamp resolution) after ``at``: what is known
+    there is what is known at ``at`` with the events at ``at`` seen too."""
+    import ibis
+
+    return at + ibis.interval(microseconds=1)
 
 
 def dates_estimated(table: "ir.Table") -> "ir.BooleanValue":

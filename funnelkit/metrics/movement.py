@@ -18,17 +18,20 @@ Definitions (``docs/metrics.md``, section 9):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ArgumentError
-from ..changes import field_changes, known_for
-from ..contract import STATUS_FIELD
 from ..dataset import Dataset
-from ..history import stage_at
+from ..engine.tables import Tables, tables_of, to_frame
+from ..engine.views import NEVER, closed_then, in_period, instant, just_after, known_then, open_at
+from ..errors import ArgumentError
 from ..period import Period, as_instant
 from ._common import stage_column
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
 
 __all__ = ["MOVEMENTS", "PipelineWaterfall", "pipeline_at", "pipeline_waterfall", "stage_movement"]
 
@@ -36,7 +39,6 @@ __all__ = ["MOVEMENTS", "PipelineWaterfall", "pipeline_at", "pipeline_waterfall"
 MOVEMENTS = ("created", "pulled_in", "reopened", "amount_up", "amount_down", "pushed_out", "won", "lost")
 _SIGN = {"created": 1, "pulled_in": 1, "reopened": 1, "amount_up": 1, "amount_down": -1,
          "pushed_out": -1, "won": -1, "lost": -1}
-_NS = np.timedelta64(1, "ns")
 #: Labels of the stage-to-stage view for deals outside the pipeline at start or at end.
 ENTERED, LEFT = "(entered)", "(left the window)"
 
@@ -55,30 +57,62 @@ def _window(window) -> Period | None:
     return Period(first, last)
 
 
-def _in_window(dates: np.ndarray, window: Period | None) -> np.ndarray:
-    if window is None:
-        return np.ones(len(dates), dtype=bool)
-    d = pd.to_datetime(pd.Series(dates)).to_numpy(dtype="datetime64[ns]")
-    return (d >= window.start.to_datetime64()) & (d < window.stop.to_datetime64())
+def _deals(t: Tables) -> "ir.Table":
+    """The deal columns the movement family reads; ``expected_close_date`` null where the deals
+    have none."""
+    import ibis
+
+    d = t.deals
+    date = d.expected_close_date if "expected_close_date" in d.columns else ibis.null("timestamp")
+    return d.select("deal_row", "deal_id", "owner", "source", "created_at", "closed_at", "status", "amount",
+                    expected_close_date=date.cast("timestamp"))
 
 
-def _member(ds: Dataset, rows: np.ndarray, at: np.ndarray, window: Period | None, *, closing_now: bool):
-    """Whether deal ``rows[i]`` could be in the set and its amount, just before ``at[i]``
-    (``closing_now=False``: events before at seen) or just after the amount and date changes at
-    ``at[i]`` (True); the status is left to the caller (:func:`_open_before_after`)."""
-    created = ds.deals["created_at"].to_numpy(dtype="datetime64[ns]")[rows]
-    seen_at = at + _NS if closing_now else at
-    eligible = created <= at if closing_now else created < at
-    if window is not None:
-        eligible &= _in_window(known_for(ds, "expected_close_date", rows, seen_at), window)
-    amount = known_for(ds, "amount", rows, seen_at).astype("float64")
-    return eligible, amount
+def _in_window(date: "ir.TimestampValue", window: Period | None) -> "ir.BooleanValue":
+    """Whether an expected close date lies in ``window`` (every date, even none, without a window;
+    no window holds a deal without one)."""
+    import ibis
+
+    return ibis.literal(True) if window is None else in_period(date, window).fill_null(False)
 
 
-def _open_before_after(ds: Dataset, rows: np.ndarray, at: np.ndarray):
-    """Status of deal ``rows[i]`` just before ``at[i]`` and just after its status events at ``at[i]``
-    (an earlier close or reopening from the change log, or its final close), as open/won/lost."""
-    return known_for(ds, STATUS_FIELD, rows, at), known_for(ds, STATUS_FIELD, rows, at + _NS)
+def _status_then(ds: Dataset, table: "ir.Table", at, name: str) -> "ir.Table":
+    """``table`` (a deal's ``deal_row``, ``closed_at``, ``status``) plus ``name``: the deal's status
+    (open/won/lost) at ``at``, an instant or the name of a timestamp column of ``table``: its final
+    close when before ``at``, else an earlier close not yet reopened (the status rule of
+    :func:`funnelkit.changes.known_for`)."""
+    import ibis
+
+    when = table[at] if isinstance(at, str) else at
+    final = table.closed_at.notnull() & (table.closed_at < when)
+    table = table.mutate(_final=ibis.ifelse(final, table.status, ibis.null("string")))
+    s = closed_then(tables_of(ds), table, table[at] if isinstance(at, str) else at)
+    return s.mutate(**{name: s._final.fill_null(s.closed_then.fill_null("open"))}).drop("_final", "closed_then")
+
+
+def _open_set(ds: Dataset, at: np.datetime64, window: Period | None) -> "ir.Table":
+    """The pipeline at ``at``: the deals' current visits (:func:`funnelkit.engine.views.open_at`),
+    not inside an earlier close, with amount and expected close date as known then, in ``window``."""
+    t = tables_of(ds)
+    when = instant(pd.Timestamp(at))
+    v = t.visits
+    cur = v.filter(open_at(v, when)).select("deal_row", "stage_index")
+    cur = cur.join(_deals(t), "deal_row")
+    cur = _status_then(ds, cur, when, "status_then")
+    cur = known_then(t, known_then(t, cur, "amount", when), "expected_close_date", when)
+    cur = cur.filter((cur.status_then == "open") & _in_window(cur.expected_close_date, window))
+    return cur.select("deal_row", "deal_id", "owner", "source", "stage_index", "amount", "expected_close_date")
+
+
+def _set_frame(ds: Dataset, got: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "deal_id": got["deal_id"].to_numpy(dtype=object),
+        "owner": got["owner"].to_numpy(dtype=object),
+        "source": got["source"].to_numpy(dtype=object),
+        "stage": stage_column(ds, got["stage_index"].to_numpy(dtype="int64")),
+        "amount": got["amount"].to_numpy(dtype="float64", na_value=np.nan),
+        "expected_close_date": got["expected_close_date"].to_numpy(dtype="datetime64[ns]"),
+    })
 
 
 def pipeline_at(ds: Dataset, at, window=None) -> pd.DataFrame:
@@ -105,98 +139,113 @@ def pipeline_at(ds: Dataset, at, window=None) -> pd.DataFrame:
     >>> pipeline_at(ds, "2026-04-01", window="2026Q2")["amount"].sum()     # doctest: +SKIP
     9600.0
     """
-    win = _window(window)
-    t = _instant(at)
-    cur = stage_at(ds, pd.Timestamp(t)).sort_values("deal_row")
-    rows = cur["deal_row"].to_numpy()
-    times = np.full(len(rows), t)
-    date = known_for(ds, "expected_close_date", rows, times)
-    # Open at t also means not closed by an earlier close (a status change in the change log).
-    keep = _in_window(date, win) & (known_for(ds, STATUS_FIELD, rows, times) == "open")
-    d = ds.deals
-    return pd.DataFrame({
-        "deal_id": d["deal_id"].to_numpy()[rows][keep],
-        "owner": d["owner"].to_numpy()[rows][keep],
-        "source": d["source"].to_numpy()[rows][keep],
-        "stage": stage_column(ds, cur["stage_index"].to_numpy()[keep]),
-        "amount": known_for(ds, "amount", rows, times).astype("float64")[keep],
-        "expected_close_date": pd.to_datetime(pd.Series(date[keep], dtype="datetime64[ns]")).to_numpy(),
-    })
+    return _set_frame(ds, to_frame(_open_set(ds, _instant(at), _window(window)).order_by("deal_row")))
 
 
-def _event_instants(ds: Dataset, start: np.datetime64, end: np.datetime64, dated: bool) -> pd.DataFrame:
-    """(deal_row, at): every instant in [start, end) where a deal is created, changed or closed."""
-    d = ds.deals
-    parts = [pd.DataFrame({"deal_row": np.arange(len(d)), "at": d[col].to_numpy(dtype="datetime64[ns]")})
-             for col in ("created_at", "closed_at")]
-    for fld in ("amount", STATUS_FIELD) + (("expected_close_date",) if dated else ()):
-        ch = field_changes(ds, fld)
-        parts.append(pd.DataFrame({"deal_row": ch["deal_row"].to_numpy(), "at": ch["changed_at"].to_numpy()}))
-    ev = pd.concat(parts, ignore_index=True)
-    at = ev["at"].to_numpy(dtype="datetime64[ns]")
-    ev = ev[(at >= start) & (at < end)]
-    return ev.drop_duplicates().sort_values(["at", "deal_row"], kind="stable").reset_index(drop=True)
+def _events(t: Tables, start, end, dated: bool) -> "ir.Table":
+    """(deal_row, at): every instant in [start, end) where a deal is created, changed (amount, status
+    and, with ``dated``, expected close date) or closed."""
+    import ibis
+
+    d = t.deals
+    parts = [d.select("deal_row", at=d.created_at), d.select("deal_row", at=d.closed_at)]
+    for c in (t.amount_changes, t.date_changes if dated else None):
+        if c is not None:
+            parts.append(c.select("deal_row", at=c.changed_at))
+    parts = [p.filter((p.at >= start) & (p.at < end)) for p in parts]
+    return ibis.union(*[p.mutate(at=p.at.cast(d.created_at.type())) for p in parts], distinct=True)
+
+
+def _status_events(t: Tables, start, end) -> "ir.Table | None":
+    """(deal_row, at): the earlier closes and reopenings in [start, end) (the status changes of the
+    log but the final close, which is ``closed_at``: :attr:`Tables.closed_spells`)."""
+    import ibis
+
+    sp = t.closed_spells
+    if sp is None:
+        return None
+    ev = ibis.union(sp.select("deal_row", at=sp.closed_at), sp.select("deal_row", at=sp.reopened_at))
+    return ev.filter((ev.at >= start) & (ev.at < end))
+
+
+def _moves(ds: Dataset, start: np.datetime64, end: np.datetime64, win: Period | None) -> "ir.Table":
+    """One row per movement: ``k`` (0: entering, leaving or an amount change; 1: a close or reopening,
+    which comes after the changes of its instant), ``movement``, ``deal_row``, ``deal_id``, ``owner``,
+    ``at``, ``amount``, ``amount_before``, ``amount_after`` (the module docstring's definitions)."""
+    import ibis
+
+    t = tables_of(ds)
+    s, e = instant(pd.Timestamp(start)), instant(pd.Timestamp(end))
+    ev = _events(t, s, e, win is not None)
+    status = _status_events(t, s, e)
+    if status is not None:
+        ev = ibis.union(ev, status.mutate(at=status.at.cast(ev.at.type())), distinct=True)
+    ev = ev.join(_deals(t), "deal_row")
+    ev = ev.mutate(after=just_after(ev.at))
+    ev = _status_then(ds, _status_then(ds, ev, "at", "status_before"), "after", "status_after")
+    ev = known_then(t, known_then(t, ev, "amount", "at", name="amount_before"), "amount", "after", name="amount_after")
+    if win is not None:
+        ev = known_then(t, known_then(t, ev, "expected_close_date", "at", name="date_before"),
+                        "expected_close_date", "after", name="date_after")
+    was_open, is_open = ev.status_before == "open", ev.status_after == "open"
+    eligible_before, eligible_now = ev.created_at < ev.at, ev.created_at <= ev.at
+    if win is not None:
+        eligible_before &= _in_window(ev.date_before, win)
+        eligible_now &= _in_window(ev.date_after, win)
+    # Amount and date changes (and stage entries) at an instant come before its close or reopening.
+    in_before, in_after = eligible_before & was_open, eligible_now & was_open
+    delta = ev.amount_after.fill_null(0.0) - ev.amount_before.fill_null(0.0)
+    enters, leaves, stays = in_after & ~in_before, in_before & ~in_after, in_before & in_after
+    none = ibis.null("float64")
+    first = ibis.cases((enters & (ev.created_at == ev.at), "created"), (enters, "pulled_in"), (leaves, "pushed_out"),
+                       (stays & (delta > 0), "amount_up"), (stays & (delta < 0), "amount_down"),
+                       else_=ibis.null("string"))
+    close, reopen = in_after & ~is_open, eligible_now & ~was_open & is_open
+    ev = ev.mutate(first=first, close=close, reopen=reopen, delta=delta, enters=enters, leaves=leaves)
+    keep = ("deal_row", "deal_id", "owner", "at")
+    firsts = ev.filter(ev.first.notnull()).select(
+        *keep, k=ibis.literal(0), movement=ev.first,
+        amount=ibis.cases((ev.enters, ev.amount_after), (ev.leaves, ev.amount_before), else_=ev.delta.abs()),
+        amount_before=ibis.ifelse(ev.enters, none, ev.amount_before),
+        amount_after=ibis.ifelse(ev.leaves, none, ev.amount_after))
+    seconds = ev.filter(ev.close | ev.reopen).select(
+        *keep, k=ibis.literal(1), movement=ibis.ifelse(ev.close, ev.status_after, "reopened"),
+        amount=ev.amount_after,
+        amount_before=ibis.ifelse(ev.close, ev.amount_after, none),
+        amount_after=ibis.ifelse(ev.close, none, ev.amount_after))
+    return firsts.union(seconds)
+
+
+def _with_stage_just_after(t: Tables, moves: "ir.Table") -> "ir.Table":
+    """``moves`` plus ``stage_index``: each deal's stage after the stage entries at ``at`` (the stage
+    a closing deal closed from)."""
+    import ibis
+
+    v = t.visits
+    v = v.select(_row=v.deal_row, _entered=v.entered_at, stage_index=v.stage_index,
+                 _next=v.next_entered_at.fill_null(ibis.literal(NEVER, type="timestamp")))
+    j = moves.left_join(v, [moves.deal_row == v._row, v._entered <= moves.at, moves.at < v._next])
+    return j.drop("_row", "_entered", "_next")
 
 
 def _movements(ds: Dataset, start: np.datetime64, end: np.datetime64, win: Period | None) -> pd.DataFrame:
-    ev = _event_instants(ds, start, end, win is not None)
-    rows, at = ev["deal_row"].to_numpy(), ev["at"].to_numpy(dtype="datetime64[ns]")
-    status_before, status_after = _open_before_after(ds, rows, at)
-    was_open, is_open = status_before == "open", status_after == "open"
-    eligible_before, amount_before = _member(ds, rows, at, win, closing_now=False)
-    eligible_now, amount_after = _member(ds, rows, at, win, closing_now=True)
-    in_before = eligible_before & was_open
-    # Amount and date changes (and stage entries) at an instant come before its close or reopening.
-    in_after = eligible_now & was_open
-    d = ds.deals
-    created = d["created_at"].to_numpy(dtype="datetime64[ns]")[rows]
-    delta = np.nan_to_num(amount_after) - np.nan_to_num(amount_before)
-    enters, leaves, stays = in_after & ~in_before, in_before & ~in_after, in_before & in_after
-    first = np.select([enters & (created == at), enters, leaves, stays & (delta > 0), stays & (delta < 0)],
-                      ["created", "pulled_in", "pushed_out", "amount_up", "amount_down"], "")
-    first_amount = np.where(enters, amount_after, np.where(leaves, amount_before, np.abs(delta)))
-    close = in_after & ~is_open
-    reopen = eligible_now & ~was_open & is_open
-    second = np.where(close, status_after, "reopened")
-    moved = close | reopen
-    parts = [pd.DataFrame({"i": np.flatnonzero(first != ""), "movement": first[first != ""],
-                           "amount": first_amount[first != ""]}),
-             pd.DataFrame({"i": np.flatnonzero(moved), "movement": second[moved], "amount": amount_after[moved]})]
-    mv = pd.concat(parts, ignore_index=True).sort_values("i", kind="stable")
-    i = mv["i"].to_numpy()
-    is_close = mv["movement"].isin(["won", "lost"]).to_numpy()
-    before = np.where(is_close, amount_after[i], amount_before[i])
-    after = np.where(is_close, np.nan, amount_after[i])
-    after = np.where(mv["movement"].eq("pushed_out").to_numpy(), np.nan, after)
-    before = np.where(mv["movement"].isin(["created", "pulled_in", "reopened"]).to_numpy(), np.nan, before)
-    stage = _stage_just_after(ds, rows[i], at[i])
+    t = tables_of(ds)
+    moves = _with_stage_just_after(t, _moves(ds, start, end, win))
+    got = to_frame(moves.order_by(["at", "deal_row", "k"]))
+    codes = got["stage_index"].to_numpy(dtype="float64", na_value=np.nan)
     out = pd.DataFrame({
-        "movement": pd.Categorical(mv["movement"].to_numpy(), categories=list(MOVEMENTS)),
-        "deal_id": d["deal_id"].to_numpy()[rows[i]],
-        "owner": d["owner"].to_numpy()[rows[i]],
-        "stage": stage,
-        "amount_before": before,
-        "amount_after": after,
-        "amount": mv["amount"].to_numpy(dtype="float64"),
-        "at": at[i],
+        "movement": pd.Categorical(got["movement"].to_numpy(dtype=object), categories=list(MOVEMENTS)),
+        "deal_id": got["deal_id"].to_numpy(dtype=object),
+        "owner": got["owner"].to_numpy(dtype=object),
+        "stage": pd.Categorical.from_codes(np.nan_to_num(codes, nan=-1).astype("int64"), categories=ds.stages,
+                                           ordered=True),
+        "amount_before": got["amount_before"].to_numpy(dtype="float64", na_value=np.nan),
+        "amount_after": got["amount_after"].to_numpy(dtype="float64", na_value=np.nan),
+        "amount": got["amount"].to_numpy(dtype="float64", na_value=np.nan),
+        "at": got["at"].to_numpy(dtype="datetime64[ns]"),
     })
     out["change"] = out["amount"].fillna(0.0) * out["movement"].map(_SIGN).astype("float64")
-    return out.reset_index(drop=True)
-
-
-def _stage_just_after(ds: Dataset, rows: np.ndarray, at: np.ndarray) -> pd.Categorical:
-    """Each deal's stage after the stage entries at ``at`` (the stage a closing deal closed from)."""
-    h = ds.stage_history
-    pos = pd.Series(np.arange(len(ds.deals)), index=ds.deals["deal_id"].to_numpy())
-    hist = pd.DataFrame({"deal_row": pos.reindex(h["deal_id"].to_numpy()).to_numpy(),
-                         "entered_at": h["entered_at"].to_numpy(dtype="datetime64[ns]"),
-                         "stage_index": h["stage_index"].to_numpy().astype("int64")})
-    hist = hist.sort_values(["entered_at", "stage_index"], kind="stable")
-    q = pd.DataFrame({"deal_row": rows, "at": at, "i": np.arange(len(rows))}).sort_values("at", kind="stable")
-    found = pd.merge_asof(q, hist, left_on="at", right_on="entered_at", by="deal_row",
-                          allow_exact_matches=True, direction="backward").sort_values("i")
-    codes = found["stage_index"].fillna(-1).to_numpy().astype("int64")
-    return pd.Categorical.from_codes(codes, categories=ds.stages, ordered=True)
+    return out
 
 
 @dataclass(frozen=True)
@@ -322,6 +371,17 @@ def pipeline_waterfall(ds: Dataset, start, end, window=None) -> PipelineWaterfal
                              pipeline_at(ds, e, win), _movements(ds, s, e, win))
 
 
+def _statuses(ds: Dataset, ids: pd.Index, at: pd.Timestamp) -> np.ndarray:
+    """The status (open/won/lost) at ``at`` of the deals ``ids``, in their order."""
+    import ibis
+
+    t = tables_of(ds)
+    wanted = ibis.memtable(pd.DataFrame({"deal_id": ids.to_numpy(dtype=object)}), schema={"deal_id": "string"})
+    d = _deals(t).semi_join(wanted, "deal_id")
+    got = to_frame(_status_then(ds, d, instant(at), "status_then").select("deal_id", "status_then"))
+    return got.set_index("deal_id")["status_then"].reindex(ids).to_numpy(dtype=object)
+
+
 def stage_movement(ds: Dataset, start, end, window=None) -> pd.DataFrame:
     """Stage at ``start`` × stage or outcome at ``end``, for the deals in the pipeline at either instant
     or moved in between.
@@ -347,9 +407,8 @@ def stage_movement(ds: Dataset, start, end, window=None) -> pd.DataFrame:
                                    w.deals["deal_id"].to_numpy()]))
     a = w.start_set.set_index("deal_id").reindex(ids)
     b = w.end_set.set_index("deal_id").reindex(ids)
-    rows = pd.Index(ds.deals["deal_id"]).get_indexer(ids)
     # Every deal here was open at start or moved in between, so a deal closed at end closed in [start, end).
-    status = known_for(ds, STATUS_FIELD, rows, np.full(len(rows), w.end.to_datetime64()))
+    status = _statuses(ds, ids, w.end)
     frm = a["stage"].astype(object).where(a["stage"].notna(), ENTERED)
     to = b["stage"].astype(object).where(b["stage"].notna(),
                                           pd.Series(np.where(status == "open", LEFT, status), index=ids))
