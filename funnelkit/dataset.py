@@ -1,7 +1,7 @@
 """The loaded data set: deals, normalised stage history, pipeline settings, and the derived visits.
 
-The visit table (one row per stage visit) is derived once per load and cached; every metric that
-needs time in stage takes its as-of view from it (:func:`funnelkit.history.visits_as_of`).
+The visit table (one row per stage visit) is the engine's (:func:`funnelkit.engine.views.visits`),
+fetched once per data set for the metrics still in pandas.
 """
 
 from __future__ import annotations
@@ -154,28 +154,36 @@ class Dataset:
         Columns: ``deal_id``, ``stage``, ``stage_index``, ``entered_at``, ``next_entered_at`` and
         ``next_stage_index`` (the deal's next entry; NaT / -1 for its last visit), ``is_last``,
         ``deal_row`` (row position in :attr:`deals`), and the deal's ``created_at``, ``closed_at``,
-        ``status`` and ``dates_estimated`` (bool, see :attr:`dates_estimated`).
+        ``status`` and ``dates_estimated`` (bool, see :attr:`dates_estimated`). In stage-history
+        order. The rows of the engine's visits (:func:`funnelkit.engine.views.visits`, the one
+        definition of a visit), fetched once per data set, for the metrics still in pandas (landing,
+        slippage).
         """
-        h = self.stage_history
-        same_next = h["deal_id"].eq(h["deal_id"].shift(-1)).to_numpy()
-        next_at = h["entered_at"].shift(-1).where(same_next)
-        next_idx = h["stage_index"].shift(-1).where(same_next).fillna(-1).astype("int16")
-        pos = pd.Series(np.arange(len(self.deals)), index=self.deals["deal_id"].to_numpy())
-        # A deal's entries are consecutive: look up the first of each run only, then repeat it.
-        ids = h["deal_id"].to_numpy()
+        from .engine.tables import tables_of, to_frame
+
+        e = tables_of(self).visits
+        got = to_frame(e.select("deal_row", "stage_index", "entered_at", "next_entered_at", "next_stage_index")
+                       .order_by(["deal_row", "entered_at", "stage_index"]))
+        # In stage-history order: the deals in the order their entries come there (each deal's entries
+        # are consecutive), each deal's visits in entry order as fetched.
+        ids = self.stage_history["deal_id"].to_numpy()
         starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([], int)
-        deal_row = np.repeat(pos.reindex(ids[starts]).to_numpy(), np.diff(np.r_[starts, len(ids)]))
+        pos = pd.Series(np.arange(len(self.deals)), index=self.deals["deal_id"].to_numpy())
+        rank = np.zeros(len(self.deals), dtype="int64")
+        rank[pos.reindex(ids[starts]).to_numpy()] = np.arange(len(starts))
+        got = got.iloc[np.argsort(rank[got["deal_row"].to_numpy(dtype="int64")], kind="stable")]
+        codes = got["stage_index"].to_numpy(dtype="int64")
+        nxt = got["next_stage_index"]
         v = pd.DataFrame({
-            "deal_id": h["deal_id"].to_numpy(),
-            "stage": h["stage"].to_numpy(),
-            "stage_index": h["stage_index"].to_numpy(),
-            "entered_at": h["entered_at"].to_numpy(),
-            "next_entered_at": next_at.to_numpy(),
-            "next_stage_index": next_idx.to_numpy(),
-            "is_last": ~same_next,
-            "deal_row": deal_row.astype("int64"),
+            "deal_id": self.deals["deal_id"].to_numpy()[got["deal_row"].to_numpy(dtype="int64")],
+            "stage": pd.Categorical.from_codes(codes, categories=self.stages, ordered=True),
+            "stage_index": codes.astype(self.stage_history["stage_index"].dtype),
+            "entered_at": got["entered_at"].to_numpy(dtype="datetime64[ns]"),
+            "next_entered_at": got["next_entered_at"].to_numpy(dtype="datetime64[ns]"),
+            "next_stage_index": nxt.fillna(-1).to_numpy().astype("int16"),
+            "is_last": nxt.isna().to_numpy(),
+            "deal_row": got["deal_row"].to_numpy(dtype="int64"),
         })
-        v["stage"] = pd.Categorical(v["stage"], categories=self.stages, ordered=True)
         for col in ("created_at", "closed_at"):
             v[col] = self.deals[col].to_numpy()[v["deal_row"].to_numpy()]
         # Spread the deals' status codes, not their strings (millions of visits).
