@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 
 import numpy as np
 import pytest
@@ -171,5 +172,17 @@ def test_target_plan_monotone(tuples, a, b):
     lo, hi = sorted((a, b))
     p, q = target_plan(ds, APRIL, lo), target_plan(ds, APRIL, hi)
     for key in ("deals_needed", "deals_to_work", "deals_needed_whole", "deals_to_work_whole"):
-        if p[key] is not None:
-            assert q[key] is not None and p[key] <= q[key]
+        if p[key] is not None and q[key] is not None:
+            assert p[key] <= q[key]
+        elif p[key] is not None:     # only when the larger target's count overflows a float
+            assert q["deal_size"] and not math.isfinite(hi / q["deal_size"] / (q["win_rate"] or 1))
+
+
+def test_target_plan_with_a_vanishing_deal_size_says_unknown_not_infinity():
+    # A won amount of 1e-310 (a subnormal float): 1e9 / 1e-310 overflows; found by hypothesis.
+    ds = make_dataset(random_deals([(0, "open", 0, None, "Web", "Basic", "Ann"),
+                                    (0, "won", 744, 1e-310, "Web", "Basic", "Ann")]))
+    plan = target_plan(ds, APRIL, 1e9)
+    assert plan["deal_size"] == 1e-310 and plan["win_rate"] == 1.0
+    assert plan["deals_needed"] is None and plan["deals_needed_whole"] is None and plan["deals_to_work"] is None
+    assert target_plan(ds, APRIL, 0.0)["deals_needed_whole"] == 0

@@ -84,7 +84,7 @@ class Tables:
         at = as_instant(as_of)
         if at not in self._amounts:
             name = f"amounts_at_{uuid.uuid4().hex}"
-            self._amounts[at] = self.con.create_table(name, self._amounts_expr(at), temp=True)
+            self._amounts[at] = temp_table(self.con, name, self._amounts_expr(at))
         return self._amounts[at]
 
     def amounts_known(self, times) -> "ir.Table | None":
@@ -236,7 +236,7 @@ def _put(con, name: str, frame: "pd.DataFrame | pa.Table"):
     import pyarrow as pa
 
     if isinstance(frame, pa.Table):
-        return con.create_table(name, ibis.memtable(frame), temp=True)
+        return temp_table(con, name, ibis.memtable(frame))
 
     def dtype(s: pd.Series) -> str:
         if pd.api.types.is_datetime64_any_dtype(s):
@@ -250,7 +250,17 @@ def _put(con, name: str, frame: "pd.DataFrame | pa.Table"):
         return "string"
 
     schema = ibis.schema({col: dtype(frame[col]) for col in frame.columns})
-    return con.create_table(name, ibis.memtable(frame, schema=schema), temp=True)
+    return temp_table(con, name, ibis.memtable(frame, schema=schema))
+
+
+def temp_table(con, name: str, obj: "ir.Table") -> "ir.Table":
+    """``obj`` computed once into a temporary table ``name`` of ``con``; on a backend without
+    temporary tables (PySpark, Impala: Ibis raises NotImplementedError) ``obj`` itself, which the
+    engine then computes (a memtable: uploads) in every query that reads it: slower, same rows."""
+    try:
+        return con.create_table(name, obj, temp=True)
+    except NotImplementedError:
+        return obj
 
 
 def deal_frame(deals: pd.DataFrame) -> "pa.Table":

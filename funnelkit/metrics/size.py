@@ -188,8 +188,8 @@ def target_plan(ds: Dataset, period: PeriodLike, target: float, *,
     currency = ds.require_single_currency("the target planner")
     ds_size = deal_size(ds, period)[size]
     rate = win_rate(ds, period)
-    needed = target / ds_size if ds_size else None
-    to_work = needed / rate if needed is not None and rate else None
+    needed = _finite(target / ds_size) if ds_size else None
+    to_work = _finite(needed / rate) if needed is not None and rate else None
 
     def up(x):
         return None if x is None else int(math.ceil(round(x, 9)))
@@ -197,6 +197,11 @@ def target_plan(ds: Dataset, period: PeriodLike, target: float, *,
     return {"target": target, "currency": currency, "size_measure": size, "deal_size": ds_size,
             "win_rate": rate, "deals_needed": needed, "deals_to_work": to_work,
             "deals_needed_whole": up(needed), "deals_to_work_whole": up(to_work)}
+
+
+def _finite(x: float) -> float | None:
+    """``x``, or None when it overflowed (a deal size so small that the count is infinite)."""
+    return x if math.isfinite(x) else None
 
 
 def sales_velocity(ds: Dataset, period: PeriodLike) -> dict:
