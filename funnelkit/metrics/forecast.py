@@ -112,6 +112,24 @@ class _Views:
     deals: "ir.Table"
     entries: "ir.Table"
     tables: Tables
+    #: Whether :meth:`past_keyed` keeps its tables (a loaded folder's views, not cut by ``until``).
+    keep: bool = False
+    _keyed: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def past_keyed(self, adjust: tuple[str, ...]) -> "ir.Table":
+        """The past visits with their deals' group keys ``_g0``.. of the ``adjust`` columns
+        (:func:`_group_keys`): ``stage_index``, ``closed_at``, ``won`` and the keys. Kept per
+        ``adjust`` as a temporary table when :attr:`keep` (the join with the deals does not depend
+        on the instant: on 1M deals it was most of each forecast's past cells)."""
+        columns = ["stage_index", "closed_at", "won", *(f"_g{i}" for i in range(len(adjust)))]
+        if not adjust:
+            return self.past.select(columns)
+        if adjust not in self._keyed:
+            keyed = self.past.join(self.deals.select("deal_row", **_group_keys(self.deals, adjust)), "deal_row")
+            if not self.keep:
+                return keyed.select(columns)
+            self._keyed[adjust] = keyed.select(columns).cache()
+        return self._keyed[adjust]
 
     def up_to(self, until: pd.Timestamp) -> "_Views":
         """The views as they stood at ``until``: deals created and entries made before it, entries
@@ -145,7 +163,7 @@ def _views(ds: Dataset) -> _Views:
         return _Views(t.visits, _past_visits(t.visits), t.deals, t.entries, t)
 
     def kept() -> _Views:            # the visits are a table of the snapshot already (Tables.visits)
-        return _Views(t.visits, _past_visits(t.visits).cache(), t.deals, t.entries, t)
+        return _Views(t.visits, _past_visits(t.visits).cache(), t.deals, t.entries, t, keep=True)
 
     return ds.derived("forecast_views", kept)
 
@@ -168,10 +186,7 @@ def _deal_counts(src: _Views, when: "ir.Table", n: int) -> pd.DataFrame:
 def _past_cells(src: _Views, when: "ir.Table", adjust: tuple[str, ...]) -> pd.DataFrame:
     """Per instant, stage and adjustment groups: the past visits (closed before the instant) and
     how many were won: ``_date``, ``stage_index``, ``_g0``.., ``visits``, ``won``."""
-    past = src.past
-    if adjust:
-        past = past.join(src.deals.select("deal_row", **_group_keys(src.deals, adjust)), "deal_row")
-    x = past.cross_join(when)
+    x = src.past_keyed(adjust).cross_join(when)
     x = x.filter(x.closed_at < x._at)
     keys = ["_date", "stage_index", *(f"_g{i}" for i in range(len(adjust)))]
     got = to_frame(x.group_by(keys).aggregate(visits=x.count(), won=x.won.sum()))
