@@ -16,7 +16,8 @@ import pandas as pd
 
 from ..dataset import Dataset, label_text
 from ..errors import NoDataWarning
-from ..history import deals_as_of
+from ..engine.tables import tables_of, to_frame
+from ..engine.views import count_if, deals_as_of, in_period
 from ..i18n import _, ngettext
 from ..period import Period, PeriodLike, as_period
 from ..targets import target_for, targets_of
@@ -307,23 +308,33 @@ def amount_coverage(ds: Dataset, period: PeriodLike) -> dict:
     True
     """
     period = as_period(period, ds)
-    d = deals_as_of(ds, period.as_of)
-    status = d["status_as_of"].astype(str).to_numpy()
-    unknown = d["amount"].isna().to_numpy()
-    won = (status == "won") & period.contains(d["closed_as_of"]).to_numpy()
-    is_open = status == "open"
-    closed_later = is_open & (d["status"].astype(str).to_numpy() != "open")
+    n = _coverage_counts(ds, period)
     now_open = ds.deals["status"].astype(str).eq("open").to_numpy()
     recorded_at_close = bool(now_open.any() and ds.deals["amount"].isna().to_numpy()[now_open].all()
                              and ds.deals["amount"].notna().to_numpy()[~now_open].any())
-    after = int((closed_later & ~unknown).sum())
-    return {"won": _coverage(won, unknown), "open": {**_coverage(is_open, unknown), "amount_known_after_close": after},
+    after = n["open_known_after_close"]
+    return {"won": _coverage(n["won"], n["won_unknown"]),
+            "open": {**_coverage(n["open"], n["open_unknown"]), "amount_known_after_close": after},
             "amounts_recorded_at_close": recorded_at_close, "hindsight": recorded_at_close and after > 0}
 
 
-def _coverage(mask: np.ndarray, unknown: np.ndarray) -> dict:
-    n, k = int(mask.sum()), int((mask & unknown).sum())
-    return {"deals": n, "amount_unknown": k, "unknown_share": k / n if n else None}
+def _coverage_counts(ds: Dataset, period: Period) -> dict[str, int]:
+    """The counts :func:`amount_coverage` reads, by the engine over the deals as of ``period.as_of``
+    (:func:`funnelkit.engine.views.deals_as_of`; one row of counts, not a frame of every deal):
+    ``won`` (won in the period), ``open`` (open at ``as_of``), each with its deals of unknown
+    amount, and ``open_known_after_close`` (open then, closed later, amount known)."""
+    d = deals_as_of(tables_of(ds), period.as_of)
+    unknown = d.amount.isnull() | d.amount.isnan()
+    won = (d.status_as_of == "won") & in_period(d.closed_as_of, period)
+    is_open = d.status_as_of == "open"
+    got = to_frame(d.aggregate(won=count_if(won), won_unknown=count_if(won & unknown), open=count_if(is_open),
+                               open_unknown=count_if(is_open & unknown),
+                               open_known_after_close=count_if(is_open & (d.status != "open") & ~unknown)))
+    return {k: int(v) for k, v in got.iloc[0].items()}
+
+
+def _coverage(n: int, unknown: int) -> dict:
+    return {"deals": n, "amount_unknown": unknown, "unknown_share": unknown / n if n else None}
 
 
 def _caveats(ds: Dataset, period: Period, s: dict) -> list[dict]:
