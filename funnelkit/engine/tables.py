@@ -132,7 +132,7 @@ class Tables:
 
         if not self.snapshot:
             return visits(self)
-        return self.con.create_table(f"visits_{uuid.uuid4().hex}", visits(self), temp=True)
+        return temp_table(self.con, f"visits_{uuid.uuid4().hex}", visits(self))
 
     @property
     def backend(self) -> str:
