@@ -397,7 +397,7 @@ def pipeline_movement(ds: Dataset, period: PeriodLike, **slice) -> Section:
     for code, ds_c in slices:
         parts += currency_heading(code, slices)
         moves = every_open[code].deals.sort_values("amount", ascending=False)
-        stages = mv.stage_movement(ds_c, period.start, period.as_of)
+        stages = mv.stage_movement(ds_c, period.start, period.as_of, waterfall=every_open[code])
         tables.update({_named("movements", code, slices): moves, _named("stage_movement", code, slices): stages})
         # shown without the signed change: the amount and the movement's name say it
         parts += [Table(fkp.format_table(moves.drop(columns="change"), currency=code), max_rows=15),

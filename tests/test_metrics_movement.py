@@ -14,8 +14,9 @@ from engines import ENGINES, with_change_log
 from movement_hand_data import END, START, write_movement
 
 import funnelkit as fk
-from funnelkit.metrics import pipeline_at, pipeline_waterfall, snapshot, stage_movement, weekly_snapshots
-from funnelkit.errors import NoDataWarning
+from funnelkit.metrics import (pipeline_at, pipeline_waterfall, snapshot, stage_movement, waterfall_fields,
+                               weekly_snapshots)
+from funnelkit.errors import ArgumentError, NoDataWarning
 from funnelkit.metrics.movement import MOVEMENTS
 
 
@@ -53,6 +54,11 @@ def test_in_quarter_pipeline_by_hand(hand):
         ("amount_down", "E", "2026-06-05", 500.0), ("lost", "E", "2026-06-05", 3500.0),
         ("won", "K", "2026-06-25", 1200.0)]
     assert w.balance == {"deals": 5, "end_deals": 5, "amount": 6900.0, "end_amount": 6900.0, "balanced": True}
+    # The summary's entry, from the movements' types and amounts only: the same totals.
+    fields = waterfall_fields(hand, START, END, window="2026Q2", label="period")
+    assert fields == w.to_dict("period")
+    assert (fields["start_deals"], fields["start_amount"], fields["end_deals"], fields["end_amount"]) == (6, 10800.0, 5, 6900.0)
+    assert {k: (v["deals"], v["amount"]) for k, v in fields["movements"].items()} == _moves(w)
 
 
 def test_every_open_deal_by_hand(hand):
@@ -65,6 +71,9 @@ def test_every_open_deal_by_hand(hand):
     assert d.loc[("amount_up", "D"), ["amount_before", "amount_after"]].tolist() == [500.0, 800.0]
     assert d.loc[("lost", "E"), ["amount_before", "stage"]].tolist() == [3500.0, "Proposal"]
     assert d.loc[("won", "B"), "stage"] == "Proposal"
+    fields = waterfall_fields(hand, START, END, label="all")
+    assert fields == w.to_dict("all")
+    assert fields["movements"]["amount_up"] == {"deals": 2, "amount": 800.0, "amount_unknown": 0}
 
 
 def test_the_set_at_end_is_the_snapshot_at_end(hand):
@@ -89,6 +98,12 @@ def test_stage_to_stage_view_by_hand(hand):
         ("Lead", "lost"): (1, 4000.0, None, 0),              # E (in Proposal from 04-10, lost from there)
         ("Lead", "won"): (1, 1200.0, None, 0),               # K
     }
+    # Given the waterfall it reads, the same table without computing it again; another interval's is refused.
+    w = pipeline_waterfall(hand, START, END, window="2026Q2")
+    pd.testing.assert_frame_equal(stage_movement(hand, START, END, window="2026Q2", waterfall=w),
+                                  stage_movement(hand, START, END, window="2026Q2"), check_exact=True)
+    with pytest.raises(ArgumentError, match="window"):
+        stage_movement(hand, START, END, waterfall=w)
 
 
 def test_unknown_amounts_are_counted_never_zero(tmp_path):
@@ -238,6 +253,7 @@ def test_waterfall_balances_on_random_data(seed, n, a, span, windowed, reopened)
     # Amounts are whole hundreds: the float sums are exact.
     assert w.start_amount + w.movements["change"].sum() == w.end_amount
     assert (w.movements["amount"] >= 0).all()
+    assert waterfall_fields(ds, start, end, window=window, label="x") == w.to_dict("x")
     if window is None:
         snap = snapshot(ds, end)
         assert snap["open_deals"].sum() == w.end_deals and snap["open_amount"].sum() == w.end_amount

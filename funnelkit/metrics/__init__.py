@@ -21,7 +21,7 @@ from .cohorts import cohort_conversion
 from .landing import LandingForecast, coverage, landing_by_week, landing_forecast, pacing, won_between
 from .forecast import (ForecastBacktest, NotEnoughHistory, backtest_forecast, default_backtest_dates,
                        expected_won_by, forecast_range, win_forecast)
-from .movement import PipelineWaterfall, pipeline_at, pipeline_waterfall, stage_movement
+from .movement import PipelineWaterfall, pipeline_at, pipeline_waterfall, stage_movement, waterfall_fields
 from .slippage import date_changes, expected_to_close, lost_reasons, slipping_deals, win_rate_by_pushes
 from .size import deal_size, deal_size_by_month, outlier_deals, sales_velocity, target_plan, win_rate
 from .stage_time import ended_visits, stage_thresholds, stuck_deals, time_in_stage, win_rate_by_time_in_stage
@@ -48,7 +48,7 @@ __all__ = [
     "landing_forecast", "LandingForecast", "landing_by_week", "coverage", "pacing", "won_between",
     "forecast_accuracy", "ForecastAccuracy", "default_accuracy_periods", "forecast_categories",
     # where the pipeline went
-    "pipeline_at", "pipeline_waterfall", "stage_movement", "PipelineWaterfall",
+    "pipeline_at", "pipeline_waterfall", "stage_movement", "PipelineWaterfall", "waterfall_fields",
     # cohort conversion over time
     "cohort_conversion",
     # slipping deals

@@ -33,7 +33,8 @@ from ._common import stage_column
 if TYPE_CHECKING:
     import ibis.expr.types as ir
 
-__all__ = ["MOVEMENTS", "PipelineWaterfall", "pipeline_at", "pipeline_waterfall", "stage_movement"]
+__all__ = ["MOVEMENTS", "PipelineWaterfall", "pipeline_at", "pipeline_waterfall", "stage_movement",
+           "waterfall_fields"]
 
 #: Movement types in display order; the first three add to the pipeline, the last three take from it.
 MOVEMENTS = ("created", "pulled_in", "reopened", "amount_up", "amount_down", "pushed_out", "won", "lost")
@@ -216,25 +217,28 @@ def _moves(ds: Dataset, start: np.datetime64, end: np.datetime64, win: Period | 
     return firsts.union(seconds)
 
 
-def _with_stage_just_after(t: Tables, moves: "ir.Table") -> "ir.Table":
-    """``moves`` plus ``stage_index``: each deal's stage after the stage entries at ``at`` (the stage
-    a closing deal closed from)."""
+def _with_stage_just_after(t: Tables, moves: "ir.Table", start, end) -> "ir.Table":
+    """``moves`` (at instants in [``start``, ``end``)) plus ``stage_index``: each deal's stage after
+    the stage entries at ``at`` (the stage a closing deal closed from)."""
     import ibis
 
     v = t.visits
     v = v.select(_row=v.deal_row, _entered=v.entered_at, stage_index=v.stage_index,
                  _next=v.next_entered_at.fill_null(ibis.literal(NEVER, type="timestamp")))
+    # Only visits spanning an instant of [start, end) can hold a movement's: the join probes those.
+    v = v.filter((v._entered < end) & (v._next > start))
     j = moves.left_join(v, [moves.deal_row == v._row, v._entered <= moves.at, moves.at < v._next])
     return j.drop("_row", "_entered", "_next")
 
 
 def _movements(ds: Dataset, start: np.datetime64, end: np.datetime64, win: Period | None) -> pd.DataFrame:
     t = tables_of(ds)
-    moves = _with_stage_just_after(t, _moves(ds, start, end, win))
+    s, e = instant(pd.Timestamp(start)), instant(pd.Timestamp(end))
+    moves = _with_stage_just_after(t, _moves(ds, start, end, win), s, e)
     got = to_frame(moves.order_by(["at", "deal_row", "k"]))
     codes = got["stage_index"].to_numpy(dtype="float64", na_value=np.nan)
     out = pd.DataFrame({
-        "movement": pd.Categorical(got["movement"].to_numpy(dtype=object), categories=list(MOVEMENTS)),
+        "movement": _movement_column(got),
         "deal_id": got["deal_id"].to_numpy(dtype=object),
         "owner": got["owner"].to_numpy(dtype=object),
         "stage": pd.Categorical.from_codes(np.nan_to_num(codes, nan=-1).astype("int64"), categories=ds.stages,
@@ -244,8 +248,51 @@ def _movements(ds: Dataset, start: np.datetime64, end: np.datetime64, win: Perio
         "amount": got["amount"].to_numpy(dtype="float64", na_value=np.nan),
         "at": got["at"].to_numpy(dtype="datetime64[ns]"),
     })
-    out["change"] = out["amount"].fillna(0.0) * out["movement"].map(_SIGN).astype("float64")
-    return out
+    return _with_change(out)
+
+
+def _movement_column(got: pd.DataFrame) -> pd.Categorical:
+    return pd.Categorical(got["movement"].to_numpy(dtype=object), categories=list(MOVEMENTS))
+
+
+def _with_change(moves: pd.DataFrame) -> pd.DataFrame:
+    """``moves`` (``movement``, ``amount``) plus ``change``: the signed effect on the pipeline amount."""
+    moves["change"] = moves["amount"].fillna(0.0) * moves["movement"].map(_SIGN).astype("float64")
+    return moves
+
+
+def _movement_amounts(ds: Dataset, start: np.datetime64, end: np.datetime64, win: Period | None) -> pd.DataFrame:
+    """The movements' ``movement``, ``amount`` and ``change`` only, in the order of
+    :attr:`PipelineWaterfall.deals` (what the totals read: no deal ids, owners or stages fetched)."""
+    got = to_frame(_moves(ds, start, end, win).select("at", "deal_row", "k", "movement", "amount")
+                   .order_by(["at", "deal_row", "k"]))
+    return _with_change(pd.DataFrame({"movement": _movement_column(got),
+                                      "amount": got["amount"].to_numpy(dtype="float64", na_value=np.nan)}))
+
+
+def _movement_totals(moves: pd.DataFrame) -> pd.DataFrame:
+    """Per movement type (:attr:`PipelineWaterfall.movements`) of ``moves`` (``movement``, ``amount``,
+    ``change``)."""
+    g = moves.groupby("movement", observed=False)
+    unknown = moves["amount"].isna().groupby(moves["movement"], observed=False).sum()
+    out = pd.DataFrame({"deals": g.size(), "amount": g["amount"].sum(min_count=0),
+                        "change": g["change"].sum(), "amount_unknown": unknown}).reindex(list(MOVEMENTS), fill_value=0)
+    out = out.rename_axis("movement").reset_index()
+    return out.astype({"deals": "int64", "amount": "float64", "change": "float64", "amount_unknown": "int64"})
+
+
+def _fields(label: str, start: pd.Timestamp, end: pd.Timestamp, start_set: pd.DataFrame, end_set: pd.DataFrame,
+            movements: pd.DataFrame) -> dict:
+    """The ``pipeline_waterfall`` entry of ``funnelkit metrics --format json`` (:meth:`PipelineWaterfall.to_dict`)."""
+    m = movements.set_index("movement")
+    return {"window": label, "start": start.isoformat(), "end": end.isoformat(),
+            "start_deals": int(len(start_set)), "start_amount": float(start_set["amount"].sum()),
+            "end_deals": int(len(end_set)), "end_amount": float(end_set["amount"].sum()),
+            "movements": {k: {"deals": int(m.loc[k, "deals"]), "amount": float(m.loc[k, "amount"]),
+                              "amount_unknown": int(m.loc[k, "amount_unknown"])}
+                          for k in MOVEMENTS},
+            "start_amount_unknown": int(start_set["amount"].isna().sum()),
+            "end_amount_unknown": int(end_set["amount"].isna().sum())}
 
 
 @dataclass(frozen=True)
@@ -307,12 +354,7 @@ class PipelineWaterfall:
         """One row per movement type, in :data:`MOVEMENTS` order: ``movement``, ``deals`` (how many
         movements), ``amount`` (sum of their known magnitudes), ``change`` (signed effect on the
         amount), ``amount_unknown`` (movements whose amount is unknown: counted, never taken as 0)."""
-        g = self.deals.groupby("movement", observed=False)
-        unknown = self.deals["amount"].isna().groupby(self.deals["movement"], observed=False).sum()
-        out = pd.DataFrame({"deals": g.size(), "amount": g["amount"].sum(min_count=0),
-                            "change": g["change"].sum(), "amount_unknown": unknown}).reindex(list(MOVEMENTS), fill_value=0)
-        out = out.rename_axis("movement").reset_index()
-        return out.astype({"deals": "int64", "amount": "float64", "change": "float64", "amount_unknown": "int64"})
+        return _movement_totals(self.deals)
 
     @property
     def balance(self) -> dict:
@@ -326,15 +368,9 @@ class PipelineWaterfall:
                 "balanced": deals == self.end_deals and bool(np.isclose(amount, self.end_amount, rtol=1e-9, atol=1e-6))}
 
     def to_dict(self, label: str) -> dict:
-        """The ``pipeline_waterfall`` entry of ``funnelkit metrics --format json``."""
-        m = self.movements.set_index("movement")
-        return {"window": label, "start": self.start.isoformat(), "end": self.end.isoformat(),
-                "start_deals": self.start_deals, "start_amount": self.start_amount,
-                "end_deals": self.end_deals, "end_amount": self.end_amount,
-                "movements": {k: {"deals": int(m.loc[k, "deals"]), "amount": float(m.loc[k, "amount"]),
-                                  "amount_unknown": int(m.loc[k, "amount_unknown"])}
-                              for k in MOVEMENTS},
-                "start_amount_unknown": self.start_amount_unknown, "end_amount_unknown": self.end_amount_unknown}
+        """The ``pipeline_waterfall`` entry of ``funnelkit metrics --format json`` (also
+        :func:`waterfall_fields`, which fetches only what it needs)."""
+        return _fields(label, self.start, self.end, self.start_set, self.end_set, self.movements)
 
 
 def pipeline_waterfall(ds: Dataset, start, end, window=None) -> PipelineWaterfall:
@@ -362,13 +398,32 @@ def pipeline_waterfall(ds: Dataset, start, end, window=None) -> PipelineWaterfal
     >>> w = pipeline_waterfall(ds, "2026-04-01", "2026-07-01", window="2026Q2")   # doctest: +SKIP
     >>> w.movements[["movement", "deals", "amount"]]                               # doctest: +SKIP
     """
+    s, e, win = _interval(ds, start, end, window)
+    return PipelineWaterfall(pd.Timestamp(s), pd.Timestamp(e), win, pipeline_at(ds, s, win),
+                             pipeline_at(ds, e, win), _movements(ds, s, e, win))
+
+
+def waterfall_fields(ds: Dataset, start, end, window=None, *, label: str) -> dict:
+    """``pipeline_waterfall(ds, start, end, window).to_dict(label)``: the waterfall's entry of
+    ``funnelkit metrics --format json``, computed without fetching each movement's deal id, owner
+    and stage (only its type and amount: the rows behind the totals, in the same order).
+
+    Examples
+    --------
+    >>> waterfall_fields(ds, "2026-04-01", "2026-07-01", label="all")["movements"]["won"]  # doctest: +SKIP
+    {'deals': 3, 'amount': 12500.0, 'amount_unknown': 0}
+    """
+    s, e, win = _interval(ds, start, end, window)
+    return _fields(label, pd.Timestamp(s), pd.Timestamp(e), pipeline_at(ds, s, win), pipeline_at(ds, e, win),
+                   _movement_totals(_movement_amounts(ds, s, e, win)))
+
+
+def _interval(ds: Dataset, start, end, window) -> tuple[np.datetime64, np.datetime64, Period | None]:
     ds.require_single_currency("pipeline_waterfall")
-    win = _window(window)
     s, e = _instant(start), _instant(end)
     if e < s:
         raise ArgumentError(f"end {pd.Timestamp(e)} is before start {pd.Timestamp(s)}")
-    return PipelineWaterfall(pd.Timestamp(s), pd.Timestamp(e), win, pipeline_at(ds, s, win),
-                             pipeline_at(ds, e, win), _movements(ds, s, e, win))
+    return s, e, _window(window)
 
 
 def _statuses(ds: Dataset, ids: pd.Index, at: pd.Timestamp) -> np.ndarray:
@@ -382,13 +437,21 @@ def _statuses(ds: Dataset, ids: pd.Index, at: pd.Timestamp) -> np.ndarray:
     return got.set_index("deal_id")["status_then"].reindex(ids).to_numpy(dtype=object)
 
 
-def stage_movement(ds: Dataset, start, end, window=None) -> pd.DataFrame:
+def stage_movement(ds: Dataset, start, end, window=None, *, waterfall: PipelineWaterfall | None = None) -> pd.DataFrame:
     """Stage at ``start`` × stage or outcome at ``end``, for the deals in the pipeline at either instant
     or moved in between.
 
     ``from``: the stage at start, or ``(entered)`` for a deal not in the pipeline at start. ``to``:
     the stage at end when in the pipeline then, else ``won`` / ``lost`` when closed at end (its status
     then: an earlier close not yet reopened counts, with its status), else ``(left the window)``.
+
+    Parameters
+    ----------
+    ds, start, end, window
+        As for :func:`pipeline_waterfall`.
+    waterfall
+        ``pipeline_waterfall(ds, start, end, window)`` when the caller already has it (it is not
+        computed again); None: computed here.
 
     Returns
     -------
@@ -402,7 +465,12 @@ def stage_movement(ds: Dataset, start, end, window=None) -> pd.DataFrame:
     --------
     >>> stage_movement(ds, "2026-04-01", "2026-07-01")                  # doctest: +SKIP
     """
-    w = pipeline_waterfall(ds, start, end, window)
+    w = waterfall if waterfall is not None else pipeline_waterfall(ds, start, end, window)
+    if waterfall is not None:
+        s, e, win = _interval(ds, start, end, window)
+        if (w.start, w.end, w.window) != (pd.Timestamp(s), pd.Timestamp(e), win):
+            raise ArgumentError(f"waterfall is of {w.start} .. {w.end} (window {w.window}), not of "
+                                f"{pd.Timestamp(s)} .. {pd.Timestamp(e)} (window {win})")
     ids = pd.Index(pd.unique(np.r_[w.start_set["deal_id"].to_numpy(), w.end_set["deal_id"].to_numpy(),
                                    w.deals["deal_id"].to_numpy()]))
     a = w.start_set.set_index("deal_id").reindex(ids)

@@ -273,7 +273,7 @@ def _waterfall_fields(ds: Dataset, period: Period) -> list[dict]:
     if len(ds.currencies) > 1:
         return None
     start = min(period.start, period.as_of)
-    return [jsonable(_movement.pipeline_waterfall(ds, start, period.as_of, window=w).to_dict(label))
+    return [jsonable(_movement.waterfall_fields(ds, start, period.as_of, window=w, label=label))
             for label, w in (("all", None), ("period", period))]
 
 
