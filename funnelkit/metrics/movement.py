@@ -217,24 +217,21 @@ def _moves(ds: Dataset, start: np.datetime64, end: np.datetime64, win: Period | 
     return firsts.union(seconds)
 
 
-def _with_stage_just_after(t: Tables, moves: "ir.Table", start, end) -> "ir.Table":
-    """``moves`` (at instants in [``start``, ``end``)) plus ``stage_index``: each deal's stage after
-    the stage entries at ``at`` (the stage a closing deal closed from)."""
+def _with_stage_just_after(t: Tables, moves: "ir.Table") -> "ir.Table":
+    """``moves`` plus ``stage_index``: each deal's stage after the stage entries at ``at`` (the stage
+    a closing deal closed from)."""
     import ibis
 
     v = t.visits
     v = v.select(_row=v.deal_row, _entered=v.entered_at, stage_index=v.stage_index,
                  _next=v.next_entered_at.fill_null(ibis.literal(NEVER, type="timestamp")))
-    # Only visits spanning an instant of [start, end) can hold a movement's: the join probes those.
-    v = v.filter((v._entered < end) & (v._next > start))
     j = moves.left_join(v, [moves.deal_row == v._row, v._entered <= moves.at, moves.at < v._next])
     return j.drop("_row", "_entered", "_next")
 
 
 def _movements(ds: Dataset, start: np.datetime64, end: np.datetime64, win: Period | None) -> pd.DataFrame:
     t = tables_of(ds)
-    s, e = instant(pd.Timestamp(start)), instant(pd.Timestamp(end))
-    moves = _with_stage_just_after(t, _moves(ds, start, end, win), s, e)
+    moves = _with_stage_just_after(t, _moves(ds, start, end, win))
     got = to_frame(moves.order_by(["at", "deal_row", "k"]))
     codes = got["stage_index"].to_numpy(dtype="float64", na_value=np.nan)
     out = pd.DataFrame({
