@@ -105,3 +105,18 @@ def test_large_results_are_not_kept(hand, monkeypatch):
     monkeypatch.setattr(engine_tables, "MAX_KEPT_BYTES", 0)
     time_in_stage(hand, JAN)
     assert tables_of(hand)._results == {}
+
+
+def test_the_in_process_duckdb_holds_half_the_memory_and_spills_into_a_folder_of_its_own(tmp_path):
+    import os
+    import tempfile
+
+    con = tables_of(fk.load(write_dataset(tmp_path / "a"))).con
+    limit, spill = con.raw_sql("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone()
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    number, unit = limit.split()
+    assert unit == "GiB" and abs(float(number) * 2**30 - total / 2) <= 0.1 * 2**30     # DuckDB prints 1 decimal
+    assert os.path.dirname(spill) == tempfile.gettempdir() and os.path.basename(spill).startswith("funnelkit-duckdb-")
+    assert os.path.isdir(spill)
+    other = tables_of(fk.load(write_dataset(tmp_path / "b"))).con.raw_sql("SELECT current_setting('temp_directory')").fetchone()[0]
+    assert other != spill                    # two data sets never spill into the same files

@@ -9,6 +9,7 @@ of the same stage, and every deal has an entry at or before its creation.
 
 from __future__ import annotations
 
+import os
 import uuid
 import weakref
 from collections.abc import Callable
@@ -161,6 +162,7 @@ def _in_process(ds: "Dataset") -> Tables:
 
     con = ibis.duckdb.connect()
     con.raw_sql("SET enable_progress_bar = false")     # a long upload would draw one into the notebook
+    _bound_memory(con)
     deals = deal_frame(ds.deals)
     h = ds.stage_history
     entries = pa.table({
@@ -174,6 +176,32 @@ def _in_process(ds: "Dataset") -> Tables:
                date_changes=change_log_values(ds, con, "expected_close_date"), snapshot=True)
     _SNAPSHOTS[id(con)] = t
     return t
+
+
+#: The share of the machine's memory the in-process DuckDB may hold before it spills to disk.
+DUCKDB_MEMORY_SHARE = 0.5
+
+
+def _bound_memory(con) -> None:
+    """Let the in-process DuckDB hold at most :data:`DUCKDB_MEMORY_SHARE` of the machine's memory and
+    spill beyond it into a folder of its own under the system's temporary folder (removed at exit).
+
+    DuckDB's defaults (80% of the memory, spilling into ``.tmp`` in the current folder) leave too
+    little beside the loaded frames pandas holds, and would write into the user's folder; a folder of
+    its own keeps two processes from spilling into the same files.
+    """
+    import shutil
+    import tempfile
+
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):      # no such figure on this system: DuckDB's default
+        total = 0
+    if total > 0:
+        con.raw_sql(f"SET memory_limit = '{int(total * DUCKDB_MEMORY_SHARE) // 2**20}MiB'")
+    spill = tempfile.mkdtemp(prefix="funnelkit-duckdb-")
+    con.raw_sql("SET temp_directory = '{}'".format(spill.replace("'", "''")))
+    weakref.finalize(con, shutil.rmtree, spill, True)
 
 
 def change_log_amounts(ds: "Dataset", con) -> "ir.Table | None":
