@@ -1,7 +1,7 @@
 """The loaded data set: deals, normalised stage history, pipeline settings, and the derived visits.
 
 The visit table (one row per stage visit) is the engine's (:func:`funnelkit.engine.views.visits`),
-fetched once per data set for the metrics still in pandas.
+fetched once per data set as a frame on request (the metrics read the engine's visits themselves).
 """
 
 from __future__ import annotations
@@ -156,8 +156,10 @@ class Dataset:
         ``deal_row`` (row position in :attr:`deals`), and the deal's ``created_at``, ``closed_at``,
         ``status`` and ``dates_estimated`` (bool, see :attr:`dates_estimated`). In stage-history
         order. The rows of the engine's visits (:func:`funnelkit.engine.views.visits`, the one
-        definition of a visit), fetched once per data set, for the metrics still in pandas (landing,
-        slippage).
+        definition of a visit), fetched once per data set, for analysis in pandas. No metric reads
+        it: at 1M deals it is 2.45M rows, several hundred MB as a frame; the landing forecast and
+        lost reasons fetch the few engine columns they need as arrays
+        (:func:`funnelkit.engine.tables.to_arrays`).
         """
         from .engine.tables import tables_of, to_frame
 

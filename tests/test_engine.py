@@ -12,7 +12,7 @@ import funnelkit as fk
 from funnelkit.engine.views import exact_quantile
 from funnelkit.metrics import amount_by, stuck_deals, time_in_stage
 from funnelkit.period import Period
-from engines import ENGINES, put_tables, raw_tables
+from engines import ENGINES, on_engine, put_tables, raw_tables
 from stages_hand_data import DEALS, HISTORY, STAGES, write_dataset
 
 JAN = Period("2024-01-01", "2024-01-31")
@@ -230,3 +230,30 @@ def test_dates_estimated_flag_in_a_database(engine, request):
     found = {(p.column, p.reason) for p in err.value.problems}
     assert found == {("dates_estimated", "dates_estimated must be true, false or empty: 1 row (deal ids, e.g.: A2)"),
                      ("closed_at", "closed_at is before created_at: 1 row (deal ids, e.g.: A4)")}
+
+
+def test_visit_columns_fetched_as_arrays(engine, request, hand):
+    # The engine's visits of D3 (Lead 01-03, Qualified 01-06, Proposal 01-09, back to Qualified 01-16),
+    # as numpy arrays without a pandas frame (what the landing forecast reads), on every engine.
+    from funnelkit.engine.tables import tables_of, to_arrays
+
+    folder, loaded = hand
+    ds = on_engine(engine, folder, request)
+    v = tables_of(ds).visits
+    got = to_arrays(v.filter(v.deal_id == "D3").select("stage_index", "entered_at", "next_entered_at", "is_last")
+                    .order_by("entered_at"))
+    day = lambda d: np.datetime64(f"2024-01-{d:02d}", "ns")
+    assert got["stage_index"].tolist() == [0, 1, 2, 1]
+    assert got["entered_at"].dtype == np.dtype("datetime64[ns]")
+    np.testing.assert_array_equal(got["entered_at"], [day(3), day(6), day(9), day(16)])
+    np.testing.assert_array_equal(got["next_entered_at"], [day(6), day(9), day(16), np.datetime64("NaT", "ns")])
+    assert got["is_last"].tolist() == [False, False, False, True]
+    # lost_reasons by stage reads the engine's last visits: D2 lost from Proposal, D7 from Lead
+    lost = fk.metrics.lost_reasons(ds, JAN)
+    assert lost[["stage", "deals", "amount"]].values.tolist() == [["Proposal", 1, 500.0], ["Lead", 1, 400.0]]
+    pd.testing.assert_frame_equal(lost, fk.metrics.lost_reasons(loaded, JAN))
+    # the landing forecast on the engine's visits: the same per-deal chances as the loaded folder's
+    at = "2024-01-20"
+    a, b = fk.metrics.landing_forecast(ds, JAN, at=at), fk.metrics.landing_forecast(loaded, JAN, at=at)
+    pd.testing.assert_frame_equal(a.open_deals[["deal_id", "p_in_period", "window_evidence"]].reset_index(drop=True),
+                                  b.open_deals[["deal_id", "p_in_period", "window_evidence"]].reset_index(drop=True))

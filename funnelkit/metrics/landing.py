@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import math
 import warnings
-import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,9 +53,10 @@ import pandas as pd
 from ..errors import ArgumentError, UnknownColumnError
 from ..changes import has_changes, known_at
 from ..dataset import Dataset
+from ..engine.tables import tables_of, to_arrays
 from ..i18n import gettext_
 from ..period import Period, PeriodLike, as_instant, as_period
-from ._common import as_ns, bet_totals, dates_estimated, expit, group_labels, logit, needs_simulation
+from ._common import as_ns, bet_totals, expit, group_labels, logit, needs_simulation
 from .forecast import DEFAULT_ADJUST, SIMULATE_UP_TO, win_forecast
 
 __all__ = ["landing_forecast", "LandingForecast", "landing_by_week", "coverage", "pacing", "won_between"]
@@ -93,37 +93,47 @@ def won_between(ds: Dataset, start, stop, *, created_from=None) -> dict:
 
 
 class _Arrays:
-    """The visit and deal columns the landing forecast reads, as numpy arrays (nanoseconds), built
-    once per data set and reused across instants (the accuracy record makes ~100 forecasts)."""
+    """The deal columns the landing forecast reads, as numpy arrays (nanoseconds), built once per
+    data set (:meth:`Dataset.derived`) and reused across instants (the accuracy record makes ~100
+    forecasts)."""
 
     def __init__(self, ds: Dataset):
-        v = ds.visits
-        self.source = (v, ds.deals)
-        self.stage = v["stage_index"].to_numpy().astype(np.int64)
-        self.entered = as_ns(v["entered_at"])
-        self.next_entered = as_ns(v["next_entered_at"])
-        self.closed = as_ns(v["closed_at"])
-        self.is_last = v["is_last"].to_numpy()
-        self.won = (v["status"] == "won").to_numpy()
-        self.timed = ~dates_estimated(v)  # visits of deals flagged dates_estimated have no duration
         d = ds.deals
         self.deal_amount = d["amount"].to_numpy(dtype=float)
-        self.visit_amount = self.deal_amount[v["deal_row"].to_numpy()]
         self.deal_created = as_ns(d["created_at"])
         self.deal_closed = as_ns(d["closed_at"])
         self.deal_won = d["status"].eq("won").to_numpy()
         self.n_stages = len(ds.stages)
 
 
-_ARRAYS: "weakref.WeakKeyDictionary[Dataset, _Arrays]" = weakref.WeakKeyDictionary()
+class _Visits:
+    """The visit columns the window evidence reads, as numpy arrays (nanoseconds): the engine's
+    visits (:attr:`Tables.visits`, the one definition of a visit), only the columns needed, fetched
+    once per data set without a pandas frame; the deal's columns spread by ``deal_row``. In the
+    engine's row order (every use counts or sorts)."""
+
+    def __init__(self, ds: Dataset, deals: _Arrays):
+        v = tables_of(ds).visits
+        got = to_arrays(v.select("deal_row", "stage_index", "entered_at", "next_entered_at", "is_last"))
+        rows = got["deal_row"].astype(np.int64)
+        self.stage = got["stage_index"].astype(np.int64)
+        self.entered = as_ns(got["entered_at"])
+        self.next_entered = as_ns(got["next_entered_at"])
+        self.is_last = got["is_last"].astype(bool)
+        self.closed = deals.deal_closed[rows]
+        self.won = deals.deal_won[rows]
+        self.timed = ~ds.dates_estimated[rows]  # visits of deals flagged dates_estimated have no duration
+        self.amount = deals.deal_amount[rows]
 
 
 def _arrays(ds: Dataset) -> _Arrays:
-    """The cached arrays of ``ds`` (rebuilt when its tables were replaced, e.g. after ``refresh()``)."""
-    got = _ARRAYS.get(ds)
-    if got is None or got.source[0] is not ds.visits or got.source[1] is not ds.deals:
-        got = _ARRAYS[ds] = _Arrays(ds)
-    return got
+    """The data set's deal arrays, kept until ``refresh()`` (a filtered data set has its own)."""
+    return ds.derived("landing_deal_arrays", lambda: _Arrays(ds))
+
+
+def _visits(ds: Dataset) -> _Visits:
+    """The data set's visit arrays, kept like :func:`_arrays`."""
+    return ds.derived("landing_visit_arrays", lambda: _Visits(ds, _arrays(ds)))
 
 
 class _WindowEvidence:
@@ -134,25 +144,25 @@ class _WindowEvidence:
     ``won_after`` (days from the entry to the deal's win, for deals won before ``at``; NaN otherwise).
     """
 
-    def __init__(self, arr: _Arrays, at: pd.Timestamp):
+    def __init__(self, arr: _Arrays, vis: _Visits, at: pd.Timestamp):
         t = int(at.value)
-        keep = (arr.entered < t) & arr.timed
-        entered = arr.entered[keep]
-        closed = arr.closed[keep]
-        nxt = arr.next_entered[keep]
+        keep = (vis.entered < t) & vis.timed
+        entered = vis.entered[keep]
+        closed = vis.closed[keep]
+        nxt = vis.next_entered[keep]
         closed_seen = closed < t
-        end = np.where(arr.is_last[keep], np.minimum(closed, t), np.minimum(nxt, t))
-        self.stage = arr.stage[keep]
+        end = np.where(vis.is_last[keep], np.minimum(closed, t), np.minimum(nxt, t))
+        self.stage = vis.stage[keep]
         self.seen = (end - entered) / _DAY_NS
         self.age_left = (t - entered) / _DAY_NS
-        won = arr.won[keep] & closed_seen
+        won = vis.won[keep] & closed_seen
         self.won_after = np.where(won, (closed - entered) / _DAY_NS, np.nan)
         self.n_stages = arr.n_stages
         # deal-size quartiles of the deals seen at ``at`` (-1 = unknown amount)
         seen_amounts = arr.deal_amount[(arr.deal_created < t) & ~np.isnan(arr.deal_amount)]
         self.edges = (np.quantile(seen_amounts, [0.25, 0.5, 0.75]) if len(seen_amounts)
                       else np.array([], dtype=float))
-        self.band = self.size_band(arr.visit_amount[keep])
+        self.band = self.size_band(vis.amount[keep])
         # the visits of each stage, and of each (stage, size quartile), found once
         order = np.lexsort((self.band, self.stage))
         self._groups: dict[tuple[int, int | None], np.ndarray] = {}
@@ -512,7 +522,7 @@ def landing_forecast(ds: Dataset, period: PeriodLike, at=None, *, target: float 
     h1 = max((period.start - at) / pd.Timedelta(days=1), 0.0)
     h2 = max((stop - at) / pd.Timedelta(days=1), 0.0)
     if len(fc) and h2 > 0:
-        ev = _WindowEvidence(_arrays(ds), at)
+        ev = _WindowEvidence(_arrays(ds), _visits(ds), at)
         p_in, n_in = _p_won_in_window(ev, fc["stage"].cat.codes.to_numpy().astype(np.int64),
                                       fc["days_in_stage"].to_numpy(dtype=float),
                                       ev.size_band(fc["amount"].to_numpy(dtype=float)),

@@ -18,6 +18,7 @@ import pandas as pd
 from ..changes import field_changes, known_for
 from ..contract import NOT_SET
 from ..dataset import Dataset
+from ..engine.tables import tables_of, to_arrays
 from ..period import PeriodLike, as_instant, as_period
 from ._common import DAY, group_labels, require_column
 from .movement import pipeline_at
@@ -210,9 +211,7 @@ def lost_reasons(ds: Dataset, period: PeriodLike, by: str = "stage") -> pd.DataF
     reason = (group_labels(d["lost_reason"].iloc[rows]).to_numpy() if "lost_reason" in d.columns
               else np.full(len(rows), NOT_SET, dtype=object))
     if by == "stage":
-        last = ds.visits[ds.visits["is_last"].to_numpy()]
-        stage_of = pd.Series(last["stage"].astype(str).to_numpy(), index=last["deal_row"].to_numpy())
-        group = stage_of.reindex(rows).to_numpy()
+        group = _last_stage(ds).reindex(rows).to_numpy()
     else:
         require_column(ds, by)
         group = group_labels(d[by].iloc[rows]).to_numpy()
@@ -224,3 +223,12 @@ def lost_reasons(ds: Dataset, period: PeriodLike, by: str = "stage") -> pd.DataF
                         "amount_unknown": g["amount_unknown"].sum()}).reset_index()
     return out.sort_values(["deals", "amount", "lost_reason", by], ascending=[False, False, True, True],
                            kind="stable").reset_index(drop=True)
+
+
+def _last_stage(ds: Dataset) -> pd.Series:
+    """The stage (name) of each lost deal's last visit, by ``deal_row``: the engine's last visits
+    (:attr:`Tables.visits`) of lost deals, two columns fetched."""
+    v = tables_of(ds).visits
+    last = to_arrays(v.filter(v.is_last & (v.status == "lost")).select("deal_row", "stage_index"))
+    names = np.asarray(ds.stages, dtype=object)
+    return pd.Series(names[last["stage_index"].astype(np.int64)], index=last["deal_row"].astype(np.int64))
