@@ -120,3 +120,21 @@ def test_the_in_process_duckdb_holds_half_the_memory_and_spills_into_a_folder_of
     assert os.path.isdir(spill)
     other = tables_of(fk.load(write_dataset(tmp_path / "b"))).con.raw_sql("SELECT current_setting('temp_directory')").fetchone()[0]
     assert other != spill                    # two data sets never spill into the same files
+
+
+def test_a_forecast_at_the_same_instant_reuses_the_kept_results(hand, monkeypatch):
+    # The report forecasts at as_of twice (the win forecast, the landing forecast's open deals): the
+    # second call runs no query, and gives the same frame; another instant runs its own.
+    from funnelkit.metrics import win_forecast
+
+    fetched = []
+    fetch = engine_tables._fetch
+    monkeypatch.setattr(engine_tables, "_fetch", lambda expr: fetched.append(1) or fetch(expr))
+    first = win_forecast(hand, JAN.as_of)
+    runs = len(fetched)
+    assert runs == 3                                # deal counts, past cells, open deals' evidence
+    pd.testing.assert_frame_equal(win_forecast(hand, JAN.as_of), first)
+    assert len(fetched) == runs
+    assert sorted(first["deal_id"]) == ["D3", "D4", "D6", "D8"]     # open on 2024-02-01 (D4 closes 02-10)
+    win_forecast(hand, JAN.as_of - pd.Timedelta(days=1))
+    assert len(fetched) == 2 * runs
