@@ -74,7 +74,7 @@ test: $(STAMP) browser fonts
 # Java (for Spark) must be on the machine; PostgreSQL is installed by .ci/postgres when missing.
 # ENGINES=postgres (or pyspark) runs one engine only, installing only its extra.
 ENGINE_TESTS ?= tests/test_metrics_stages.py tests/test_metrics_movement.py tests/test_reopen.py tests/test_metrics_stage_time.py tests/test_metrics_breakdown.py tests/test_engine.py tests/test_database_folder.py \
-	tests/test_metrics_closing.py tests/test_metrics_size.py tests/test_dates_estimated_durations.py tests/test_metrics_forecast.py
+	tests/test_metrics_closing.py tests/test_metrics_size.py tests/test_dates_estimated_durations.py tests/test_metrics_forecast.py tests/test_exact_sums.py
 ENGINES ?= postgres pyspark
 engines: $(STAMP)
 	$(PY) -m pip install --quiet --quiet -e '.[test,$(subst $(eval) ,$(comma),$(strip $(ENGINES)))]'

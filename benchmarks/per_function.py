@@ -19,7 +19,7 @@ import warnings
 
 def _calls(ds, p):
     from funnelkit import history
-    from funnelkit.metrics import breakdown, closing, forecast, stage_time, stages
+    from funnelkit.metrics import breakdown, closing, forecast, size, stage_time, stages
 
     at = p.start + (p.as_of - p.start) / 2
     return {
@@ -31,6 +31,9 @@ def _calls(ds, p):
         "stuck_deals": lambda: stage_time.stuck_deals(ds, p.as_of),
         "amount_by": lambda: breakdown.amount_by(ds, p, by="source"),
         "closed_in_period": lambda: closing.closed_in_period(ds, p),
+        "days_to_close": lambda: closing.days_to_close(ds, p),
+        "deal_size": lambda: size.deal_size(ds, p),
+        "sales_velocity": lambda: size.sales_velocity(ds, p),
         "stage_at": lambda: history.stage_at(ds, at),
         "win_forecast": lambda: forecast.win_forecast(ds, p.as_of),
         "backtest_forecast": lambda: forecast.backtest_forecast(ds),

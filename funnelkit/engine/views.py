@@ -27,12 +27,15 @@ if TYPE_CHECKING:
 
 __all__ = ["OUTCOMES", "visits", "visits_as_of", "open_at", "closed_then", "not_closed_then", "deals_as_of",
            "final_status_as_of", "known_amounts", "known_then", "just_after", "closed_in",
-           "dates_estimated", "instant", "instants", "in_period", "days_between", "count_if", "exact_sum", "exact_quantile"]
+           "dates_estimated", "instant", "instants", "in_period", "days_between", "count_if", "exact_sum",
+           "exact_mean", "DAYS_SCALE", "exact_quantile"]
 
 #: What became of a stage visit, in display order (``outcome`` holds the position in this tuple).
 OUTCOMES = ("advanced", "skipped ahead", "moved back", "won", "lost", "still there")
 
 SECONDS_PER_DAY = 86_400.0
+#: Digits after the point :func:`exact_sum` keeps when adding days (amounts keep its default 10).
+DAYS_SCALE = 20
 
 
 def instant(value) -> "ir.TimestampScalar":
@@ -64,11 +67,32 @@ def days_between(start: "ir.TimestampValue", end: "ir.TimestampValue") -> "ir.Fl
     return seconds / SECONDS_PER_DAY
 
 
-def exact_sum(values: "ir.FloatingValue", where: "ir.BooleanValue | None" = None) -> "ir.FloatingScalar":
+def exact_sum(values: "ir.FloatingValue", where: "ir.BooleanValue | None" = None, *,
+              scale: int = 10) -> "ir.FloatingScalar":
     """The sum of ``values`` (of the rows meeting ``where``; null when every value is null), added as
-    exact decimals (38 digits, 10 after the point) and returned as a float: the same total whatever
-    order a parallel engine adds the rows in (a float sum's last digits depend on that order)."""
-    return values.cast("decimal(38, 10)").sum(where=where).cast("float64")
+    exact decimals (38 digits, ``scale`` after the point) and returned as a float: the same total
+    whatever order a parallel engine adds the rows in (a float sum's last digits depend on that
+    order). ``scale=10`` suits amounts (totals below 10**28); days use ``DAYS_SCALE``, whose 20
+    digits after the point keep a fraction of a day to float precision (totals below 10**18 days).
+
+    Examples
+    --------
+    >>> exact_sum(deals.amount, where=deals.status == "won")          # doctest: +SKIP
+    """
+    return values.cast(f"decimal(38, {scale})").sum(where=where).cast("float64")
+
+
+def exact_mean(values: "ir.FloatingValue", where: "ir.BooleanValue | None" = None, *,
+               scale: int = 10) -> "ir.FloatingScalar":
+    """The mean of the non-null ``values`` (of the rows meeting ``where``; null when there are none):
+    their :func:`exact_sum` divided by their count, so the same mean whatever order the engine adds
+    the rows in.
+
+    Examples
+    --------
+    >>> exact_mean(won.days_to_close, scale=DAYS_SCALE)               # doctest: +SKIP
+    """
+    return exact_sum(values, where, scale=scale) / values.count(where=where).cast("float64")
 
 
 def count_if(condition: "ir.BooleanValue") -> "ir.IntegerScalar":

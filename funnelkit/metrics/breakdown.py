@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..engine.tables import tables_of, to_frame
-from ..engine.views import count_if, days_between, deals_as_of, exact_quantile, in_period
+from ..engine.views import count_if, days_between, deals_as_of, exact_quantile, exact_sum, in_period
 from ..errors import ArgumentError
 from ..period import PeriodLike, as_period
 from ._common import LEFT_OUT, NOT_SET, dates_estimated, group_label, require_column
@@ -80,12 +80,12 @@ def amount_by(ds: Dataset, period: PeriodLike, by: str | list[str] = "source", *
     d = d.filter(d._won | d._lost | d._open)
     d = d.mutate(**{col: group_label(d[col]) for col in keys})
     agg = {
-        "won_amount": d.amount.sum(where=d._won).fill_null(0.0),
+        "won_amount": exact_sum(d.amount, where=d._won).fill_null(0.0),
         "won_deals": count_if(d._won),
         # Won deals of unknown amount (possible only with allow_missing_amounts) are left out of the mean.
         "_won_known": count_if(d._won & d.amount.notnull()),
         "lost_deals": count_if(d._lost),
-        "open_amount": d.amount.sum(where=d._open).fill_null(0.0),
+        "open_amount": exact_sum(d.amount, where=d._open).fill_null(0.0),
         "won_amount_unknown": count_if(d._won & d.amount.isnull()),
         "open_deals": count_if(d._open),
         "open_amount_unknown": count_if(d._open & d.amount.isnull()),

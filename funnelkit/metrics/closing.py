@@ -17,8 +17,8 @@ from scipy.stats import CensoredData, ecdf
 
 from ..dataset import Dataset
 from ..engine.tables import Tables, tables_of, to_frame
-from ..engine.views import (closed_in, count_if, days_between, deals_as_of, exact_quantile, final_status_as_of,
-                            in_period, instant)
+from ..engine.views import (DAYS_SCALE, closed_in, count_if, days_between, deals_as_of, exact_mean, exact_quantile,
+                            final_status_as_of, in_period, instant)
 from ..errors import ArgumentError
 from ..period import Period, PeriodLike, as_period
 from ._common import LEFT_OUT, dates_estimated, group_label, require_column
@@ -177,7 +177,7 @@ def _days_per_group(t: Tables, c, status, group, statuses: list[str], *,
     timed = c.days_to_close.notnull()
     keys = {"status": status} if group is None else {"status": status, "_group": group}
     got = to_frame(c.group_by(**keys).aggregate(
-        deals=count_if(timed), mean_days=c.days_to_close.mean(where=timed),
+        deals=count_if(timed), mean_days=exact_mean(c.days_to_close, where=timed, scale=DAYS_SCALE),
         median_days=exact_quantile(c.days_to_close, 0.5, t.backend, where=timed),
         _left_out=count_if(~timed)))
     left_out = int(got["_left_out"].sum())

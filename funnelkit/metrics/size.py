@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..engine.tables import tables_of, to_frame, to_scalar
-from ..engine.views import closed_in, count_if, deals_as_of, exact_quantile, in_period
+from ..engine.views import DAYS_SCALE, closed_in, count_if, deals_as_of, exact_mean, exact_quantile, in_period
 from ..errors import ArgumentError
 from ..period import Period, PeriodLike, as_period
 
@@ -47,9 +47,9 @@ def _size_stats(ds: Dataset, won, by: str | None = None) -> pd.DataFrame:
                    _n=won.amount.count().over(ibis.window(group_by=part)).cast("float64"))
     cut = (w._n * TRIM).floor()
     kept = w.amount.notnull() & (w._pos >= cut) & (w._pos < w._n - cut)
-    aggs = dict(deals=w.count(), amount_unknown=count_if(w.amount.isnull()), mean=w.amount.mean(),
+    aggs = dict(deals=w.count(), amount_unknown=count_if(w.amount.isnull()), mean=exact_mean(w.amount),
                 median=exact_quantile(w.amount, 0.5, tables_of(ds).backend),
-                trimmed_mean=w.amount.mean(where=kept))
+                trimmed_mean=exact_mean(w.amount, where=kept))
     out = to_frame(w.group_by(by).aggregate(**aggs) if by else w.aggregate(**aggs))
     for col in ("mean", "median", "trimmed_mean"):
         out[col] = out[col].astype("float64")
@@ -226,7 +226,7 @@ def sales_velocity(ds: Dataset, period: PeriodLike) -> dict:
     opportunities = int(to_scalar(count_if(in_period(d.created_at, period))))
     won = _won(ds, period)
     # days_to_close is null (unknown) for deals flagged dates_estimated: left out of the mean
-    mean_days = to_scalar(won.days_to_close.mean())
+    mean_days = to_scalar(exact_mean(won.days_to_close, scale=DAYS_SCALE))
     mean_days = float("nan") if mean_days is None or pd.isna(mean_days) else float(mean_days)
     rate = win_rate(ds, period)
     size = deal_size(ds, period)["mean"]

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..engine.tables import Tables, tables_of, to_frame, to_scalar
-from ..engine.views import OUTCOMES, count_if, exact_quantile, exact_sum, in_period, instant, visits_as_of
+from ..engine.views import DAYS_SCALE, OUTCOMES, count_if, exact_mean, exact_quantile, in_period, instant, visits_as_of
 from ..contract import DATES_ESTIMATED
 from ..errors import ArgumentError
 from ..period import Period, PeriodLike, as_instant, as_period
@@ -37,10 +37,10 @@ def _per_stage(ds: Dataset, t: Tables, v, quantiles: dict[str, float], mean: boo
     visits ``v`` (an Ibis table), computed by the engine; every stage present, NaN where empty."""
     aggs = {"visits": v.count()}
     if mean:
-        # Added as exact decimals (views.exact_sum): the same mean whatever order the engine adds
+        # Added as exact decimals (views.exact_mean): the same mean whatever order the engine adds
         # the visits in (a float mean's last digit depends on it: a loaded folder's kept visits
         # table and a database-held copy of the same data differed in the 16th digit).
-        aggs["mean_days"] = exact_sum(v.days) / v.count().cast("float64")
+        aggs["mean_days"] = exact_mean(v.days, scale=DAYS_SCALE)
     for name, q in quantiles.items():
         aggs[name] = exact_quantile(v.days, q, t.backend)
     got = to_frame(v.group_by("stage_index").aggregate(**aggs))
