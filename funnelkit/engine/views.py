@@ -86,13 +86,18 @@ def exact_mean(values: "ir.FloatingValue", where: "ir.BooleanValue | None" = Non
                scale: int = 10) -> "ir.FloatingScalar":
     """The mean of the non-null ``values`` (of the rows meeting ``where``; null when there are none):
     their :func:`exact_sum` divided by their count, so the same mean whatever order the engine adds
-    the rows in.
+    the rows in. Values too small to survive the ``scale`` digits (all below half of 10**-scale,
+    e.g. a subnormal amount) keep their float mean rather than becoming 0.
 
     Examples
     --------
     >>> exact_mean(won.days_to_close, scale=DAYS_SCALE)               # doctest: +SKIP
     """
-    return exact_sum(values, where, scale=scale) / values.count(where=where).cast("float64")
+    import ibis
+
+    total = exact_sum(values, where, scale=scale)
+    return ibis.ifelse(total == 0, values.mean(where=where),
+                       total / values.count(where=where).cast("float64"))
 
 
 def count_if(condition: "ir.BooleanValue") -> "ir.IntegerScalar":
