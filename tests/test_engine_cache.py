@@ -138,3 +138,10 @@ def test_a_forecast_at_the_same_instant_reuses_the_kept_results(hand, monkeypatc
     assert sorted(first["deal_id"]) == ["D3", "D4", "D6", "D8"]     # open on 2024-02-01 (D4 closes 02-10)
     win_forecast(hand, JAN.as_of - pd.Timedelta(days=1))
     assert len(fetched) == 2 * runs
+
+
+def test_the_uploaded_frames_are_not_kept_registered_beside_their_tables(hand):
+    con = tables_of(hand).con
+    kinds = dict(con.raw_sql("SELECT table_name, table_type FROM information_schema.tables").fetchall())
+    assert kinds == {"deals": "LOCAL TEMPORARY", "entries": "LOCAL TEMPORARY"}
+    assert to_frame(tables_of(hand).deals.count().as_table()).iloc[0, 0] == len(hand.deals)
