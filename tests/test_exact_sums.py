@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from hand_io import write_folder
 
+import funnelkit as fk
 from funnelkit.metrics.breakdown import amount_by
 from funnelkit.metrics.closing import days_to_close
 from funnelkit.metrics.size import TRIM, deal_size, sales_velocity
@@ -96,3 +97,16 @@ def test_mean_days_do_not_depend_on_row_order(two_orders):
     assert velocity[0] == velocity[1]
     pd.testing.assert_frame_equal(stage_time[0], stage_time[1], check_exact=True)
     assert np.isfinite(stage_time[0]["mean_days"]).any()
+
+
+def test_amounts_too_small_for_the_decimals_keep_their_float_sum(tmp_path):
+    # Every won amount below 10**-10 / 2: as decimals they would add to 0 (and amount_by's shares to
+    # 0); their float sum is kept. A zero total of larger amounts (5 + -5) stays exactly 0.
+    tiny = [("T1", "2024-04-02T00:00:00", "won", "2024-04-10T00:00:00", "1.04e-167", "Web", "Basic", "Ann"),
+            ("T2", "2024-04-02T00:00:00", "won", "2024-04-11T00:00:00", "3e-12", "Web", "Basic", "Bo")]
+    history = [(r[0], "Lead", r[1]) for r in tiny]
+    ds = fk.load(write_folder(tmp_path / "tiny", tiny, history, STAGES))
+    got = amount_by(ds, APRIL, by="owner").set_index("owner")
+    assert got.loc["Ann", "won_amount"] == 1.04e-167 and got.loc["Bo", "won_amount"] == 3e-12
+    assert got["share"].sum() == pytest.approx(1.0)
+    assert deal_size(ds, APRIL)["mean"] == (1.04e-167 + 3e-12) / 2

@@ -78,26 +78,28 @@ def exact_sum(values: "ir.FloatingValue", where: "ir.BooleanValue | None" = None
     Examples
     --------
     >>> exact_sum(deals.amount, where=deals.status == "won")          # doctest: +SKIP
+
+    Values too small to survive the ``scale`` digits (every one below half of ``10**-scale``, e.g. a
+    subnormal amount) keep their float sum rather than becoming 0.
     """
-    return values.cast(f"decimal(38, {scale})").sum(where=where).cast("float64")
+    import ibis
+
+    total = values.cast(f"decimal(38, {scale})").sum(where=where).cast("float64")
+    too_small = values.abs().max(where=where) < 10.0 ** -scale / 2
+    return ibis.ifelse((total == 0) & too_small, values.sum(where=where), total)
 
 
 def exact_mean(values: "ir.FloatingValue", where: "ir.BooleanValue | None" = None, *,
                scale: int = 10) -> "ir.FloatingScalar":
     """The mean of the non-null ``values`` (of the rows meeting ``where``; null when there are none):
     their :func:`exact_sum` divided by their count, so the same mean whatever order the engine adds
-    the rows in. Values too small to survive the ``scale`` digits (all below half of 10**-scale,
-    e.g. a subnormal amount) keep their float mean rather than becoming 0.
+    the rows in (values too small for the ``scale`` digits: their float sum, as there).
 
     Examples
     --------
     >>> exact_mean(won.days_to_close, scale=DAYS_SCALE)               # doctest: +SKIP
     """
-    import ibis
-
-    total = exact_sum(values, where, scale=scale)
-    return ibis.ifelse(total == 0, values.mean(where=where),
-                       total / values.count(where=where).cast("float64"))
+    return exact_sum(values, where, scale=scale) / values.count(where=where).cast("float64")
 
 
 def count_if(condition: "ir.BooleanValue") -> "ir.IntegerScalar":
