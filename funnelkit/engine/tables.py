@@ -356,11 +356,19 @@ _SNAPSHOTS: "weakref.WeakValueDictionary[int, Tables]" = weakref.WeakValueDictio
 MAX_KEPT_BYTES = 16 * 2**20
 
 
-def _results_of(expr) -> dict | None:
-    """The result cache of the snapshot tables ``expr`` reads (None when it reads a database's)."""
+def _backend_of(expr):
+    """The Ibis backend ``expr`` reads, None when it reads none (a literal) or several."""
     try:
-        con = expr._find_backend(use_default=False)
-    except Exception:            # no backend (a literal) or several: nothing to keep
+        return expr._find_backend(use_default=False)
+    except Exception:
+        return None
+
+
+def _results_of(expr) -> dict | None:
+    """The result cache of the snapshot tables ``expr`` reads (None when it reads a database's, or
+    no backend: nothing to keep)."""
+    con = _backend_of(expr)
+    if con is None:
         return None
     t = _SNAPSHOTS.get(id(con))
     return t._results if t is not None and t.con is con else None
@@ -424,18 +432,11 @@ def to_scalar(expr: "ir.Scalar"):
 
 
 def _fetch(expr: "ir.Table") -> pd.DataFrame:
-    df = _duckdb_frame(expr) if _backend_name(expr) == "duckdb" else expr.to_pandas()
+    df = _duckdb_frame(expr) if getattr(_backend_of(expr), "name", None) == "duckdb" else expr.to_pandas()
     for col in df.columns:
         if pd.api.types.is_datetime64_any_dtype(df[col]):
             df[col] = df[col].astype("datetime64[ns]")
     return df.reset_index(drop=True)
-
-
-def _backend_name(expr) -> str | None:
-    try:
-        return expr._find_backend(use_default=False).name
-    except Exception:            # no backend (a literal) or several
-        return None
 
 
 def _duckdb_frame(expr: "ir.Table") -> pd.DataFrame:
@@ -455,13 +456,10 @@ def _duckdb_frame(expr: "ir.Table") -> pd.DataFrame:
     columns = {}
     for name, col in zip(table.column_names, table.columns):
         t = col.type
-        if not col.null_count and not (pat.is_nested(t) or pat.is_dictionary(t)):
-            columns[name] = col.to_pandas()
-        elif pat.is_floating(t) or pat.is_timestamp(t) or pat.is_boolean(t) or \
-                (pat.is_integer(t) and col.null_count < len(col)):
-            columns[name] = col.to_pandas()
-        else:
-            columns[name] = col.to_pylist()
+        by_arrow = not (pat.is_nested(t) or pat.is_dictionary(t)) if not col.null_count else \
+            pat.is_floating(t) or pat.is_timestamp(t) or pat.is_boolean(t) or \
+            (pat.is_integer(t) and col.null_count < len(col))
+        columns[name] = col.to_pandas() if by_arrow else col.to_pylist()
     df = DuckDBPandasData.convert_table(pd.DataFrame(columns), expr.as_table().schema())
     return expr.__pandas_result__(df)
 
