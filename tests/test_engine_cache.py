@@ -145,3 +145,30 @@ def test_the_uploaded_frames_are_not_kept_registered_beside_their_tables(hand):
     kinds = dict(con.raw_sql("SELECT table_name, table_type FROM information_schema.tables").fetchall())
     assert kinds == {"deals": "LOCAL TEMPORARY", "entries": "LOCAL TEMPORARY"}
     assert to_frame(tables_of(hand).deals.count().as_table()).iloc[0, 0] == len(hand.deals)
+
+
+def test_the_forecasts_kept_past_visits_are_compressed_in_the_store(sample_ds):
+    # DuckDB keeps temporary tables uncompressed (290 MB of the forecast's two kept tables at 1M deals):
+    # they go into the in-process DuckDB's compressed in-memory database, compressed once written.
+    from funnelkit.metrics import win_forecast
+
+    win_forecast(sample_ds, pd.Timestamp("2026-01-01"))
+    con = tables_of(sample_ds).con
+    where = dict(con.raw_sql("SELECT table_name, table_catalog FROM information_schema.tables").fetchall())
+    past = sorted(name.split("_")[0] + ("_keyed" if "keyed" in name else "") for name in where if name.startswith("past"))
+    assert past == ["past", "past_keyed"]
+    assert {where[n] for n in where if n.startswith("past")} == {engine_tables.STORE}
+    assert where["deals"] == where["entries"] == "temp"
+    methods = {m for (m,) in con.raw_sql(
+        "SELECT DISTINCT compression FROM pragma_storage_info('{}.main.{}')".format(
+            engine_tables.STORE, next(n for n in where if n.startswith("past_keyed")))).fetchall()}
+    assert methods - {"Uncompressed"}, methods
+
+
+def test_compress_is_a_plain_temporary_table_on_a_connection_without_a_store():
+    import ibis
+
+    con = ibis.duckdb.connect()
+    t = engine_tables.temp_table(con, "x", ibis.memtable({"a": [1, 2, 3]}), compress=True)
+    assert t.to_pandas()["a"].tolist() == [1, 2, 3]
+    assert con.raw_sql("SELECT table_catalog FROM information_schema.tables WHERE table_name = 'x'").fetchall() == [("temp",)]

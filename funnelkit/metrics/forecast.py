@@ -34,6 +34,7 @@ history of those fields.
 
 from __future__ import annotations
 
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -42,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from ..dataset import Dataset, MixedCurrencyError
-from ..engine.tables import Tables, tables_of, to_frame
+from ..engine.tables import Tables, tables_of, temp_table, to_frame
 from ..engine.views import count_if, dates_estimated, days_between, deals_as_of, instant, not_closed_then
 from ..errors import ArgumentError, FunnelkitError, TooLittleDataWarning, UnknownColumnError
 from ..i18n import _
@@ -141,7 +142,8 @@ class _Views:
             keyed = self.past.join(self.deals.select("deal_row", **_group_keys(self.deals, adjust)), "deal_row")
             if not self.keep:
                 return keyed.select(columns)
-            self._keyed[adjust] = keyed.select(columns).cache()
+            self._keyed[adjust] = temp_table(self.tables.con, f"past_keyed_{uuid.uuid4().hex}", keyed.select(columns),
+                                            compress=True)
         return self._keyed[adjust]
 
     def up_to(self, until: pd.Timestamp) -> "_Views":
@@ -176,7 +178,8 @@ def _views(ds: Dataset) -> _Views:
         return _Views(t.visits, _past_visits(t.visits), t.deals, t.entries, t)
 
     def kept() -> _Views:            # the visits are a table of the snapshot already (Tables.visits)
-        return _Views(t.visits, _past_visits(t.visits).cache(), t.deals, t.entries, t, keep=True)
+        return _Views(t.visits, temp_table(t.con, f"past_{uuid.uuid4().hex}", _past_visits(t.visits), compress=True),
+                      t.deals, t.entries, t, keep=True)
 
     return ds.derived("forecast_views", kept)
 
