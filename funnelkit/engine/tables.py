@@ -118,6 +118,9 @@ class Tables:
     #: nobody else writes to, so every query's result is kept (:func:`to_frame`). False for a
     #: database's own tables, read afresh.
     snapshot: bool = False
+    #: True when the connection has the compressed in-memory database :data:`STORE`
+    #: (:func:`_compressed_store`), which :func:`temp_table` ``(compress=True)`` writes into.
+    compressed: bool = False
     _results: dict = field(default_factory=dict, repr=False)
 
     @cached_property
@@ -163,7 +166,7 @@ def _in_process(ds: "Dataset") -> Tables:
     con = ibis.duckdb.connect()
     con.raw_sql("SET enable_progress_bar = false")     # a long upload would draw one into the notebook
     _bound_memory(con)
-    _compressed_store(con)
+    compressed = _compressed_store(con)
     deals = deal_frame(ds.deals)
     h = ds.stage_history
     entries = pa.table({
@@ -174,7 +177,8 @@ def _in_process(ds: "Dataset") -> Tables:
     t = Tables(con=con, deals=_put(con, "deals", deals), entries=_put(con, "entries", entries),
                pipeline=ds.pipeline, amount_changes=change_log_amounts(ds, con),
                closed_spells=closed_spell_table(ds, con),
-               date_changes=change_log_values(ds, con, "expected_close_date"), snapshot=True)
+               date_changes=change_log_values(ds, con, "expected_close_date"), snapshot=True,
+               compressed=compressed)
     _SNAPSHOTS[id(con)] = t
     return t
 
@@ -208,27 +212,20 @@ def _bound_memory(con) -> None:
 #: The in-process DuckDB's database for funnelkit's own tables (:func:`_compressed_store`).
 STORE = "funnelkit_store"
 
-#: The in-process connections with a :data:`STORE` (by ``id``, weakly: an entry goes with its connection).
-_STORES: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictionary()
 
-
-def _compressed_store(con) -> None:
+def _compressed_store(con) -> bool:
     """Give the in-process DuckDB an in-memory database of its own, :data:`STORE`, whose tables
     DuckDB compresses (``ATTACH ':memory:' (COMPRESS)``), for :func:`temp_table` ``(compress=True)``.
 
     DuckDB keeps temporary tables uncompressed: at 1M deals the uploaded frames, the kept visits and
     the forecast's kept past visits held ~780 MB (the forecast's 290 MB of it); compressed once
-    written (a checkpoint of the store) a table holds a fraction of it.
+    written (a checkpoint of the store) a table holds a fraction of it. False when it could not.
     """
     try:
         con.raw_sql(f"ATTACH ':memory:' AS {STORE} (COMPRESS)")
     except Exception:              # DuckDB before 1.4 has no compressed in-memory database: none
-        return
-    _STORES[id(con)] = con
-
-
-def _has_store(con) -> bool:
-    return _STORES.get(id(con)) is con
+        return False
+    return True
 
 
 def change_log_amounts(ds: "Dataset", con) -> "ir.Table | None":
@@ -329,7 +326,8 @@ def temp_table(con, name: str, obj: "ir.Table", *, compress: bool = False) -> "i
     holding a fraction of the memory (it goes with the connection, like a temporary table). DuckDB
     keeps temporary tables uncompressed. Ignored elsewhere.
     """
-    if compress and _has_store(con):
+    snapshot = _snapshot_of(con) if compress else None
+    if snapshot is not None and snapshot.compressed:
         table = con.create_table(name, obj, database=(STORE, "main"))
         con.raw_sql(f"CHECKPOINT {STORE}")
         return table
@@ -404,11 +402,14 @@ def _backend_of(expr):
 def _results_of(expr) -> dict | None:
     """The result cache of the snapshot tables ``expr`` reads (None when it reads a database's, or
     no backend: nothing to keep)."""
-    con = _backend_of(expr)
-    if con is None:
-        return None
-    t = _SNAPSHOTS.get(id(con))
-    return t._results if t is not None and t.con is con else None
+    t = _snapshot_of(_backend_of(expr))
+    return t._results if t is not None else None
+
+
+def _snapshot_of(con) -> Tables | None:
+    """The snapshot tables (a loaded folder's) whose connection ``con`` is; None for any other."""
+    t = _SNAPSHOTS.get(id(con)) if con is not None else None
+    return t if t is not None and t.con is con else None
 
 
 def _kept(expr, run: Callable[[], object]):
