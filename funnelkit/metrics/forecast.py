@@ -71,13 +71,22 @@ class NotEnoughHistory(FunnelkitError, ValueError):
 # Durations are fractional days from epoch seconds (whole seconds on Spark, BigQuery, Snowflake:
 # docs/engines.md); sums of conditionals, never boolean casts (Postgres refuses them).
 
-def _group_keys(deals: "ir.Table", adjust: tuple[str, ...]) -> dict:
-    """The adjustment columns of ``deals`` as text group keys ``_g0``, ``_g1``, ...: ``=`` and the
-    value, or ``-`` where it is missing (a group of its own, apart from every value)."""
+def _group_columns(deals: "ir.Table", adjust: tuple[str, ...]) -> dict:
+    """The adjustment columns of ``deals`` as they are, named ``_g0``, ``_g1``, ...: what the engine
+    joins and groups by (:func:`_group_keys` turns them into text keys afterwards, on fewer rows)."""
+    return {f"_g{i}": deals[col] for i, col in enumerate(adjust)}
+
+
+def _group_keys(table: "ir.Table", n: int) -> "ir.Table":
+    """``table`` with its ``n`` group columns ``_g0``.. (:func:`_group_columns`) as text group keys:
+    ``=`` and the value, or ``-`` where it is missing (a group of its own, apart from every value).
+    Applied after the engine has grouped or filtered the rows: one concatenation per group or open
+    deal, not per past visit."""
     import ibis
 
-    return {f"_g{i}": ibis.ifelse(deals[col].isnull(), "-", ibis.literal("=").concat(deals[col].cast("string")))
-            for i, col in enumerate(adjust)}
+    return table.mutate(**{f"_g{i}": ibis.ifelse(table[f"_g{i}"].isnull(), "-",
+                                                 ibis.literal("=").concat(table[f"_g{i}"].cast("string")))
+                           for i in range(n)})
 
 
 def _instants(instants: list[pd.Timestamp]) -> "ir.Table":
@@ -113,9 +122,8 @@ class _Views:
     deals: "ir.Table"
     entries: "ir.Table"
     tables: Tables
-    #: Whether :meth:`past_keyed` keeps its tables (a loaded folder's views, not cut by ``until``).
+    #: Whether :meth:`instants` keeps its tables (a loaded folder's views, not cut by ``until``).
     keep: bool = False
-    _keyed: dict = field(default_factory=dict, repr=False, compare=False)
     _when: dict = field(default_factory=dict, repr=False, compare=False)
 
     def instants(self, instants: list[pd.Timestamp]) -> "ir.Table":
@@ -131,20 +139,16 @@ class _Views:
         return self._when[key]
 
     def past_keyed(self, adjust: tuple[str, ...]) -> "ir.Table":
-        """The past visits with their deals' group keys ``_g0``.. of the ``adjust`` columns
-        (:func:`_group_keys`): ``stage_index``, ``closed_at``, ``won`` and the keys. Kept per
-        ``adjust`` as a temporary table when :attr:`keep` (the join with the deals does not depend
-        on the instant: on 1M deals it was most of each forecast's past cells)."""
+        """The past visits with their deals' ``adjust`` columns as ``_g0``.. (:func:`_group_columns`):
+        ``stage_index``, ``closed_at``, ``won`` and those columns. An expression, not kept: a
+        forecast reads it once (the report's second forecast at the same instant reuses the first's
+        kept results), and keeping it cost more than joining (at 1M deals ~2 s to write and compress
+        it against ~1 s for a query that joins)."""
         columns = ["stage_index", "closed_at", "won", *(f"_g{i}" for i in range(len(adjust)))]
         if not adjust:
             return self.past.select(columns)
-        if adjust not in self._keyed:
-            keyed = self.past.join(self.deals.select("deal_row", **_group_keys(self.deals, adjust)), "deal_row")
-            if not self.keep:
-                return keyed.select(columns)
-            self._keyed[adjust] = temp_table(self.tables.con, f"past_keyed_{uuid.uuid4().hex}", keyed.select(columns),
-                                            compress=True)
-        return self._keyed[adjust]
+        keyed = self.past.join(self.deals.select("deal_row", **_group_columns(self.deals, adjust)), "deal_row")
+        return keyed.select(columns)
 
     def up_to(self, until: pd.Timestamp) -> "_Views":
         """The views as they stood at ``until``: deals created and entries made before it, entries
@@ -205,7 +209,7 @@ def _past_cells(src: _Views, when: "ir.Table", adjust: tuple[str, ...]) -> pd.Da
     x = src.past_keyed(adjust).cross_join(when)
     x = x.filter(x.closed_at < x._at)
     keys = ["_date", "stage_index", *(f"_g{i}" for i in range(len(adjust)))]
-    got = to_frame(x.group_by(keys).aggregate(visits=x.count(), won=x.won.sum()))
+    got = to_frame(_group_keys(x.group_by(keys).aggregate(visits=x.count(), won=x.won.sum()), len(adjust)))
     # Sorted here, not by the engine (whose text collation may differ): the adjustments add floats
     # over the cells, in the same order on every engine and every run.
     return got.sort_values(keys, kind="stable").reset_index(drop=True)
@@ -244,9 +248,10 @@ def _open_evidence(src: _Views, when: "ir.Table", deals: "ir.Table", columns: tu
     u = u.mutate(past_shorter=u._visits.cast("float64").sum().over(w).cast("int64"),
                  won_shorter=u._won.cast("float64").sum().over(w).cast("int64"))
     u = u.filter(u._past == 0)
-    u = u.join(deals.select("deal_row", *columns, **_group_keys(deals, adjust)), "deal_row")
+    u = u.join(deals.select("deal_row", *columns, **_group_columns(deals, adjust)), "deal_row")
     keep = ["_date", "deal_row", "stage_index", *columns, *(f"_g{i}" for i in range(len(adjust)))]
-    out = to_frame(u.select(*keep, days_in_stage=u.days, past_shorter=u.past_shorter, won_shorter=u.won_shorter))
+    u = u.select(*keep, days_in_stage=u.days, past_shorter=u.past_shorter, won_shorter=u.won_shorter)
+    out = to_frame(_group_keys(u, len(adjust)))
     out = out.astype({"_date": "int64", "deal_row": "int64", "stage_index": "int64"})
     return out.sort_values(["_date", "deal_id"], kind="stable").reset_index(drop=True)  # as _past_cells
 
