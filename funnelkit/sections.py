@@ -33,6 +33,7 @@ import pandas as pd
 
 from .dataset import Dataset
 from .i18n import _
+from .metrics.movement import has_expected_dates
 from .period import Period, PeriodLike, as_period
 
 __all__ = ["Section", "Chart", "Table", "Text", "Note", "Heading", "SectionFunction", "funnel", "stage_flow",
@@ -141,12 +142,6 @@ def in_currency(table: pd.DataFrame, code: str, ds: Dataset) -> pd.DataFrame:
 def has_known(table: pd.DataFrame, column: str) -> bool:
     """True when ``column`` has at least one known (non-missing) value."""
     return bool(table[column].notna().any()) if column in table.columns else False
-
-
-def has_expected_dates(ds: Dataset) -> bool:
-    """True when the deals can carry an expected close date: an ``expected_close_date`` column or a
-    change log (``deal_changes.csv``) with at least one change."""
-    return "expected_close_date" in ds.deals.columns or not ds.deal_changes.empty
 
 
 # ------------------------------------------------------------------------------------ the sections

@@ -289,3 +289,28 @@ def test_waterfall_takeaway_states_the_check(hand):
         "The pipeline went from 11k USD (6 deals) to 6.9k USD (5 deals); most was added by pulled in "
         "(3.8k USD, 2 deals) and most went out as lost (3.5k USD, 1 deal). Check: start + movements = end "
         "adds up (5 deals = 5; 6.9k USD = 6.9k USD).")
+
+
+def test_the_summary_leaves_out_the_period_window_when_no_expected_close_date_is_known(tmp_path):
+    # Without an expected_close_date column and without a change log no deal's expected close is known:
+    # the "period" window would hold 0 deals at every instant, an unknown shown as 0. The summary
+    # leaves it out and says why; every open deal's waterfall does not depend on the dates.
+    from hand_io import write_folder
+    from movement_hand_data import DEALS, HEADER, HISTORY, STAGES
+
+    from funnelkit.metrics import metrics_summary
+
+    drop = HEADER.index("expected_close_date")
+    undated = fk.load(write_folder(tmp_path / "undated", [r[:drop] + r[drop + 1:] for r in DEALS], HISTORY,
+                                   STAGES, header=HEADER[:drop] + HEADER[drop + 1:]))
+    dated = fk.load(write_movement(tmp_path / "dated", changes=None))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got, want = (metrics_summary(d, "2026Q2") for d in (undated, dated))
+    assert [w["window"] for w in want["pipeline_waterfall"]] == ["all", "period"]
+    assert [w["window"] for w in got["pipeline_waterfall"]] == ["all"]
+    assert got["pipeline_waterfall"][0] == want["pipeline_waterfall"][0]
+    assert got["pipeline_waterfall"][0]["start_deals"] == 7                # A, C, D, E, F, J, K open on 04-01
+    assert got["pipeline_waterfall"][0]["start_amount"] == 1000 + 3000 + 800 + 3500 + 1500 + 600 + 1200
+    assert [c["topic"] for c in got["caveats"]].count("movement") == 1
+    assert "movement" not in [c["topic"] for c in want["caveats"]]

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import ibis.expr.types as ir
 
 __all__ = ["MOVEMENTS", "PipelineWaterfall", "pipeline_at", "pipeline_waterfall", "stage_movement",
-           "waterfall_fields"]
+           "waterfall_fields", "has_expected_dates"]
 
 #: Movement types in display order; the first three add to the pipeline, the last three take from it.
 MOVEMENTS = ("created", "pulled_in", "reopened", "amount_up", "amount_down", "pushed_out", "won", "lost")
@@ -42,6 +42,20 @@ _SIGN = {"created": 1, "pulled_in": 1, "reopened": 1, "amount_up": 1, "amount_do
          "pushed_out": -1, "won": -1, "lost": -1}
 #: Labels of the stage-to-stage view for deals outside the pipeline at start or at end.
 ENTERED, LEFT = "(entered)", "(left the window)"
+
+
+def has_expected_dates(ds: Dataset) -> bool:
+    """True when the deals can carry an expected close date: an ``expected_close_date`` column or a
+    change log (``deal_changes.csv``) with at least one change. Without, a window of expected close
+    dates holds no deal at any instant: not because none is expected to close in it, but because
+    nobody knows; the report and ``funnelkit metrics`` leave such a window out.
+
+    Examples
+    --------
+    >>> has_expected_dates(fk.load("data/sample"))      # doctest: +SKIP
+    True
+    """
+    return "expected_close_date" in ds.deals.columns or not ds.deal_changes.empty
 
 
 def _instant(value) -> np.datetime64:

@@ -268,13 +268,15 @@ def _forecast_fields(forecast: pd.DataFrame) -> dict:
 
 
 def _waterfall_fields(ds: Dataset, period: Period) -> list[dict]:
-    """Where the pipeline went in [period start, as_of]: every open deal, and those expected to close
-    in the period (expected close date as known at each instant). None for several currencies."""
+    """Where the pipeline went in [period start, as_of]: every open deal, and (when the deals carry
+    expected close dates: :func:`~funnelkit.metrics.movement.has_expected_dates`) those expected to
+    close in the period (expected close date as known at each instant). None for several currencies."""
     if len(ds.currencies) > 1:
         return None
     start = min(period.start, period.as_of)
+    windows = [("all", None)] + ([("period", period)] if _movement.has_expected_dates(ds) else [])
     return [jsonable(_movement.waterfall_fields(ds, start, period.as_of, window=w, label=label))
-            for label, w in (("all", None), ("period", period))]
+            for label, w in windows]
 
 
 def _range_fields(forecast: pd.DataFrame, level: float = 0.8) -> dict:
@@ -352,6 +354,10 @@ def _caveats(ds: Dataset, period: Period, s: dict) -> list[dict]:
         blocks = [("", s["amount_coverage"])]
     for currency, cov in blocks:
         out += _amount_caveats(cov, currency)
+    if s["pipeline_waterfall"] is not None and not _movement.has_expected_dates(ds):
+        out.append({"topic": "movement", "text": _(
+            "the deals carry no expected close date: where the pipeline expected to close in the period went "
+            "cannot be shown, only where every open deal went")})
     gone = s["unvisited_stages"]
     if gone and len(gone) < len(ds.stages):
         out.append({"topic": "funnel", "text": ngettext(
