@@ -109,8 +109,11 @@ def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:
         tables.append((chg_name, chg_raw, chg_bad))
     report.rejected = _rejected_rows(tables, problems)
 
-    deals = deals[~deal_bad.to_numpy()].reset_index(drop=True)
+    kept = ~deal_bad.to_numpy()
+    deals = deals[kept].reset_index(drop=True)
     hist = hist[~hist_bad.to_numpy()].reset_index(drop=True)
+    # Each entry's deal as its row among the kept deals (an entry of a rejected deal is rejected).
+    deal_rows = (np.cumsum(kept) - 1)[hist["_deal"].to_numpy()]
     report.closed_without_amount = int((deals["status"].isin(["won", "lost"])
                                         & deals["amount"].isna()).sum())
     if DATES_ESTIMATED in deals.columns:
@@ -120,7 +123,7 @@ def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:
         report.not_set[col] = int(empty.sum())
         deals[col] = deals[col].where(~empty, NOT_SET)
     deals = _finish_deals(deals)
-    history, added, merged = _normalise_history(hist, deals, pipeline)
+    history, added, merged = _normalise_history(hist, deal_rows, deals, pipeline)
     report.entries_added, report.repeats_merged = added, merged
     changes = empty_changes()
     if has_changes:
@@ -450,8 +453,11 @@ def _check_history(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: 
           lambda: "stage entry before the deal's created_at (" + _when(joined["created_at"]) + ")")
     c.add(entered > joined["closed_at"], "entered_at", raw["entered_at"],
           lambda: "stage entry after the deal's closed_at (" + _when(joined["closed_at"]) + ")")
+    # _deal: the row of deals.csv (its first valid one) the entry belongs to, -1 for none: the
+    # normalisation groups and orders by it instead of hashing the ids again.
     hist = pd.DataFrame({"deal_id": deal_id, "stage": stage, "stage_index": index,
-                         "entered_at": entered, "_line": raw["_line"]}, index=raw.index)
+                         "entered_at": entered, "_line": raw["_line"],
+                         "_deal": np.append(known_row, -1)[pos]}, index=raw.index)
     return hist, c.sorted(), c.bad
 
 
@@ -748,22 +754,24 @@ def _earliest_known(changes: pd.DataFrame, deals: pd.DataFrame) -> dict[str, int
     return {f: int(counts.get(f, 0)) for f in CHANGE_FIELDS if f != STATUS_FIELD}
 
 
-def _normalise_history(hist: pd.DataFrame, deals: pd.DataFrame, pipeline: Pipeline):
-    """Order each deal's entries, add a first-stage entry at created_at where needed, merge repeats."""
+def _normalise_history(hist: pd.DataFrame, deal_rows: np.ndarray, deals: pd.DataFrame, pipeline: Pipeline):
+    """Order each deal's entries, add a first-stage entry at created_at where needed, merge repeats.
+    ``deal_rows``: per entry, its deal's row in ``deals`` (whose ids are distinct)."""
     hist = hist[["deal_id", "stage_index", "entered_at"]].copy()
     hist["deal_id"] = _plain_text(hist["deal_id"])
     hist["stage_index"] = hist["stage_index"].astype("int64")
-    # Each deal's first entry, grouped by the ids' codes (in sorted order: reused for the sort below).
-    ids, distinct = pd.factorize(hist["deal_id"], sort=True)
-    first = hist["entered_at"].groupby(ids).min().reindex(range(len(distinct))).to_numpy()
-    first_at = np.append(first, np.datetime64("NaT", "ns"))[_positions(deals["deal_id"], pd.Index(distinct))]
+    # Each deal's rank in the order of the ids (one factorisation of the deals' ids, not of the
+    # entries'): the entries are grouped by their deals' rows and ordered by their ranks.
+    rank, _ = pd.factorize(deals["deal_id"], sort=True)
+    ids = rank[deal_rows]
+    first_at = hist["entered_at"].groupby(deal_rows).min().reindex(range(len(deals))).to_numpy()
     created = deals["created_at"].to_numpy()
     needs = np.isnat(first_at) | (first_at > created)
     added = pd.DataFrame({"deal_id": pd.Index(deals["deal_id"])[needs], "stage_index": 0,
                           "entered_at": created[needs]})
     if len(added):
         hist = pd.concat([added, hist], ignore_index=True)
-        ids, _ = pd.factorize(hist["deal_id"], sort=True)
+        ids = np.concatenate([rank[needs], ids])
     if hist["entered_at"].notna().all():
         # The same stable order as sort_values on the three columns, from one factorisation of the
         # ids (sort_values would factorise every key): seconds saved on millions of entries.
