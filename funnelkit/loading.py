@@ -87,9 +87,9 @@ def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:
         # A missing file or column makes row checks meaningless: report these alone, in both modes.
         raise DataError(fatal, path)
 
-    deals, deal_problems, deal_bad = _check_deals(deals_raw, deals_name, pipeline)
+    deals, deal_problems, deal_bad, deal_ids = _check_deals(deals_raw, deals_name, pipeline)
     hist, hist_problems, hist_bad = _check_history(hist_raw, hist_name, deals, deal_bad,
-                                                   deals_name, pipeline)
+                                                   deals_name, pipeline, deal_ids)
     problems = deal_problems + hist_problems
     if has_changes:
         chg, chg_problems, chg_bad = _check_changes(chg_raw, chg_name, deals, deal_bad, deals_name, pipeline)
@@ -328,18 +328,23 @@ def _check_cells(c: "_Collector", raw: pd.DataFrame) -> None:
 
 
 def _check_deals(raw: pd.DataFrame, file: str, pipeline: Pipeline):
+    """The deals checked: ``(deals, problems, bad, ids)``; ``ids`` is the factorisation of the
+    (stripped) deal ids, ``(codes, distinct ids)``, which the history check reuses."""
     c = _Collector(file, raw["_line"])
     _check_field_counts(c, raw)
     _check_cells(c, raw)
     deals = raw.copy()
     deal_id = raw["deal_id"].str.strip()
     c.add(deal_id.eq(""), "deal_id", raw["deal_id"], "deal_id is empty")
-    # A row with a wrong field count is no deal (its cells may be shifted): a later row with the
-    # same id is not its duplicate.
-    ids = deal_id.where(~c.skip)
-    dup = ids.duplicated(keep="first") & ids.notna() & ids.ne("")
+    # One hashing of the ids (here and for the history check): duplicates are found among their
+    # codes. A row with a wrong field count is no deal (its cells may be shifted): a later row with
+    # the same id is not its duplicate.
+    codes, distinct = pd.factorize(deal_id)
+    no_deal = c.skip.to_numpy(dtype=bool) | deal_id.eq("").to_numpy(dtype=bool, na_value=False)
+    counted = np.where(no_deal, -1, codes)
+    dup = pd.Series(pd.Series(counted).duplicated(keep="first").to_numpy() & (counted >= 0), index=raw.index)
     if dup.any():
-        first_line = raw["_line"].groupby(ids).transform("first")
+        first_line = raw["_line"].groupby(deal_id.where(~c.skip)).transform("first")
         c.add(dup, "deal_id", raw["deal_id"],
               "duplicate deal_id (first seen on line " + first_line.astype(str) + ")")
     status = raw["status"].str.strip().str.lower()
@@ -397,7 +402,7 @@ def _check_deals(raw: pd.DataFrame, file: str, pipeline: Pipeline):
     deals["amount"] = amount
     for col in _LABEL_COLUMNS:
         deals[col] = raw[col].str.strip()
-    return deals, c.sorted(), c.bad
+    return deals, c.sorted(), c.bad, (codes, distinct)
 
 
 def _dates_estimated(c, raw: pd.DataFrame) -> pd.Series:
@@ -411,7 +416,7 @@ def _dates_estimated(c, raw: pd.DataFrame) -> pd.Series:
 
 
 def _check_history(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: pd.Series,
-                   deals_file: str, pipeline: Pipeline):
+                   deals_file: str, pipeline: Pipeline, deal_ids: tuple[np.ndarray, pd.Index]):
     c = _Collector(file, raw["_line"])
     _check_field_counts(c, raw)
     _check_cells(c, raw)
@@ -424,7 +429,7 @@ def _check_history(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: 
                       index=raw.index, dtype="float64")
     # One hash lookup per entry (not three isin passes and a merge): position among all deal ids,
     # and the deal's created_at / closed_at from its first valid row (NaT where it has none).
-    deal_codes, all_ids = pd.factorize(deals["deal_id"])
+    deal_codes, all_ids = deal_ids            # pd.factorize(deals["deal_id"]), from _check_deals
     valid_rows = np.flatnonzero((~deal_bad & deals["deal_id"].ne("")).to_numpy())
     seen, first = np.unique(deal_codes[valid_rows], return_index=True)
     known_row = np.full(len(all_ids), -1, dtype="int64")
