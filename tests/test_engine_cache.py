@@ -147,15 +147,23 @@ def test_the_uploaded_frames_are_not_kept_registered_beside_their_tables(hand):
     assert to_frame(tables_of(hand).deals.count().as_table()).iloc[0, 0] == len(hand.deals)
 
 
-def test_the_forecasts_kept_past_visits_are_compressed_in_the_store(sample_ds):
-    # DuckDB keeps temporary tables uncompressed (the forecast's kept past visits: 127 MB at 1M deals,
-    # 30 MB compressed): they go into the in-process DuckDB's compressed in-memory database, compressed
-    # once written. The past visits with their deals' group columns are joined per query, not kept.
-    from funnelkit.metrics import win_forecast
+def test_the_backtests_kept_past_visits_are_compressed_in_the_store(sample_ds):
+    # A forecast at one instant computes the past visits in its queries (two reads: cheaper than
+    # keeping them); the backtest, which reads them at many instants, keeps them. DuckDB keeps
+    # temporary tables uncompressed (the kept past visits: 127 MB at 1M deals, 30 MB compressed):
+    # they go into the in-process DuckDB's compressed in-memory database, compressed once written.
+    # The past visits with their deals' group columns are joined per query, not kept.
+    from funnelkit.metrics import backtest_forecast, win_forecast
+
+    con = tables_of(sample_ds).con
+
+    def tables() -> dict:
+        return dict(con.raw_sql("SELECT table_name, table_catalog FROM information_schema.tables").fetchall())
 
     win_forecast(sample_ds, pd.Timestamp("2026-01-01"))
-    con = tables_of(sample_ds).con
-    where = dict(con.raw_sql("SELECT table_name, table_catalog FROM information_schema.tables").fetchall())
+    assert not [name for name in tables() if name.startswith("past")]
+    backtest_forecast(sample_ds)
+    where = tables()
     past = sorted(name.rsplit("_", 1)[0] for name in where if name.startswith("past"))    # less the uuid
     assert past == ["past"]
     assert {where[n] for n in where if n.startswith("past")} == {engine_tables.STORE}

@@ -217,7 +217,7 @@ def _compressed_store(con) -> bool:
     """Give the in-process DuckDB an in-memory database of its own, :data:`STORE`, whose tables
     DuckDB compresses (``ATTACH ':memory:' (COMPRESS)``), for :func:`temp_table` ``(compress=True)``.
 
-    DuckDB keeps temporary tables uncompressed: at 1M deals the forecast's kept past visits (2.3M
+    DuckDB keeps temporary tables uncompressed: at 1M deals the forecast backtest's kept past visits (2.3M
     rows) hold 127 MB as a temporary table, 30 MB compressed once written (a checkpoint of the
     store). False when it could not.
     """
