@@ -416,8 +416,9 @@ def pipeline_waterfall(ds: Dataset, start, end, window=None) -> PipelineWaterfal
 
 def waterfall_fields(ds: Dataset, start, end, window=None, *, label: str) -> dict:
     """``pipeline_waterfall(ds, start, end, window).to_dict(label)``: the waterfall's entry of
-    ``funnelkit metrics --format json``, computed without fetching each movement's deal id, owner
-    and stage (only its type and amount: the rows behind the totals, in the same order).
+    ``funnelkit metrics --format json``, computed without fetching each movement's or open deal's
+    deal id, owner and stage (only the amounts and movement types: the rows behind the totals, in the
+    same order).
 
     Examples
     --------
@@ -425,8 +426,14 @@ def waterfall_fields(ds: Dataset, start, end, window=None, *, label: str) -> dic
     {'deals': 3, 'amount': 12500.0, 'amount_unknown': 0}
     """
     s, e, win = _interval(ds, start, end, window)
-    return _fields(label, pd.Timestamp(s), pd.Timestamp(e), pipeline_at(ds, s, win), pipeline_at(ds, e, win),
+    return _fields(label, pd.Timestamp(s), pd.Timestamp(e), _set_amounts(ds, s, win), _set_amounts(ds, e, win),
                    _movement_totals(_movement_amounts(ds, s, e, win)))
+
+
+def _set_amounts(ds: Dataset, at: np.datetime64, win: Period | None) -> pd.DataFrame:
+    """:func:`pipeline_at`'s ``amount`` column alone, in the same order (what the totals read)."""
+    got = to_frame(_open_set(ds, at, win).order_by("deal_row").select("amount"))
+    return pd.DataFrame({"amount": got["amount"].to_numpy(dtype="float64", na_value=np.nan)})
 
 
 def _interval(ds: Dataset, start, end, window) -> tuple[np.datetime64, np.datetime64, Period | None]:
