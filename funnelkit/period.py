@@ -287,23 +287,33 @@ def _coerce(period: Any) -> Period:
 
 def _warn_if_no_data(ds: "Dataset", p: Period) -> None:
     """NoDataWarning when no deal was created, closed or moved stage in ``p`` (seen at ``p.as_of``)."""
-    times = ds.derived("event_times", lambda: _event_times(ds))
     lo = np.datetime64(p.start, "ns")
     hi = np.datetime64(min(p.stop, p.as_of), "ns")
-    if hi <= lo or np.searchsorted(times, lo, "left") == np.searchsorted(times, hi, "left"):
-        span = (_("the data runs from {first} to {last}").format(first=pd.Timestamp(times[0]).date(),
-                                                                  last=pd.Timestamp(times[-1]).date())
-                if len(times) else _("the data set has no dated events"))
-        warnings.warn(_("no data in {period}: no deal was created, closed or moved stage in it ({span}); "
-                        "its numbers are empty, not zero").format(period=p.label, span=span), NoDataWarning)
+    # Once per data set and interval (every metric of a report asks again): one pass over the event
+    # times, not a sort of them (at 1M deals 0.3 s of CPU, for the data's first and last event only).
+    if hi > lo and ds.derived(f"has_events:{lo}:{hi}", lambda: _has_events(ds, lo, hi)):
+        return
+    times = _event_times(ds)
+    span = (_("the data runs from {first} to {last}").format(first=pd.Timestamp(times.min()).date(),
+                                                          last=pd.Timestamp(times.max()).date())
+            if len(times) else _("the data set has no dated events"))
+    warnings.warn(_("no data in {period}: no deal was created, closed or moved stage in it ({span}); "
+                    "its numbers are empty, not zero").format(period=p.label, span=span), NoDataWarning)
 
 
 def _event_times(ds: "Dataset") -> np.ndarray:
-    """Every dated event of a data set (creations, closes, stage entries), sorted."""
+    """Every dated event of a data set (creations, closes, stage entries), unsorted, without NaT."""
     parts = [ds.deals["created_at"].to_numpy("datetime64[ns]"), ds.deals["closed_at"].to_numpy("datetime64[ns]"),
              ds.stage_history["entered_at"].to_numpy("datetime64[ns]")]
     times = np.concatenate(parts)
-    return np.sort(times[~np.isnat(times)])
+    return times[~np.isnat(times)]
+
+
+def _has_events(ds: "Dataset", lo: np.datetime64, hi: np.datetime64) -> bool:
+    """Whether a deal was created or closed, or entered a stage, at ``lo <= t < hi``."""
+    return any(bool(np.any((t >= lo) & (t < hi))) for t in (  # NaT compares False
+        ds.deals["created_at"].to_numpy("datetime64[ns]"), ds.deals["closed_at"].to_numpy("datetime64[ns]"),
+        ds.stage_history["entered_at"].to_numpy("datetime64[ns]")))
 
 
 def quarters_between(first, last) -> list[str]:
