@@ -291,7 +291,7 @@ def _warn_if_no_data(ds: "Dataset", p: Period) -> None:
     hi = np.datetime64(min(p.stop, p.as_of), "ns")
     # Once per data set and interval (every metric of a report asks again): one pass over the event
     # times, not a sort of them (at 1M deals 0.3 s of CPU, for the data's first and last event only).
-    if hi > lo and ds.derived(f"has_events:{lo}:{hi}", lambda: _has_events(ds, lo, hi)):
+    if bool(hi > lo) and ds.derived(f"has_events:{lo}:{hi}", lambda: _has_events(ds, lo, hi)):
         return
     times = _event_times(ds)
     span = (_("the data runs from {first} to {last}").format(first=pd.Timestamp(times.min()).date(),
