@@ -758,3 +758,28 @@ def test_xlsx_formula_without_a_saved_value_is_named(tmp_path):
     assert err.value.problems[0].reason.startswith("a formula cell with no saved value")
     ds = fk.load(folder, errors="report")
     assert ds.deals["deal_id"].tolist() == ["D1", "D3", "D4"]
+
+
+def test_a_load_reads_with_arrows_system_pool_then_gives_the_default_back(tmp_path, monkeypatch):
+    # Arrow's default pool (mimalloc in the wheels) zeroed huge pages over and over while a folder
+    # was read: a third of the load's CPU at 1M deals. The load swaps in the system pool and puts
+    # the default back, also when the data is bad; an ARROW_DEFAULT_MEMORY_POOL the user set stays.
+    import pyarrow as pa
+
+    from funnelkit import loading
+
+    seen = []
+    real = loading._load
+    monkeypatch.setattr(loading, "_load",
+                        lambda *a: seen.append(pa.default_memory_pool().backend_name) or real(*a))
+    before = pa.default_memory_pool().backend_name
+    ds = fk.load(write_dataset(tmp_path / "good"))
+    assert len(ds.deals) == len(DEALS) - 1 and seen == ["system"]
+    assert pa.default_memory_pool().backend_name == before
+    bad = write_dataset(tmp_path / "bad", deals=replaced(DEALS, 2, DEALS[1].replace(",won,", ",maybe,")))
+    with pytest.raises(DataError, match="unknown status"):
+        fk.load(bad)
+    assert seen == ["system", "system"] and pa.default_memory_pool().backend_name == before
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", before)
+    fk.load(write_dataset(tmp_path / "chosen"))
+    assert seen[-1] == before
