@@ -155,14 +155,15 @@ def test_the_backtests_kept_past_visits_are_compressed_in_the_store(sample_ds):
     # The past visits with their deals' group columns are joined per query, not kept.
     from funnelkit.metrics import backtest_forecast, win_forecast
 
-    con = tables_of(sample_ds).con
+    ds = dataclasses.replace(sample_ds)        # tables of its own: no earlier test's backtest there
+    con = tables_of(ds).con
 
     def tables() -> dict:
         return dict(con.raw_sql("SELECT table_name, table_catalog FROM information_schema.tables").fetchall())
 
-    win_forecast(sample_ds, pd.Timestamp("2026-01-01"))
+    win_forecast(ds, pd.Timestamp("2026-01-01"))
     assert not [name for name in tables() if name.startswith("past")]
-    backtest_forecast(sample_ds)
+    backtest_forecast(ds)
     where = tables()
     past = sorted(name.rsplit("_", 1)[0] for name in where if name.startswith("past"))    # less the uuid
     assert past == ["past"]
