@@ -301,19 +301,21 @@ def _warn_if_no_data(ds: "Dataset", p: Period) -> None:
                     "its numbers are empty, not zero").format(period=p.label, span=span), NoDataWarning)
 
 
+def _event_columns(ds: "Dataset") -> list[np.ndarray]:
+    """The times of a data set's dated events: creations, closes (NaT: none) and stage entries."""
+    return [ds.deals["created_at"].to_numpy("datetime64[ns]"), ds.deals["closed_at"].to_numpy("datetime64[ns]"),
+            ds.stage_history["entered_at"].to_numpy("datetime64[ns]")]
+
+
 def _event_times(ds: "Dataset") -> np.ndarray:
-    """Every dated event of a data set (creations, closes, stage entries), unsorted, without NaT."""
-    parts = [ds.deals["created_at"].to_numpy("datetime64[ns]"), ds.deals["closed_at"].to_numpy("datetime64[ns]"),
-             ds.stage_history["entered_at"].to_numpy("datetime64[ns]")]
-    times = np.concatenate(parts)
+    """Every dated event of a data set, unsorted, without NaT."""
+    times = np.concatenate(_event_columns(ds))
     return times[~np.isnat(times)]
 
 
 def _has_events(ds: "Dataset", lo: np.datetime64, hi: np.datetime64) -> bool:
-    """Whether a deal was created or closed, or entered a stage, at ``lo <= t < hi``."""
-    return any(bool(np.any((t >= lo) & (t < hi))) for t in (  # NaT compares False
-        ds.deals["created_at"].to_numpy("datetime64[ns]"), ds.deals["closed_at"].to_numpy("datetime64[ns]"),
-        ds.stage_history["entered_at"].to_numpy("datetime64[ns]")))
+    """Whether a deal was created or closed, or entered a stage, at ``lo <= t < hi`` (NaT: never)."""
+    return any(bool(np.any((t >= lo) & (t < hi))) for t in _event_columns(ds))
 
 
 def quarters_between(first, last) -> list[str]:
