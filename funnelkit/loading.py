@@ -10,6 +10,7 @@ Input files are only ever read.
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -83,12 +84,25 @@ def _system_arrow_pool():
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         yield
         return
-    previous = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())
+    # Loads in several threads at once: the first to start swaps the pool, the last to end puts
+    # the previous one back.
+    with _POOL_LOCK:
+        if not _POOL_USERS:
+            _POOL_USERS.append(pa.default_memory_pool())
+            pa.set_memory_pool(pa.system_memory_pool())
+        _POOL_USERS.append(None)
     try:
         yield
     finally:
-        pa.set_memory_pool(previous)
+        with _POOL_LOCK:
+            _POOL_USERS.pop()
+            if len(_POOL_USERS) == 1:
+                pa.set_memory_pool(_POOL_USERS.pop())
+
+
+_POOL_LOCK = threading.Lock()
+#: While loads run: Arrow's default pool before the first of them, then one entry per running load.
+_POOL_USERS: list = []
 
 
 def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:

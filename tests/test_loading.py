@@ -780,6 +780,17 @@ def test_a_load_reads_with_arrows_system_pool_then_gives_the_default_back(tmp_pa
     with pytest.raises(DataError, match="unknown status"):
         fk.load(bad)
     assert seen == ["system", "system"] and pa.default_memory_pool().backend_name == before
+    # Nested (or concurrent) loads: the default comes back when the last one ends.
+    with loading._system_arrow_pool():
+        fk.load(write_dataset(tmp_path / "inner"))
+        assert pa.default_memory_pool().backend_name == "system"
+    assert pa.default_memory_pool().backend_name == before
+    from concurrent.futures import ThreadPoolExecutor
+
+    folders = [write_dataset(tmp_path / f"thread{i}") for i in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert [len(d.deals) for d in pool.map(fk.load, folders)] == [len(DEALS) - 1] * 4
+    assert pa.default_memory_pool().backend_name == before
     monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", before)
     fk.load(write_dataset(tmp_path / "chosen"))
     assert seen[-1] == before
