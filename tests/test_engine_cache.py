@@ -182,3 +182,22 @@ def test_compress_is_a_plain_temporary_table_on_a_connection_without_a_store():
     t = engine_tables.temp_table(con, "x", ibis.memtable({"a": [1, 2, 3]}), compress=True)
     assert t.to_pandas()["a"].tolist() == [1, 2, 3]
     assert con.raw_sql("SELECT table_catalog FROM information_schema.tables WHERE table_name = 'x'").fetchall() == [("temp",)]
+
+
+def test_no_compressed_store_only_where_duckdb_refuses_it():
+    # An older DuckDB refuses the ATTACH option (a duckdb.Error): no store, plain temporary tables.
+    # Anything else (a bug of ours) is not taken for that.
+    import duckdb
+    import ibis
+
+    class Refusing:
+        def __init__(self, error):
+            self.error = error
+
+        def raw_sql(self, sql):
+            raise self.error
+
+    assert engine_tables._compressed_store(Refusing(duckdb.BinderException("unrecognized option COMPRESS"))) is False
+    with pytest.raises(TypeError):
+        engine_tables._compressed_store(Refusing(TypeError("not DuckDB's")))
+    assert engine_tables._compressed_store(ibis.duckdb.connect()) is True

@@ -221,9 +221,11 @@ def _compressed_store(con) -> bool:
     rows) hold 127 MB as a temporary table, 30 MB compressed once written (a checkpoint of the
     store). False when it could not.
     """
+    import duckdb
+
     try:
         con.raw_sql(f"ATTACH ':memory:' AS {STORE} (COMPRESS)")
-    except Exception:              # DuckDB before 1.4 has no compressed in-memory database: none
+    except duckdb.Error:           # DuckDB before 1.4 has no compressed in-memory database: none
         return False
     return True
 
