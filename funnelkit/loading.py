@@ -9,7 +9,6 @@ Input files are only ever read.
 
 from __future__ import annotations
 
-import os
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,44 +64,43 @@ def load(path: str | Path, errors: Literal["raise", "report"] = "raise") -> Data
 
 @contextmanager
 def _system_arrow_pool():
-    """Arrow's allocations while a folder is read and checked come from the C allocator (Arrow's
-    system pool) instead of Arrow's default pool, the one ``ARROW_DEFAULT_MEMORY_POOL`` names when
-    it is set (then left as it is).
+    """While a folder is read and checked, Arrow allocates from the C allocator (Arrow's system
+    pool) when its default pool is mimalloc, the PyPI wheels' default; a pool chosen otherwise
+    (``ARROW_DEFAULT_MEMORY_POOL``, ``pyarrow.set_memory_pool``) is left as it is.
 
-    The PyPI wheels' default pool (mimalloc) takes fresh memory in transparent huge pages, which the
-    system zeroes 2 MB at a time, over and over as the reading's many short-lived columns come and
-    go: at 1M deals a third of the load's CPU went to zeroing pages (``perf``: ``clear_page_erms``).
-    With the system pool: ``fk.load`` 5.1 -> 3.5 s of CPU, 8.3 -> 7.0 s wall with the metrics,
-    peak memory 1,440 -> 1,300 MB. The columns the data set keeps hold their pool; the previous
-    default is back once the load ends, for the engine and the caller.
+    mimalloc takes fresh memory in transparent huge pages, which the system zeroes 2 MB at a time,
+    over and over as the reading's many short-lived columns come and go: at 1M deals a third of the
+    load's CPU went to zeroing pages (``perf``: ``clear_page_erms``). With the system pool:
+    ``fk.load`` 5.1 -> 3.5 s of CPU, peak memory 1,410 -> 1,280 MB with the metrics. The default
+    pool is the process's: while a load runs, other threads' Arrow allocations come from the system
+    pool too. The columns the data set keeps hold their pool; mimalloc is the default again once the
+    last running load ends (loads in several threads: the first swaps, the last swaps back).
     """
+    import pyarrow as pa
+
+    entered = False
     try:
-        import pyarrow as pa
-    except ImportError:
-        yield
-        return
-    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
-        yield
-        return
-    # Loads in several threads at once: the first to start swaps the pool, the last to end puts
-    # the previous one back.
-    with _POOL_LOCK:
-        if not _POOL_USERS:
-            _POOL_USERS.append(pa.default_memory_pool())
-            pa.set_memory_pool(pa.system_memory_pool())
-        _POOL_USERS.append(None)
-    try:
+        with _POOL_LOCK:
+            if _POOL["loads"] == 0:
+                pool = pa.default_memory_pool()
+                _POOL["previous"] = pool if pool.backend_name == "mimalloc" else None
+                if _POOL["previous"] is not None:
+                    pa.set_memory_pool(pa.system_memory_pool())
+            _POOL["loads"] += 1
+            entered = True
         yield
     finally:
-        with _POOL_LOCK:
-            _POOL_USERS.pop()
-            if len(_POOL_USERS) == 1:
-                pa.set_memory_pool(_POOL_USERS.pop())
+        if entered:
+            with _POOL_LOCK:
+                _POOL["loads"] -= 1
+                if _POOL["loads"] == 0 and _POOL["previous"] is not None:
+                    pa.set_memory_pool(_POOL["previous"])
+                    _POOL["previous"] = None
 
 
 _POOL_LOCK = threading.Lock()
-#: While loads run: Arrow's default pool before the first of them, then one entry per running load.
-_POOL_USERS: list = []
+#: The running loads, and the default pool the first of them swapped out (None: none swapped).
+_POOL: dict = {"loads": 0, "previous": None}
 
 
 def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:
@@ -180,9 +178,10 @@ def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:
 
 
 def _return_memory() -> None:
-    """Give the memory the reading and checking freed back to the system: Arrow's pool and the C
-    allocator keep freed pages for reuse, hundreds of MB after a million-deal load (969 -> 347 MB
-    resident on the 1M sample), which the metrics that follow cannot use from the other allocator."""
+    """Give the memory the reading and checking freed back to the system: the C allocator (where
+    the load's Arrow columns come from too, :func:`_system_arrow_pool`) and Arrow's default pool keep
+    freed pages for reuse, hundreds of MB after a million-deal load (969 -> 347 MB resident on the
+    1M sample when it was written), which the metrics that follow cannot use from another allocator."""
     import ctypes
     import ctypes.util
 
