@@ -187,13 +187,13 @@ def _cohort(ds: Dataset, period: Period) -> tuple[np.ndarray, dict[str, int]]:
     t = tables_of(ds)
     at = instant(period.as_of)
     d = deals_as_of(t, period.as_of, amounts=False)
-    d = d.filter(in_period(d.created_at, period)).select("deal_row", status_as_of=final_status_as_of(d))
-    # The cohort's visits (each visit is one stage entry, with its deal's created_at): the entries
-    # grouped per deal are the cohort's only, not every deal's (at 1M deals 0.09 s of CPU, not 0.26).
-    v = t.visits
-    v = v.filter(in_period(v.created_at, period) & (v.entered_at < at))
-    furthest = v.group_by("deal_row").aggregate(furthest=v.stage_index.max())
-    c = d.left_join(furthest, "deal_row")
+    d = d.filter(in_period(d.created_at, period)).select("deal_id", status_as_of=final_status_as_of(d))
+    # Only the cohort's entries are grouped per deal, not every deal's (at 1M deals 0.16 s of CPU,
+    # not 0.26); the entries, not the visits: on a database the visits are a window over them all.
+    e = t.entries.filter(t.entries.entered_at < at)
+    e = e.semi_join(d, "deal_id")
+    furthest = e.group_by("deal_id").aggregate(furthest=e.stage_index.max())
+    c = d.left_join(furthest, "deal_id")
     c = c.mutate(furthest=ibis.ifelse(c.status_as_of == "won", n_st - 1, c.furthest))
     got = to_frame(c.group_by(["furthest", "status_as_of"]).aggregate(n=c.count()))
     n = got["n"].to_numpy(dtype="int64")
