@@ -293,10 +293,9 @@ def _warn_if_no_data(ds: "Dataset", p: Period) -> None:
     # times, not a sort of them (at 1M deals 0.3 s of CPU, for the data's first and last event only).
     if bool(hi > lo) and ds.derived(f"has_events:{lo}:{hi}", lambda: _has_events(ds, lo, hi)):
         return
-    times = _event_times(ds)
-    span = (_("the data runs from {first} to {last}").format(first=pd.Timestamp(times.min()).date(),
-                                                          last=pd.Timestamp(times.max()).date())
-            if len(times) else _("the data set has no dated events"))
+    first, last = ds.derived("event_span", lambda: _event_span(ds))
+    span = (_("the data runs from {first} to {last}").format(first=first.date(), last=last.date())
+            if first is not None and last is not None else _("the data set has no dated events"))
     warnings.warn(_("no data in {period}: no deal was created, closed or moved stage in it ({span}); "
                     "its numbers are empty, not zero").format(period=p.label, span=span), NoDataWarning)
 
@@ -307,10 +306,11 @@ def _event_columns(ds: "Dataset") -> list[np.ndarray]:
             ds.stage_history["entered_at"].to_numpy("datetime64[ns]")]
 
 
-def _event_times(ds: "Dataset") -> np.ndarray:
-    """Every dated event of a data set, unsorted, without NaT."""
+def _event_span(ds: "Dataset") -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """The first and the last dated event of a data set ((None, None) when it has none)."""
     times = np.concatenate(_event_columns(ds))
-    return times[~np.isnat(times)]
+    times = times[~np.isnat(times)]
+    return (pd.Timestamp(times.min()), pd.Timestamp(times.max())) if len(times) else (None, None)
 
 
 def _has_events(ds: "Dataset", lo: np.datetime64, hi: np.datetime64) -> bool:
