@@ -176,10 +176,12 @@ class _Views:
 def _views(ds: Dataset, *, keep_past: bool = False) -> _Views:
     """The data set's forecast views. A loaded folder's (its in-process DuckDB) are built once per
     data set: its visits are a kept table already (:attr:`Tables.visits`); with ``keep_past`` (the
-    backtest, which reads the past visits at many instants) the past visits are kept too, as a
-    compressed table. A forecast at one instant reads them in two queries, for which computing them
-    there costs less than writing and compressing them first (at 1M deals: a first forecast 1.0 s of
-    CPU against 1.3 s). A data set held in a database is read as it is (nothing is written into it)."""
+    backtest, whose two queries read the past visits once per backtest instant, cross-joined) the
+    past visits are kept too, as a compressed table. A forecast at one instant reads them in two
+    queries, for which computing them there costs less than writing and compressing them first. At
+    1M deals, CPU: a first forecast 1.0 s against 1.3 s, a backtest 3.85 s against 3.6 s (kept), the
+    forecast accuracy of one quarter (13 weekly forecasts) 56 s against 61 s. A data set held in a
+    database is read as it is (nothing is written into it)."""
     t = tables_of(ds)
     if isinstance(getattr(ds, "tables", None), Tables):
         return _Views(t.visits, _past_visits(t.visits), t.deals, t.entries, t)
