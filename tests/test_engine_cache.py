@@ -149,7 +149,8 @@ def test_the_uploaded_frames_are_not_kept_registered_beside_their_tables(hand):
 
 def test_the_backtests_kept_past_visits_are_compressed_in_the_store(sample_ds):
     # A forecast at one instant computes the past visits in its queries (two reads: cheaper than
-    # keeping them); the backtest, which reads them at many instants, keeps them. DuckDB keeps
+    # keeping them); the backtest, whose two queries read them cross-joined with every backtest
+    # instant, keeps them. DuckDB keeps
     # temporary tables uncompressed (the kept past visits: 127 MB at 1M deals, 30 MB compressed):
     # they go into the in-process DuckDB's compressed in-memory database, compressed once written.
     # The past visits with their deals' group columns are joined per query, not kept.

@@ -185,12 +185,14 @@ def _views(ds: Dataset, *, keep_past: bool = False) -> _Views:
     t = tables_of(ds)
     if isinstance(getattr(ds, "tables", None), Tables):
         return _Views(t.visits, _past_visits(t.visits), t.deals, t.entries, t)
-    if not keep_past:
-        return ds.derived("forecast_views", lambda: _Views(t.visits, _past_visits(t.visits), t.deals, t.entries,
-                                                              t, keep=True))
-    return ds.derived("forecast_views:kept_past", lambda: _Views(
-        t.visits, temp_table(t.con, f"past_{uuid.uuid4().hex}", _past_visits(t.visits), compress=True),
-        t.deals, t.entries, t, keep=True))
+
+    def views() -> _Views:
+        past = _past_visits(t.visits)
+        if keep_past:
+            past = temp_table(t.con, f"past_{uuid.uuid4().hex}", past, compress=True)
+        return _Views(t.visits, past, t.deals, t.entries, t, keep=True)
+
+    return ds.derived("forecast_views:kept_past" if keep_past else "forecast_views", views)
 
 
 def _seen_closed(table: "ir.Table", at) -> "ir.BooleanValue":
