@@ -10,7 +10,9 @@ Input files are only ever read.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -121,18 +123,30 @@ def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:
         return _database_dataset(path, errors)
 
     pipeline, fatal = _read_pipeline(path)
-    deals_raw, deals_name, f2 = _read_table(path, DEALS_FILE, DEAL_COLUMNS)
-    hist_raw, hist_name, f3 = _read_table(path, HISTORY_FILE, HISTORY_COLUMNS)
-    has_changes = _find_table(path, CHANGES_FILE) is not None
-    chg_raw, chg_name, f4 = (_read_table(path, CHANGES_FILE, CHANGE_COLUMNS, allow_no_rows=True) if has_changes
-                             else (None, "", []))
+    # The stage history is read, and its cells checked, in a second thread while the deals are read
+    # and checked (Arrow's reading and parsing let go of the GIL): what needs the deals waits for them.
+    deal_ids: Future = Future()     # the deals' ids, (codes, distinct), or None: no deal checks
+    with ThreadPoolExecutor(1, thread_name_prefix="funnelkit-load") as pool:
+        hist_job = pool.submit(_read_history, path, pipeline, deal_ids)
+        deal_check = None
+        try:
+            deals_raw, deals_name, f2 = _read_table(path, DEALS_FILE, DEAL_COLUMNS)
+            has_changes = _find_table(path, CHANGES_FILE) is not None
+            chg_raw, chg_name, f4 = (_read_table(path, CHANGES_FILE, CHANGE_COLUMNS, allow_no_rows=True)
+                                     if has_changes else (None, "", []))
+            if not (fatal or f2 or f4):
+                deal_check = _check_deals(deals_raw, deals_name, pipeline, deal_ids)
+        finally:
+            if not deal_ids.done():
+                deal_ids.set_result(None)
+        hist_raw, hist_name, f3, hist_cells = hist_job.result()
     fatal += f2 + f3 + f4
     if fatal:
         # A missing file or column makes row checks meaningless: report these alone, in both modes.
         raise DataError(fatal, path)
 
-    deals, deal_problems, deal_bad, deal_ids = _check_deals(deals_raw, deals_name, pipeline)
-    hist, hist_problems, hist_bad = _check_history(hist_raw, hist_name, deals, deal_bad,
+    deals, deal_problems, deal_bad, deal_ids = deal_check
+    hist, hist_problems, hist_bad = _check_history(hist_raw, hist_cells, deals, deal_bad,
                                                    deals_name, pipeline, deal_ids)
     problems = deal_problems + hist_problems
     if has_changes:
@@ -372,9 +386,10 @@ def _check_cells(c: "_Collector", raw: pd.DataFrame) -> None:
         c.skip = c.skip | raw["_line"].isin([line for line, _, _ in formulas])
 
 
-def _check_deals(raw: pd.DataFrame, file: str, pipeline: Pipeline):
+def _check_deals(raw: pd.DataFrame, file: str, pipeline: Pipeline, ids: Future | None = None):
     """The deals checked: ``(deals, problems, bad, ids)``; ``ids`` is the factorisation of the
-    (stripped) deal ids, ``(codes, distinct ids)``, which the history check reuses."""
+    (stripped) deal ids, ``(codes, distinct ids)``, which the history check reuses (given to the
+    ``ids`` future as soon as known, for the history's reading thread)."""
     c = _Collector(file, raw["_line"])
     _check_field_counts(c, raw)
     _check_cells(c, raw)
@@ -385,6 +400,8 @@ def _check_deals(raw: pd.DataFrame, file: str, pipeline: Pipeline):
     # codes. A row with a wrong field count is no deal (its cells may be shifted): a later row with
     # the same id is not its duplicate.
     codes, distinct = pd.factorize(deal_id)
+    if ids is not None:
+        ids.set_result((codes, distinct))
     no_deal = c.skip.to_numpy(dtype=bool) | deal_id.eq("").to_numpy(dtype=bool, na_value=False)
     counted = np.where(no_deal, -1, codes)
     dup = pd.Series(pd.Series(counted).duplicated(keep="first").to_numpy() & (counted >= 0), index=raw.index)
@@ -460,18 +477,52 @@ def _dates_estimated(c, raw: pd.DataFrame) -> pd.Series:
     return text.eq("true")
 
 
-def _check_history(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: pd.Series,
-                   deals_file: str, pipeline: Pipeline, deal_ids: tuple[np.ndarray, pd.Index]):
+def _read_history(folder: Path, pipeline: Pipeline, deal_ids: Future):
+    """The stage history read, and its own cells checked when it could be read:
+    ``(raw, name, fatal problems, cells)`` (``cells`` None when the file has fatal problems). Each
+    entry's position among the deal ids is found here too, once ``deal_ids`` holds them."""
+    raw, name, fatal = _read_table(folder, HISTORY_FILE, HISTORY_COLUMNS)
+    if fatal:
+        return raw, name, fatal, None
+    cells = _history_cells(raw, name, pipeline)
+    ids = deal_ids.result()
+    if ids is not None:
+        cells.positions = _positions(cells.deal_id, ids[1])
+    return raw, name, fatal, cells
+
+
+@dataclass
+class _HistoryCells:
+    """What the history's checks find without the deals: the parsed cells, the problems of the
+    row's shape already recorded in ``c``."""
+    c: "_Collector"
+    deal_id: pd.Series
+    stage: pd.Series
+    stage_index: pd.Series
+    entered: pd.Series
+    bad_entered: pd.Series
+    #: Each entry's position among the deals' distinct ids (-1: not among them), once known.
+    positions: np.ndarray | None = None
+
+
+def _history_cells(raw: pd.DataFrame, file: str, pipeline: Pipeline) -> _HistoryCells:
     c = _Collector(file, raw["_line"])
     _check_field_counts(c, raw)
     _check_cells(c, raw)
-    deal_id = raw["deal_id"].str.strip()
     stage = raw["stage"].str.strip()
     # Each distinct stage name looked up once (a handful), then spread by its codes (NaN: unknown).
     stage_codes, stage_names = pd.factorize(stage)
     stage_pos = {s: i for i, s in enumerate(pipeline.stages)}
     index = pd.Series(np.append([stage_pos.get(s, np.nan) for s in stage_names], np.nan)[stage_codes],
                       index=raw.index, dtype="float64")
+    entered, bad_entered = parse_timestamps(raw["entered_at"], pipeline.date_format)
+    return _HistoryCells(c, raw["deal_id"].str.strip(), stage, index, entered, bad_entered)
+
+
+def _check_history(raw: pd.DataFrame, cells: _HistoryCells, deals: pd.DataFrame, deal_bad: pd.Series,
+                   deals_file: str, pipeline: Pipeline, deal_ids: tuple[np.ndarray, pd.Index]):
+    """The history checked against the deals, its problems recorded in the order of its columns."""
+    c, deal_id, index, entered = cells.c, cells.deal_id, cells.stage_index, cells.entered
     # One hash lookup per entry (not three isin passes and a merge): position among all deal ids,
     # and the deal's created_at / closed_at from its first valid row (NaT where it has none).
     deal_codes, all_ids = deal_ids            # pd.factorize(deals["deal_id"]), from _check_deals
@@ -482,7 +533,7 @@ def _check_history(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: 
     known = pd.DataFrame({col: np.append(deals[col].to_numpy(dtype="datetime64[ns]"),
                                          np.datetime64("NaT", "ns"))[known_row]
                           for col in ("created_at", "closed_at")})
-    pos = _positions(deal_id, all_ids)
+    pos = cells.positions if cells.positions is not None else _positions(deal_id, all_ids)
     in_all = pd.Series(pos >= 0, index=raw.index)
     # A sentinel after the last id: position -1 (unknown id) reads False / NaT.
     in_known = pd.Series(np.append(known_row >= 0, False)[pos], index=raw.index)
@@ -494,9 +545,8 @@ def _check_history(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: 
           f"the deal's own row in {Path(deals_file).name} is invalid (see the problems there)")
     c.add(index.isna(), "stage", raw["stage"],
           "stage not in pipeline.yml (stages: " + ", ".join(pipeline.stages) + ")")
-    entered, bad_entered = parse_timestamps(raw["entered_at"], pipeline.date_format)
     c.add(raw["entered_at"].str.strip().eq(""), "entered_at", raw["entered_at"], "entered_at is required")
-    _add_bad_dates(c, raw, "entered_at", bad_entered, pipeline)
+    _add_bad_dates(c, raw, "entered_at", cells.bad_entered, pipeline)
     joined = pd.DataFrame({col: np.append(known[col].to_numpy(), np.datetime64("NaT", "ns"))[pos]
                            for col in ("created_at", "closed_at")}, index=raw.index)
     c.add(entered < joined["created_at"], "entered_at", raw["entered_at"],
@@ -505,7 +555,7 @@ def _check_history(raw: pd.DataFrame, file: str, deals: pd.DataFrame, deal_bad: 
           lambda: "stage entry after the deal's closed_at (" + _when(joined["closed_at"]) + ")")
     # _deal: the row of deals.csv (its first valid one) the entry belongs to, -1 for none: the
     # normalisation groups and orders by it instead of hashing the ids again.
-    hist = pd.DataFrame({"deal_id": deal_id, "stage": stage, "stage_index": index,
+    hist = pd.DataFrame({"deal_id": deal_id, "stage": cells.stage, "stage_index": index,
                          "entered_at": entered, "_line": raw["_line"],
                          "_deal": np.append(known_row, -1)[pos]}, index=raw.index)
     return hist, c.sorted(), c.bad

@@ -803,3 +803,41 @@ def test_a_load_reads_with_arrows_system_pool_then_gives_the_default_back(tmp_pa
         assert seen[-1] == "jemalloc" and pa.default_memory_pool().backend_name == "jemalloc"
     finally:
         pa.set_memory_pool(before)
+
+
+def test_a_failure_in_either_reading_thread_reaches_the_caller_without_a_hang(tmp_path, monkeypatch):
+    # The stage history is read and checked in a second thread, which waits for the deals' ids:
+    # an unexpected failure on either side must reach the caller, not leave the other waiting.
+    import time
+
+    from funnelkit import loading
+
+    folder = write_dataset(tmp_path / "d")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken on purpose")
+
+    for name in ("_check_deals", "_history_cells", "_positions"):
+        with monkeypatch.context() as m:
+            m.setattr(loading, name, broken)
+            started = time.monotonic()
+            with pytest.raises(RuntimeError, match="broken on purpose"):
+                fk.load(folder)
+            assert time.monotonic() - started < 10, name
+    assert len(fk.load(folder).deals) == 4
+
+
+def test_problems_of_both_tables_are_found_while_read_side_by_side(tmp_path):
+    # Deals and history are checked in two threads: each table's problems come in line order,
+    # those of one line in the order of its columns, the deals' file first.
+    deals = list(DEALS)
+    deals[2] = "D2,2024-01-03,lost,2024-01-02,500,Web,Set,Ann"         # closed before created
+    history = list(HISTORY) + ["D9,Nope,soon", "D1,Lead,"]
+    folder = write_dataset(tmp_path / "d", deals, history)
+    with pytest.raises(DataError) as err:
+        fk.load(folder)
+    got = [(Path(p.file).name, p.line, p.column) for p in err.value.problems]
+    assert got == [("deals.csv", 3, "closed_at"),
+                   ("stage_history.csv", 5, "deal_id"),
+                   ("stage_history.csv", 9, "deal_id"), ("stage_history.csv", 9, "stage"),
+                   ("stage_history.csv", 9, "entered_at"), ("stage_history.csv", 10, "entered_at")]
