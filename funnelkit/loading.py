@@ -181,7 +181,9 @@ def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:
         report.not_set[col] = int(empty.sum())
         deals[col] = deals[col].where(~empty, NOT_SET)
     deals = _finish_deals(deals)
-    history, added, merged = _normalise_history(hist, deal_rows, deals, pipeline)
+    # Each kept deal's place in the order of the ids (the history thread sorted the distinct ids).
+    rank = hist_cells.id_rank[deal_ids[0][kept]] if hist_cells.id_rank is not None else None
+    history, added, merged = _normalise_history(hist, deal_rows, deals, pipeline, rank)
     report.entries_added, report.repeats_merged = added, merged
     changes = empty_changes()
     if has_changes:
@@ -488,6 +490,7 @@ def _read_history(folder: Path, pipeline: Pipeline, deal_ids: Future):
     ids = deal_ids.result()
     if ids is not None:
         cells.positions = _positions(cells.deal_id, ids[1])
+        cells.id_rank = _sort_ranks(ids[1])
     return raw, name, fatal, cells
 
 
@@ -503,6 +506,8 @@ class _HistoryCells:
     bad_entered: pd.Series
     #: Each entry's position among the deals' distinct ids (-1: not among them), once known.
     positions: np.ndarray | None = None
+    #: Each distinct deal id's place in their sorted order (for the normalisation), once known.
+    id_rank: np.ndarray | None = None
 
 
 def _history_cells(raw: pd.DataFrame, file: str, pipeline: Pipeline) -> _HistoryCells:
@@ -559,6 +564,13 @@ def _check_history(raw: pd.DataFrame, cells: _HistoryCells, deals: pd.DataFrame,
                          "entered_at": entered, "_line": raw["_line"],
                          "_deal": np.append(known_row, -1)[pos]}, index=raw.index)
     return hist, c.sorted(), c.bad
+
+
+def _sort_ranks(distinct: pd.Index) -> np.ndarray:
+    """Each value's place in the sorted order of ``distinct`` (values without repeats)."""
+    rank = np.empty(len(distinct), dtype="int64")
+    rank[pd.Index(distinct).argsort()] = np.arange(len(distinct))
+    return rank
 
 
 def _positions(values: pd.Series, distinct: pd.Index) -> np.ndarray:
@@ -854,15 +866,18 @@ def _earliest_known(changes: pd.DataFrame, deals: pd.DataFrame) -> dict[str, int
     return {f: int(counts.get(f, 0)) for f in CHANGE_FIELDS if f != STATUS_FIELD}
 
 
-def _normalise_history(hist: pd.DataFrame, deal_rows: np.ndarray, deals: pd.DataFrame, pipeline: Pipeline):
+def _normalise_history(hist: pd.DataFrame, deal_rows: np.ndarray, deals: pd.DataFrame, pipeline: Pipeline,
+                       rank: np.ndarray | None = None):
     """Order each deal's entries, add a first-stage entry at created_at where needed, merge repeats.
-    ``deal_rows``: per entry, its deal's row in ``deals`` (whose ids are distinct)."""
+    ``deal_rows``: per entry, its deal's row in ``deals`` (whose ids are distinct); ``rank``: per
+    deal, a number that orders the deals as their ids sort (found here when not given)."""
     hist = hist[["deal_id", "stage_index", "entered_at"]].copy()
     hist["deal_id"] = _plain_text(hist["deal_id"])
     hist["stage_index"] = hist["stage_index"].astype("int64")
     # Each deal's rank in the order of the ids (one factorisation of the deals' ids, not of the
     # entries'): the entries are grouped by their deals' rows and ordered by their ranks.
-    rank, _ = pd.factorize(deals["deal_id"], sort=True)
+    if rank is None:
+        rank, _ = pd.factorize(deals["deal_id"], sort=True)
     ids = rank[deal_rows]
     first_at = hist["entered_at"].groupby(deal_rows).min().reindex(range(len(deals))).to_numpy()
     created = deals["created_at"].to_numpy()

@@ -841,3 +841,16 @@ def test_problems_of_both_tables_are_found_while_read_side_by_side(tmp_path):
                    ("stage_history.csv", 5, "deal_id"),
                    ("stage_history.csv", 9, "deal_id"), ("stage_history.csv", 9, "stage"),
                    ("stage_history.csv", 9, "entered_at"), ("stage_history.csv", 10, "entered_at")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(max_size=6), unique=True, max_size=40),
+       st.sampled_from(["object", "string[pyarrow]", "str"]))
+def test_sort_ranks_order_the_ids_as_a_sorted_factorisation_does(ids, dtype):
+    # The normalisation orders each deal's entries by the ranks the history's thread found; they
+    # must order the ids exactly as pd.factorize(sort=True), which it used before, on any text.
+    from funnelkit.loading import _sort_ranks
+
+    distinct = pd.Index(ids, dtype=dtype)
+    expected, _ = pd.factorize(pd.Series(ids, dtype=dtype), sort=True)
+    assert _sort_ranks(distinct).tolist() == list(expected)
