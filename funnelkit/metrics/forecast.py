@@ -426,7 +426,7 @@ def win_forecast(ds: Dataset, as_of=None, *, prior_strength: float = 10.0,
     rows = ev["deal_row"].to_numpy()
     amount = ev["amount"].to_numpy(dtype="float64")
     out = pd.DataFrame({
-        "deal_id": ds.deals["deal_id"].to_numpy()[rows],
+        "deal_id": ds.deals["deal_id"].iloc[rows].to_numpy(),
         "stage": pd.Categorical.from_codes(ev["stage_index"].to_numpy(), categories=ds.stages, ordered=True),
         "days_in_stage": ev["days_in_stage"].to_numpy(dtype="float64"),
         "p_win": p,
@@ -790,7 +790,7 @@ def backtest_forecast(ds: Dataset, as_of_dates=None, *, prior_strength: float = 
         })
         frames.append(pd.DataFrame({
             "as_of": np.repeat(at, int(resolved.sum())),
-            "deal_id": ds.deals["deal_id"].to_numpy()[ev["deal_row"].to_numpy()[resolved]],
+            "deal_id": ds.deals["deal_id"].iloc[ev["deal_row"].to_numpy()[resolved]].to_numpy(),
             "stage": pd.Categorical.from_codes(stage[resolved], categories=ds.stages, ordered=True),
             "days_in_stage": ev["days_in_stage"].to_numpy(dtype="float64")[resolved],
             "p_win": p[resolved],

@@ -743,7 +743,7 @@ def _open_pipeline(ds: Dataset, period: Period, at: pd.Timestamp) -> dict:
     amounts = known_at(ds, "amount", at).to_numpy(dtype=float)[open_]
     known = ~np.isnan(amounts)
     return {"deals": int(open_.sum()), "amount": float(amounts[known].sum()),
-            "amount_unknown_deals": int((~known).sum()), "deal_ids": d["deal_id"].to_numpy()[open_],
+            "amount_unknown_deals": int((~known).sum()), "deal_ids": d["deal_id"].iloc[np.flatnonzero(open_)].to_numpy(),
             "basis": basis}
 
 

@@ -311,7 +311,7 @@ def amount_coverage(ds: Dataset, period: PeriodLike) -> dict:
     """
     period = as_period(period, ds)
     n = _coverage_counts(ds, period)
-    now_open = ds.deals["status"].astype(str).eq("open").to_numpy()
+    now_open = ds.deals["status"].eq("open").to_numpy(dtype=bool)
     recorded_at_close = bool(now_open.any() and ds.deals["amount"].isna().to_numpy()[now_open].all()
                              and ds.deals["amount"].notna().to_numpy()[~now_open].any())
     after = n["open_known_after_close"]
