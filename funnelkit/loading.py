@@ -169,9 +169,6 @@ def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:
 
     kept = ~deal_bad.to_numpy()
     deals = deals[kept].reset_index(drop=True)
-    hist = hist[~hist_bad.to_numpy()].reset_index(drop=True)
-    # Each entry's deal as its row among the kept deals (an entry of a rejected deal is rejected).
-    deal_rows = (np.cumsum(kept) - 1)[hist["_deal"].to_numpy()]
     report.closed_without_amount = int((deals["status"].isin(["won", "lost"])
                                         & deals["amount"].isna()).sum())
     if DATES_ESTIMATED in deals.columns:
@@ -180,10 +177,18 @@ def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:
         empty = deals[col].eq("")
         report.not_set[col] = int(empty.sum())
         deals[col] = deals[col].where(~empty, NOT_SET)
-    deals = _finish_deals(deals)
-    # Each kept deal's place in the order of the ids (the history thread sorted the distinct ids).
-    rank = hist_cells.id_rank[deal_ids[0][kept]] if hist_cells.id_rank is not None else None
-    history, added, merged = _normalise_history(hist, deal_rows, deals, pipeline, rank)
+    # The deals are typed in a second thread while the history is normalised (which reads only
+    # the deals' ids and creation times, taken out first).
+    ids, created = deals["deal_id"].copy(), deals["created_at"].to_numpy(copy=True)
+    with ThreadPoolExecutor(1, thread_name_prefix="funnelkit-load") as pool:
+        finished = pool.submit(_finish_deals, deals)
+        hist = hist[~hist_bad.to_numpy()].reset_index(drop=True)
+        # Each entry's deal as its row among the kept deals (an entry of a rejected deal is rejected).
+        deal_rows = (np.cumsum(kept) - 1)[hist["_deal"].to_numpy()]
+        # Each kept deal's place in the order of the ids (the history thread sorted the distinct ids).
+        rank = hist_cells.id_rank[deal_ids[0][kept]] if hist_cells.id_rank is not None else None
+        history, added, merged = _normalise_history(hist, deal_rows, ids, created, pipeline, rank)
+        deals = finished.result()
     report.entries_added, report.repeats_merged = added, merged
     changes = empty_changes()
     if has_changes:
@@ -866,23 +871,23 @@ def _earliest_known(changes: pd.DataFrame, deals: pd.DataFrame) -> dict[str, int
     return {f: int(counts.get(f, 0)) for f in CHANGE_FIELDS if f != STATUS_FIELD}
 
 
-def _normalise_history(hist: pd.DataFrame, deal_rows: np.ndarray, deals: pd.DataFrame, pipeline: Pipeline,
-                       rank: np.ndarray | None = None):
+def _normalise_history(hist: pd.DataFrame, deal_rows: np.ndarray, deal_id: pd.Series, created: np.ndarray,
+                       pipeline: Pipeline, rank: np.ndarray | None = None):
     """Order each deal's entries, add a first-stage entry at created_at where needed, merge repeats.
-    ``deal_rows``: per entry, its deal's row in ``deals`` (whose ids are distinct); ``rank``: per
-    deal, a number that orders the deals as their ids sort (found here when not given)."""
+    ``deal_id`` and ``created``: the deals' ids (distinct) and creation times; ``deal_rows``: per entry,
+    its deal's row among them; ``rank``: per deal, a number that orders the deals as their ids sort
+    (found here when not given)."""
     hist = hist[["deal_id", "stage_index", "entered_at"]].copy()
     hist["deal_id"] = _plain_text(hist["deal_id"])
     hist["stage_index"] = hist["stage_index"].astype("int64")
     # Each deal's rank in the order of the ids (one factorisation of the deals' ids, not of the
     # entries'): the entries are grouped by their deals' rows and ordered by their ranks.
     if rank is None:
-        rank, _ = pd.factorize(deals["deal_id"], sort=True)
+        rank, _ = pd.factorize(deal_id, sort=True)
     ids = rank[deal_rows]
-    first_at = hist["entered_at"].groupby(deal_rows).min().reindex(range(len(deals))).to_numpy()
-    created = deals["created_at"].to_numpy()
+    first_at = hist["entered_at"].groupby(deal_rows).min().reindex(range(len(deal_id))).to_numpy()
     needs = np.isnat(first_at) | (first_at > created)
-    added = pd.DataFrame({"deal_id": pd.Index(deals["deal_id"])[needs], "stage_index": 0,
+    added = pd.DataFrame({"deal_id": _plain_text(deal_id[needs].reset_index(drop=True)), "stage_index": 0,
                           "entered_at": created[needs]})
     if len(added):
         hist = pd.concat([added, hist], ignore_index=True)
