@@ -180,9 +180,21 @@ def test_empty_stage_groups_are_zero(hand_ds):
 
 
 def test_no_closed_deal_yet_warns_and_gives_nan(hand_ds):
-    with pytest.warns(RuntimeWarning, match="no deal closed before"):
-        fc = win_forecast(hand_ds, "2024-01-02")
-    assert len(fc) == 5 and fc["p_win"].isna().all()
+    for _ in range(2):      # asked again (a loaded folder's forecast is kept): warned again
+        with pytest.warns(RuntimeWarning, match="no deal closed before"):
+            fc = win_forecast(hand_ds, "2024-01-02")
+        assert len(fc) == 5 and fc["p_win"].isna().all()
+
+
+def test_a_forecast_asked_again_is_the_same_and_each_caller_owns_its_copy(hand_ds):
+    first = win_forecast(hand_ds, AS_OF, prior_strength=2, adjust_for=())
+    first["p_win"] = -1.0
+    first.attrs["base_rate"] = -1.0
+    again = win_forecast(hand_ds, AS_OF, prior_strength=2, adjust_for=())
+    assert again.set_index("deal_id")["p_win"].to_dict() == pytest.approx(HAND_P)
+    assert again.attrs["base_rate"] == pytest.approx(0.4)
+    # Other arguments, another forecast (k = 0: the raw shares, d7's 1 won of 1).
+    assert win_forecast(hand_ds, AS_OF, prior_strength=0, adjust_for=()).set_index("deal_id").loc["d7", "p_win"] == 1.0
 
 
 def test_mixed_currencies_refused(tmp_path):

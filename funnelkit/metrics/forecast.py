@@ -414,12 +414,24 @@ def win_forecast(ds: Dataset, as_of=None, *, prior_strength: float = 10.0,
     adjust = _check_adjust(ds, adjust_for)
     src = _views(ds)
     as_of = _default_as_of(src) if as_of is None else as_instant(as_of)
+    if isinstance(getattr(ds, "tables", None), Tables):
+        out = _forecast(ds, src, as_of, k, adjust)        # a database's tables: read afresh each time
+    else:
+        # A loaded folder's forecast at an instant is kept on the data set (a report and the
+        # summary ask for the same one several times); each caller gets its own copy.
+        out = ds.derived(f"win_forecast {as_of.isoformat()} k={k!r} adjust={adjust!r}",
+                         lambda: _forecast(ds, src, as_of, k, adjust)).copy()
+    if np.isnan(out.attrs["base_rate"]):
+        warnings.warn(_("win_forecast: no deal closed before {as_of}; p_win is unknown (NaN)").format(as_of=as_of),
+                      TooLittleDataWarning, stacklevel=2)
+    return out
+
+
+def _forecast(ds: Dataset, src: _Views, as_of: pd.Timestamp, k: float, adjust: tuple[str, ...]) -> pd.DataFrame:
+    """:func:`win_forecast` at ``as_of``, its arguments checked."""
     when = src.instants([as_of])
     counts = _deal_counts(src, when, 1).iloc[0]
     fit = _fit(counts, _past_cells(src, when, adjust), len(ds.stages), k, adjust)
-    if np.isnan(fit.p0):
-        warnings.warn(_("win_forecast: no deal closed before {as_of}; p_win is unknown (NaN)").format(as_of=as_of),
-                      TooLittleDataWarning, stacklevel=2)
     # The amount as known at as_of (with a change log; else deals.csv's).
     ev = _open_evidence(src, when, deals_as_of(tables_of(ds), as_of), ("deal_id", "amount"), adjust)
     p, p_stage, n, w, factor = _predict(fit, ev, k, adjust)
