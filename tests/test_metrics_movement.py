@@ -314,3 +314,30 @@ def test_the_summary_leaves_out_the_period_window_when_no_expected_close_date_is
     assert got["pipeline_waterfall"][0]["start_amount"] == 1000 + 3000 + 800 + 3500 + 1500 + 600 + 1200
     assert [c["topic"] for c in got["caveats"]].count("movement") == 1
     assert "movement" not in [c["topic"] for c in want["caveats"]]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(MOVEMENTS),
+                          st.one_of(st.none(), st.floats(0, 1e12, allow_nan=False))), max_size=40),
+       st.randoms(use_true_random=False))
+def test_movement_totals_are_exact_whatever_order_the_rows_come_in(rows, rnd):
+    # waterfall_fields fetches the movements in no order: each total is the exact sum of its known
+    # amounts (one rounding), the same for every order of the rows.
+    import math
+
+    from funnelkit.metrics.movement import _movement_totals, _with_change
+
+    def totals(rs):
+        moves = pd.DataFrame({"movement": pd.Categorical([m for m, _ in rs], categories=list(MOVEMENTS)),
+                              "amount": np.array([np.nan if a is None else a for _, a in rs], dtype="float64")})
+        return _movement_totals(_with_change(moves)).set_index("movement")
+
+    got = totals(rows)
+    shuffled = list(rows)
+    rnd.shuffle(shuffled)
+    pd.testing.assert_frame_equal(totals(shuffled), got)
+    for m in MOVEMENTS:
+        known = [a for k, a in rows if k == m and a is not None]
+        assert got.loc[m, "amount"] == math.fsum(known)
+        assert got.loc[m, "deals"] == sum(k == m for k, _ in rows)
+        assert got.loc[m, "amount_unknown"] == sum(k == m and a is None for k, a in rows)

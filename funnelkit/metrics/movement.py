@@ -17,6 +17,7 @@ Definitions (``docs/metrics.md``, section 9):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -273,23 +274,27 @@ def _with_change(moves: pd.DataFrame) -> pd.DataFrame:
 
 
 def _movement_amounts(ds: Dataset, start: np.datetime64, end: np.datetime64, win: Period | None) -> pd.DataFrame:
-    """The movements' ``movement``, ``amount`` and ``change`` only, in the order of
-    :attr:`PipelineWaterfall.deals` (what the totals read: no deal ids, owners or stages fetched)."""
-    got = to_frame(_moves(ds, start, end, win).select("at", "deal_row", "k", "movement", "amount")
-                   .order_by(["at", "deal_row", "k"]))
+    """The movements' ``movement``, ``amount`` and ``change`` only, in no order (what the totals
+    read, exact in any order: no deal ids, owners or stages fetched, nothing sorted)."""
+    got = to_frame(_moves(ds, start, end, win).select("movement", "amount"))
     return _with_change(pd.DataFrame({"movement": _movement_column(got),
                                       "amount": got["amount"].to_numpy(dtype="float64", na_value=np.nan)}))
 
 
 def _movement_totals(moves: pd.DataFrame) -> pd.DataFrame:
     """Per movement type (:attr:`PipelineWaterfall.movements`) of ``moves`` (``movement``, ``amount``,
-    ``change``)."""
+    ``change``); the sums exact (:func:`_total`), so the same whatever order the rows come in."""
     g = moves.groupby("movement", observed=False)
     unknown = moves["amount"].isna().groupby(moves["movement"], observed=False).sum()
-    out = pd.DataFrame({"deals": g.size(), "amount": g["amount"].sum(min_count=0),
-                        "change": g["change"].sum(), "amount_unknown": unknown}).reindex(list(MOVEMENTS), fill_value=0)
+    out = pd.DataFrame({"deals": g.size(), "amount": g["amount"].agg(_total),
+                        "change": g["change"].agg(_total), "amount_unknown": unknown}).reindex(list(MOVEMENTS), fill_value=0)
     out = out.rename_axis("movement").reset_index()
     return out.astype({"deals": "int64", "amount": "float64", "change": "float64", "amount_unknown": "int64"})
+
+
+def _total(amounts: pd.Series) -> float:
+    """The sum of the known ``amounts``, exact (one rounding: the same in any order); 0 for none."""
+    return math.fsum(amounts.dropna().to_numpy(dtype="float64"))
 
 
 def _fields(label: str, start: pd.Timestamp, end: pd.Timestamp, start_set: pd.DataFrame, end_set: pd.DataFrame,
@@ -297,8 +302,8 @@ def _fields(label: str, start: pd.Timestamp, end: pd.Timestamp, start_set: pd.Da
     """The ``pipeline_waterfall`` entry of ``funnelkit metrics --format json`` (:meth:`PipelineWaterfall.to_dict`)."""
     m = movements.set_index("movement")
     return {"window": label, "start": start.isoformat(), "end": end.isoformat(),
-            "start_deals": int(len(start_set)), "start_amount": float(start_set["amount"].sum()),
-            "end_deals": int(len(end_set)), "end_amount": float(end_set["amount"].sum()),
+            "start_deals": int(len(start_set)), "start_amount": _total(start_set["amount"]),
+            "end_deals": int(len(end_set)), "end_amount": _total(end_set["amount"]),
             "movements": {k: {"deals": int(m.loc[k, "deals"]), "amount": float(m.loc[k, "amount"]),
                               "amount_unknown": int(m.loc[k, "amount_unknown"])}
                           for k in MOVEMENTS},
@@ -343,12 +348,12 @@ class PipelineWaterfall:
     @property
     def start_amount(self) -> float:
         """The known amounts of the deals in the set at ``start`` (see :attr:`start_amount_unknown`)."""
-        return float(self.start_set["amount"].sum())
+        return _total(self.start_set["amount"])
 
     @property
     def end_amount(self) -> float:
         """The known amounts of the deals in the set at ``end`` (see :attr:`end_amount_unknown`)."""
-        return float(self.end_set["amount"].sum())
+        return _total(self.end_set["amount"])
 
     @property
     def start_amount_unknown(self) -> int:
@@ -374,7 +379,7 @@ class PipelineWaterfall:
         signs = pd.Series(_SIGN)
         moved = m["deals"].where(~m.index.isin(["amount_up", "amount_down"]), 0)
         deals = self.start_deals + int((moved * signs.reindex(m.index)).sum())
-        amount = self.start_amount + float(m["change"].sum())
+        amount = self.start_amount + _total(m["change"])
         return {"deals": deals, "end_deals": self.end_deals, "amount": amount, "end_amount": self.end_amount,
                 "balanced": deals == self.end_deals and bool(np.isclose(amount, self.end_amount, rtol=1e-9, atol=1e-6))}
 
@@ -431,8 +436,8 @@ def waterfall_fields(ds: Dataset, start, end, window=None, *, label: str) -> dic
 
 
 def _set_amounts(ds: Dataset, at: np.datetime64, win: Period | None) -> pd.DataFrame:
-    """:func:`pipeline_at`'s ``amount`` column alone, in the same order (what the totals read)."""
-    got = to_frame(_open_set(ds, at, win).order_by("deal_row").select("amount"))
+    """:func:`pipeline_at`'s ``amount`` column alone, in no order (what the totals read)."""
+    got = to_frame(_open_set(ds, at, win).select("amount"))
     return pd.DataFrame({"amount": got["amount"].to_numpy(dtype="float64", na_value=np.nan)})
 
 
