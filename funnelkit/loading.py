@@ -125,9 +125,9 @@ def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:
     pipeline, fatal = _read_pipeline(path)
     # The stage history is read, and its cells checked, in a second thread while the deals are read
     # and checked (Arrow's reading and parsing let go of the GIL): what needs the deals waits for them.
-    deal_ids: Future = Future()     # the deals' ids, (codes, distinct), or None: no deal checks
+    ids_known: Future = Future()    # the deals' ids, (codes, distinct), or None: no deal checks
     with ThreadPoolExecutor(1, thread_name_prefix="funnelkit-load") as pool:
-        hist_job = pool.submit(_read_history, path, pipeline, deal_ids)
+        hist_job = pool.submit(_read_history, path, pipeline, ids_known)
         deal_check = None
         try:
             deals_raw, deals_name, f2 = _read_table(path, DEALS_FILE, DEAL_COLUMNS)
@@ -135,10 +135,10 @@ def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:
             chg_raw, chg_name, f4 = (_read_table(path, CHANGES_FILE, CHANGE_COLUMNS, allow_no_rows=True)
                                      if has_changes else (None, "", []))
             if not (fatal or f2 or f4):
-                deal_check = _check_deals(deals_raw, deals_name, pipeline, deal_ids)
+                deal_check = _check_deals(deals_raw, deals_name, pipeline, ids_known)
         finally:
-            if not deal_ids.done():
-                deal_ids.set_result(None)
+            if not ids_known.done():
+                ids_known.set_result(None)
         hist_raw, hist_name, f3, hist_cells = hist_job.result()
     fatal += f2 + f3 + f4
     if fatal:
