@@ -26,8 +26,8 @@ from .contract import (DATABASE_FILE, DATES_ESTIMATED, MAX_AMOUNT, NOT_SET, CHAN
 from .dataset import Dataset, empty_changes
 from .errors import ArgumentError
 from .io import AliasRefused, InputRefused, check_input_file, read_settings_yaml
-from .parsing import (INTERNAL_COLUMNS, arrow_text, currency_marks, mark_agrees, nul_cells, parse_amounts,
-                      parse_timestamps, partial_dates, read_text_table)
+from .parsing import (INTERNAL_COLUMNS, arrow_text, currency_marks, import_readers, mark_agrees, nul_cells,
+                      parse_amounts, parse_timestamps, partial_dates, read_text_table)
 from .validation import DataError, FileAccount, Problem, ValidationReport, row_json
 
 __all__ = ["load", "validate", "check_change_log"]
@@ -125,11 +125,14 @@ def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:
     pipeline, fatal = _read_pipeline(path)
     # The stage history is read, and its cells checked, in a second thread while the deals are read
     # and checked (Arrow's reading and parsing let go of the GIL): what needs the deals waits for them.
+    # The readers' modules are imported first, here: a module imported by two threads at once can be
+    # seen half initialised (openpyxl's was).
+    import_readers(f for f in (_find_table(path, stem) for stem in (DEALS_FILE, HISTORY_FILE, CHANGES_FILE)) if f)
     ids_known: Future = Future()    # the deals' ids, (codes, distinct), or None: no deal checks
     with ThreadPoolExecutor(1, thread_name_prefix="funnelkit-load") as pool:
-        hist_job = pool.submit(_read_history, path, pipeline, ids_known)
-        deal_check = None
+        deal_check = hist_job = None
         try:
+            hist_job = _start(pool, _read_history, path, pipeline, ids_known)
             deals_raw, deals_name, f2 = _read_table(path, DEALS_FILE, DEAL_COLUMNS)
             has_changes = _find_table(path, CHANGES_FILE) is not None
             chg_raw, chg_name, f4 = (_read_table(path, CHANGES_FILE, CHANGE_COLUMNS, allow_no_rows=True)
@@ -139,7 +142,8 @@ def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:
         finally:
             if not ids_known.done():
                 ids_known.set_result(None)
-        hist_raw, hist_name, f3, hist_cells = hist_job.result()
+        hist_raw, hist_name, f3, hist_cells = (hist_job.result() if hist_job is not None
+                                               else _read_history(path, pipeline, ids_known))
     fatal += f2 + f3 + f4
     if fatal:
         # A missing file or column makes row checks meaningless: report these alone, in both modes.
@@ -181,14 +185,14 @@ def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:
     # the deals' ids and creation times, taken out first).
     ids, created = deals["deal_id"].copy(), deals["created_at"].to_numpy(copy=True)
     with ThreadPoolExecutor(1, thread_name_prefix="funnelkit-load") as pool:
-        finished = pool.submit(_finish_deals, deals)
+        finished = _start(pool, _finish_deals, deals)
         hist = hist[~hist_bad.to_numpy()].reset_index(drop=True)
         # Each entry's deal as its row among the kept deals (an entry of a rejected deal is rejected).
         deal_rows = (np.cumsum(kept) - 1)[hist["_deal"].to_numpy()]
         # Each kept deal's place in the order of the ids (the history thread sorted the distinct ids).
         rank = hist_cells.id_rank[deal_ids[0][kept]] if hist_cells.id_rank is not None else None
         history, added, merged = _normalise_history(hist, deal_rows, ids, created, pipeline, rank)
-        deals = finished.result()
+        deals = finished.result() if finished is not None else _finish_deals(deals)
     report.entries_added, report.repeats_merged = added, merged
     changes = empty_changes()
     if has_changes:
@@ -196,6 +200,15 @@ def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:
         report.earliest_known = _earliest_known(changes, deals)
     return Dataset(deals=deals, stage_history=history, pipeline=pipeline, report=report,
                    name=pipeline.name, path=path, deal_changes=changes)
+
+
+def _start(pool: ThreadPoolExecutor, fn, *args) -> Future | None:
+    """``fn(*args)`` started in ``pool``'s thread; None when no thread can start (the interpreter is
+    shutting down, e.g. a load in an ``atexit`` handler): the caller then runs it itself."""
+    try:
+        return pool.submit(fn, *args)
+    except RuntimeError:
+        return None
 
 
 def _return_memory() -> None:

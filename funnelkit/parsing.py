@@ -12,7 +12,7 @@ import pandas as pd
 from .errors import ArgumentError
 
 __all__ = ["parse_timestamps", "partial_dates", "parse_amounts", "currency_marks", "mark_agrees",
-           "read_text_table", "nul_cells", "arrow_text"]
+           "read_text_table", "import_readers", "nul_cells", "arrow_text"]
 
 _TZ_SUFFIX = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 #: Dates outside this range are almost always typos or spreadsheet artefacts (Excel's 1900 epoch).
@@ -264,6 +264,34 @@ def _plain_amounts(raw: pd.Series) -> pd.Series | None:
         return None
     values = pc.cast(pc.if_else(empty, pa.scalar(None, text.type), text), pa.float64())
     return pd.Series(values.to_numpy(zero_copy_only=False), index=raw.index, dtype="float64")
+
+
+#: The modules reading each table format needs (imported on first use, by pandas too).
+_READER_MODULES = {".csv": ("csv", "pyarrow", "pyarrow.csv", "pyarrow.compute"),
+                   ".xlsx": ("zipfile", "openpyxl"), ".parquet": ("pyarrow", "pyarrow.parquet")}
+
+
+def import_readers(paths) -> None:
+    """Import the modules :func:`read_text_table` needs for the tables at ``paths`` (those installed),
+    before several threads read them: a module two threads import at once can be seen half
+    initialised by one of them (``openpyxl`` was: "partially initialized module").
+
+    Examples
+    --------
+    >>> import sys
+    >>> import_readers(["deals.parquet"])
+    >>> "pyarrow.parquet" in sys.modules
+    True
+    """
+    import importlib
+    from pathlib import Path
+
+    for path in paths:
+        for name in _READER_MODULES.get(Path(path).suffix.lower(), ()):
+            try:
+                importlib.import_module(name)
+            except ImportError:       # not installed: reading says so, as without this
+                pass
 
 
 def read_text_table(path, sheet: str | int = 0, *, arrow_strings: bool = False,

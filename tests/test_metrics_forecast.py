@@ -188,7 +188,7 @@ def test_no_closed_deal_yet_warns_and_gives_nan(hand_ds):
 
 def test_a_forecast_asked_again_is_the_same_and_each_caller_owns_its_copy(hand_ds):
     first = win_forecast(hand_ds, AS_OF, prior_strength=2, adjust_for=())
-    first["p_win"] = -1.0
+    first.loc[first.index[0], "p_win"] = -1.0            # in place: a shallow copy would share it
     first.attrs["base_rate"] = -1.0
     again = win_forecast(hand_ds, AS_OF, prior_strength=2, adjust_for=())
     assert again.set_index("deal_id")["p_win"].to_dict() == pytest.approx(HAND_P)

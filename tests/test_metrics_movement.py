@@ -341,3 +341,15 @@ def test_movement_totals_are_exact_whatever_order_the_rows_come_in(rows, rnd):
         assert got.loc[m, "amount"] == math.fsum(known)
         assert got.loc[m, "deals"] == sum(k == m for k, _ in rows)
         assert got.loc[m, "amount_unknown"] == sum(k == m and a is None for k, a in rows)
+
+
+def test_movement_totals_that_overflow_a_float_are_infinite_not_an_error():
+    # A database's deals have no amount ceiling: two amounts of 1e308 sum past the largest float.
+    from funnelkit.metrics.movement import _movement_totals, _total, _with_change
+
+    assert _total(pd.Series([1e308, 1e308, np.nan])) == np.inf
+    assert np.isnan(_total(pd.Series([np.inf, -np.inf])))
+    moves = pd.DataFrame({"movement": pd.Categorical(["created", "created"], categories=list(MOVEMENTS)),
+                          "amount": [1e308, 1e308]})
+    got = _movement_totals(_with_change(moves)).set_index("movement")
+    assert got.loc["created", "amount"] == np.inf and got.loc["created", "deals"] == 2

@@ -293,8 +293,14 @@ def _movement_totals(moves: pd.DataFrame) -> pd.DataFrame:
 
 
 def _total(amounts: pd.Series) -> float:
-    """The sum of the known ``amounts``, exact (one rounding: the same in any order); 0 for none."""
-    return math.fsum(amounts.dropna().to_numpy(dtype="float64"))
+    """The sum of the known ``amounts``, exact (one rounding: the same in any order); 0 for none.
+    Amounts whose sum overflows a float (a database's table has no amount ceiling), or infinite
+    ones: the float sum (infinite, or NaN for +inf and -inf), as a plain sum gives."""
+    known = amounts.dropna().to_numpy(dtype="float64")
+    try:
+        return math.fsum(known)
+    except (OverflowError, ValueError):
+        return float(known.sum())
 
 
 def _fields(label: str, start: pd.Timestamp, end: pd.Timestamp, start_set: pd.DataFrame, end_set: pd.DataFrame,
@@ -422,8 +428,8 @@ def pipeline_waterfall(ds: Dataset, start, end, window=None) -> PipelineWaterfal
 def waterfall_fields(ds: Dataset, start, end, window=None, *, label: str) -> dict:
     """``pipeline_waterfall(ds, start, end, window).to_dict(label)``: the waterfall's entry of
     ``funnelkit metrics --format json``, computed without fetching each movement's or open deal's
-    deal id, owner and stage (only the amounts and movement types: the rows behind the totals, in the
-    same order).
+    deal id, owner and stage (only the amounts and movement types: the rows behind the totals, in no
+    order; the totals are exact sums, the same in any order).
 
     Examples
     --------
