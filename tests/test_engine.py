@@ -257,3 +257,24 @@ def test_visit_columns_fetched_as_arrays(engine, request, hand):
     a, b = fk.metrics.landing_forecast(ds, JAN, at=at), fk.metrics.landing_forecast(loaded, JAN, at=at)
     pd.testing.assert_frame_equal(a.open_deals[["deal_id", "p_in_period", "window_evidence"]].reset_index(drop=True),
                                   b.open_deals[["deal_id", "p_in_period", "window_evidence"]].reset_index(drop=True))
+
+
+def test_an_upload_is_handed_over_in_batches_of_the_same_rows():
+    # DuckDB reads an Arrow table's batches on all its threads: the upload cuts a table, whether one
+    # chunk or many small ones, into batches of at most UPLOAD_BATCH_ROWS, rows and types unchanged.
+    import ibis
+    import pyarrow as pa
+
+    from funnelkit.engine.tables import UPLOAD_BATCH_ROWS, _batched, _put
+
+    n = 2 * UPLOAD_BATCH_ROWS + 7
+    one = pa.table({"i": np.arange(n), "t": pa.array([f"d{i % 97}" for i in range(n)]).dictionary_encode()})
+    small = pa.Table.from_batches(one.to_batches(max_chunksize=1000))
+    for table in (one, small):
+        got = _batched(table)
+        assert [b.num_rows for b in got.to_batches()] == [UPLOAD_BATCH_ROWS, UPLOAD_BATCH_ROWS, 7]
+        assert got.schema == table.schema and got.equals(table)
+    con = ibis.duckdb.connect()
+    back = _put(con, "t", small).order_by("i").to_pandas()
+    assert back["i"].tolist() == list(range(n)) and back["t"].iloc[[0, 96, 97, n - 1]].tolist() == \
+        ["d0", "d96", "d0", f"d{(n - 1) % 97}"]
