@@ -150,49 +150,43 @@ def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:
         raise DataError(fatal, path)
 
     deals, deal_problems, deal_bad, deal_ids = deal_check
-    hist, hist_problems, hist_bad = _check_history(hist_raw, hist_cells, deals, deal_bad,
-                                                   deals_name, pipeline, deal_ids)
-    problems = deal_problems + hist_problems
-    if has_changes:
-        chg, chg_problems, chg_bad = _check_changes(chg_raw, chg_name, deals, deal_bad, deals_name, pipeline)
-        problems += chg_problems
-    report.problems = problems
-    if problems and errors == "raise":
-        raise DataError(problems, path)
-
-    report.accounts[deals_name] = FileAccount(deals_name, len(deals_raw), int((~deal_bad).sum()),
-                                              int(deal_bad.sum()))
-    report.accounts[hist_name] = FileAccount(hist_name, len(hist_raw), int((~hist_bad).sum()),
-                                             int(hist_bad.sum()))
-    tables = [(deals_name, deals_raw, deal_bad), (hist_name, hist_raw, hist_bad)]
-    if has_changes:
-        report.accounts[chg_name] = FileAccount(chg_name, len(chg_raw), int((~chg_bad).sum()),
-                                                int(chg_bad.sum()))
-        tables.append((chg_name, chg_raw, chg_bad))
-    report.rejected = _rejected_rows(tables, problems)
-
     kept = ~deal_bad.to_numpy()
-    deals = deals[kept].reset_index(drop=True)
-    report.closed_without_amount = int((deals["status"].isin(["won", "lost"])
-                                        & deals["amount"].isna()).sum())
-    if DATES_ESTIMATED in deals.columns:
-        report.dates_estimated = int(deals[DATES_ESTIMATED].sum())
-    for col in _LABEL_COLUMNS:
-        empty = deals[col].eq("")
-        report.not_set[col] = int(empty.sum())
-        deals[col] = deals[col].where(~empty, NOT_SET)
-    # The deals are typed in a second thread while the history is normalised (which reads only
-    # the deals' ids and creation times, taken out first).
-    ids, created = deals["deal_id"].copy(), deals["created_at"].to_numpy(copy=True)
+    # The kept deals are typed in a second thread while the history and the change log are checked
+    # against the deals and the history is normalised (which read the deals as checked, and the kept
+    # deals' ids and creation times, taken out here).
+    ids = deals["deal_id"][kept].reset_index(drop=True)
+    created = deals["created_at"].to_numpy()[kept]
     with ThreadPoolExecutor(1, thread_name_prefix="funnelkit-load") as pool:
-        finished = _start(pool, _finish_deals, deals)
+        finished = _start(pool, _kept_deals, deals, kept)
+        hist, hist_problems, hist_bad = _check_history(hist_raw, hist_cells, deals, deal_bad,
+                                                       deals_name, pipeline, deal_ids)
+        problems = deal_problems + hist_problems
+        if has_changes:
+            chg, chg_problems, chg_bad = _check_changes(chg_raw, chg_name, deals, deal_bad, deals_name, pipeline)
+            problems += chg_problems
+        report.problems = problems
+        if problems and errors == "raise":
+            raise DataError(problems, path)
+
+        report.accounts[deals_name] = FileAccount(deals_name, len(deals_raw), int((~deal_bad).sum()),
+                                                  int(deal_bad.sum()))
+        report.accounts[hist_name] = FileAccount(hist_name, len(hist_raw), int((~hist_bad).sum()),
+                                                 int(hist_bad.sum()))
+        tables = [(deals_name, deals_raw, deal_bad), (hist_name, hist_raw, hist_bad)]
+        if has_changes:
+            report.accounts[chg_name] = FileAccount(chg_name, len(chg_raw), int((~chg_bad).sum()),
+                                                    int(chg_bad.sum()))
+            tables.append((chg_name, chg_raw, chg_bad))
+        report.rejected = _rejected_rows(tables, problems)
+
         hist = hist[~hist_bad.to_numpy()].reset_index(drop=True)
         # Each entry's deal as its row among the kept deals (an entry of a rejected deal is rejected).
         deal_rows = (np.cumsum(kept) - 1)[hist["_deal"].to_numpy()]
         # Each kept deal's place in the order of the ids (the history thread sorted the distinct ids).
-        rank = hist_cells.id_rank[deal_ids[0][kept]] if hist_cells.id_rank is not None else None
+        rank = hist_cells.id_rank[deal_ids[0][kept]]
         history, added, merged = _normalise_history(hist, deal_rows, ids, created, pipeline, rank)
-        deals = finished.result() if finished is not None else _finish_deals(deals)
+        deals, counts = finished.result() if finished is not None else _kept_deals(deals, kept)
+    report.closed_without_amount, report.dates_estimated, report.not_set = counts
     report.entries_added, report.repeats_merged = added, merged
     changes = empty_changes()
     if has_changes:
@@ -556,7 +550,7 @@ def _check_history(raw: pd.DataFrame, cells: _HistoryCells, deals: pd.DataFrame,
     known = pd.DataFrame({col: np.append(deals[col].to_numpy(dtype="datetime64[ns]"),
                                          np.datetime64("NaT", "ns"))[known_row]
                           for col in ("created_at", "closed_at")})
-    pos = cells.positions if cells.positions is not None else _positions(deal_id, all_ids)
+    pos = cells.positions
     in_all = pd.Series(pos >= 0, index=raw.index)
     # A sentinel after the last id: position -1 (unknown id) reads False / NaT.
     in_known = pd.Series(np.append(known_row >= 0, False)[pos], index=raw.index)
@@ -834,6 +828,21 @@ def _plain_text(s: pd.Series) -> pd.Series:
     return pd.Series(np.asarray(uniques, dtype=object)[codes], index=s.index, name=s.name)
 
 
+def _kept_deals(deals: pd.DataFrame, kept: np.ndarray) -> tuple[pd.DataFrame, tuple[int, int, dict[str, int]]]:
+    """The ``kept`` rows of the checked ``deals`` (not changed), typed as ``Dataset.deals``, with the
+    report's counts of them: closed without an amount, flagged ``dates_estimated``, and per label
+    column the empty labels (shown as :data:`NOT_SET`)."""
+    deals = deals[kept].reset_index(drop=True)
+    no_amount = int((deals["status"].isin(["won", "lost"]) & deals["amount"].isna()).sum())
+    estimated = int(deals[DATES_ESTIMATED].sum()) if DATES_ESTIMATED in deals.columns else 0
+    not_set = {}
+    for col in _LABEL_COLUMNS:
+        empty = deals[col].eq("")
+        not_set[col] = int(empty.sum())
+        deals[col] = deals[col].where(~empty, NOT_SET)
+    return _finish_deals(deals), (no_amount, estimated, not_set)
+
+
 def _finish_deals(deals: pd.DataFrame) -> pd.DataFrame:
     deals = deals.drop(columns=["_line", "_fields"])
     for col in deals.columns:
@@ -885,18 +894,15 @@ def _earliest_known(changes: pd.DataFrame, deals: pd.DataFrame) -> dict[str, int
 
 
 def _normalise_history(hist: pd.DataFrame, deal_rows: np.ndarray, deal_id: pd.Series, created: np.ndarray,
-                       pipeline: Pipeline, rank: np.ndarray | None = None):
+                       pipeline: Pipeline, rank: np.ndarray):
     """Order each deal's entries, add a first-stage entry at created_at where needed, merge repeats.
     ``deal_id`` and ``created``: the deals' ids (distinct) and creation times; ``deal_rows``: per entry,
-    its deal's row among them; ``rank``: per deal, a number that orders the deals as their ids sort
-    (found here when not given)."""
+    its deal's row among them; ``rank``: per deal, a number that orders the deals as their ids sort."""
     hist = hist[["deal_id", "stage_index", "entered_at"]].copy()
     hist["deal_id"] = _plain_text(hist["deal_id"])
     hist["stage_index"] = hist["stage_index"].astype("int64")
     # Each deal's rank in the order of the ids (one factorisation of the deals' ids, not of the
     # entries'): the entries are grouped by their deals' rows and ordered by their ranks.
-    if rank is None:
-        rank, _ = pd.factorize(deal_id, sort=True)
     ids = rank[deal_rows]
     first_at = hist["entered_at"].groupby(deal_rows).min().reindex(range(len(deal_id))).to_numpy()
     needs = np.isnat(first_at) | (first_at > created)
