@@ -150,43 +150,49 @@ def _load(path: str | Path, errors: Literal["raise", "report"]) -> Dataset:
         raise DataError(fatal, path)
 
     deals, deal_problems, deal_bad, deal_ids = deal_check
+    hist, hist_problems, hist_bad = _check_history(hist_raw, hist_cells, deals, deal_bad,
+                                                   deals_name, pipeline, deal_ids)
+    problems = deal_problems + hist_problems
+    if has_changes:
+        chg, chg_problems, chg_bad = _check_changes(chg_raw, chg_name, deals, deal_bad, deals_name, pipeline)
+        problems += chg_problems
+    report.problems = problems
+    if problems and errors == "raise":
+        raise DataError(problems, path)
+
+    report.accounts[deals_name] = FileAccount(deals_name, len(deals_raw), int((~deal_bad).sum()),
+                                              int(deal_bad.sum()))
+    report.accounts[hist_name] = FileAccount(hist_name, len(hist_raw), int((~hist_bad).sum()),
+                                             int(hist_bad.sum()))
+    tables = [(deals_name, deals_raw, deal_bad), (hist_name, hist_raw, hist_bad)]
+    if has_changes:
+        report.accounts[chg_name] = FileAccount(chg_name, len(chg_raw), int((~chg_bad).sum()),
+                                                int(chg_bad.sum()))
+        tables.append((chg_name, chg_raw, chg_bad))
+    report.rejected = _rejected_rows(tables, problems)
+
     kept = ~deal_bad.to_numpy()
-    # The kept deals are typed in a second thread while the history and the change log are checked
-    # against the deals and the history is normalised (which read the deals as checked, and the kept
-    # deals' ids and creation times, taken out here).
-    ids = deals["deal_id"][kept].reset_index(drop=True)
-    created = deals["created_at"].to_numpy()[kept]
+    deals = deals[kept].reset_index(drop=True)
+    report.closed_without_amount = int((deals["status"].isin(["won", "lost"])
+                                        & deals["amount"].isna()).sum())
+    if DATES_ESTIMATED in deals.columns:
+        report.dates_estimated = int(deals[DATES_ESTIMATED].sum())
+    for col in _LABEL_COLUMNS:
+        empty = deals[col].eq("")
+        report.not_set[col] = int(empty.sum())
+        deals[col] = deals[col].where(~empty, NOT_SET)
+    # The deals are typed in a second thread while the history is normalised (which reads only
+    # the deals' ids and creation times, taken out first).
+    ids, created = deals["deal_id"].copy(), deals["created_at"].to_numpy(copy=True)
     with ThreadPoolExecutor(1, thread_name_prefix="funnelkit-load") as pool:
-        finished = _start(pool, _kept_deals, deals, kept)
-        hist, hist_problems, hist_bad = _check_history(hist_raw, hist_cells, deals, deal_bad,
-                                                       deals_name, pipeline, deal_ids)
-        problems = deal_problems + hist_problems
-        if has_changes:
-            chg, chg_problems, chg_bad = _check_changes(chg_raw, chg_name, deals, deal_bad, deals_name, pipeline)
-            problems += chg_problems
-        report.problems = problems
-        if problems and errors == "raise":
-            raise DataError(problems, path)
-
-        report.accounts[deals_name] = FileAccount(deals_name, len(deals_raw), int((~deal_bad).sum()),
-                                                  int(deal_bad.sum()))
-        report.accounts[hist_name] = FileAccount(hist_name, len(hist_raw), int((~hist_bad).sum()),
-                                                 int(hist_bad.sum()))
-        tables = [(deals_name, deals_raw, deal_bad), (hist_name, hist_raw, hist_bad)]
-        if has_changes:
-            report.accounts[chg_name] = FileAccount(chg_name, len(chg_raw), int((~chg_bad).sum()),
-                                                    int(chg_bad.sum()))
-            tables.append((chg_name, chg_raw, chg_bad))
-        report.rejected = _rejected_rows(tables, problems)
-
+        finished = _start(pool, _finish_deals, deals)
         hist = hist[~hist_bad.to_numpy()].reset_index(drop=True)
         # Each entry's deal as its row among the kept deals (an entry of a rejected deal is rejected).
         deal_rows = (np.cumsum(kept) - 1)[hist["_deal"].to_numpy()]
         # Each kept deal's place in the order of the ids (the history thread sorted the distinct ids).
         rank = hist_cells.id_rank[deal_ids[0][kept]]
         history, added, merged = _normalise_history(hist, deal_rows, ids, created, pipeline, rank)
-        deals, counts = finished.result() if finished is not None else _kept_deals(deals, kept)
-    report.closed_without_amount, report.dates_estimated, report.not_set = counts
+        deals = finished.result() if finished is not None else _finish_deals(deals)
     report.entries_added, report.repeats_merged = added, merged
     changes = empty_changes()
     if has_changes:
@@ -826,21 +832,6 @@ def _plain_text(s: pd.Series) -> pd.Series:
     if (codes < 0).any():
         return s.astype(object)
     return pd.Series(np.asarray(uniques, dtype=object)[codes], index=s.index, name=s.name)
-
-
-def _kept_deals(deals: pd.DataFrame, kept: np.ndarray) -> tuple[pd.DataFrame, tuple[int, int, dict[str, int]]]:
-    """The ``kept`` rows of the checked ``deals`` (not changed), typed as ``Dataset.deals``, with the
-    report's counts of them: closed without an amount, flagged ``dates_estimated``, and per label
-    column the empty labels (shown as :data:`NOT_SET`)."""
-    deals = deals[kept].reset_index(drop=True)
-    no_amount = int((deals["status"].isin(["won", "lost"]) & deals["amount"].isna()).sum())
-    estimated = int(deals[DATES_ESTIMATED].sum()) if DATES_ESTIMATED in deals.columns else 0
-    not_set = {}
-    for col in _LABEL_COLUMNS:
-        empty = deals[col].eq("")
-        not_set[col] = int(empty.sum())
-        deals[col] = deals[col].where(~empty, NOT_SET)
-    return _finish_deals(deals), (no_amount, estimated, not_set)
 
 
 def _finish_deals(deals: pd.DataFrame) -> pd.DataFrame:

@@ -834,7 +834,7 @@ def test_a_failure_in_either_reading_thread_reaches_the_caller_without_a_hang(tm
         assert not worker.is_alive(), "fk.load hangs"
         return got[0]
 
-    for name in ("_check_deals", "_history_cells", "_positions", "_kept_deals", "_finish_deals", "_normalise_history"):
+    for name in ("_check_deals", "_history_cells", "_positions", "_finish_deals", "_normalise_history"):
         with monkeypatch.context() as m:
             m.setattr(loading, name, broken)
             exc = outcome_of_load()
