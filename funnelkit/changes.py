@@ -24,6 +24,8 @@ is exactly "closed when ``closed_at < T``".
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -31,6 +33,9 @@ from .contract import CHANGE_FIELDS, STATUS_FIELD
 from .dataset import Dataset
 from .errors import ArgumentError
 from .period import as_instant
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
 
 __all__ = ["known_at", "known_for", "has_changes", "field_changes", "closed_spells"]
 
@@ -94,79 +99,88 @@ def known_for(ds: Dataset, field: str, rows, times) -> np.ndarray:
     ``times[i]``, for many (deal, instant) pairs at once. For ``"status"``: ``open``/``won``/``lost``
     by the status rule of the module docstring (open before the deal's first status event).
 
+    Computed by the data set's engine (:func:`funnelkit.engine.views.known_then`,
+    :func:`funnelkit.engine.views.status_then`: the one definition the metrics use too); without a
+    change of ``field`` in the log, the ``deals.csv`` values (nothing to look up).
+
     Examples
     --------
     >>> known_for(ds, "amount", [0, 0], ["2026-01-01", "2026-03-01"])      # doctest: +SKIP
     array([100., 120.])
     """
+    import ibis
+
+    _check_field(field)
     rows = np.asarray(rows, dtype="int64")
     times = pd.to_datetime(pd.Series(np.asarray(times))).to_numpy(dtype="datetime64[ns]")
-    if field == STATUS_FIELD:
-        return _status_for(ds, rows, times)
-    export = _export_values(ds, field).to_numpy()
-    out = export[rows].copy() if len(rows) else export[:0].copy()
-    ch = field_changes(ds, field)
-    if ch.empty or not len(rows):
-        return out
-    query = pd.DataFrame({"deal_row": rows, "at": times, "i": np.arange(len(rows))}).sort_values("at", kind="stable")
-    right = ch[["deal_row", "changed_at", "value"]].sort_values("changed_at", kind="stable")
-    found = pd.merge_asof(query, right, left_on="at", right_on="changed_at", by="deal_row",
-                          allow_exact_matches=False, direction="backward")
-    seen = found["changed_at"].notna().to_numpy()
-    idx = found["i"].to_numpy()
-    out = out.astype(object) if out.dtype.kind not in "fM" else out
-    out[idx[seen]] = found["value"].to_numpy()[seen]
-    first = ch[ch["is_first"]].set_index("deal_row")["value"]
-    early = idx[~seen]
-    has_first = first.index.get_indexer(rows[early]) >= 0
-    out[early[has_first]] = first.reindex(rows[early[has_first]]).to_numpy()
-    return out
+    outside = rows[(rows < 0) | (rows >= len(ds.deals))]
+    if len(outside) or len(times) != len(rows):
+        raise ArgumentError(f"rows must be positions in ds.deals (0 to {len(ds.deals) - 1}), one per time; got "
+                            f"{len(rows)} rows, {len(times)} times" + (f", outside: {outside[:5].tolist()}" if len(outside) else ""))
+    if field != STATUS_FIELD and not has_changes(ds, field):
+        return _export_values(ds, field).to_numpy()[rows].copy()
+    pairs = ibis.memtable(pd.DataFrame({"_i": np.arange(len(rows), dtype="int64"), "deal_row": rows,
+                                        "_at": times.astype("datetime64[us]")}),
+                          schema={"_i": "int64", "deal_row": "int64", "_at": "timestamp(6)"})
+    d = _engine_deals(ds, field)
+    return _engine_values(ds, pairs.join(d, "deal_row"), field, "_at", "_i")
 
 
 def known_at(ds: Dataset, field: str, at) -> pd.Series:
     """The value of ``field`` of every deal as known at instant ``at``, aligned with ``ds.deals``.
 
     Without a change of ``field`` in the change log, the ``deals.csv`` values (so a data set without
-    ``deal_changes.csv`` gives exactly what it gave before).
+    ``deal_changes.csv`` gives exactly what it gave before). Computed like :func:`known_for`.
 
     Examples
     --------
     >>> known_at(ds, "amount", "2026-04-01")                       # doctest: +SKIP
     """
+    from .engine.views import instant
+
     _check_field(field)
     at = as_instant(at, "at")
-    values = known_for(ds, field, np.arange(len(ds.deals)), np.full(len(ds.deals), at.to_datetime64()))
+    if field != STATUS_FIELD and not has_changes(ds, field):
+        values = _export_values(ds, field).to_numpy().copy()
+    else:
+        values = _engine_values(ds, _engine_deals(ds, field), field, instant(at), "deal_row")
     text = field in ("forecast_category", STATUS_FIELD)
     return pd.Series(values, index=ds.deals.index, name=field,
                      dtype=object if text else _export_values(ds, field).dtype)
 
 
-def _status_events(ds: Dataset) -> pd.DataFrame:
-    """Every status event: the log's status changes and each closed deal's final close from deals.csv
-    (unless the log repeats it at ``closed_at``): ``deal_row``, ``changed_at``, ``value``; by time."""
-    def compute() -> pd.DataFrame:
-        ch = field_changes(ds, STATUS_FIELD)[["deal_row", "changed_at", "value"]]
-        d = ds.deals
-        closed = d["closed_at"].to_numpy(dtype="datetime64[ns]")
-        final = pd.DataFrame({"deal_row": np.flatnonzero(~np.isnat(closed)), "changed_at": closed[~np.isnat(closed)],
-                              "value": d["status"].astype(str).to_numpy()[~np.isnat(closed)]})
-        ev = pd.concat([ch, final], ignore_index=True).drop_duplicates(["deal_row", "changed_at"], keep="first")
-        return ev.astype({"value": object}).sort_values("changed_at", kind="stable").reset_index(drop=True)
-
-    return ds.derived("changes:status_events", compute)
+#: The engine type of each field's values (for a deals table without the column: all unknown).
+_ENGINE_TYPE = {"amount": "float64", "expected_close_date": "timestamp", "forecast_category": "string"}
 
 
-def _status_for(ds: Dataset, rows: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """Status (open/won/lost) of deal ``rows[i]`` at ``times[i]``: its last status event before it."""
-    out = np.full(len(rows), "open", dtype=object)
-    if not len(rows):
-        return out
-    query = pd.DataFrame({"deal_row": rows, "at": times, "i": np.arange(len(rows))}).sort_values("at", kind="stable")
-    found = pd.merge_asof(query, _status_events(ds), left_on="at", right_on="changed_at", by="deal_row",
-                          allow_exact_matches=False, direction="backward")
-    seen = found["changed_at"].notna().to_numpy()
-    out[found["i"].to_numpy()[seen]] = found["value"].to_numpy()[seen]
-    return out
+def _engine_deals(ds: Dataset, field: str) -> "ir.Table":
+    """The engine's deals with what the rule for ``field`` reads: ``deal_row``, ``closed_at``,
+    ``status`` and the deal's own ``field`` (null where the deals have no such column)."""
+    import ibis
+
+    from .engine.tables import tables_of
+
+    d = tables_of(ds).deals
+    if field == STATUS_FIELD:
+        return d.select("deal_row", "closed_at", "status")
+    if field in d.columns:
+        return d.select("deal_row", field)
+    return d.select("deal_row", **{field: ibis.null(_ENGINE_TYPE[field])})
+
+
+def _engine_values(ds: Dataset, table: "ir.Table", field: str, at, order: str) -> np.ndarray:
+    """``field`` as known at ``at`` (an instant, or a timestamp column of ``table``) per row of
+    ``table``, in ``order``: floats (NaN: unknown), timestamps in nanoseconds, text as objects."""
+    from .engine.tables import tables_of, to_arrays
+    from .engine.views import known_then, status_then
+
+    t = tables_of(ds)
+    if field == STATUS_FIELD:
+        got = status_then(t, table, at).select(order, value="status_as_of")
+    else:
+        got = known_then(t, table, field, at).select(order, value=field)
+    values = to_arrays(got.order_by(order))["value"]
+    return values.astype(object) if field in ("forecast_category", STATUS_FIELD) else values
 
 
 def closed_spells(ds: Dataset) -> pd.DataFrame:

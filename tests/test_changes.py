@@ -9,6 +9,7 @@ from movement_hand_data import CHANGES, write_changes, write_movement
 
 import funnelkit as fk
 from funnelkit.changes import known_at, known_for
+from funnelkit.errors import ArgumentError
 
 
 @pytest.fixture()
@@ -58,6 +59,30 @@ def test_known_for_many_pairs_at_once(hand):
     rows = hand.deals.index[hand.deals["deal_id"].isin(["D", "F"])].to_numpy()
     got = known_for(hand, "amount", np.r_[rows, rows], ["2026-03-01"] * 2 + ["2026-05-01"] * 2)
     assert got.tolist() == [500.0, 1000.0, 800.0, 1500.0]
+
+
+def test_known_for_pairs_of_every_field_agree_with_known_at(hand):
+    # One deal at several instants in one call, each field: the values known_at gives at each instant.
+    c = int(hand.deals.index[hand.deals["deal_id"].eq("C")][0])
+    times = ["2026-04-01", "2026-04-15", "2026-04-16", "2026-07-01"]
+    dates = known_for(hand, "expected_close_date", [c] * 4, times)
+    assert [str(pd.Timestamp(x).date()) for x in dates] == [str(_by_id(hand, known_at(hand, "expected_close_date", t))["C"].date())
+                                                            for t in times]
+    assert [str(pd.Timestamp(x).date()) for x in dates[1:]] == ["2026-06-10", "2026-08-01", "2026-06-20"]
+    cats = known_for(hand, "forecast_category", [c] * 4, times)
+    assert cats.tolist() == [_by_id(hand, known_at(hand, "forecast_category", t))["C"] for t in times]
+    assert cats[0] == "Pipeline"
+    status = known_for(hand, "status", [c] * 4, times)
+    assert status.tolist() == [_by_id(hand, known_at(hand, "status", t))["C"] for t in times]
+
+
+def test_known_for_refuses_rows_that_are_not_deals(hand):
+    with pytest.raises(ArgumentError, match="positions in ds.deals"):
+        known_for(hand, "amount", [0, len(hand.deals)], ["2026-03-01"] * 2)
+    with pytest.raises(ArgumentError, match="positions in ds.deals"):
+        known_for(hand, "status", [-1], ["2026-03-01"])
+    with pytest.raises(ArgumentError, match="unknown field"):
+        known_for(hand, "owner", [0], ["2026-03-01"])
 
 
 def test_without_the_log_everything_is_as_before(tmp_path, hand):

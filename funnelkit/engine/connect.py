@@ -114,6 +114,7 @@ def _read_change_log(ds: "DatabaseDataset", table: "ir.Table", name: str, *, err
     ds.tables.amount_changes = change_log_amounts(ds, ds.tables.con)     # amounts as known at each instant
     ds.tables.closed_spells = closed_spell_table(ds, ds.tables.con)      # earlier closes, until reopened
     ds.tables.date_changes = change_log_values(ds, ds.tables.con, "expected_close_date")
+    ds.tables.category_changes = change_log_values(ds, ds.tables.con, "forecast_category")
 
 
 def _as_text(column: pd.Series) -> pd.Series:

@@ -67,6 +67,9 @@ class Tables:
     #: With expected-close-date changes in the change log: the engine table of
     #: :func:`change_log_values` for ``expected_close_date``; None without.
     date_changes: "ir.Table | None" = None
+    #: With forecast-category changes in the change log: the engine table of
+    #: :func:`change_log_values` for ``forecast_category``; None without.
+    category_changes: "ir.Table | None" = None
     _amounts: dict = field(default_factory=dict, repr=False)
 
     def amounts_at(self, as_of) -> "ir.Table | None":
@@ -177,7 +180,8 @@ def _in_process(ds: "Dataset") -> Tables:
     t = Tables(con=con, deals=_put(con, "deals", deals), entries=_put(con, "entries", entries),
                pipeline=ds.pipeline, amount_changes=change_log_amounts(ds, con),
                closed_spells=closed_spell_table(ds, con),
-               date_changes=change_log_values(ds, con, "expected_close_date"), snapshot=True,
+               date_changes=change_log_values(ds, con, "expected_close_date"),
+               category_changes=change_log_values(ds, con, "forecast_category"), snapshot=True,
                compressed=compressed)
     _SNAPSHOTS[id(con)] = t
     return t
@@ -237,9 +241,10 @@ def change_log_amounts(ds: "Dataset", con) -> "ir.Table | None":
 
 
 def change_log_values(ds: "Dataset", con, field: str) -> "ir.Table | None":
-    """The change log's changes of ``field`` (``amount`` or ``expected_close_date``) as a table of
-    ``con``, uploaded once (None when the data set has none): ``deal_row`` (the deal's row in
-    ``ds.deals``), the value in a column named ``field`` (float amounts, timestamps; null = unknown),
+    """The change log's changes of ``field`` (``amount``, ``expected_close_date`` or
+    ``forecast_category``) as a table of ``con``, uploaded once (None when the data set has none):
+    ``deal_row`` (the deal's row in ``ds.deals``), the value in a column named ``field`` (float
+    amounts, timestamps, text; null = unknown),
     ``changed_at``, and the instants between which it is the value as known
     (:func:`funnelkit.engine.views.known_then`): ``known_from`` (``changed_at``; null for a deal's
     first change, whose value is also the one known before it) and ``known_until`` (the deal's next
@@ -253,8 +258,12 @@ def change_log_values(ds: "Dataset", con, field: str) -> "ir.Table | None":
     rows = ch["deal_row"].to_numpy(dtype="int64")
     at = ch["changed_at"].to_numpy(dtype="datetime64[us]")
     same_next = np.r_[rows[1:] == rows[:-1], False]
-    value = (pd.to_numeric(ch["value"], errors="raise").to_numpy(dtype="float64") if field == "amount"
-             else pd.to_datetime(ch["value"]).to_numpy().astype("datetime64[us]"))
+    if field == "amount":
+        value = pd.to_numeric(ch["value"], errors="raise").to_numpy(dtype="float64")
+    elif field == "expected_close_date":
+        value = pd.to_datetime(ch["value"]).to_numpy().astype("datetime64[us]")
+    else:
+        value = label_text(ch["value"], missing=None).to_numpy(dtype=object)
     frame = pd.DataFrame({
         "deal_row": rows,
         field: value,

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .tables import Tables
 
 __all__ = ["OUTCOMES", "visits", "visits_as_of", "open_at", "closed_then", "not_closed_then", "deals_as_of",
-           "final_status_as_of", "known_amounts", "known_then", "just_after", "closed_in",
+           "final_status_as_of", "status_then", "known_amounts", "known_then", "just_after", "closed_in",
            "dates_estimated", "instant", "instants", "in_period", "days_between", "count_if", "exact_sum",
            "exact_mean", "DAYS_SCALE", "exact_quantile"]
 
@@ -241,8 +241,6 @@ def deals_as_of(t: "Tables", as_of, *, amounts: bool = True) -> "ir.Table":
     an earlier close is history); other columns kept. With a
     change log, ``amount`` is the amount as known at ``as_of`` (:func:`known_amounts`);
     ``amounts=False`` leaves the ``amount`` column out (nothing to look up)."""
-    import ibis
-
     at = instant(as_of)
     d = t.deals.filter(t.deals.created_at < at)
     known = t.amounts_at(as_of) if amounts else None
@@ -250,7 +248,21 @@ def deals_as_of(t: "Tables", as_of, *, amounts: bool = True) -> "ir.Table":
         d = d.drop("amount")
     elif known is not None:
         d = d.drop("amount").join(known, "deal_row")
-    d = closed_then(t, d, at)
+    return status_then(t, d, at)
+
+
+def status_then(t: "Tables", table: "ir.Table", at) -> "ir.Table":
+    """``table`` (with ``deal_row``, ``closed_at`` and ``status``: the deal's final close) plus
+    ``status_as_of``, the status (open/won/lost) as known at ``at`` (an instant, or the name of a
+    timestamp column of ``table``): the final close's status when it is before ``at``, else
+    won/lost inside a closed spell of an earlier close (:func:`closed_then`), else open (also
+    before the deal's creation: nothing had closed it); and ``closed_as_of``, the final
+    ``closed_at`` when before ``at``, else null. The rule of :func:`funnelkit.changes.known_for`'s
+    status and of :func:`deals_as_of`."""
+    import ibis
+
+    d = closed_then(t, table, table[at] if isinstance(at, str) else at)
+    at = d[at] if isinstance(at, str) else at
     seen_close = d.closed_at.notnull() & (d.closed_at < at)
     return d.mutate(closed_as_of=ibis.ifelse(seen_close, d.closed_at, ibis.null().cast("timestamp")),
                     status_as_of=ibis.ifelse(seen_close, d.status, d.closed_then.fill_null("open"))
@@ -274,8 +286,8 @@ def known_amounts(t: "Tables", times) -> "ir.Table | None":
 
 def known_then(t: "Tables", table: "ir.Table", field: str, at, *, name: str | None = None) -> "ir.Table":
     """``table`` (with ``deal_row`` and the deal's own ``field``, its value without a change log) plus
-    ``name`` (default: ``field`` itself, replaced): the value of ``field`` (``amount`` or
-    ``expected_close_date``) as known at ``at`` (an instant, or the name of a timestamp column of
+    ``name`` (default: ``field`` itself, replaced): the value of ``field`` (``amount``,
+    ``expected_close_date`` or ``forecast_category``) as known at ``at`` (an instant, or the name of a timestamp column of
     ``table``).
 
     The change of the change log with ``known_from < at <= known_until`` (a null bound is open:
@@ -285,7 +297,8 @@ def known_then(t: "Tables", table: "ir.Table", field: str, at, *, name: str | No
     """
     import ibis
 
-    c = {"amount": t.amount_changes, "expected_close_date": t.date_changes}[field]
+    c = {"amount": t.amount_changes, "expected_close_date": t.date_changes,
+         "forecast_category": t.category_changes}[field]
     name = name or field
     if c is None:
         return table.mutate(**{name: table[field]})
