@@ -117,7 +117,7 @@ def known_for(ds: Dataset, field: str, rows, times) -> np.ndarray:
     if len(outside) or len(times) != len(rows):
         raise ArgumentError(f"rows must be positions in ds.deals (0 to {len(ds.deals) - 1}), one per time; got "
                             f"{len(rows)} rows, {len(times)} times" + (f", outside: {outside[:5].tolist()}" if len(outside) else ""))
-    if field != STATUS_FIELD and not has_changes(ds, field):
+    if _as_exported(ds, field):
         return _export_values(ds, field).to_numpy()[rows].copy()
     pairs = ibis.memtable(pd.DataFrame({"_i": np.arange(len(rows), dtype="int64"), "deal_row": rows,
                                         "_at": times.astype("datetime64[us]")}),
@@ -140,13 +140,19 @@ def known_at(ds: Dataset, field: str, at) -> pd.Series:
 
     _check_field(field)
     at = as_instant(at, "at")
-    if field != STATUS_FIELD and not has_changes(ds, field):
+    if _as_exported(ds, field):
         values = _export_values(ds, field).to_numpy().copy()
     else:
         values = _engine_values(ds, _engine_deals(ds, field), field, instant(at), "deal_row")
     text = field in ("forecast_category", STATUS_FIELD)
     return pd.Series(values, index=ds.deals.index, name=field,
                      dtype=object if text else _export_values(ds, field).dtype)
+
+
+def _as_exported(ds: Dataset, field: str) -> bool:
+    """True when ``field`` is known at every instant as its ``deals.csv`` value: no change of it in
+    the log, so nothing to look up (the status has its own rule: open until a close)."""
+    return field != STATUS_FIELD and not has_changes(ds, field)
 
 
 #: The engine type of each field's values (for a deals table without the column: all unknown).
